@@ -1,0 +1,318 @@
+"""Stage 1: plan text -> syntax tree (`parse(text, path) -> SyntaxTree`).
+
+Lark's LALR parser with an indentation post-lexer. Syntax errors never
+escape as exceptions: each becomes a `Diagnostic` with a caret-ready span
+and a hint. After an error the parser blanks the offending statement and
+tries again, so one run reports every independent mistake in a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.indenter import Indenter
+
+from dsl.diagnostics import Diagnostic, Span, did_you_mean
+
+GRAMMAR_PATH = Path(__file__).with_name("revplan.lark")
+MAX_SYNTAX_ERRORS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Comment:
+    line: int
+    column: int
+    text: str  # including the leading '#'
+    trailing: bool  # after code on the same line
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntaxTree:
+    """The parse tree of one file, with its comments (for the formatter)."""
+
+    path: str
+    text: str
+    tree: Tree | None
+    comments: tuple[Comment, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+class _IndentError(Exception):
+    def __init__(self, line: int, column: int, message: str):
+        self.line, self.column, self.message = line, column, message
+
+
+class _PlanIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types: list[str] = []
+    CLOSE_PAREN_types: list[str] = []
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 4
+
+    def handle_NL(self, token: Token):
+        indent_str = token.rsplit("\n", 1)[1]
+        if "\t" in indent_str:
+            raise _IndentError(token.end_line, 1, "tab used for indentation")
+        indent = len(indent_str)
+        yield token
+        if indent > self.indent_level[-1]:
+            self.indent_level.append(indent)
+            yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
+            return
+        while indent < self.indent_level[-1]:
+            self.indent_level.pop()
+            yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
+        if indent != self.indent_level[-1]:
+            raise _IndentError(
+                token.end_line, indent + 1, f"this line is indented by {indent}, which matches no enclosing block"
+            )
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(
+        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        parser="lalr",
+        postlex=_PlanIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def parse(text: str, path: str = "<text>") -> SyntaxTree:
+    """Parse one file. Errors come back as diagnostics, never as exceptions.
+
+    >>> parse('revplan 1\\nmeasure b = sum(deal.amount)\\n').diagnostics
+    ()
+    """
+    comments = tuple(find_comments(text))
+    if not text.strip():
+        empty = Diagnostic(
+            code="RP003",
+            message="empty file",
+            file=path,
+            hints=("a plan file starts with the language line `revplan 1`, then measures and plans",),
+        )
+        return SyntaxTree(path, text, None, comments, (empty,))
+    source = text if text.endswith("\n") else text + "\n"
+    diagnostics: list[Diagnostic] = []
+    tree = None
+    for _ in range(MAX_SYNTAX_ERRORS):
+        try:
+            tree = _parser().parse(source)
+            break
+        except (UnexpectedInput, _IndentError) as error:
+            if diagnostics and _is_cascade(error):
+                break  # an earlier blanked statement left a block empty
+            diagnostic = _syntax_diagnostic(error, source, path)
+            diagnostics.append(diagnostic)
+            blanked = _blank_statement(source, diagnostic.span.line)
+            if blanked == source:
+                break
+            source = blanked
+    return SyntaxTree(path, text, None if diagnostics else tree, comments, tuple(diagnostics))
+
+
+# ---------------------------------------------------------------- comments
+
+
+def find_comments(text: str) -> list[Comment]:
+    """Comments are '#' to end of line, outside strings (strings are one line)."""
+    comments = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        in_string = escaped = False
+        for index, char in enumerate(line):
+            if in_string:
+                escaped = char == "\\" and not escaped
+                if char == '"' and not escaped:
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif char == "#":
+                trailing = bool(line[:index].strip())
+                comments.append(Comment(number, index + 1, line[index:].rstrip(), trailing))
+                break
+    return comments
+
+
+# ---------------------------------------------------------------- errors
+
+# How terminals read in an error message.
+_TERMINAL_NAMES = {
+    "_NL": "end of line",
+    "_INDENT": "an indented block",
+    "_DEDENT": "end of the block",
+    "$END": "end of file",
+    "NAME": "a name",
+    "STRING": 'a quoted string ("...")',
+    "INT": "a whole number",
+    "NUMBER": "a number",
+    "PERCENT": "a percentage (8%)",
+    "DATE": "a date (2027-01-01)",
+    "CURRENCY": "a currency code (USD)",
+    "COMPARE": "a comparison (=, !=, <, <=, >, >=)",
+    "AGGREGATE": "an aggregate (sum, count, avg, min, max, count_distinct)",
+    "TIER_MODE": "graduated or retroactive",
+}
+
+# Known mistakes and what to say about them, keyed by the offending text.
+_MISTAKE_HINTS = {
+    ":": "blocks have no ':'; indent the lines that belong to the block instead",
+    "==": "use a single '=' to compare",
+    "%": "write percentages without a space: 8%",
+    "$": "write money as an amount and a currency code: 5,000 USD",
+    "'": 'strings use double quotes: "closed_won"',
+    "=": "compare with a single '=' (not '==')",
+    "{": "blocks are indented, not wrapped in braces",
+}
+
+
+def _is_cascade(error: Exception) -> bool:
+    token = getattr(error, "token", None)
+    return isinstance(error, UnexpectedEOF) or (token is not None and token.type in ("_DEDENT", "$END"))
+
+
+def _syntax_diagnostic(error: Exception, source: str, path: str) -> Diagnostic:
+    if isinstance(error, _IndentError):
+        return Diagnostic(
+            code="RP002",
+            message=f"bad indentation: {error.message}",
+            span=_point(path, error.line, error.column, source),
+            hints=("indent each block by the same number of spaces (two is the canonical layout)",),
+        )
+    if isinstance(error, UnexpectedCharacters):
+        char = source[error.pos_in_stream] if error.pos_in_stream < len(source) else ""
+        hint = _MISTAKE_HINTS.get(char) or _MISTAKE_HINTS.get(source[error.pos_in_stream : error.pos_in_stream + 2])
+        if char.isalpha() and char.isupper():
+            hint = hint or "names are lowercase (bookings, deal.amount); currency codes are three capitals (USD)"
+        return Diagnostic(
+            code="RP001",
+            message=f"unexpected character {char!r}",
+            span=_point(path, error.line, error.column, source),
+            hints=(hint,) if hint else _expected_hint(error.allowed),
+        )
+    if isinstance(error, UnexpectedToken) and error.token.type != "$END":
+        token = error.token
+        hints = _token_hints(token, error.accepts or error.expected)
+        found = _describe_token(token)
+        line, column = token.line, token.column
+        if token.type in ("_NL", "_DEDENT", "_INDENT"):
+            line, column = _end_of_previous_code(source, token)
+        return Diagnostic(
+            code="RP001",
+            message=f"unexpected {found}",
+            span=_token_span(path, token, source) if token.type not in ("_NL", "_DEDENT", "_INDENT")
+            else _point(path, line, column, source),
+            hints=hints,
+        )
+    expected = getattr(error, "expected", set())
+    last_line = max(1, len(source.rstrip("\n").splitlines()))
+    return Diagnostic(
+        code="RP001",
+        message="unexpected end of file",
+        span=_point(path, last_line, 1, source),
+        hints=_expected_hint(expected) if isinstance(error, (UnexpectedEOF, UnexpectedToken)) else (),
+    )
+
+
+def _describe_token(token: Token) -> str:
+    if token.type in ("_NL",):
+        return "end of line"
+    if token.type == "_INDENT":
+        return "indented block"
+    if token.type == "_DEDENT":
+        return "end of block"
+    return f"{token.value!r}"
+
+
+def _token_hints(token: Token, expected: set[str]) -> tuple[str, ...]:
+    if token.value in _MISTAKE_HINTS:
+        return (_MISTAKE_HINTS[token.value],)
+    if token.type == "_INDENT":
+        return ("this line is indented more than the line before; only block headers take indented lines",)
+    keywords = [_keyword(name) for name in expected if _keyword(name)]
+    if token.type == "NAME" and keywords:
+        close = did_you_mean(token.value, keywords)
+        if close:
+            return close
+    if token.type == "NUMBER" and "PERCENT" in expected:
+        return (f"did you mean '{token.value}%'?",)
+    if token.type == "NAME" and token.value in ("usd", "eur", "gbp"):
+        return (f"currency codes are capitals: {token.value.upper()}",)
+    return _expected_hint(expected)
+
+
+def _keyword(terminal: str) -> str | None:
+    """Lark names keyword terminals after their text, in capitals."""
+    if terminal in _TERMINAL_NAMES or terminal.startswith("_") or terminal.startswith("__"):
+        return None
+    pattern = _parser().get_terminal(terminal).pattern
+    if pattern.type == "str" and pattern.value.isidentifier():
+        return pattern.value
+    return None
+
+
+def _expected_hint(expected: set[str] | frozenset[str]) -> tuple[str, ...]:
+    names = sorted({_expected_name(e) for e in expected} - {None})
+    if not names:
+        return ()
+    if len(names) > 12:
+        names = names[:12] + ["..."]
+    return ("expected " + ", ".join(names),)
+
+
+def _expected_name(terminal: str) -> str | None:
+    if terminal in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[terminal]
+    if terminal.startswith("__"):
+        return None
+    try:
+        pattern = _parser().get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return f"'{pattern.value}'" if pattern.type == "str" else terminal.lower()
+
+
+def _point(path: str, line: int, column: int, source: str) -> Span:
+    lines = source.splitlines()
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    end = column + 1 if column <= len(text) else column + 1
+    return Span(file=path, line=line, column=column, end_line=line, end_column=end)
+
+
+def _token_span(path: str, token: Token, source: str) -> Span:
+    end_column = token.end_column if token.end_line == token.line else token.column + len(token.value)
+    return Span(file=path, line=token.line, column=token.column, end_line=token.line, end_column=end_column)
+
+
+def _end_of_previous_code(source: str, token: Token) -> tuple[int, int]:
+    """Where a statement stopped short: just after the last code on its line."""
+    lines = source.splitlines()
+    line = token.line
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    code = text.split("#", 1)[0].rstrip() if '"' not in text else text.rstrip()
+    return line, len(code) + 1
+
+
+def _blank_statement(source: str, line: int) -> str:
+    """Replace the bad line and its indented children by blank lines."""
+    lines = source.split("\n")
+    if not 1 <= line <= len(lines):
+        return source
+    indent = _indent_of(lines[line - 1])
+    lines[line - 1] = ""
+    for index in range(line, len(lines)):
+        text = lines[index]
+        if text.strip() and _indent_of(text) <= indent:
+            break
+        lines[index] = ""
+    return "\n".join(lines)
+
+
+def _indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
