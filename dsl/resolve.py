@@ -157,6 +157,11 @@ class _Builder(Transformer):
         ok = True
         for statement in statements:
             name = statement.name
+            if statement.value is None:  # already reported where it was built
+                ok = False
+                seen.setdefault(name, statement.span)
+                fields.setdefault(name, None)
+                continue
             owner_kind = next((k for k, names in ONLY_IN.items() if name in names), None)
             if owner_kind is not None and owner_kind != kind:
                 ok = False

@@ -1,0 +1,55 @@
+"""Progress for long steps: a rich status line on a terminal, quiet in CI.
+
+    with Steps() as steps:
+        steps.start("generating sample company")
+        ...
+        steps.start("running plans")
+
+Each finished step prints one line with its duration, on stderr, so the
+output on stdout stays clean for piping.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from rich.console import Console
+
+
+class Steps:
+    def __init__(self, quiet: bool | None = None):
+        self.console = Console(stderr=True)
+        interactive = self.console.is_terminal and not os.environ.get("CI")
+        self.quiet = (not interactive) if quiet is None else quiet
+        self._status = None
+        self._name: str | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> Steps:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._finish(ok=exc[0] is None)
+
+    def __call__(self, name: str) -> None:
+        self.start(name)
+
+    def start(self, name: str) -> None:
+        self._finish(ok=True)
+        self._name, self._started = name, time.perf_counter()
+        if not self.quiet:
+            self._status = self.console.status(name + " ...")
+            self._status.start()
+
+    def _finish(self, ok: bool) -> None:
+        if self._name is None:
+            return
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        elapsed = time.perf_counter() - self._started
+        mark = "done" if ok else "failed"
+        print(f"  {self._name}: {mark} in {elapsed:.1f} s", file=sys.stderr)
+        self._name = None

@@ -1,0 +1,113 @@
+"""The command line as a user meets it: exit codes, messages, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from revplan.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """revplan 1
+
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+
+comp plan "Flat" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@acme/sales-ops" finance "@acme/fpa"
+
+  component "Commission" on bookings
+    rate 10%
+"""
+
+BAD = GOOD.replace("rate 10%", "rate 10% + 5,000 USD").replace("on bookings", "on bokings")
+
+
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_clean_plan_exits_zero(tmp_path, capsys):
+    write(tmp_path, "flat.plan", GOOD)
+    assert main(["check", str(tmp_path)]) == 0
+    assert "0 errors" in capsys.readouterr().err
+
+
+def test_check_reports_every_error_with_caret_and_hint(tmp_path, capsys):
+    path = write(tmp_path, "flat.plan", BAD)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:11:27: error" in err  # unknown measure, at its column
+    assert "^^^^^^" in err
+    assert "did you mean 'bookings'?" in err
+    assert err.count("error[") >= 2  # the unit error is reported too
+    assert "Traceback" not in err
+
+
+def test_check_json_format(tmp_path, capsys):
+    path = write(tmp_path, "flat.plan", BAD)
+    assert main(["check", "--format", "json", str(path)]) == 1
+    items = json.loads(capsys.readouterr().out)
+    assert {item["span"]["line"] for item in items} >= {11}
+    assert all(item["code"].startswith("RP") for item in items)
+
+
+def test_check_github_annotations(tmp_path, capsys):
+    path = write(tmp_path, "flat.plan", BAD)
+    assert main(["check", "--format", "github", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"::error file={path},line=11,col=27")
+
+
+@pytest.mark.parametrize(
+    "setup, expected",
+    [
+        (lambda d: d / "empty_dir", "no plan files (.plan) in directory"),
+        (lambda d: write(d, "blank.plan", "\n\n"), "empty file"),
+        (lambda d: write(d, "latin1.plan", "revplan 1\n# caf\xe9\n".encode("latin-1")), "is not UTF-8 text"),
+        (lambda d: write(d, "kind.plan", GOOD.replace("comp plan", "bonus plan")), "unknown plan kind 'bonus'"),
+        (lambda d: d / "missing.plan", "no such file or directory"),
+    ],
+    ids=["empty-directory", "empty-file", "not-utf8", "unknown-kind", "missing-path"],
+)
+def test_check_bad_inputs_get_clear_messages(tmp_path, capsys, setup, expected):
+    (tmp_path / "empty_dir").mkdir()
+    target = setup(tmp_path)
+    assert main(["check", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_fmt_check_and_rewrite(tmp_path, capsys):
+    messy = GOOD.replace("  period quarter", "  period    quarter").replace("rate 10%", "rate   10%")
+    path = write(tmp_path, "flat.plan", messy)
+    assert main(["fmt", "--check", str(path)]) == 1
+    assert path.read_text() == messy  # --check changes nothing
+    assert main(["fmt", str(path)]) == 0
+    assert main(["fmt", "--check", str(path)]) == 0
+    assert "period quarter" in path.read_text()
+
+
+def test_python_dash_m_and_console_script_agree():
+    out = subprocess.run([sys.executable, "-m", "revplan", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0
+    assert "check" in out.stdout and "fmt" in out.stdout
+
+
+def test_sample_plans_check_and_are_formatted(capsys):
+    assert main(["check", str(ROOT / "plans")]) == 0, capsys.readouterr().err
+    assert main(["fmt", "--check", str(ROOT / "plans")]) == 0, capsys.readouterr().err
