@@ -1,0 +1,585 @@
+"""The data contract: check opened input data, report every problem with its place.
+
+In: a `DataSet` from `runtime.data.open_data`. Out: a list of `Diagnostic`s,
+errors and warnings, each naming file, 1-based data row and column (CSV
+messages add the file line, which is row + 1 because of the header).
+`check_data` never raises for bad data; an empty list means the data keeps
+the contract.
+
+Every check is SQL run by DuckDB on the views in place: one aggregate pass
+per table counts all row-level problems at once, and only a problem that
+occurs fetches its first `MAX_ROWS` rows (the rest are counted in one more
+diagnostic). Keys, references and sums are one grouped or anti-join query
+each.
+
+| code  | severity | problem                                                                |
+| ----- | -------- | ---------------------------------------------------------------------- |
+| RD001 | error    | the data source does not exist or cannot be opened (`open_data` raises) |
+| RD002 | error    | a required table (reps, deals) is missing                              |
+| RD003 | error    | a required column is missing                                           |
+| RD004 | error    | a column has a type that cannot hold its values exactly (DOUBLE money)  |
+| RD005 | error    | a file or a line cannot be read (malformed CSV line, not UTF-8, empty)  |
+| RD006 | error    | a value is not valid for its column (a bad date, a non-numeric amount) |
+| RD007 | error    | a value has more decimal places than the column keeps (money: cents)   |
+| RD008 | error    | a required value is empty                                              |
+| RD009 | error    | a duplicate key (deal id, rep id, deal and rep of a split, ...)         |
+| RD010 | error    | a negative money amount                                                |
+| RD011 | error    | the splits of a deal do not sum to 100 %                               |
+| RD012 | error    | an unknown rep: deal owner, split rep, manager, quota/activity/MBO rep |
+| RD013 | error    | a split of an unknown deal                                             |
+| RD014 | error    | a cycle in the manager hierarchy                                       |
+| RD015 | error    | a currency with no fx rate to or from the company currency             |
+| RD016 | error    | a deal closes before the first fx rate of its currency                 |
+| RD017 | error    | an fx rate that is zero or negative                                    |
+| RD018 | error    | a termination_date before the hire_date                                |
+| RD019 | warning  | a cancel_date before the close_date                                    |
+| RD020 | error    | an unknown account (deal or activity account not in accounts)          |
+| RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
+
+Codes are stable: tests and documentation name them. `runtime.data` raises
+RD001 and reports RD005 at load time; `check_data` returns those first;
+`runtime.sample_data` raises RD030.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.compute as pc
+
+from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
+from dsl.schema import SCHEMA, FieldType, Schema
+from runtime.data import (
+    FILE,
+    ROW,
+    SCALES,
+    ColumnSource,
+    Conversion,
+    DataSet,
+    TableSource,
+    decimal_scale,
+    open_data,
+    quote,
+)
+
+MAX_ROWS = 20  # offending rows listed per check; the rest are counted
+
+REQUIRED_TABLES = ("reps", "deals")
+
+# (table, column, referenced table, referenced column, code, what the referenced row is)
+REFERENCES = (
+    ("reps", "manager_id", "reps", "id", "RD012", "rep"),
+    ("deals", "owner_rep_id", "reps", "id", "RD012", "rep"),
+    ("deal_splits", "rep_id", "reps", "id", "RD012", "rep"),
+    ("quotas", "rep_id", "reps", "id", "RD012", "rep"),
+    ("activities", "rep_id", "reps", "id", "RD012", "rep"),
+    ("mbo_scores", "rep_id", "reps", "id", "RD012", "rep"),
+    ("deal_splits", "deal_id", "deals", "id", "RD013", "deal"),
+    ("deals", "account_id", "accounts", "id", "RD020", "account"),
+    ("activities", "account_id", "accounts", "id", "RD020", "account"),
+)
+
+# How a message names a value each type expects, and how to write one.
+_EXPECTED = {
+    FieldType.MONEY: ("amount", "write amounts like 1234.50: no currency sign, no thousands separator"),
+    FieldType.NUMBER: ("number", "write numbers like 1.0825"),
+    FieldType.PERCENT: ("fraction", "write a fraction: 0.6 for 60 %"),
+    FieldType.INTEGER: ("whole number", "write whole numbers like 250"),
+    FieldType.DATE: ("date", "write dates as YYYY-MM-DD, e.g. 2027-03-31"),
+    FieldType.BOOL: ("true/false value", "write true or false"),
+}
+
+
+@dataclass(frozen=True)
+class _RowRule:
+    """A condition on single rows, counted in the table's aggregate pass."""
+
+    code: str
+    column: str
+    condition: str  # SQL over the raw view `t` (and `joins`)
+    values: tuple[str, ...]  # SQL fetched for the message of an offending row
+    message: Callable[..., str]  # values -> message
+    hints: tuple[str, ...] = ()
+    joins: str = ""  # LEFT JOINs to lookups unique on their key (never duplicate rows)
+    severity: Severity = Severity.ERROR
+
+
+def check_data(dataset: DataSet, base_currency: str = "USD") -> list[Diagnostic]:
+    """Check `dataset` against the data contract; errors and warnings, never an exception.
+
+    `base_currency` is the company currency: every other currency a deal or
+    a rep uses needs fx rates to or from it.
+    """
+    checker = _Checker(dataset, base_currency)
+    diagnostics = list(dataset.load_diagnostics)
+    for check in checker.checks():
+        try:
+            diagnostics.extend(check())
+        except duckdb.Error as error:  # unreadable data found mid-query: report, keep checking
+            diagnostics.append(Diagnostic(code="RD005", message=f"cannot read the data: {_first_line(error)}",
+                                          file=dataset.source))
+    return diagnostics
+
+
+def open_checked(
+    source, schema: Schema = SCHEMA, base_currency: str = "USD"
+) -> tuple[DataSet, list[Diagnostic]]:
+    """Open and check data; raise `RevplanError` if there are errors, else return it with its warnings."""
+    dataset = open_data(source, schema)
+    diagnostics = check_data(dataset, base_currency)
+    if has_errors(diagnostics):
+        dataset.close()
+        raise RevplanError(diagnostics)
+    return dataset, diagnostics
+
+
+class _Checker:
+    def __init__(self, dataset: DataSet, base_currency: str):
+        self.data = dataset
+        self.db = dataset.connection
+        self.base = base_currency
+        self.tables = dataset.tables
+
+    def checks(self) -> Iterator[Callable[[], list[Diagnostic]]]:
+        """Each check is a function returning diagnostics, so a failing one cannot stop the others."""
+        yield self.missing_tables
+        for table in self.usable_tables():
+            yield lambda table=table: self.columns(table)
+        self.db.execute("SET VARIABLE rp_base_currency = ?", [self.base])
+        yield self.fx_lookup
+        for table in self.usable_tables():
+            yield lambda table=table: self.row_rules(table)
+            yield lambda table=table: self.duplicate_keys(table)
+        for reference in REFERENCES:
+            yield lambda reference=reference: self.reference(*reference)
+        yield self.split_sums
+        yield self.currencies_without_rates
+        yield self.manager_cycles
+
+    def usable_tables(self) -> list[TableSource]:
+        return [t for t in self.tables.values() if t.present and not t.broken]
+
+    def usable(self, table: str, *columns: str) -> bool:
+        source = self.tables.get(table)
+        return (
+            source is not None
+            and source.present
+            and not source.broken
+            and all(_convertible(source.columns[c]) for c in columns)
+        )
+
+    # --- tables and columns -------------------------------------------------------
+
+    def missing_tables(self) -> list[Diagnostic]:
+        found = []
+        for name in REQUIRED_TABLES:
+            table = self.tables[name]
+            if not table.present:
+                in_folder = table.location.endswith(".csv")  # a folder source: name the files to add
+                where = f"{name}.csv or {name}.parquet" if in_folder else f"a table named {name}"
+                found.append(Diagnostic(
+                    code="RD002",
+                    message=f"required table {name!r} is missing from {self.data.source}",
+                    data=DataLocation(file=table.location),
+                    hints=(f"add {where} (columns: {', '.join(table.entity.field_names)})",),
+                ))
+        return found
+
+    def columns(self, table: TableSource) -> list[Diagnostic]:
+        found = []
+        for column in table.columns.values():
+            where = DataLocation(file=table.location, column=column.name)
+            if column.conversion is Conversion.MISSING and column.field.required:
+                hints = did_you_mean(column.name, table.extra_columns)
+                if len(table.extra_columns) == 1 and any(sep in table.extra_columns[0] for sep in ";\t|"):
+                    hints += ("the header was read as one column: separate columns with commas",)
+                found.append(Diagnostic(code="RD003", message=f"required column {column.name!r} is missing",
+                                        data=where, hints=hints))
+            elif column.conversion is Conversion.WRONG_TYPE:
+                found.append(Diagnostic(
+                    code="RD004",
+                    message=f"column {column.name!r} is {column.source_type}; {column.field.type.value} "
+                    f"needs {column.sql_type}",
+                    data=where,
+                    hints=(_wrong_type_hint(column),),
+                ))
+        return found
+
+    # --- row rules: one aggregate pass per table ---------------------------------
+
+    def row_rules(self, table: TableSource) -> list[Diagnostic]:
+        rules = list(self.rules_for(table))
+        if not rules:
+            return []
+        joins = "".join(dict.fromkeys(rule.joins for rule in rules))
+        flags = ", ".join(f"({rule.condition}) AS c{i}" for i, rule in enumerate(rules))
+        counts = ", ".join(f"count(*) FILTER (WHERE c{i})" for i in range(len(rules)))
+        query = f"SELECT {counts} FROM (SELECT {flags} FROM {table.raw_view} AS t{joins})"
+        totals = self.db.execute(query).fetchall()[0]
+        found = []
+        for rule, total in zip(rules, totals, strict=True):
+            if total:
+                rows = self.db.execute(
+                    f"SELECT t.{FILE}, t.{ROW}, {', '.join(rule.values)} FROM {table.raw_view} AS t{rule.joins}"
+                    f" WHERE {rule.condition} ORDER BY t.{FILE}, t.{ROW} LIMIT {MAX_ROWS}"
+                ).fetchall()
+                found.extend(self.row_diagnostics(table, rule.code, rule.column, rows, total, rule.message,
+                                                  rule.hints, rule.severity))
+        return found
+
+    def rules_for(self, table: TableSource) -> Iterator[_RowRule]:
+        for column in table.columns.values():
+            yield from _column_rules(column)
+        yield from self.table_rules(table)
+
+    def table_rules(self, table: TableSource) -> Iterator[_RowRule]:
+        """The rules that are about one table's meaning, not about types."""
+        c = table.columns
+        if table.table == "reps" and self.usable("reps", "hire_date", "termination_date"):
+            hire, end = c["hire_date"].typed(), c["termination_date"].typed()
+            yield _RowRule("RD018", "termination_date", f"{end} < {hire}", (end, hire),
+                           lambda end, hire: f"termination_date {end} is before hire_date {hire}")
+        if table.table == "fx_rates" and self.usable("fx_rates", "rate"):
+            rate = c["rate"].typed()
+            yield _RowRule("RD017", "rate", f"{rate} <= 0", (rate,),
+                           lambda rate: f"fx rate {_plain(rate)} is not positive",
+                           ("a rate says how many units of `to` one unit of `from` buys",))
+        if table.table == "deals" and self.usable("deals", "close_date", "cancel_date"):
+            close, cancel = c["close_date"].typed(), c["cancel_date"].typed()
+            yield _RowRule("RD019", "cancel_date", f"{cancel} < {close}", (cancel, close),
+                           lambda cancel, close: f"cancel_date {cancel} is before close_date {close}",
+                           severity=Severity.WARNING)
+        if table.table == "deals" and self.usable("deals", "close_date", "currency") and self.usable("fx_rates"):
+            close, currency = c["close_date"].typed(), c["currency"].typed()
+            yield _RowRule(
+                "RD016", "close_date",
+                f"{currency} <> getvariable('rp_base_currency') AND {close} < fx.first_date",
+                (currency, close, "fx.first_date"),
+                lambda cur, close, first: f"no {cur} fx rate on or before close_date {close}; "
+                f"the first is on {first}",
+                ("add fx_rates rows up to the earliest close_date",),
+                joins=" LEFT JOIN _rp_fx_first AS fx ON fx.currency = " + currency,
+            )
+
+    def fx_lookup(self) -> list[Diagnostic]:
+        """A small table: each currency with rates to or from the company currency, and its first date."""
+        fx = self.tables["fx_rates"]
+        if self.usable("fx_rates", "date", "from", "to", "rate"):
+            c = fx.columns
+            day, src, dst, rate = (c[n].typed() for n in ("date", "from", "to", "rate"))
+            base = "getvariable('rp_base_currency')"
+            query = (
+                f"SELECT CASE WHEN {src} = {base} THEN {dst} ELSE {src} END AS currency, min({day}) AS first_date"
+                f" FROM {fx.raw_view} AS t WHERE ({src} = {base}) <> ({dst} = {base}) AND {rate} > 0"
+                f" AND {day} IS NOT NULL GROUP BY 1"
+            )
+        else:
+            query = "SELECT CAST(NULL AS VARCHAR) AS currency, CAST(NULL AS DATE) AS first_date WHERE false"
+        self.db.execute(f"CREATE OR REPLACE TEMP TABLE _rp_fx_first AS {query}")
+        return []
+
+    # --- keys, references, sums ---------------------------------------------------
+
+    def duplicate_keys(self, table: TableSource) -> list[Diagnostic]:
+        """Keys that occur more than once: the first `MAX_ROWS` keys, with all their rows."""
+        key = table.entity.key
+        if not self.usable(table.table, *key) or (len(key) == 1 and self.strictly_increasing(table, key[0])):
+            return []
+        typed = ", ".join(table.columns[k].typed() for k in key)
+        not_null = " AND ".join(f"{table.columns[k].typed()} IS NOT NULL" for k in key)
+        grouped = f"FROM {table.raw_view} AS t WHERE {not_null} GROUP BY {typed} HAVING count(*) > 1"
+        (total,) = self.db.execute(f"SELECT count(*) FROM (SELECT 1 {grouped})").fetchall()[0]
+        if not total:
+            return []
+        first = self.db.execute(
+            f"SELECT hash({typed}) {grouped} ORDER BY min(t.{FILE}), min(t.{ROW}) LIMIT {MAX_ROWS}"
+        ).fetchall()
+        groups = self.db.execute(
+            f"SELECT {typed}, list(t.{FILE} ORDER BY t.{FILE}, t.{ROW}), list(t.{ROW} ORDER BY t.{FILE}, t.{ROW})"
+            f" FROM {table.raw_view} AS t"
+            f" WHERE {not_null} AND hash({typed}) IN (SELECT UNNEST(?)) GROUP BY {typed} HAVING count(*) > 1"
+            f" ORDER BY min(t.{FILE}), min(t.{ROW})",
+            [[h for (h,) in first]],
+        ).fetchall()
+        name = key[0] if len(key) == 1 else f"({', '.join(key)})"
+        found = []
+        for *values, files, rows in groups:
+            shown = _show(values[0]) if len(values) == 1 else "(" + ", ".join(_show(v) for v in values) + ")"
+            first = self.row_label(table, rows[0]) + (f" of {Path(files[0]).name}" if files[0] != files[1] else "")
+            found.append(Diagnostic(
+                code="RD009",
+                message=f"duplicate {name} {shown}{self.line_suffix(table, rows[1])}; first on {first}"
+                + (f", {len(rows)} rows in all" if len(rows) > 2 else ""),
+                data=DataLocation(file=_file_of(table, files[1]), row=rows[1], column=key[0]),
+                hints=(f"each {table.entity.name} needs its own {name}",),
+            ))
+        if total > MAX_ROWS:
+            found.append(self.more(table, "RD009", key[0], total - MAX_ROWS, "duplicate keys"))
+        return found
+
+    def strictly_increasing(self, table: TableSource, column: str) -> bool:
+        """True if the column's values only ever increase: then none repeats.
+
+        Exports are often sorted by id; one streaming pass over the ids proves
+        that in a fraction of the time a hash table of 10M keys takes, and it
+        stops at the first value out of order.
+        """
+        value = table.columns[column].typed()
+        reader = self.db.sql(f"SELECT {value} FROM {table.raw_view} AS t").to_arrow_reader(1_000_000)
+        try:
+            last = None
+            for batch in reader:
+                values = batch.column(0)
+                if values.null_count:
+                    return False
+                if len(values) == 0:
+                    continue
+                if last is not None and not pc.greater(values[0], last).as_py():
+                    return False
+                pairs_increase = pc.greater(values.slice(1), values.slice(0, len(values) - 1))
+                if len(values) > 1 and not pc.all(pairs_increase).as_py():
+                    return False
+                last = values[len(values) - 1]
+            return True
+        finally:
+            reader.close()
+
+    def reference(self, table_name: str, column: str, target_name: str, target_column: str, code: str,
+                  noun: str) -> list[Diagnostic]:
+        """Every value of `table.column` must be a `target.target_column` (anti join: no duplicates)."""
+        if not (self.usable(table_name, column) and self.usable(target_name, target_column)):
+            return []
+        if self.tables[target_name].rejected:  # its unreadable lines would show up as unknown ids here
+            return []
+        table, target = self.tables[table_name], self.tables[target_name]
+        value = table.columns[column].typed()
+        unknown = (f"FROM {table.raw_view} AS t ANTI JOIN {quote(target_name)} AS r"
+                   f" ON r.{quote(target_column)} = {value} WHERE {value} IS NOT NULL")
+        rows = self.db.execute(
+            f"SELECT t.{FILE}, t.{ROW}, {value} {unknown} ORDER BY t.{FILE}, t.{ROW} LIMIT {MAX_ROWS}"
+        ).fetchall()
+        if not rows:
+            return []
+        total = len(rows) if len(rows) < MAX_ROWS else self.db.execute(f"SELECT count(*) {unknown}").fetchall()[0][0]
+        return self.row_diagnostics(
+            table, code, column, rows, total,
+            lambda v: f"{noun} {_show(v)} is not in {target_name}",
+            (f"each {column} must be an {target_column} in {target.location}",),
+        )
+
+    def split_sums(self) -> list[Diagnostic]:
+        """Per deal, the split percentages must add up to exactly 1 (exact decimals, no tolerance)."""
+        if not self.usable("deal_splits", "deal_id", "percent") or self.tables["deal_splits"].rejected:
+            return []
+        splits = self.tables["deal_splits"]
+        deal, percent = splits.columns["deal_id"].typed(), splits.columns["percent"].typed()
+        # Deals with a percent that is empty or invalid are reported by RD006/RD008 already.
+        wrong = self.db.execute(
+            f"SELECT count(*) OVER (), {deal}, sum({percent}) FROM {splits.raw_view} AS t"
+            f" WHERE {deal} IS NOT NULL GROUP BY {deal}"
+            f" HAVING count({percent}) = count(*) AND sum({percent}) <> 1"
+            f" ORDER BY min(t.{FILE}), min(t.{ROW}) LIMIT {MAX_ROWS}"
+        ).fetchall()
+        if not wrong:
+            return []
+        rows_of = dict(self.db.execute(
+            f"SELECT {deal}, list(t.{ROW} ORDER BY t.{FILE}, t.{ROW}) FROM {splits.raw_view} AS t"
+            f" WHERE {deal} IN (SELECT UNNEST(?)) GROUP BY {deal}",
+            [[deal_id for _, deal_id, _ in wrong]],
+        ).fetchall())
+        found = []
+        for _, deal_id, total in wrong:
+            rows = rows_of[deal_id]
+            hints = ("percent is a fraction: 0.6 means 60 %",) if total == 100 else (
+                "the shares of one deal must add up to 1 (100 %)",)
+            rows_text = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+            found.append(Diagnostic(
+                code="RD011",
+                message=f"the splits of deal {_show(deal_id)} sum to {_plain(total)} ({_percent(total)}) "
+                f"(rows {rows_text}); they must sum to 100 %",
+                data=DataLocation(file=splits.location, row=rows[0], column="percent"),
+                hints=hints,
+            ))
+        if wrong[0][0] > MAX_ROWS:
+            found.append(self.more(splits, "RD011", "percent", wrong[0][0] - MAX_ROWS, "deals"))
+        return found
+
+    def currencies_without_rates(self) -> list[Diagnostic]:
+        """Every currency other than the company's needs rates to or from it (one message per currency)."""
+        found = []
+        for name in ("deals", "reps"):
+            if not self.usable(name, "currency"):
+                continue
+            table = self.tables[name]
+            currency = table.columns["currency"].typed()
+            missing = self.db.execute(
+                f"SELECT {currency} AS cur, count(*), arg_min(t.{ROW}, (t.{FILE}, t.{ROW})) FROM {table.raw_view} AS t"
+                f" WHERE {currency} IS NOT NULL AND {currency} <> getvariable('rp_base_currency')"
+                f" AND {currency} NOT IN (SELECT currency FROM _rp_fx_first) GROUP BY 1 ORDER BY 3"
+            ).fetchall()
+            for cur, count, row in missing:
+                used = f"{count:,} rows" if count > 1 else "1 row"
+                found.append(Diagnostic(
+                    code="RD015",
+                    message=f"currency {_show(cur)} has no fx rate to or from {self.base} "
+                    f"(used by {used}; first on {self.row_label(table, row)})",
+                    data=DataLocation(file=table.location, row=row, column="currency"),
+                    hints=(f"add fx_rates rows with from = {cur} and to = {self.base}",),
+                ))
+        return found
+
+    def manager_cycles(self) -> list[Diagnostic]:
+        """Walk up from each rep; a walk that comes back to its start is a cycle.
+
+        Walks stop at the top, at a known cycle member or after as many steps
+        as there are reps, so bad data cannot make the query run forever.
+        """
+        if not self.usable("reps", "id", "manager_id"):
+            return []
+        reps = self.tables["reps"]
+        rep, manager = reps.columns["id"].typed(), reps.columns["manager_id"].typed()
+        cycles = self.db.execute(
+            f"""
+            WITH RECURSIVE links AS (
+                SELECT DISTINCT ON (rep) {rep} AS rep, {manager} AS manager, t.{ROW} AS row
+                FROM {reps.raw_view} AS t WHERE {rep} IS NOT NULL AND {manager} IS NOT NULL
+                ORDER BY rep, row
+            ),
+            walk(start, here, path) AS (
+                SELECT rep, manager, [rep] FROM links
+                UNION ALL
+                SELECT w.start, l.manager, list_append(w.path, w.here)
+                FROM walk AS w JOIN links AS l ON l.rep = w.here
+                WHERE w.here <> w.start AND NOT list_contains(w.path, w.here)
+                  AND len(w.path) <= (SELECT count(*) FROM links)
+            )
+            SELECT w.path, l.row FROM walk AS w JOIN links AS l ON l.rep = w.start
+            WHERE w.here = w.start ORDER BY l.row
+            """
+        ).fetchall()
+        found, seen = [], set()
+        for path, row in cycles:
+            members = frozenset(path)
+            if members in seen:  # each member of a cycle finds the same cycle
+                continue
+            seen.add(members)
+            loop = " -> ".join(_show(p) for p in [*path, path[0]])
+            found.append(Diagnostic(
+                code="RD014",
+                message=f"the manager hierarchy has a cycle: {loop}{self.line_suffix(reps, row)}",
+                data=DataLocation(file=reps.location, row=row, column="manager_id"),
+                hints=("someone in the cycle reports to no one in it: empty their manager_id or fix it",),
+            ))
+        return found
+
+    # --- messages -------------------------------------------------------------------
+
+    def row_diagnostics(self, table: TableSource, code: str, column: str, rows, total: int,
+                        message: Callable[..., str], hints: tuple[str, ...] = (),
+                        severity: Severity = Severity.ERROR) -> list[Diagnostic]:
+        """One diagnostic per fetched row (`(file, row, *values)`), and one for the rest."""
+        found = [
+            Diagnostic(
+                code=code,
+                severity=severity,
+                message=message(*values) + self.line_suffix(table, row),
+                data=DataLocation(file=_file_of(table, file), row=row, column=column),
+                hints=hints,
+            )
+            for file, row, *values in rows
+        ]
+        if total > len(rows):
+            found.append(self.more(table, code, column, total - len(rows), "rows", severity))
+        return found
+
+    def more(self, table: TableSource, code: str, column: str, count: int, what: str,
+             severity: Severity = Severity.ERROR) -> Diagnostic:
+        return Diagnostic(code=code, severity=severity,
+                          message=f"{count:,} more {what} with this problem (the first {MAX_ROWS} are listed)",
+                          data=DataLocation(file=table.location, column=column))
+
+    @staticmethod
+    def line_suffix(table: TableSource, row: int) -> str:
+        return f" (line {row + 1})" if table.shows_lines else ""
+
+    def row_label(self, table: TableSource, row: int) -> str:
+        return f"row {row}" + self.line_suffix(table, row)
+
+
+def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
+    """Type rules for one column: valid values, decimal places, required, not negative."""
+    if not _convertible(column):
+        return
+    raw, typed = column.raw(), column.typed()
+    raw_text = raw if column.source_type == "VARCHAR" else f"CAST({raw} AS VARCHAR)"
+    kind = column.field.type
+    if column.conversion is not Conversion.SAME and kind is not FieldType.STRING:
+        expected, how = _EXPECTED[kind]
+        yield _RowRule("RD006", column.name, f"NOT {column.is_blank()} AND {typed} IS NULL", (raw_text,),
+                       lambda value: f"{_show(value)} is not a valid {expected}", (how,))
+    scale = SCALES.get(kind)
+    if scale is not None and column.conversion is not Conversion.SAME:
+        if column.source_type == "VARCHAR":
+            exact = f"TRY_CAST(TRIM({raw}) AS DECIMAL(38,18))"
+        elif (decimal_scale(column.source_type) or 0) > scale:
+            exact = raw
+        else:
+            exact = None
+        if exact is not None:
+            places = "cents" if kind is FieldType.MONEY else f"{scale} decimal places"
+            yield _RowRule("RD007", column.name, f"{exact} <> {typed}", (raw_text,),
+                           lambda value: f"{_show(value)} has more than {scale} decimal places",
+                           (f"{column.name} keeps {places}; round the value in the source",))
+    if column.field.required:
+        yield _RowRule("RD008", column.name, column.is_blank(), (),
+                       lambda: f"required value {column.name!r} is empty")
+    if kind is FieldType.MONEY:
+        yield _RowRule("RD010", column.name, f"{typed} < 0", (typed,),
+                       lambda value: f"negative {column.name} {_show(value)}",
+                       ("amounts are never negative: a cancelled deal has a cancel_date",))
+
+
+def _convertible(column: ColumnSource) -> bool:
+    return column.conversion not in (Conversion.MISSING, Conversion.WRONG_TYPE)
+
+
+def _wrong_type_hint(column: ColumnSource) -> str:
+    if column.source_type in ("FLOAT", "DOUBLE", "REAL"):
+        return f"binary floating point cannot hold exact values: store {column.sql_type} (or text) in the source"
+    if (column.source_type or "").startswith("TIMESTAMP"):
+        return "store a DATE (the day in the company's time zone), not a timestamp"
+    return f"store {column.sql_type} (or text) in the source"
+
+
+def _file_of(table: TableSource, file: str | None) -> str:
+    """Rows of a folder of Parquet parts name their part; others the table's location."""
+    return file if table.kind == "parquet" and file else table.location
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "(empty)"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain(value: decimal.Decimal) -> str:
+    """A decimal without trailing zeros: 1.200000 -> '1.2', 100.00 -> '100'."""
+    return format(value.normalize(), "f")
+
+
+def _percent(fraction: decimal.Decimal) -> str:
+    """0.9 -> '90 %'."""
+    return f"{_plain(fraction * 100)} %"
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

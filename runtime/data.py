@@ -1,0 +1,620 @@
+"""Open input data as DuckDB views named after the schema's tables.
+
+In: a data source, one of
+  - a folder with one file per table: `reps.csv`, `deals.parquet`, or a
+    folder `deals/` of Parquet parts (`deals/*.parquet`);
+  - a DuckDB database file (`*.duckdb`) holding tables named `reps`, `deals`...;
+  - a PostgreSQL URL (`postgresql://user@host:5432/db`), read with psycopg.
+Out: a `DataSet`: a DuckDB connection with one typed view per table of the
+schema (`reps`, `deals`, `deal_splits`, ...), where each table came from, and
+a fingerprint of the input for run manifests.
+
+What always holds:
+  - every schema table has a view, with every schema column, in its exact
+    type: money DECIMAL(18,2), number DECIMAL(18,6), percent DECIMAL(9,6)
+    (a fraction: 0.6 is 60 %), integer BIGINT, date DATE. An optional table or
+    column that is missing is an empty view or a NULL column. Columns the
+    schema does not know (custom CRM fields) pass through unchanged.
+  - Parquet and DuckDB tables are queried in place; nothing is copied into
+    Python. CSV files (small by convention) are parsed once into DuckDB,
+    every cell as text, so a bad cell never stops the loader: the view turns
+    it into NULL and `runtime.contract.check_data` reports it with file, row
+    and column. Run `check_data` before trusting the views.
+  - Nothing is dropped silently: CSV lines that cannot be parsed are kept in
+    `DataSet.load_diagnostics`, which `check_data` reports first.
+  - A source that cannot be opened at all raises `RevplanError` (code RD001).
+
+Diagnostic codes are documented in `runtime/contract.py`.
+
+>>> from runtime.sample_data import generate_sample_company
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> _ = generate_sample_company(folder, reps=20, deals=100)
+>>> with open_data(folder) as data:
+...     data.connection.sql("SELECT typeof(amount) FROM deals LIMIT 1").fetchall()
+[('DECIMAL(18,2)',)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import duckdb
+
+from dsl.diagnostics import DataLocation, Diagnostic, RevplanError
+from dsl.schema import SCHEMA, Entity, Field, FieldType, Schema
+
+SQL_TYPES: dict[FieldType, str] = {
+    FieldType.STRING: "VARCHAR",
+    FieldType.MONEY: "DECIMAL(18,2)",
+    FieldType.NUMBER: "DECIMAL(18,6)",
+    FieldType.PERCENT: "DECIMAL(9,6)",
+    FieldType.INTEGER: "BIGINT",
+    FieldType.DATE: "DATE",
+    FieldType.BOOL: "BOOLEAN",
+}
+
+# Decimal places each exact type keeps; a value with more would be rounded.
+SCALES: dict[FieldType, int] = {FieldType.MONEY: 2, FieldType.NUMBER: 6, FieldType.PERCENT: 6}
+
+ROW = "_rp_row"  # 1-based data row in the source file (CSV: line = row + 1)
+FILE = "_rp_file"  # the file a row came from (a folder of Parquet parts has several)
+
+# Files this big are fingerprinted by size and modification time, not content.
+_HASH_CONTENT_LIMIT = 64 * 1024 * 1024
+
+_CSV_MAX_REJECTS = 1000  # rejected CSV lines kept per table (the rest are counted)
+
+
+class Conversion(enum.Enum):
+    """How a source column becomes its schema type in the view."""
+
+    SAME = "same"  # already the schema type: used as is
+    CAST = "cast"  # an exact type that converts (integer -> decimal, ...)
+    PARSE = "parse"  # text parsed per cell (CSV); bad cells become NULL
+    WRONG_TYPE = "wrong_type"  # a type that cannot hold the value exactly: NULL
+    MISSING = "missing"  # no such column in the source: NULL
+
+
+@dataclass(frozen=True)
+class ColumnSource:
+    """One schema column of one table, and how the source provides it."""
+
+    field: Field
+    source_type: str | None  # DuckDB type in the source; None when missing
+    conversion: Conversion
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    @property
+    def sql_type(self) -> str:
+        return SQL_TYPES[self.field.type]
+
+    def raw(self, alias: str = "t") -> str:
+        """The source cell, as stored (text for CSV)."""
+        return f"{alias}.{quote(self.name)}"
+
+    def typed(self, alias: str = "t") -> str:
+        """SQL for the cell in its schema type; NULL where it does not convert."""
+        raw = self.raw(alias)
+        if self.conversion in (Conversion.MISSING, Conversion.WRONG_TYPE):
+            return f"CAST(NULL AS {self.sql_type})"
+        if self.conversion is Conversion.SAME:
+            return raw
+        if self.conversion is Conversion.PARSE:
+            if self.field.type is FieldType.STRING:
+                return f"NULLIF({raw}, '')"
+            return f"TRY_CAST(NULLIF(TRIM({raw}), '') AS {self.sql_type})"
+        return f"TRY_CAST({raw} AS {self.sql_type})"
+
+    def is_blank(self, alias: str = "t") -> str:
+        """SQL: the source cell is empty (NULL, or only spaces in text)."""
+        raw = self.raw(alias)
+        if self.source_type == "VARCHAR":
+            # Only text below '!' can be blank (spaces, tabs); the cheap comparison
+            # spares TRIM on almost every row (CASE evaluates TRIM only where needed).
+            return f"({raw} IS NULL OR CASE WHEN {raw} < '!' THEN TRIM({raw}) = '' ELSE false END)"
+        return f"{raw} IS NULL"
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Where one table's rows come from, for views and error messages."""
+
+    entity: Entity
+    kind: str  # "csv" | "parquet" | "duckdb" | "postgres" | "missing"
+    location: str  # how messages name it: "data/deals.csv", "shop.duckdb:deals"
+    paths: tuple[Path, ...]  # files read (empty for a missing table or a database)
+    columns: dict[str, ColumnSource]  # schema columns, by name
+    extra_columns: tuple[str, ...]  # source columns the schema does not declare
+    broken: bool = False  # unreadable: rows are placeholders, checks skip it
+    rejected: int = 0  # CSV lines that could not be parsed and are not in the view
+
+    @property
+    def table(self) -> str:
+        return self.entity.table
+
+    @property
+    def present(self) -> bool:
+        return self.kind != "missing"
+
+    @property
+    def raw_view(self) -> str:
+        """Internal view: source cells as stored, plus `_rp_file` and `_rp_row`."""
+        return quote(f"_raw_{self.table}")
+
+    @property
+    def shows_lines(self) -> bool:
+        """CSV files: messages give the line too (row + 1, after the header)."""
+        return self.kind == "csv"
+
+
+@dataclass
+class DataSet:
+    """Input data opened in DuckDB: one typed view per schema table."""
+
+    source: str  # as the user named it (a URL without its password)
+    connection: duckdb.DuckDBPyConnection
+    schema: Schema
+    tables: dict[str, TableSource]  # by table name: "deals"
+    fingerprint: str  # sha256 hex of what was read; for run manifests
+    load_diagnostics: tuple[Diagnostic, ...] = ()  # unreadable lines and files
+    _temp_dirs: list[Path] = field(default_factory=list, repr=False)
+
+    def files(self) -> dict[str, tuple[Path, ...]]:
+        """The files each table was read from (empty for databases and missing tables)."""
+        return {name: source.paths for name, source in self.tables.items()}
+
+    def close(self) -> None:
+        self.connection.close()
+        for folder in self._temp_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._temp_dirs.clear()
+
+    def __enter__(self) -> DataSet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB quoted identifier (names come from our schema or a file header)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A SQL string literal; only for file paths in view definitions, which take no parameters."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def open_data(source: str | Path, schema: Schema = SCHEMA) -> DataSet:
+    """Open a folder of CSV/Parquet files, a DuckDB file or a PostgreSQL URL.
+
+    Raises `RevplanError` (RD001) only when the source itself cannot be used;
+    problems inside the data are for `runtime.contract.check_data`.
+    """
+    text = str(source)
+    if re.match(r"^postgres(ql)?://", text):
+        return _open_postgres(text, schema)
+    if "://" in text:
+        raise _source_error(text, f"unsupported data source URL {_hide_password(text)!r}",
+                            "use a folder of CSV or Parquet files, a .duckdb file or a postgresql:// URL")
+    path = Path(source)
+    if not path.exists():
+        raise _source_error(text, f"data source {text!r} does not exist",
+                            "give a folder of CSV or Parquet files, a .duckdb file or a postgresql:// URL")
+    try:
+        if path.is_dir():
+            return _open_folder(path, schema)
+        if path.suffix.lower() in (".duckdb", ".ddb", ".db"):
+            return _open_duckdb_file(path, schema)
+    except OSError as error:  # a folder or file we may not read
+        raise _source_error(text, f"cannot read {error.filename or text}: {error.strerror or error}") from None
+    raise _source_error(text, f"cannot read {text!r} as a data source",
+                        "give a folder of CSV or Parquet files (reps.csv, deals.csv, ...), "
+                        "a .duckdb file or a postgresql:// URL")
+
+
+# --- folders of CSV and Parquet files ---------------------------------------------
+
+
+def _open_folder(folder: Path, schema: Schema) -> DataSet:
+    connection = _connect()
+    tables: dict[str, TableSource] = {}
+    diagnostics: list[Diagnostic] = []
+    try:
+        for entity in schema.entities:
+            found = _table_files(folder, entity.table)
+            if len(found) > 1:
+                names = " and ".join(str(p) for p in found)
+                raise _source_error(str(folder), f"table {entity.table!r} is given twice: {names}",
+                                    "keep one file per table")
+            if not found:
+                tables[entity.table] = _missing_table(connection, entity, str(folder / f"{entity.table}.csv"))
+                continue
+            path = found[0]
+            if path.suffix.lower() == ".csv":
+                table, problems = _load_csv(connection, entity, path, str(path))
+            else:
+                table, problems = _attach_parquet(connection, entity, path)
+            tables[entity.table] = table
+            diagnostics.extend(problems)
+        _create_typed_views(connection, tables.values())
+    except BaseException:
+        connection.close()
+        raise
+    files = [p for t in tables.values() for p in t.paths]
+    return DataSet(
+        source=str(folder),
+        connection=connection,
+        schema=schema,
+        tables=tables,
+        fingerprint=_fingerprint_files(files, folder),
+        load_diagnostics=tuple(diagnostics),
+    )
+
+
+def _table_files(folder: Path, table: str) -> list[Path]:
+    """The files that could hold `table` in a folder: csv, parquet or a folder of parts."""
+    found = [folder / f"{table}.csv", folder / f"{table}.parquet"]
+    found = [p for p in found if p.is_file()]
+    parts = folder / table
+    if parts.is_dir() and any(parts.glob("*.parquet")):
+        found.append(parts)
+    return found
+
+
+def _load_csv(
+    connection: duckdb.DuckDBPyConnection, entity: Entity, path: Path, location: str, kind: str = "csv"
+) -> tuple[TableSource, list[Diagnostic]]:
+    """Parse a CSV file into a DuckDB table, every cell as text.
+
+    Lines DuckDB cannot parse (wrong number of fields, bad UTF-8) are kept
+    out of the table and reported, and the row numbers of the lines after
+    them stay those of the file.
+    """
+    table = entity.table
+    if path.stat().st_size == 0:
+        problem = Diagnostic(code="RD005", message=f"{location} is empty", data=DataLocation(file=location),
+                             hints=("the first line must name the columns: " + ",".join(entity.field_names),))
+        return _broken_table(connection, entity, kind, location, (path,)), [problem]
+    loaded = quote(f"_csv_{table}")
+    rejects, scans = f"_csv_rejects_{table}", f"_csv_scans_{table}"
+    try:
+        connection.execute(
+            f"CREATE TABLE {loaded} AS SELECT * FROM read_csv({literal(str(path))}, header = true,"
+            f" all_varchar = true, store_rejects = true, rejects_table = {literal(rejects)},"
+            f" rejects_scan = {literal(scans)}, rejects_limit = {_CSV_MAX_REJECTS})"
+        )
+    except duckdb.Error as error:
+        problem = Diagnostic(code="RD005", message=f"cannot read {location}: {_first_line(error)}",
+                             data=DataLocation(file=location))
+        return _broken_table(connection, entity, kind, location, (path,)), [problem]
+    rejected = connection.execute(
+        f"SELECT line, min(error_type), min(csv_line) FROM {quote(rejects)} GROUP BY line ORDER BY line"
+    ).fetchall()
+    row_number, shifted = "t.rowid + 1", ""
+    if rejected:
+        # DuckDB numbers the table's rows without the rejected lines; put them back.
+        # Accepted row k (0-based) comes after the i-th rejected data row r_i
+        # exactly when r_i - i <= k; an ASOF join finds the last such i.
+        after = {line - 1 - i: i for i, (line, _, _) in enumerate(rejected, start=1)}
+        values = ", ".join(f"({k}, {i})" for k, i in after.items())
+        row_number = "t.rowid + 1 + coalesce(s.before, 0)"
+        shifted = f" ASOF LEFT JOIN (VALUES {values}) AS s(k, before) ON t.rowid >= s.k"
+    connection.execute(
+        f"CREATE VIEW {quote('_raw_' + table)} AS SELECT {literal(location)} AS {FILE},"
+        f" {row_number} AS {ROW}, t.* FROM {loaded} AS t{shifted}"
+    )
+    source = _table_source(connection, entity, kind, location, (path,), rejected=len(rejected))
+    problems = [_rejected_line(location, line, error_type, text, kind == "csv") for line, error_type, text in rejected]
+    return source, problems
+
+
+_CSV_ERRORS = {  # DuckDB's reject error type -> (what is wrong, how to fix it)
+    "TOO MANY COLUMNS": ("has more fields than the header", 'quote values that contain commas: "Acme, Inc."'),
+    "MISSING COLUMNS": ("has fewer fields than the header", "give every column a value, even an empty one"),
+    "INVALID ENCODING": ("is not valid UTF-8", "save the file as UTF-8"),
+    "UNQUOTED VALUE": ("has a stray quote", 'put quotes around the whole value and double inner quotes: "a ""b"""'),
+}
+
+
+def _rejected_line(location: str, line: int, error_type: str, text: str, shows_lines: bool) -> Diagnostic:
+    row = line - 1  # DuckDB counts the header as line 1
+    reason, hint = _CSV_ERRORS.get(error_type, (f"cannot be read ({error_type.lower()})", "check the line"))
+    where = f"line {line}" if shows_lines else f"row {row}"
+    return Diagnostic(code="RD005", message=f"{where} {reason}: {text[:80]!r}",
+                      data=DataLocation(file=location, row=row), hints=(hint,))
+
+
+def _attach_parquet(
+    connection: duckdb.DuckDBPyConnection, entity: Entity, path: Path
+) -> tuple[TableSource, list[Diagnostic]]:
+    """A view over Parquet file(s), read in place."""
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    location = str(path) + ("/" if path.is_dir() else "")
+    file_list = "[" + ", ".join(literal(str(f)) for f in files) + "]"
+    try:
+        connection.execute(
+            f"CREATE VIEW {quote('_raw_' + entity.table)} AS SELECT filename AS {FILE},"
+            f" file_row_number + 1 AS {ROW}, * EXCLUDE (filename, file_row_number)"
+            f" FROM read_parquet({file_list}, filename = true, file_row_number = true, union_by_name = true)"
+        )
+        return _table_source(connection, entity, "parquet", location, tuple(files)), []
+    except duckdb.Error as error:
+        problem = Diagnostic(code="RD005", message=f"cannot read {location}: {_first_line(error)}",
+                             data=DataLocation(file=location))
+        return _broken_table(connection, entity, "parquet", location, tuple(files)), [problem]
+
+
+# --- databases --------------------------------------------------------------------
+
+
+def _open_duckdb_file(path: Path, schema: Schema) -> DataSet:
+    connection = _connect()
+    try:
+        connection.execute(f"ATTACH {literal(str(path))} AS src (READ_ONLY)")
+    except duckdb.Error as error:
+        connection.close()
+        raise _source_error(str(path), f"cannot open {path} as a DuckDB database: {_first_line(error)}") from None
+    try:
+        objects = dict(connection.execute(
+            "SELECT table_name, 'table' FROM duckdb_tables() WHERE database_name = 'src' AND schema_name = 'main'"
+            " UNION ALL SELECT view_name, 'view' FROM duckdb_views()"
+            " WHERE database_name = 'src' AND schema_name = 'main' AND NOT internal"
+        ).fetchall())
+        tables: dict[str, TableSource] = {}
+        for entity in schema.entities:
+            location = f"{path}:{entity.table}"
+            kind = objects.get(entity.table)
+            if kind is None:
+                tables[entity.table] = _missing_table(connection, entity, location)
+                continue
+            # Views have no rowid; their rows are numbered in the order they come.
+            row_number = "rowid + 1" if kind == "table" else "row_number() OVER ()"
+            connection.execute(
+                f"CREATE VIEW {quote('_raw_' + entity.table)} AS SELECT {literal(location)} AS {FILE},"
+                f" {row_number} AS {ROW}, * FROM src.main.{quote(entity.table)}"
+            )
+            tables[entity.table] = _table_source(connection, entity, "duckdb", location, ())
+        _create_typed_views(connection, tables.values())
+    except BaseException:
+        connection.close()
+        raise
+    return DataSet(source=str(path), connection=connection, schema=schema, tables=tables,
+                   fingerprint=_fingerprint_files([path], path.parent))
+
+
+def _open_postgres(url: str, schema: Schema) -> DataSet:
+    """Copy each table out of PostgreSQL as CSV (COPY ... TO STDOUT), then load it like a CSV file.
+
+    DuckDB's postgres extension would read in place, but it is not available
+    offline; COPY streams at server speed and keeps bad cells as text, so
+    the contract check reports them like a CSV file's. Rows are numbered in
+    key order.
+    """
+    shown = _hide_password(url)
+    try:
+        import psycopg
+    except ImportError:
+        raise _source_error(shown, "reading PostgreSQL needs psycopg",
+                            "pip install 'psycopg[binary]' (or: pip install 'revplan[postgres]')") from None
+    folder = Path(tempfile.mkdtemp(prefix="revplan-pg-"))
+    connection = _connect()
+    digest = hashlib.sha256(shown.encode())
+    try:
+        try:
+            pg = psycopg.connect(url, connect_timeout=10)
+        except psycopg.Error as error:
+            raise _source_error(shown, f"cannot connect to {shown}: {_first_line(error)}") from None
+        with pg:
+            present = {name for (name,) in pg.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchall()}
+            tables: dict[str, TableSource] = {}
+            diagnostics: list[Diagnostic] = []
+            for entity in schema.entities:
+                location = f"{shown} table {entity.table}"
+                if entity.table not in present:
+                    tables[entity.table] = _missing_table(connection, entity, location)
+                    continue
+                path = folder / f"{entity.table}.csv"
+                _copy_out(pg, entity, path, digest)
+                tables[entity.table], problems = _load_csv(connection, entity, path, location, kind="postgres")
+                tables[entity.table] = _without_paths(tables[entity.table])
+                diagnostics.extend(problems)
+        _create_typed_views(connection, tables.values())
+    except BaseException:
+        connection.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return DataSet(source=shown, connection=connection, schema=schema, tables=tables,
+                   fingerprint=digest.hexdigest(), load_diagnostics=tuple(diagnostics), _temp_dirs=[folder])
+
+
+def _copy_out(pg, entity: Entity, path: Path, digest) -> None:
+    """Stream one table to a CSV file; key order makes row numbers repeatable."""
+    columns = [name for (name,) in pg.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = %s ORDER BY ordinal_position", (entity.table,)
+    ).fetchall()]
+    order = [quote(k) for k in entity.key if k in columns]
+    order_by = f" ORDER BY {', '.join(order)}" if order else ""
+    query = f"COPY (SELECT * FROM {quote(entity.table)}{order_by}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    digest.update(entity.table.encode())
+    with pg.cursor() as cursor, open(path, "wb") as out:
+        with cursor.copy(query) as copy:
+            for chunk in copy:
+                out.write(chunk)
+                digest.update(chunk)
+
+
+def _without_paths(table: TableSource) -> TableSource:
+    """A database table has no file the user could open: the temporary CSV is ours."""
+    return dataclasses.replace(table, paths=())
+
+
+# --- views --------------------------------------------------------------------------
+
+
+def _table_source(
+    connection: duckdb.DuckDBPyConnection, entity: Entity, kind: str, location: str, paths: tuple[Path, ...],
+    rejected: int = 0,
+) -> TableSource:
+    """Describe the raw view and decide how each schema column converts."""
+    described = connection.execute(f"DESCRIBE SELECT * FROM {quote('_raw_' + entity.table)}").fetchall()
+    source_types = {name: type_ for name, type_, *_ in described if name not in (ROW, FILE)}
+    columns = {
+        f.name: ColumnSource(f, source_types.get(f.name), conversion(f.type, source_types.get(f.name)))
+        for f in entity.fields
+    }
+    extra = tuple(name for name in source_types if entity.field(name) is None)
+    return TableSource(entity=entity, kind=kind, location=location, paths=paths, columns=columns,
+                       extra_columns=extra, rejected=rejected)
+
+
+def _missing_table(connection: duckdb.DuckDBPyConnection, entity: Entity, location: str) -> TableSource:
+    _create_placeholder(connection, entity)
+    columns = {f.name: ColumnSource(f, None, Conversion.MISSING) for f in entity.fields}
+    return TableSource(entity=entity, kind="missing", location=location, paths=(), columns=columns, extra_columns=())
+
+
+def _broken_table(
+    connection: duckdb.DuckDBPyConnection, entity: Entity, kind: str, location: str, paths: tuple[Path, ...]
+) -> TableSource:
+    _create_placeholder(connection, entity)
+    columns = {f.name: ColumnSource(f, None, Conversion.MISSING) for f in entity.fields}
+    return TableSource(entity=entity, kind=kind, location=location, paths=paths, columns=columns,
+                       extra_columns=(), broken=True)
+
+
+def _create_placeholder(connection: duckdb.DuckDBPyConnection, entity: Entity) -> None:
+    """An empty raw view, so every table can be queried the same way."""
+    cells = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote(f.name)}" for f in entity.fields)
+    connection.execute(
+        f"CREATE VIEW {quote('_raw_' + entity.table)} AS SELECT CAST(NULL AS VARCHAR) AS {FILE},"
+        f" CAST(NULL AS BIGINT) AS {ROW}, {cells} WHERE false"
+    )
+
+
+def _create_typed_views(connection: duckdb.DuckDBPyConnection, tables) -> None:
+    """The public views: schema columns in their exact types, then custom columns as they are."""
+    for table in tables:
+        cells = [f"{c.typed('t')} AS {quote(name)}" for name, c in table.columns.items()]
+        cells += [f"t.{quote(name)}" for name in table.extra_columns]
+        connection.execute(
+            f"CREATE VIEW {quote(table.table)} AS SELECT {', '.join(cells)} FROM {table.raw_view} AS t"
+        )
+
+
+def conversion(field_type: FieldType, source_type: str | None) -> Conversion:
+    """How a source column of `source_type` (a DuckDB type name) becomes `field_type`.
+
+    Binary floating point (FLOAT, DOUBLE) never holds money exactly, so it
+    is a wrong type for every exact decimal; timestamps are not dates (the
+    time zone decides the day).
+
+    >>> conversion(FieldType.MONEY, "DOUBLE")
+    <Conversion.WRONG_TYPE: 'wrong_type'>
+    >>> conversion(FieldType.MONEY, "DECIMAL(18,2)")
+    <Conversion.SAME: 'same'>
+    """
+    if source_type is None:
+        return Conversion.MISSING
+    target = SQL_TYPES[field_type]
+    if source_type == target:
+        return Conversion.SAME
+    if source_type == "VARCHAR" or source_type.startswith("ENUM("):
+        return Conversion.PARSE
+    family = _type_family(source_type)
+    accepted = {
+        FieldType.STRING: {"integer"},
+        FieldType.MONEY: {"integer", "decimal"},
+        FieldType.NUMBER: {"integer", "decimal"},
+        FieldType.PERCENT: {"integer", "decimal"},
+        FieldType.INTEGER: {"integer"},
+        FieldType.DATE: set(),
+        FieldType.BOOL: {"integer"},
+    }[field_type]
+    if family in accepted or (field_type is FieldType.INTEGER and re.fullmatch(r"DECIMAL\(\d+,0\)", source_type)):
+        return Conversion.CAST
+    return Conversion.WRONG_TYPE
+
+
+def _type_family(source_type: str) -> str:
+    if source_type in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+                       "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"):
+        return "integer"
+    if source_type.startswith("DECIMAL"):
+        return "decimal"
+    return source_type.lower()
+
+
+def decimal_scale(source_type: str | None) -> int | None:
+    """The scale of a DECIMAL(p,s) type name, else None."""
+    match = re.fullmatch(r"DECIMAL\(\d+,(\d+)\)", source_type or "")
+    return int(match.group(1)) if match else None
+
+
+# --- fingerprint and helpers ---------------------------------------------------------
+
+
+def _fingerprint_files(files: list[Path], root: Path) -> str:
+    """sha256 over each file's name and content (big files: size and mtime).
+
+    Names are relative to the source, so the same data in another checkout
+    has the same fingerprint.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        stat = path.stat()
+        try:
+            name = str(path.relative_to(root))
+        except ValueError:
+            name = path.name
+        digest.update(f"{name}\0{stat.st_size}\0".encode())
+        if stat.st_size <= _HASH_CONTENT_LIMIT:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        else:
+            digest.update(str(stat.st_mtime_ns).encode())
+    return digest.hexdigest()
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB; no progress bar (it would draw on the user's terminal)."""
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")
+    return connection
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _source_error(source: str, message: str, *hints: str) -> RevplanError:
+    return RevplanError([Diagnostic(code="RD001", message=message, file=source, hints=tuple(hints))])
+

@@ -1,0 +1,129 @@
+"""The worked examples (shared/examples/worked-examples.md), each a plan with its test block.
+
+`tests/examples/*.plan` hold W1-W13, Q1 and T1 with the examples' inputs and
+expected results exactly as the shared file states them. Every test block
+runs through the SQL runtime (`runtime.run.run_plans` on DuckDB) and must
+pass to the cent. The plans' own tests in plans/ run the same way.
+
+Each example file is its own project: the examples define the same plan
+shapes and measure names over and over, as separate companies would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from dsl import ir
+from runtime.plantest import build_tables, load_checked, run_plan_tests, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "tests" / "examples").glob("*.plan"))
+SAMPLE_PLANS = ROOT / "plans"
+HAVE_RUNTIME = importlib.util.find_spec("runtime.run") is not None
+needs_runtime = pytest.mark.skipif(not HAVE_RUNTIME, reason="runtime/run.py (the SQL calculator) is not written yet")
+
+# Every worked example of the shared file has a plan here.
+EXAMPLE_IDS = [f"W{n}" for n in range(1, 14)] + ["Q1", "T1"]
+
+
+def sql_calculator(plan_files, connection):
+    """The SQL runtime on the test's DuckDB connection."""
+    from runtime.run import run_plans
+
+    return run_plans(plan_files, connection, engine="duckdb")
+
+
+def load_project(*paths: Path) -> tuple[ir.PlanFile, ...]:
+    files, diagnostics, _ = load_checked(list(paths))
+    errors = [d for d in diagnostics if d.is_error]
+    assert not errors, "\n".join(f"{d.where}: {d.message}" for d in errors)
+    return files
+
+
+def blocks_of(files: tuple[ir.PlanFile, ...]) -> list[tuple[ir.PlanBase, ir.PlanTest]]:
+    return [(plan, test) for f in files for plan in f.plans for test in plan.tests]
+
+
+def example_cases() -> list:
+    cases = []
+    for path in EXAMPLES:
+        try:
+            blocks = blocks_of(load_project(path))
+        except AssertionError:  # reported by test_example_tests_are_well_formed
+            continue
+        for plan, test in blocks:
+            cases.append(pytest.param(path, plan.name, test.name, id=f"{path.stem}: {test.name}"))
+    return cases
+
+
+def sample_cases() -> list:
+    try:
+        blocks = blocks_of(load_project(SAMPLE_PLANS))
+    except AssertionError:  # reported by test_sample_plan_tests_are_well_formed
+        return []
+    return [pytest.param(plan.name, test.name, id=f"{plan.name}: {test.name}") for plan, test in blocks]
+
+
+def test_every_worked_example_has_a_plan():
+    names = " ".join(path.stem.split("_")[0].upper() for path in EXAMPLES)
+    for example in EXAMPLE_IDS:
+        number = example[1:]
+        wanted = f"{example[0]}{int(number):02d}" if example[0] == "W" else example
+        assert wanted in names, f"no plan for worked example {example} in tests/examples/"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_tests_are_well_formed(path: Path):
+    """Every given row builds typed tables and every expectation is valid (no calculator needed)."""
+    blocks = blocks_of(load_project(path))
+    assert blocks, f"{path.name} has no test block"
+    for plan, test in blocks:
+        assert test.expect, f"{test.name}: expects nothing"
+        build_tables(test, plan)
+        for expectation in test.expect:
+            validate(expectation)
+
+
+def test_sample_plan_tests_are_well_formed():
+    blocks = blocks_of(load_project(SAMPLE_PLANS))
+    assert {plan.name for plan, _ in blocks} >= {
+        "Enterprise AE",
+        "Commercial AE",
+        "SDR",
+        "Sales Manager",
+        "Solutions Engineer",
+        "Customer Success",
+        "FY27 AE Quotas",
+        "FY27 CSM Quotas",
+        "FY27 Territories",
+    }
+    for plan, test in blocks:
+        build_tables(test, plan)
+        for expectation in test.expect:
+            validate(expectation)
+
+
+def run_one(paths: list[Path], plan_name: str, test_name: str):
+    results = run_plan_tests(
+        paths, sql_calculator, select=lambda plan, test: plan.name == plan_name and test.name == test_name
+    )
+    assert len(results) == 1, [str(r) for r in results]
+    (result,) = results
+    if result.status == "skipped":
+        pytest.skip(result.message)
+    assert result.passed, str(result)
+
+
+@needs_runtime
+@pytest.mark.parametrize(("path", "plan_name", "test_name"), example_cases())
+def test_worked_example(path: Path, plan_name: str, test_name: str):
+    run_one([path], plan_name, test_name)
+
+
+@needs_runtime
+@pytest.mark.parametrize(("plan_name", "test_name"), sample_cases())
+def test_sample_company_plan(plan_name: str, test_name: str):
+    run_one([SAMPLE_PLANS], plan_name, test_name)

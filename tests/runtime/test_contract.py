@@ -1,0 +1,480 @@
+"""The data contract: one bad input per check, and the exact diagnostic it gives.
+
+Each case starts from a small valid company in CSV (`GOOD`), changes one
+thing, and lists the diagnostics expected as (code, file, row, column).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dsl.diagnostics import RevplanError, Severity
+from dsl.schema import SCHEMA, FieldType
+from runtime.contract import MAX_ROWS, check_data, open_checked
+from runtime.data import open_data, quote
+
+GOOD: dict[str, list[dict[str, str]]] = {
+    "reps": [
+        dict(id="R1", name="Ada", manager_id="", role="Manager", segment="", region="NA", currency="USD",
+             hire_date="2020-01-01", termination_date="", target_incentive="100000.00"),
+        dict(id="R2", name="Ben", manager_id="R1", role="AE", segment="Enterprise", region="NA", currency="USD",
+             hire_date="2021-01-01", termination_date="", target_incentive="80000.00"),
+        dict(id="R3", name="Chloe", manager_id="R1", role="AE", segment="Commercial", region="EMEA",
+             currency="EUR", hire_date="2021-06-01", termination_date="", target_incentive="60000.00"),
+    ],
+    "deals": [
+        dict(id="D1", owner_rep_id="R2", account_id="A1", amount="1000.00", currency="USD", stage="closed_won",
+             product="new_logo", close_date="2027-01-15", cancel_date="", paid_date="2027-02-01"),
+        dict(id="D2", owner_rep_id="R3", account_id="A2", amount="2500.50", currency="EUR", stage="closed_won",
+             product="expansion", close_date="2027-02-20", cancel_date="", paid_date=""),
+        dict(id="D3", owner_rep_id="R2", account_id="A1", amount="300.00", currency="USD", stage="open",
+             product="renewal", close_date="2027-03-01", cancel_date="", paid_date=""),
+    ],
+    "deal_splits": [
+        dict(deal_id="D1", rep_id="R2", percent="0.6"),
+        dict(deal_id="D1", rep_id="R3", percent="0.4"),
+    ],
+    "accounts": [
+        dict(id="A1", name="Acme", country="US", state="CA", industry="Software", employees="100",
+             potential="50000.00"),
+        dict(id="A2", name="Bravo", country="DE", state="", industry="Retail", employees="20", potential="10000.00"),
+    ],
+    "quotas": [dict(rep_id="R2", period="2027-Q1", amount="100000.00")],
+    "fx_rates": [
+        dict(date="2027-01-01", **{"from": "EUR", "to": "USD"}, rate="1.08"),
+        dict(date="2027-01-01", **{"from": "USD", "to": "EUR"}, rate="0.925926"),
+    ],
+}
+
+
+def write_company(folder: Path, tables: dict[str, list[dict[str, str]]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, rows in tables.items():
+        columns = list(rows[0]) if rows else list(SCHEMA.entity(table).field_names)
+        with open(folder / f"{table}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    return folder
+
+
+def found(folder: Path, base_currency: str = "USD") -> list[tuple[str, str | None, int | None, str | None]]:
+    with open_data(folder) as data:
+        return [summary(d) for d in check_data(data, base_currency)]
+
+
+def summary(d) -> tuple[str, str | None, int | None, str | None]:
+    if d.data is None:
+        return (d.code, Path(d.file).name if d.file else None, None, None)
+    return (d.code, Path(d.data.file).name, d.data.row, d.data.column)
+
+
+def edit(table: str, row: int, **cells: str):
+    """A change: set cells of a 1-based data row."""
+    def apply(tables):
+        tables[table][row - 1].update(cells)
+    return apply
+
+
+def add(table: str, **cells: str):
+    def apply(tables):
+        tables[table].append({**tables[table][0], **cells})
+    return apply
+
+
+def drop_column(table: str, column: str):
+    def apply(tables):
+        for row in tables[table]:
+            del row[column]
+    return apply
+
+
+def drop_table(table: str):
+    def apply(tables):
+        del tables[table]
+    return apply
+
+
+def test_the_good_company_keeps_the_contract(tmp_path):
+    assert found(write_company(tmp_path, GOOD)) == []
+
+
+# (case, change, expected diagnostics)
+CASES = [
+    ("missing required table", drop_table("deals"),
+     [("RD002", "deals.csv", None, None)]),
+    ("missing optional table", drop_table("quotas"), []),
+    ("missing required column", drop_column("deals", "amount"),
+     [("RD003", "deals.csv", None, "amount")]),
+    ("missing optional column", drop_column("deals", "product"), []),
+    ("bad date", edit("deals", 2, close_date="2027-02-30"),
+     [("RD006", "deals.csv", 2, "close_date")]),
+    ("date in another format", edit("reps", 3, hire_date="06/01/2021"),
+     [("RD006", "reps.csv", 3, "hire_date")]),
+    ("amount with a thousands separator", edit("deals", 1, amount="1,000.00"),
+     [("RD006", "deals.csv", 1, "amount")]),
+    ("amount with a currency sign", edit("deals", 3, amount="$300"),
+     [("RD006", "deals.csv", 3, "amount")]),
+    ("amount below a cent", edit("deals", 2, amount="2500.505"),
+     [("RD007", "deals.csv", 2, "amount")]),
+    ("percent written as 60%", edit("deal_splits", 1, percent="60%"),
+     [("RD006", "deal_splits.csv", 1, "percent")]),
+    ("integer that is not", edit("accounts", 2, employees="twenty"),
+     [("RD006", "accounts.csv", 2, "employees")]),
+    ("empty required value", edit("deals", 3, owner_rep_id=""),
+     [("RD008", "deals.csv", 3, "owner_rep_id")]),
+    ("blank required value", edit("deals", 3, stage="   "),
+     [("RD008", "deals.csv", 3, "stage")]),
+    ("duplicate id", edit("deals", 3, id="D1"),
+     [("RD009", "deals.csv", 3, "id")]),
+    ("duplicate composite key", add("deal_splits", deal_id="D1", rep_id="R2", percent="0"),
+     [("RD009", "deal_splits.csv", 3, "deal_id")]),
+    ("negative amount", edit("deals", 2, amount="-2500.50"),
+     [("RD010", "deals.csv", 2, "amount")]),
+    ("negative target incentive", edit("reps", 2, target_incentive="-1.00"),
+     [("RD010", "reps.csv", 2, "target_incentive")]),
+    ("splits below 100 %", edit("deal_splits", 2, percent="0.3"),
+     [("RD011", "deal_splits.csv", 1, "percent")]),
+    ("splits in whole percent", lambda t: (edit("deal_splits", 1, percent="60")(t),
+                                           edit("deal_splits", 2, percent="40")(t)),
+     [("RD011", "deal_splits.csv", 1, "percent")]),
+    ("split rep not in the roster", edit("deal_splits", 2, rep_id="R9"),
+     [("RD012", "deal_splits.csv", 2, "rep_id")]),
+    ("deal owner not in the roster", edit("deals", 1, owner_rep_id="R7"),
+     [("RD012", "deals.csv", 1, "owner_rep_id")]),
+    ("manager not in the roster", edit("reps", 3, manager_id="R0"),
+     [("RD012", "reps.csv", 3, "manager_id")]),
+    ("quota of an unknown rep", edit("quotas", 1, rep_id="R5"),
+     [("RD012", "quotas.csv", 1, "rep_id")]),
+    ("split of an unknown deal", lambda t: (edit("deal_splits", 1, deal_id="D9")(t),
+                                            edit("deal_splits", 2, deal_id="D9")(t)),
+     [("RD013", "deal_splits.csv", 1, "deal_id"), ("RD013", "deal_splits.csv", 2, "deal_id")]),
+    ("manager cycle", lambda t: (edit("reps", 1, manager_id="R3")(t), edit("reps", 3, manager_id="R2")(t),
+                                 edit("reps", 2, manager_id="R1")(t)),
+     [("RD014", "reps.csv", 1, "manager_id")]),
+    ("rep who is their own manager", edit("reps", 2, manager_id="R2"),
+     [("RD014", "reps.csv", 2, "manager_id")]),
+    ("deal currency without fx rates", edit("deals", 3, currency="JPY"),
+     [("RD015", "deals.csv", 3, "currency")]),
+    ("pay currency without fx rates", edit("reps", 3, currency="GBP"),
+     [("RD015", "reps.csv", 3, "currency")]),
+    ("no fx rates at all", drop_table("fx_rates"),
+     [("RD015", "deals.csv", 2, "currency"), ("RD015", "reps.csv", 3, "currency")]),
+    ("deal before the first rate", edit("deals", 2, close_date="2026-12-31"),
+     [("RD016", "deals.csv", 2, "close_date")]),
+    ("zero fx rate", edit("fx_rates", 2, rate="0"),
+     [("RD017", "fx_rates.csv", 2, "rate")]),
+    ("termination before hire", edit("reps", 2, termination_date="2020-12-31"),
+     [("RD018", "reps.csv", 2, "termination_date")]),
+    ("cancel before close", edit("deals", 1, cancel_date="2027-01-14"),
+     [("RD019", "deals.csv", 1, "cancel_date")]),
+    ("unknown account", edit("deals", 2, account_id="A3"),
+     [("RD020", "deals.csv", 2, "account_id")]),
+    ("accounts not given: account ids are not checked", drop_table("accounts"), []),
+    ("custom columns are fine", lambda t: [row.update(segment_tier="gold") for row in t["deals"]], []),
+]
+
+
+@pytest.mark.parametrize("change, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_each_check_names_file_row_and_column(tmp_path, change, expected):
+    tables = copy.deepcopy(GOOD)
+    change(tables)
+    assert found(write_company(tmp_path, tables)) == expected
+
+
+def test_csv_messages_give_the_line_too(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    edit("deals", 2, close_date="yesterday")(tables)
+    with open_data(write_company(tmp_path, tables)) as data:
+        (diagnostic,) = check_data(data)
+    assert diagnostic.message == "'yesterday' is not a valid date (line 3)"
+    assert diagnostic.hints == ("write dates as YYYY-MM-DD, e.g. 2027-03-31",)
+    assert str(diagnostic.data) == f"{tmp_path / 'deals.csv'}, row 2, column 'close_date'"
+
+
+def test_messages_say_what_is_wrong(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    edit("deal_splits", 1, percent="60")(tables)
+    edit("deal_splits", 2, percent="40")(tables)
+    edit("deals", 3, id="D1")(tables)
+    with open_data(write_company(tmp_path, tables)) as data:
+        messages = {d.code: (d.message, d.hints) for d in check_data(data)}
+    assert messages["RD011"] == (
+        "the splits of deal 'D1' sum to 100 (10000 %) (rows 1, 2); they must sum to 100 %",
+        ("percent is a fraction: 0.6 means 60 %",),
+    )
+    assert messages["RD009"][0] == "duplicate id 'D1' (line 4); first on row 1 (line 2)"
+
+
+def test_a_warning_is_not_an_error(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    edit("deals", 1, cancel_date="2027-01-01")(tables)
+    folder = write_company(tmp_path, tables)
+    with open_data(folder) as data:
+        (diagnostic,) = check_data(data)
+    assert diagnostic.severity is Severity.WARNING
+    dataset, warnings = open_checked(folder)
+    dataset.close()
+    assert [d.code for d in warnings] == ["RD019"]
+
+
+def test_open_checked_raises_with_every_error(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    edit("deals", 1, amount="lots")(tables)
+    edit("deals", 2, owner_rep_id="nobody")(tables)
+    with pytest.raises(RevplanError) as caught:
+        open_checked(write_company(tmp_path, tables))
+    assert [d.code for d in caught.value.diagnostics] == ["RD006", "RD012"]
+
+
+def test_a_malformed_line_is_reported_and_later_rows_keep_their_numbers(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    lines = (folder / "deals.csv").read_text().splitlines()
+    lines[2] += ",surplus"  # data row 2 gets one field too many
+    lines[3] = lines[3].replace("2027-03-01", "2027-03-32")  # row 3: a bad date
+    (folder / "deals.csv").write_text("\n".join(lines) + "\n")
+    with open_data(folder) as data:
+        diagnostics = check_data(data)
+    assert [summary(d) for d in diagnostics] == [
+        ("RD005", "deals.csv", 2, None),
+        ("RD006", "deals.csv", 3, "close_date"),
+    ]
+    assert diagnostics[0].message.startswith("line 3 has more fields than the header")
+
+
+def test_a_file_that_is_not_utf8(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    text = (folder / "accounts.csv").read_text().replace("Bravo", "Br\u00e4vo")
+    (folder / "accounts.csv").write_bytes(text.encode("latin-1"))
+    assert found(folder) == [("RD005", "accounts.csv", 2, None)]
+
+
+def test_an_empty_file(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    (folder / "quotas.csv").write_text("")
+    assert found(folder) == [("RD005", "quotas.csv", None, None)]
+
+
+def test_many_bad_rows_list_the_first_and_count_the_rest(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    for i in range(30):
+        tables["deals"].append({**tables["deals"][0], "id": f"X{i}", "amount": "n/a"})
+    diagnostics = found(write_company(tmp_path, tables))
+    assert diagnostics[:MAX_ROWS] == [("RD006", "deals.csv", 4 + i, "amount") for i in range(MAX_ROWS)]
+    assert diagnostics[MAX_ROWS:] == [("RD006", "deals.csv", None, "amount")]
+
+
+def test_base_currency_is_a_parameter(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    assert found(folder, base_currency="EUR") == []  # USD <-> EUR rates exist both ways
+    assert found(folder, base_currency="GBP") == [
+        ("RD015", "deals.csv", 1, "currency"), ("RD015", "deals.csv", 2, "currency"),
+        ("RD015", "reps.csv", 1, "currency"), ("RD015", "reps.csv", 3, "currency"),
+    ]
+
+
+# --- sources --------------------------------------------------------------------------
+
+
+def test_a_missing_folder_is_a_diagnostic_not_a_traceback(tmp_path):
+    with pytest.raises(RevplanError) as caught:
+        open_data(tmp_path / "nowhere")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "RD001"
+    assert "does not exist" in diagnostic.message
+
+
+def test_an_unknown_kind_of_source(tmp_path):
+    (tmp_path / "deals.xlsx").write_bytes(b"PK")
+    for source in (tmp_path / "deals.xlsx", "mysql://db/crm"):
+        with pytest.raises(RevplanError) as caught:
+            open_data(source)
+        assert caught.value.diagnostics[0].code == "RD001"
+
+
+def test_a_table_given_twice(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{folder / 'deals.csv'}')) TO '{folder / 'deals.parquet'}'")
+    with pytest.raises(RevplanError) as caught:
+        open_data(folder)
+    assert caught.value.diagnostics[0].code == "RD001"
+    assert "given twice" in caught.value.diagnostics[0].message
+
+
+def to_parquet(folder: Path, table: str, select: str = "*") -> None:
+    """Rewrite one CSV of the company as Parquet, with typed columns chosen by `select`."""
+    source = folder / f"{table}.csv"
+    duckdb.sql(f"COPY (SELECT {select} FROM read_csv('{source}', all_varchar = true))"
+               f" TO '{folder / f'{table}.parquet'}' (FORMAT parquet)")
+    source.unlink()
+
+
+def test_parquet_with_money_as_double_is_a_wrong_type(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    to_parquet(folder, "deals", "* REPLACE (CAST(amount AS DOUBLE) AS amount, CAST(close_date AS DATE) AS close_date)")
+    assert found(folder) == [("RD004", "deals.parquet", None, "amount")]
+
+
+def test_parquet_with_typed_columns_keeps_the_contract(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    to_parquet(folder, "deals", "* REPLACE (CAST(amount AS DECIMAL(18,2)) AS amount, "
+               "CAST(close_date AS DATE) AS close_date, CAST(paid_date AS DATE) AS paid_date)")
+    to_parquet(folder, "accounts", "* REPLACE (CAST(employees AS INTEGER) AS employees)")
+    assert found(folder) == []
+    with open_data(folder) as data:
+        types = dict(data.connection.execute("SELECT column_name, data_type FROM information_schema.columns"
+                                             " WHERE table_name = 'deals'").fetchall())
+    assert types["amount"] == "DECIMAL(18,2)" and types["close_date"] == "DATE"
+
+
+def test_parquet_rows_are_numbered_per_file_in_a_folder_of_parts(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    parts = folder / "deals"
+    parts.mkdir()
+    source = folder / "deals.csv"
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id <> 'D3')"
+               f" TO '{parts / 'part-0.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY (SELECT * REPLACE ('D1' AS id) FROM read_csv('{source}', all_varchar = true) WHERE id = 'D3')"
+               f" TO '{parts / 'part-1.parquet'}' (FORMAT parquet)")
+    source.unlink()
+    with open_data(folder) as data:
+        (diagnostic,) = check_data(data)
+        assert data.files()["deals"] == (parts / "part-0.parquet", parts / "part-1.parquet")
+    assert summary(diagnostic) == ("RD009", "part-1.parquet", 1, "id")
+    assert diagnostic.message == "duplicate id 'D1'; first on row 1 of part-0.parquet"
+
+
+def test_a_duckdb_file_source(tmp_path):
+    folder = write_company(tmp_path / "csv", GOOD)
+    database = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        for table in GOOD:
+            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{folder / f'{table}.csv'}',"
+                               " all_varchar = true)")
+        connection.execute("ALTER TABLE deals ALTER amount TYPE DECIMAL(18,2)")
+        connection.execute("UPDATE deals SET owner_rep_id = 'R8' WHERE id = 'D3'")
+    with open_data(database) as data:
+        assert [summary(d) for d in check_data(data)] == [("RD012", "crm.duckdb:deals", 3, "owner_rep_id")]
+        assert data.connection.execute("SELECT sum(amount) FROM deals").fetchall() == [(Decimal("3800.50"),)]
+        assert data.connection.execute("SELECT typeof(amount) FROM deals LIMIT 1").fetchall() == [("DECIMAL(18,2)",)]
+
+
+def test_missing_optional_tables_are_empty_views_with_typed_columns(tmp_path):
+    tables = {name: rows for name, rows in GOOD.items() if name in ("reps", "deals", "fx_rates")}
+    with open_data(write_company(tmp_path, tables)) as data:
+        assert data.connection.execute("SELECT count(*) FROM activities").fetchall() == [(0,)]
+        columns = data.connection.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'mbo_scores'"
+        ).fetchall()
+    assert columns == [("rep_id", "VARCHAR"), ("period", "VARCHAR"), ("score", "DECIMAL(9,6)")]
+
+
+def test_views_hold_exact_types(tmp_path):
+    with open_data(write_company(tmp_path, GOOD)) as data:
+        types = dict(data.connection.execute(
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+        ).fetchall())
+    assert types["deals.amount"] == "DECIMAL(18,2)"
+    assert types["deals.close_date"] == "DATE"
+    assert types["deal_splits.percent"] == "DECIMAL(9,6)"
+    assert types["fx_rates.rate"] == "DECIMAL(18,6)"
+    assert types["accounts.employees"] == "BIGINT"
+
+
+def test_custom_fields_from_the_schema_are_typed(tmp_path):
+    schema = SCHEMA.with_extra_fields({"deal": {"multi_year": FieldType.BOOL}})
+    tables = copy.deepcopy(GOOD)
+    for row in tables["deals"]:
+        row["multi_year"] = "true"
+    tables["deals"][2]["multi_year"] = "maybe"
+    with open_data(write_company(tmp_path, tables), schema) as data:
+        assert [summary(d) for d in check_data(data)] == [("RD006", "deals.csv", 3, "multi_year")]
+        assert data.connection.execute("SELECT multi_year FROM deals").fetchall() == [(True,), (True,), (None,)]
+
+
+def test_fingerprint_follows_content_not_place(tmp_path):
+    first = write_company(tmp_path / "a", GOOD)
+    second = write_company(tmp_path / "b", GOOD)
+    with open_data(first) as a, open_data(second) as b:
+        assert a.fingerprint == b.fingerprint
+    tables = copy.deepcopy(GOOD)
+    edit("deals", 1, amount="1000.01")(tables)
+    with open_data(write_company(tmp_path / "c", tables)) as c:
+        assert c.fingerprint != a.fingerprint
+
+
+def test_database_urls_never_show_a_password():
+    from runtime.data import _hide_password
+
+    assert _hide_password("postgresql://ann:s3cret@db.example.com:5432/crm") == \
+        "postgresql://ann:***@db.example.com:5432/crm"
+    assert _hide_password("postgresql://db/crm") == "postgresql://db/crm"
+
+
+def test_an_unreachable_database_is_a_diagnostic():
+    with pytest.raises(RevplanError) as caught:
+        open_data("postgresql://nobody:secret@127.0.0.1:1/none")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "RD001"
+    assert "secret" not in diagnostic.message
+
+
+@pytest.mark.postgres
+def test_a_postgres_source(tmp_path):
+    import os
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    url = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("REVPLAN_TEST_POSTGRES_URL is not set")
+    schema = f"revplan_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute(f"CREATE SCHEMA {schema}")
+        try:
+            for table, rows in GOOD.items():
+                columns = list(rows[0])
+                pg.execute(f"CREATE TABLE {schema}.{table} ({', '.join(f'{quote(c)} text' for c in columns)})")
+                with pg.cursor().copy(f"COPY {schema}.{table} FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row([row[c] or None for c in columns])
+            pg.execute(f"ALTER TABLE {schema}.deals ALTER amount TYPE numeric(18,2) USING amount::numeric,"
+                       " ALTER close_date TYPE date USING close_date::date")
+            pg.execute(f"UPDATE {schema}.deals SET owner_rep_id = 'R404' WHERE id = 'D2'")
+            separator = "&" if "?" in url else "?"
+            with open_data(f"{url}{separator}options=-csearch_path%3D{schema}") as data:
+                diagnostics = check_data(data)
+                assert data.connection.execute("SELECT sum(amount) FROM deals").fetchall() == [(Decimal("3800.50"),)]
+                assert data.fingerprint and data.files()["deals"] == ()
+        finally:
+            pg.execute(f"DROP SCHEMA {schema} CASCADE")
+    assert [(d.code, d.data.row, d.data.column) for d in diagnostics] == [("RD012", 2, "owner_rep_id")]
+    assert diagnostics[0].data.file.endswith(" table deals")
+    assert "(line" not in diagnostics[0].message  # rows of a table, not lines of a file
+
+
+def test_an_unreadable_parquet_file(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    (folder / "accounts.csv").unlink()
+    (folder / "accounts.parquet").write_bytes(b"not parquet at all")
+    diagnostics = found(folder)
+    assert diagnostics == [("RD005", "accounts.parquet", None, None)]
+
+
+def test_a_duckdb_file_with_views(tmp_path):
+    folder = write_company(tmp_path / "csv", GOOD)
+    database = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        for table in GOOD:
+            connection.execute(f"CREATE TABLE raw_{table} AS SELECT * FROM read_csv('{folder / f'{table}.csv'}',"
+                               " all_varchar = true)")
+            connection.execute(f"CREATE VIEW {table} AS SELECT * FROM raw_{table}")
+        connection.execute("UPDATE raw_deals SET amount = '12.345' WHERE id = 'D2'")
+    with open_data(database) as data:
+        assert [summary(d) for d in check_data(data)] == [("RD007", "crm.duckdb:deals", 2, "amount")]
