@@ -524,13 +524,16 @@ def _shared(frame: pd.DataFrame, column: str) -> tuple[Any, str | None]:
         return None, f"(no '{column}' column)"
     values = []
     for value in frame[column]:
-        value = None if _missing(value) else value
+        if _missing(value):  # a line without the value (a draw has no attainment) does not disagree
+            continue
         if isinstance(value, float):
             return None, f"{value!r} is a float; it must be exact (Decimal)"
         if value not in values:
             values.append(value)
     if frame.empty:
         return None, "(no row)"
+    if not values:
+        return None, None
     if len(values) > 1:
         return None, "different values: " + ", ".join(_plain(v) for v in values)
     return values[0], None

@@ -1,0 +1,63 @@
+"""Plan periods: the calendar both calculators share.
+
+In: a plan's effective range and period kind. Out: the periods in force,
+in order, each with its label (`2027-Q1`, `2027-01`, `2027-H1`, `2027`),
+first and last day, length in days, and the first day of its year (for
+year-to-date measurement). A period is clipped to the plan's effective range
+only for active-day counting, never in its label or length: a plan version
+that starts mid-quarter still pays quarter `2027-Q1`, prorated.
+
+>>> [p.label for p in plan_periods(dt.date(2027, 1, 1), dt.date(2027, 6, 30), Period.QUARTER)]
+['2027-Q1', '2027-Q2']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from dsl.ir import Period
+
+MONTHS_PER_PERIOD = {Period.MONTH: 1, Period.QUARTER: 3, Period.HALF: 6, Period.YEAR: 12}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanPeriod:
+    label: str
+    start: dt.date
+    end: dt.date
+    index: int  # 1, 2, ... in plan order
+    year_start: dt.date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def period_label(day: dt.date, period: Period) -> str:
+    number = (day.month - 1) // MONTHS_PER_PERIOD[period] + 1
+    return {
+        Period.MONTH: f"{day.year}-{day.month:02d}",
+        Period.QUARTER: f"{day.year}-Q{number}",
+        Period.HALF: f"{day.year}-H{number}",
+        Period.YEAR: f"{day.year}",
+    }[period]
+
+
+def period_bounds(day: dt.date, period: Period) -> tuple[dt.date, dt.date]:
+    months = MONTHS_PER_PERIOD[period]
+    first_month = (day.month - 1) // months * months + 1
+    start = dt.date(day.year, first_month, 1)
+    next_month = first_month + months
+    following = dt.date(day.year + (next_month > 12), (next_month - 1) % 12 + 1, 1)
+    return start, following - dt.timedelta(days=1)
+
+
+def plan_periods(effective_from: dt.date, effective_to: dt.date, period: Period) -> list[PlanPeriod]:
+    periods: list[PlanPeriod] = []
+    day = effective_from
+    while day <= effective_to:
+        start, end = period_bounds(day, period)
+        periods.append(PlanPeriod(period_label(day, period), start, end, len(periods) + 1, dt.date(start.year, 1, 1)))
+        day = end + dt.timedelta(days=1)
+    return periods

@@ -1,0 +1,118 @@
+"""Exact decimal arithmetic as sqlglot expressions, the same on every engine.
+
+Every intermediate value is DECIMAL(38, 10). Sums and differences of such
+values are exact everywhere; a product is rounded half away from zero to 10
+places by a cast; a quotient is computed with integer division (engines
+disagree on decimal division: DuckDB returns DOUBLE, PostgreSQL picks its
+own scale) and rounded half away from zero to 10 places. Money is rounded to
+cents once, at the payout line, with ROUND(x, 2). The Python calculator
+mirrors these rules (`compiler/python.py`), which is why both agree to the
+cent.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlglot import exp
+
+SCALE = 10
+STEP = Decimal(1).scaleb(-SCALE)  # 0.0000000001
+DECIMAL = exp.DataType.build(f"DECIMAL(38, {SCALE})")
+INTEGER = exp.DataType.build("DECIMAL(38, 0)")
+
+
+def wrap(node: exp.Expression) -> exp.Expression:
+    """Parenthesise an operator node used as an operand (sqlglot prints trees as built)."""
+    return exp.paren(node, copy=False) if isinstance(node, (exp.Binary, exp.Neg)) else node
+
+
+def op(kind: type[exp.Binary], left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    return kind(this=wrap(left), expression=wrap(right))
+
+
+def dec(value: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=value, to=DECIMAL.copy())
+
+
+def number(value: Decimal | int) -> exp.Expression:
+    """A decimal literal, typed so every engine reads it as DECIMAL(38, 10)."""
+    text = format(Decimal(value).quantize(STEP, ROUND_HALF_UP), "f")
+    return dec(exp.Literal.number(text))
+
+
+def add(*terms: exp.Expression) -> exp.Expression:
+    result = terms[0]
+    for term in terms[1:]:
+        result = op(exp.Add, result, term)
+    return result
+
+
+def sub(left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    return op(exp.Sub, left, right)
+
+
+def mul(left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    return dec(op(exp.Mul, left, right))
+
+
+def neg(value: exp.Expression) -> exp.Expression:
+    return exp.Neg(this=wrap(value))
+
+
+def div(numerator: exp.Expression, denominator: exp.Expression, dialect: str) -> exp.Expression:
+    """numerator / denominator rounded half away from zero to SCALE places; NULL when dividing by 0.
+
+    With A and B the operands scaled to integers (both have SCALE places),
+    the result is sign x floor((2|A| 10^S + |B|) / (2|B|)) x 10^-S.
+    """
+    a = _as_integer(numerator)
+    b = exp.Nullif(this=_as_integer(denominator), expression=exp.Literal.number(0))
+    twice_a = op(exp.Mul, exp.Abs(this=a), exp.Literal.number(2 * 10**SCALE))
+    top = op(exp.Add, twice_a, exp.Abs(this=b.copy()))
+    bottom = op(exp.Mul, exp.Abs(this=b.copy()), exp.Literal.number(2))
+    magnitude = _floor_div(top, bottom, dialect)
+    sign = op(exp.Mul, exp.Sign(this=a.copy()), exp.Sign(this=b.copy()))
+    scaled = op(exp.Mul, exp.Cast(this=op(exp.Mul, sign, magnitude), to=INTEGER.copy()), number(STEP))
+    return dec(scaled)
+
+
+def round_cents(value: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=exp.Round(this=value, decimals=exp.Literal.number(2)),
+                    to=exp.DataType.build("DECIMAL(18, 2)"))
+
+
+def _as_integer(value: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=op(exp.Mul, dec(value), exp.Literal.number(10**SCALE)), to=INTEGER.copy())
+
+
+def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp.Expression:
+    """floor(top / bottom) for non-negative integers, exactly, on the given engine."""
+    if dialect == "duckdb":  # DuckDB divides decimals in DOUBLE; HUGEINT division is exact
+        hugeint = exp.DataType.build("HUGEINT", dialect="duckdb")
+        return exp.IntDiv(this=exp.Cast(this=top, to=hugeint), expression=exp.Cast(this=bottom, to=hugeint.copy()))
+    if dialect == "postgres":  # DIV(numeric, numeric) truncates exactly
+        return exp.IntDiv(this=exp.Cast(this=top, to=INTEGER.copy()), expression=exp.Cast(this=bottom, to=INTEGER.copy()))
+    # Elsewhere decimal division is exact to a few places: floor it, then correct the last unit.
+    one = exp.Literal.number(1)
+    guess = exp.Cast(this=exp.Floor(this=op(exp.Div, top, bottom)), to=INTEGER.copy())
+    too_big = op(exp.GT, op(exp.Mul, guess, bottom.copy()), top.copy())
+    too_small = op(exp.LTE, op(exp.Mul, op(exp.Add, guess.copy(), one), bottom.copy()), top.copy())
+    return (
+        exp.Case()
+        .when(too_big, op(exp.Sub, guess.copy(), one.copy()))
+        .when(too_small, op(exp.Add, guess.copy(), one.copy()))
+        .else_(guess.copy())
+    )
+
+
+def py_div(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    """The Python twin of `div`: exact integer arithmetic, half away from zero."""
+    if denominator == 0:
+        return None
+    a = int(numerator.scaleb(SCALE).to_integral_value(ROUND_HALF_UP))
+    b = int(denominator.scaleb(SCALE).to_integral_value(ROUND_HALF_UP))
+    magnitude = (2 * abs(a) * 10**SCALE + abs(b)) // (2 * abs(b))
+    sign = (a > 0) - (a < 0)
+    sign *= (b > 0) - (b < 0)
+    return Decimal(sign * magnitude).scaleb(-SCALE)

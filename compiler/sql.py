@@ -1,0 +1,857 @@
+"""Comp plan IR -> one SQL query (a sqlglot expression tree) that computes payout lines.
+
+In: a checked `ir.CompPlan`, the measures in scope, a sqlglot dialect.
+Out: `exp.Select` over the contract tables (reps, deals, deal_splits,
+quotas, fx_rates, activities, mbo_scores) returning one row per payout line
+(see PAYOUT_COLUMNS). `compile_plan(...).sql(dialect)` is the SQL text.
+
+The query is a chain of CTEs, one job each:
+
+    periods      the plan's periods (literal rows)
+    rep_periods  eligible reps x periods they are active in, prorated quota and TI
+    chain        manager closure (recursive), only for roll-up credit
+    credits      (rep, deal, share): owner, splits, roll-up
+    deal_rows    credited deals in each rep-period, amounts in plan currency
+    deal_aggs, activity_aggs   every aggregate the plan uses, per rep-period
+    measures     rep_periods + aggregates: what every component reads
+    c<n>         one row per rep-period per component: base, payout, gate, caps
+    lines        all payout lines: components, draws, clawbacks
+
+Semantics (the shared worked examples are the reference): money is DECIMAL
+end to end, exact (compiler/exact.py); tier bands are half-open; payout
+lines are rounded to cents once. Plan text reaches SQL only as literals;
+column names are our own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+from sqlglot import exp
+
+from compiler.calendar import plan_periods
+from compiler.exact import add, dec, div, mul, neg, number, op, round_cents, sub, wrap
+from dsl import ir
+
+PAYOUT_COLUMNS = (
+    "plan", "version", "component", "line_type", "rep_id", "period", "currency",
+    "base", "rate", "amount", "uncapped", "capped", "gated",
+    "attainment", "quota", "target_incentive", "proration", "deal_count",
+)
+BUILTINS = ("attainment", "quota", "target_incentive")
+COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
+ZERO = number(0)
+LITERALS = (ir.Number, ir.Percent, ir.Money, ir.Date, ir.Duration, ir.Text, ir.Boolean, ir.Null)
+
+
+class CompileError(Exception):
+    """A plan construct this calculator cannot compute: refused loudly, never skipped."""
+
+
+def compile_plan(plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str = "duckdb") -> exp.Select:
+    return _PlanCompiler(plan, {**measures, **{m.name: m for m in plan.measures}}, dialect).query()
+
+
+# ---------------------------------------------------------------- small builders
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
+
+
+def text(value: str) -> exp.Literal:
+    return exp.Literal.string(value)
+
+
+def date(value) -> exp.Expression:
+    return exp.Cast(this=text(value.isoformat()), to=exp.DataType.build("DATE"))
+
+
+def table(name: str, alias: str | None = None) -> exp.Table:
+    node = exp.to_table(name, quoted=True)
+    return node.as_(alias, quoted=True) if alias else node
+
+
+def alias(expression: exp.Expression, name: str) -> exp.Alias:
+    return exp.alias_(expression, name, quoted=True)
+
+
+def eq(left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    return exp.EQ(this=left, expression=right)
+
+
+def and_(*conditions: exp.Expression) -> exp.Expression:
+    return exp.and_(*conditions, copy=False) if len(conditions) > 1 else conditions[0]
+
+
+def case(condition: exp.Expression, then: exp.Expression, otherwise: exp.Expression) -> exp.Expression:
+    return exp.Case().when(condition, then).else_(otherwise)
+
+
+def greatest(*values: exp.Expression) -> exp.Expression:
+    return exp.Greatest(this=values[0], expressions=list(values[1:]))
+
+
+def least(*values: exp.Expression) -> exp.Expression:
+    return exp.Least(this=values[0], expressions=list(values[1:]))
+
+
+def coalesce(*values: exp.Expression) -> exp.Expression:
+    return exp.Coalesce(this=values[0], expressions=list(values[1:]))
+
+
+def is_true(condition: exp.Expression) -> exp.Expression:
+    return coalesce(exp.paren(condition, copy=False), exp.false())
+
+
+def days_between(start: exp.Expression, end: exp.Expression) -> exp.Expression:
+    return exp.DateDiff(this=end, expression=start, unit=exp.var("DAY"))
+
+
+def window(function: exp.Expression, partition: list[exp.Expression], order: list[exp.Expression]) -> exp.Window:
+    return exp.Window(this=function, partition_by=partition, order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]))
+
+
+def union_all(selects: list[exp.Select]) -> exp.Expression:
+    result: exp.Expression = selects[0]
+    for select in selects[1:]:
+        result = exp.union(result, select, distinct=False)
+    return result
+
+
+# ---------------------------------------------------------------- aggregates
+
+
+@dataclasses.dataclass(frozen=True)
+class AggregateKey:
+    function: str
+    entity: str
+    field: str | None
+    condition: ir.Expr | None  # the measure filters that apply, and-ed
+    multipliers: tuple[ir.DealMultiplier, ...]  # deal multipliers scale what is summed or counted
+
+
+class _PlanCompiler:
+    def __init__(self, plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str):
+        self.plan, self.measures, self.dialect = plan, measures, dialect
+        self.aggregates: dict[AggregateKey, str] = {}
+        self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
+        self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
+
+    # ------------------------------------------------------------ the query
+
+    def query(self) -> exp.Select:
+        plan = self.plan
+        if plan.crediting.overlay:
+            raise CompileError(f"{plan.key}: `credit overlay` needs territory plans, which the SQL runtime does not run yet")
+        # Compile every payout first: they register the aggregates the CTEs below compute.
+        components = [self.component(index, c) for index, c in enumerate(plan.components)]
+        draws = self.draws() if plan.draw is not None else None
+        deal_shares = self.deal_shares() if plan.clawback or plan.paid_on == ir.PayoutTiming.PAYMENT else None
+        clawbacks = self.clawbacks() if plan.clawback is not None and deal_shares is not None else None
+        paid = self.paid_lines() if plan.paid_on == ir.PayoutTiming.PAYMENT else None
+        ctes: list[tuple[str, exp.Expression]] = [
+            ("periods", self.periods()),
+            ("rep_periods", self.rep_periods()),
+        ]
+        if plan.crediting.rollup:
+            ctes.append(("chain", self.chain()))
+        ctes += [("credits", self.credits()), ("deal_rows", self.deal_rows())]
+        ctes += [("activity_rows", self.activity_rows())]
+        ctes += [("deal_aggs", self.entity_aggregates("deal", "deal_rows")),
+                 ("activity_aggs", self.entity_aggregates("activity", "activity_rows")),
+                 ("measures", self.measures_cte())]
+        for index, (select, _) in enumerate(components):
+            ctes.append((f"c{index}", select))
+        line_selects = [line for _, lines in components for line in lines]
+        ctes.append(("earned_lines", union_all(line_selects)))
+        if deal_shares is not None:
+            ctes.append(("deal_shares", deal_shares))
+        ctes.append(("component_lines", paid if paid is not None else exp.select("*").from_(table("earned_lines"))))
+        final = ["component_lines"]
+        for name, body in (("draws", draws), ("clawbacks", clawbacks)):
+            if body is not None:
+                ctes.append((name, body))
+                final.append(name)
+        outer = union_all([exp.select(*[col(c) for c in PAYOUT_COLUMNS]).from_(table(name)) for name in final])
+        select = exp.select("*").from_(exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("all_lines"))))
+        recursive = plan.crediting.rollup
+        for name, body in ctes:
+            select = select.with_(exp.to_identifier(name, quoted=True), as_=body, recursive=recursive, copy=False)
+        return select.order_by(col("rep_id"), col("period"), col("line_type"), col("component"), copy=False)
+
+    # ------------------------------------------------------------ calendar and roster
+
+    def periods(self) -> exp.Expression:
+        rows = [
+            exp.Tuple(expressions=[text(p.label), date(p.start), date(p.end), exp.Literal.number(p.index),
+                                   date(p.year_start), exp.Literal.number(p.days)])
+            for p in plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
+        ]
+        names = ["period", "period_start", "period_end", "period_index", "year_start", "period_days"]
+        values = exp.Values(expressions=rows, alias=exp.TableAlias(
+            this=exp.to_identifier("p"), columns=[exp.to_identifier(n, quoted=True) for n in names]))
+        return exp.select(*[col(n) for n in names]).from_(values)
+
+    def rep_periods(self) -> exp.Select:
+        plan = self.plan
+        active_start = greatest(col("hire_date", "r"), col("period_start", "p"), date(plan.effective_from))
+        active_end = least(coalesce(col("termination_date", "r"), col("period_end", "p")), col("period_end", "p"),
+                           date(plan.effective_to))
+        active_days = exp.Add(this=days_between(active_start, active_end), expression=exp.Literal.number(1))
+        inner = (
+            exp.select(
+                alias(col("id", "r"), "rep_id"), col("period", "p"), col("period_start", "p"), col("period_end", "p"),
+                col("period_index", "p"), col("year_start", "p"), col("period_days", "p"),
+                alias(col("target_incentive", "r"), "annual_ti"),
+                alias(active_days, "active_days"),
+            )
+            .from_(table("reps", "r"))
+            .join(table("periods", "p"), join_type="cross")
+        )
+        if plan.eligibility is not None:
+            inner = inner.where(is_true(self.row(plan.eligibility, "rep", "r")))
+        quota_amount = (
+            exp.select(col("amount", "q")).from_(table("quotas", "q"))
+            .where(and_(eq(col("rep_id", "q"), col("rep_id", "e")), eq(col("period", "q"), col("period", "e"))))
+        )
+        days = col("active_days", "e") if plan.prorate else col("period_days", "e")
+        quota = div(mul(dec(exp.Subquery(this=quota_amount)), dec(days)), dec(col("period_days", "e")), self.dialect)
+        ti = div(mul(dec(col("annual_ti", "e")), dec(days)),
+                 dec(exp.Mul(this=col("period_days", "e"), expression=exp.Literal.number(plan.period.per_year))),
+                 self.dialect)
+        proration = div(dec(days), dec(col("period_days", "e")), self.dialect)
+        return (
+            exp.select(
+                *[col(n, "e") for n in ("rep_id", "period", "period_start", "period_end", "period_index", "year_start",
+                                         "period_days", "active_days", "annual_ti")],
+                alias(quota, "period_quota"), alias(ti, "period_ti"), alias(proration, "proration"),
+            )
+            .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))))
+            .where(exp.GT(this=col("active_days", "e"), expression=exp.Literal.number(0)))
+        )
+
+    def chain(self) -> exp.Expression:
+        """(rep, manager, depth) for every manager above a rep; recursion stops at 64 levels (a cycle)."""
+        base = exp.select(alias(col("id"), "rep_id"), alias(col("manager_id"), "manager_id"),
+                          alias(exp.Literal.number(1), "depth")).from_(table("reps")).where(
+            exp.Not(this=exp.Is(this=col("manager_id"), expression=exp.null())))
+        step = (
+            exp.select(col("rep_id", "c"), alias(col("manager_id", "r"), "manager_id"),
+                       alias(exp.Add(this=col("depth", "c"), expression=exp.Literal.number(1)), "depth"))
+            .from_(table("chain", "c"))
+            .join(table("reps", "r"), on=eq(col("id", "r"), col("manager_id", "c")))
+            .where(and_(exp.Not(this=exp.Is(this=col("manager_id", "r"), expression=exp.null())),
+                        exp.LT(this=col("depth", "c"), expression=exp.Literal.number(64))))
+        )
+        return exp.union(base, step, distinct=False)
+
+    # ------------------------------------------------------------ crediting
+
+    def credits(self) -> exp.Expression:
+        crediting = self.plan.crediting
+        owner = exp.select(alias(col("owner_rep_id"), "rep_id"), alias(col("id"), "deal_id"),
+                           alias(number(1), "share")).from_(table("deals"))
+        split_deals = exp.select(col("deal_id")).from_(table("deal_splits"))
+        splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share")).from_(table("deal_splits"))
+        if crediting.splits:
+            owner = owner.where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))))
+            direct = union_all([owner, splits])
+        else:
+            direct = owner
+        direct_sub = exp.Subquery(this=direct, alias=exp.TableAlias(this=exp.to_identifier("d", quoted=True)))
+        selects = []
+        if crediting.owner or crediting.splits:
+            selects.append(exp.select(col("rep_id", "d"), col("deal_id", "d"), col("share", "d")).from_(direct_sub))
+        if crediting.rollup:
+            on = eq(col("rep_id", "h"), col("rep_id", "d"))
+            if crediting.rollup_depth is not None:
+                on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(crediting.rollup_depth)))
+            selects.append(
+                exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"))
+                .from_(direct_sub.copy()).join(table("chain", "h"), on=on)
+            )
+        credited = exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
+        return (exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"))
+                .from_(credited).group_by(col("rep_id"), col("deal_id")))
+
+    def booking_date(self, deal: str) -> exp.Expression:
+        """Credit and attainment count a deal when it closes (paid on payment only delays the pay)."""
+        return col("close_date", deal)
+
+    def in_window(self, day: exp.Expression, rep_period: str) -> exp.Expression:
+        start = col("year_start" if self.ytd else "period_start", rep_period)
+        return exp.Between(this=day, low=start, high=col("period_end", rep_period))
+
+    def deal_rows(self) -> exp.Select:
+        """Each credited deal in each rep-period it counts in, with its amount in plan currency."""
+        currency = self.plan.currency
+        fx_day = self.booking_date("d")
+        if self.plan.fx_at == ir.FxDate.PERIOD_END:
+            fx_day = (exp.select(col("period_end", "pp")).from_(table("periods", "pp"))
+                      .where(exp.Between(this=self.booking_date("d"), low=col("period_start", "pp"),
+                                         high=col("period_end", "pp"))))
+            fx_day = exp.Subquery(this=fx_day)
+        latest = (
+            exp.select(exp.Max(this=col("date", "f"))).from_(table("fx_rates", "f"))
+            .where(and_(eq(col("from", "f"), col("currency", "d")), eq(col("to", "f"), text(currency)),
+                        exp.LTE(this=col("date", "f"), expression=fx_day)))
+        )
+        rate = (
+            exp.select(dec(col("rate", "g"))).from_(table("fx_rates", "g"))
+            .where(and_(eq(col("from", "g"), col("currency", "d")), eq(col("to", "g"), text(currency)),
+                        eq(col("date", "g"), exp.Subquery(this=latest))))
+        )
+        fx_rate = case(eq(col("currency", "d"), text(currency)), number(1), exp.Subquery(this=rate))
+        amount_fx = mul(dec(col("amount", "d")), fx_rate)
+        deal_fields = [col(name, "d") for name in ("id", "owner_rep_id", "account_id", "currency", "stage", "product",
+                                                   "close_date", "cancel_date", "paid_date")]
+        extra = [col(f, "d") for f in self.extra_deal_fields()]
+        return (
+            exp.select(col("rep_id", "rp"), col("period", "rp"), col("period_index", "rp"),
+                       *deal_fields, *extra, col("share", "c"),
+                       alias(amount_fx, "amount_fx"), alias(mul(amount_fx.copy(), col("share", "c")), "amount"))
+            .from_(table("credits", "c"))
+            .join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")))
+            .join(table("rep_periods", "rp"), on=and_(eq(col("rep_id", "rp"), col("rep_id", "c")),
+                                                      self.in_window(self.booking_date("d"), "rp")))
+        )
+
+    def extra_deal_fields(self) -> list[str]:
+        """Deal fields plans use beyond the standard ones (custom CRM fields)."""
+        standard = {"id", "owner_rep_id", "account_id", "currency", "stage", "product", "close_date", "cancel_date",
+                    "paid_date", "amount"}
+        used = set()
+        for node in _walk(self.plan):
+            if isinstance(node, ir.FieldRef) and node.entity == "deal" and node.field not in standard:
+                used.add(node.field)
+        for measure in self.measures.values():
+            for node in _walk(measure):
+                if isinstance(node, ir.FieldRef) and node.entity == "deal" and node.field not in standard:
+                    used.add(node.field)
+        return sorted(used)
+
+    def activity_rows(self) -> exp.Select:
+        return (
+            exp.select(col("rep_id", "rp"), col("period", "rp"), col("id", "a"), col("type", "a"), col("date", "a"),
+                       col("points", "a"), col("account_id", "a"))
+            .from_(table("activities", "a"))
+            .join(table("rep_periods", "rp"), on=and_(eq(col("rep_id", "rp"), col("rep_id", "a")),
+                                                      self.in_window(col("date", "a"), "rp")))
+        )
+
+    # ------------------------------------------------------------ measures
+
+    def entity_aggregates(self, entity: str, rows: str) -> exp.Select:
+        # Components compile first, so every aggregate they use is registered by now.
+        columns = [alias(self.aggregate_sql(key), name) for key, name in self.aggregates.items() if key.entity == entity]
+        if not columns:
+            columns = [alias(exp.Count(this=exp.Star()), "row_count")]
+        return exp.select(col("rep_id"), col("period"), *columns).from_(table(rows)).group_by(col("rep_id"), col("period"))
+
+    def aggregate_sql(self, key: AggregateKey) -> exp.Expression:
+        condition = self.row(key.condition, key.entity, None) if key.condition is not None else exp.true()
+        weight = self.deal_weight(key.multipliers)
+        if key.function == "count":
+            return dec(exp.Sum(this=case(condition, weight, ZERO.copy())))
+        if key.function == "count_distinct":
+            value = self.row(ir.FieldRef(entity=key.entity, field=key.field), key.entity, None)
+            return dec(exp.Count(this=exp.Distinct(expressions=[case(condition, value, exp.null())])))
+        value = self.row(ir.FieldRef(entity=key.entity, field=key.field), key.entity, None, credited=True)
+        if key.function == "sum":
+            return dec(exp.Sum(this=case(condition, mul(dec(value), weight), exp.null())))
+        if key.function in ("min", "max"):
+            kind = exp.Min if key.function == "min" else exp.Max
+            return dec(kind(this=case(condition, dec(value), exp.null())))
+        raise CompileError(f"aggregate {key.function} is not supported")
+
+    def deal_weight(self, multipliers: tuple[ir.DealMultiplier, ...], alias_: str | None = None) -> exp.Expression:
+        weight: exp.Expression = number(1)
+        for multiplier in multipliers:
+            factor = case(is_true(self.row(multiplier.where, "deal", alias_)), self.value(multiplier.factor), number(1))
+            weight = mul(weight, factor)
+        return weight
+
+    def measures_cte(self) -> exp.Select:
+        agg_columns = [col(name, "da" if key.entity == "deal" else "aa") for key, name in self.aggregates.items()]
+        mbo = (exp.select(dec(col("score", "s"))).from_(table("mbo_scores", "s"))
+               .where(and_(eq(col("rep_id", "s"), col("rep_id", "rp")), eq(col("period", "s"), col("period", "rp")))))
+        ytd = [col("period_quota", "rp"), col("period_ti", "rp")]
+        if self.ytd:
+            partition = [col("rep_id", "rp"), col("year_start", "rp")]
+            ytd = [window(exp.Sum(this=col("period_quota", "rp")), partition, [col("period_index", "rp")]),
+                   window(exp.Sum(this=col("period_ti", "rp")), partition, [col("period_index", "rp")])]
+        keys = ("rep_id", "period")
+        return (
+            exp.select(
+                *[col(n, "rp") for n in ("rep_id", "period", "period_index", "year_start", "annual_ti", "proration")],
+                alias(ytd[0], "quota"), alias(ytd[1], "target_incentive"),
+                alias(exp.Subquery(this=mbo), "mbo_score"), *agg_columns,
+            )
+            .from_(table("rep_periods", "rp"))
+            .join(table("deal_aggs", "da"), on=and_(*[eq(col(k, "da"), col(k, "rp")) for k in keys]), join_type="left")
+            .join(table("activity_aggs", "aa"), on=and_(*[eq(col(k, "aa"), col(k, "rp")) for k in keys]), join_type="left")
+        )
+
+    def measure_value(self, name: str, condition: ir.Expr | None) -> exp.Expression:
+        if name == "attainment":
+            return self.attainment()
+        if name in ("quota", "target_incentive"):
+            return col(name)
+        measure = self.measures.get(name)
+        if measure is None:
+            raise CompileError(f"unknown measure {name!r}")
+        return self.value(measure.expr, _and(condition, measure.where))
+
+    def attainment_measure(self) -> exp.Expression:
+        if self.plan.attainment is None:
+            raise CompileError(f"{self.plan.key} uses attainment but has no `attainment = MEASURE / quota` line")
+        return self.measure_value(self.plan.attainment, None)
+
+    def attainment(self) -> exp.Expression:
+        saved, self.multipliers = self.multipliers, ()  # multipliers never change attainment
+        try:
+            return div(self.attainment_measure(), col("quota"), self.dialect)
+        finally:
+            self.multipliers = saved
+
+    # ------------------------------------------------------------ expressions
+
+    def value(self, node: ir.Expr, condition: ir.Expr | None = None) -> exp.Expression:
+        """An expression at rep-period level (measures, built-ins, literals)."""
+        match node:
+            case ir.Number(value=v) | ir.Percent(value=v):
+                return number(v)
+            case ir.Money(amount=v):
+                return number(v)
+            case ir.Text(value=v):
+                return text(v)
+            case ir.Date(value=v):
+                return date(v)
+            case ir.Boolean(value=v):
+                return exp.true() if v else exp.false()
+            case ir.NameRef(name=name):
+                return self.measure_value(name, condition)
+            case ir.Aggregate():
+                return self.aggregate_column(node, condition)
+            case ir.FieldRef(entity="rep", field=field):
+                return col(field, "r")
+        return self.operators(node, lambda child: self.value(child, condition))
+
+    def aggregate_column(self, node: ir.Aggregate, condition: ir.Expr | None) -> exp.Expression:
+        if node.entity not in ("deal", "activity"):
+            raise CompileError(f"aggregates over {node.entity} rows are not supported; use deal or activity")
+        weighted = node.entity == "deal" and node.function in ("sum", "count")
+        multipliers = self.multipliers if weighted else ()
+        key = AggregateKey(node.function if node.function != "avg" else "sum", node.entity, node.field, condition,
+                           multipliers)
+        if node.function == "avg":
+            count = AggregateKey("count", node.entity, None, condition, ())
+            return div(self._register(key), self._register(count), self.dialect)
+        value = self._register(key)
+        return coalesce(value, ZERO.copy()) if node.function in ("sum", "count", "count_distinct") else value
+
+    def _register(self, key: AggregateKey) -> exp.Expression:
+        name = self.aggregates.setdefault(key, f"agg{len(self.aggregates)}")
+        return col(name)
+
+    def row(self, node: ir.Expr, entity: str, alias_: str | None, credited: bool = False) -> exp.Expression:
+        """An expression over one input row (a deal, an activity, a rep)."""
+        match node:
+            case ir.FieldRef(entity=e, field=field):
+                if e != entity:
+                    raise CompileError(f"{e}.{field} cannot be used in a condition on {entity} rows")
+                if entity == "deal" and field == "amount":
+                    return col("amount" if credited else "amount_fx", alias_)
+                return col(field, alias_)
+            case ir.NameRef() | ir.Aggregate():
+                raise CompileError("a row condition cannot use measures")
+        if isinstance(node, LITERALS):
+            return self.value(node)
+        return self.operators(node, lambda child: self.row(child, entity, alias_))
+
+    def operators(self, node: ir.Expr, inner) -> exp.Expression:
+        match node:
+            case ir.Binary(op="+", left=l, right=r):
+                return add(inner(l), inner(r))
+            case ir.Binary(op="-", left=l, right=r):
+                return sub(inner(l), inner(r))
+            case ir.Binary(op="*", left=l, right=r):
+                return mul(inner(l), inner(r))
+            case ir.Binary(op="/", left=l, right=r):
+                return div(inner(l), inner(r), self.dialect)
+            case ir.Negate(operand=o):
+                return neg(inner(o))
+            case ir.Compare(op=o, left=l, right=r):
+                kind = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[o]
+                return op(kind, inner(l), inner(r))
+            case ir.Logical(op=o, operands=operands):
+                parts = [exp.paren(inner(x), copy=False) for x in operands]
+                return exp.and_(*parts, copy=False) if o == "and" else exp.or_(*parts, copy=False)
+            case ir.Not(operand=o):
+                return exp.Not(this=exp.paren(inner(o), copy=False))
+            case ir.InList(operand=o, values=values, negated=negated):
+                node_in = exp.In(this=wrap(inner(o)), expressions=[inner(v) for v in values])
+                return exp.Not(this=node_in) if negated else node_in
+            case ir.IsNull(operand=o, negated=negated):
+                test = exp.Is(this=wrap(inner(o)), expression=exp.null())
+                return exp.Not(this=test) if negated else test
+        raise CompileError(f"cannot compile {type(node).__name__} here")
+
+    # ------------------------------------------------------------ components
+
+    def component(self, index: int, component: ir.Component) -> tuple[exp.Select, list[exp.Select]]:
+        """The component's CTE (one row per rep-period) and the payout-line selects over it."""
+        self.multipliers = component.deal_multipliers
+        rule = component.payout
+        base = self.base(component)
+        self.multipliers = ()
+        raw, rate = self.rule_payout(component, rule, base)
+        for multiplier in component.measure_multipliers:
+            raw = case(is_true(self.value(multiplier.when)), mul(raw, self.value(multiplier.factor)), raw)
+        gates = [self.value(g.condition) for g in component.gates]
+        gated = exp.Not(this=is_true(and_(*gates))) if gates else exp.false()
+        uncapped = case(gated.copy(), ZERO.copy(), coalesce(raw, ZERO.copy()))
+        capped_value = uncapped.copy()
+        period_caps = [c for c in component.caps if c.per == ir.CapScope.PERIOD]
+        for cap in period_caps:
+            capped_value = least(capped_value, self.cap_amount(cap, yearly=False))
+        year_caps = [self.cap_amount(c, yearly=True) for c in component.caps if c.per == ir.CapScope.YEAR]
+        line_type = {ir.Bonus: "bonus", ir.Spiff: "spiff", ir.Mbo: "mbo"}.get(type(rule), "commission")
+        deal_count = self.deal_count(component)
+        select = exp.select(
+            col("rep_id"), col("period"), col("period_index"), col("year_start"),
+            alias(base if base is not None else exp.null(), "base"),
+            alias(rate if rate is not None else exp.null(), "rate"),
+            alias(uncapped, "uncapped"), alias(capped_value, "after_period_caps"), alias(gated, "gated"),
+            alias(self.attainment() if self.plan.attainment else exp.null(), "attainment"),
+            col("quota"), col("target_incentive"), col("proration"), alias(deal_count, "deal_count"),
+            alias(least(*year_caps) if year_caps else exp.null(), "year_cap"),
+            alias(window(exp.Sum(this=capped_value.copy()), [col("rep_id"), col("year_start")], [col("period_index")]),
+                  "running_after_caps"),
+        ).from_(table("measures"))
+        cumulative = self.ytd and isinstance(rule, COMMISSION_RULES)
+        return select, [self.component_lines(index, component, line_type, cumulative, bool(year_caps))]
+
+    def base(self, component: ir.Component) -> exp.Expression | None:
+        if component.base is None:
+            return None
+        return self.measure_value(component.base, None)
+
+    def rule_payout(self, component: ir.Component, rule, base) -> tuple[exp.Expression, exp.Expression | None]:
+        """The payout before multipliers, gates and caps; and the rate shown on the line."""
+        match rule:
+            case ir.FlatRate(rate=rate):
+                self._need_base(component, base)
+                return mul(base, self.value(rate)), self.value(rate)
+            case ir.Tiers():
+                self._need_base(component, base)
+                return self.tiers(component, rule, base)
+            case ir.Curve():
+                return self.curve(rule), None
+            case ir.Bonus(amount=amount, when=when):
+                return case(is_true(self.value(when)), self.value(amount), ZERO.copy()), None
+            case ir.Spiff(amount=amount, where=where, start=start, end=end):
+                in_window = ir.Logical(op="and", operands=(
+                    where,
+                    ir.Compare(op=">=", left=ir.FieldRef(entity="deal", field="close_date"), right=ir.Date(value=start)),
+                    ir.Compare(op="<=", left=ir.FieldRef(entity="deal", field="close_date"), right=ir.Date(value=end)),
+                ))
+                count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), in_window)
+                return mul(self.value(amount), count), self.value(amount)
+            case ir.Mbo(amount=amount):
+                return mul(self.value(amount), coalesce(col("mbo_score"), ZERO.copy())), None
+        raise CompileError(f"payout rule {type(rule).__name__} is not supported")
+
+    def _need_base(self, component: ir.Component, base) -> None:
+        if base is None:
+            raise CompileError(f'component "{component.name}" needs a base measure (`component "..." on MEASURE`)')
+
+    def tier_variable(self, on: str) -> tuple[exp.Expression, exp.Expression]:
+        """What the bands are read on, in base units, and what a band bound is multiplied by.
+
+        Attainment bands are compared as measure >= bound x quota, which is exact
+        (no division); a money measure's bands are compared as they are.
+        """
+        if on == "attainment":
+            saved, self.multipliers = self.multipliers, ()
+            try:
+                return self.attainment_measure(), col("quota")
+            finally:
+                self.multipliers = saved
+        saved, self.multipliers = self.multipliers, ()
+        try:
+            return self.measure_value(on, None), number(1)
+        finally:
+            self.multipliers = saved
+
+    def tiers(self, component: ir.Component, tiers: ir.Tiers, base: exp.Expression):
+        variable, scale = self.tier_variable(tiers.on)
+        bounds = [(mul(self.value(b.lower), scale.copy()),
+                   mul(self.value(b.upper), scale.copy()) if b.upper is not None else None,
+                   self.value(b.rate)) for b in tiers.bands]
+        reached = exp.Case()
+        for lower, _, rate in reversed(bounds):
+            reached = reached.when(exp.GTE(this=variable.copy(), expression=lower.copy()), rate.copy())
+        reached = reached.else_(ZERO.copy())
+        if tiers.mode == ir.TierMode.RETROACTIVE:
+            return mul(base, reached), reached
+        slices = []
+        for lower, upper, rate in bounds:
+            top = least(variable.copy(), upper) if upper is not None else variable.copy()
+            slices.append(mul(greatest(sub(top, lower), ZERO.copy()), rate))
+        graduated = add(*slices)
+        if base.sql() == variable.sql():
+            return graduated, reached
+        # The base differs from what the bands read (multipliers, another measure):
+        # pay the base at the graduated table's effective rate.
+        effective = div(mul(base, graduated), variable.copy(), self.dialect)
+        return case(exp.EQ(this=variable.copy(), expression=ZERO.copy()), mul(base.copy(), reached.copy()), effective), reached
+
+    def curve(self, curve: ir.Curve) -> exp.Expression:
+        """`of` x f(`on`), f piecewise-linear through the points, flat outside them."""
+        variable, scale = self.tier_variable(curve.on)
+        of = self.measure_value(curve.of, None)
+        points = [(self.value(p.x), self.value(p.y)) for p in curve.points]
+        result = exp.Case()
+        last_x, last_y = points[-1]
+        result = result.when(exp.GTE(this=variable.copy(), expression=mul(last_x, scale.copy())), mul(of.copy(), last_y))
+        for (x0, y0), (x1, y1) in reversed(list(zip(points, points[1:]))):
+            # of x (y0 + (v - x0 s) (y1 - y0) / ((x1 - x0) s)), with one division at the end
+            rise = mul(mul(of.copy(), sub(variable.copy(), mul(x0.copy(), scale.copy()))), sub(y1.copy(), y0.copy()))
+            run = mul(sub(x1.copy(), x0.copy()), scale.copy())
+            value = add(mul(of.copy(), y0.copy()), div(rise, run, self.dialect))
+            result = result.when(exp.GTE(this=variable.copy(), expression=mul(x0.copy(), scale.copy())), value)
+        return result.else_(mul(of.copy(), points[0][1].copy()))
+
+    def cap_amount(self, cap: ir.Cap, yearly: bool) -> exp.Expression:
+        if cap.amount is not None:
+            return self.value(cap.amount)
+        of = col("annual_ti") if yearly and cap.of == "target_incentive" else self.measure_value(cap.of, None)
+        return mul(number(cap.multiple), of)
+
+    def deal_count(self, component: ir.Component) -> exp.Expression:
+        if component.base is None:
+            return exp.Literal.number(0)
+        filters = [key.condition for key in self.aggregates if key.entity == "deal"]
+        measure = self.measures.get(component.base)
+        condition = measure.where if measure is not None else None
+        if not filters and condition is None:
+            return exp.Literal.number(0)
+        count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), condition)
+        return exp.Cast(this=count, to=exp.DataType.build("BIGINT"))
+
+    def component_lines(self, index: int, component: ir.Component, line_type: str, cumulative: bool,
+                        year_capped: bool) -> exp.Select:
+        """One payout line per rep-period: period amounts, or differences of cumulative ones."""
+        source = f"c{index}"
+        partition = [col("rep_id"), col("year_start")]
+        order = [col("period_index")]
+        value = col("after_period_caps")
+        if not cumulative and year_capped:
+            value = col("running_after_caps")
+        if year_capped:
+            value = least(value, col("year_cap"))
+        if cumulative or year_capped:
+            previous = window(exp.Lag(this=value.copy(), offset=exp.Literal.number(1), default=ZERO.copy()),
+                              partition, order)
+            if cumulative:  # pay cumulative earnings minus what was already paid (both in cents)
+                amount = sub(round_cents(value), round_cents(previous))
+            else:
+                amount = round_cents(sub(value, previous))
+            uncapped_value = col("uncapped") if not cumulative else sub(col("uncapped"), window(
+                exp.Lag(this=col("uncapped"), offset=exp.Literal.number(1), default=ZERO.copy()), partition, order))
+        else:
+            amount = round_cents(value)
+            uncapped_value = col("uncapped")
+        amount = exp.Cast(this=amount, to=exp.DataType.build("DECIMAL(18, 2)"))
+        uncapped = round_cents(uncapped_value)
+        return exp.select(
+            alias(text(self.plan.name), "plan"), alias(exp.Literal.number(self.plan.version), "version"),
+            alias(text(component.name), "component"), alias(text(line_type), "line_type"),
+            col("rep_id"), col("period"), alias(text(self.plan.currency), "currency"),
+            alias(round_cents(col("base")), "base"), col("rate"), alias(amount, "amount"), alias(uncapped, "uncapped"),
+            alias(exp.LT(this=amount.copy(), expression=uncapped.copy()), "capped"), col("gated"),
+            col("attainment"), alias(round_cents(col("quota")), "quota"),
+            alias(round_cents(col("target_incentive")), "target_incentive"), col("proration"), col("deal_count"),
+        ).from_(table(source))
+
+    # ------------------------------------------------------------ draws and clawbacks
+
+    def draws(self) -> exp.Select:
+        """Draw top-ups and recoveries from each rep-period's total component pay.
+
+        Recoverable: the outstanding balance follows B_t = max(0, B_{t-1} + draw_t - earned_t),
+        which in closed form is S_t - min(0, S_1..S_t) with S the running sum of draw - earned.
+        """
+        draw = self.plan.draw
+        partition = [col("rep_id")]
+        order = [col("period_index")]
+        earned = (exp.select(col("rep_id"), col("period"), alias(dec(exp.Sum(this=col("amount"))), "earned"))
+                  .from_(table("component_lines")).group_by(col("rep_id"), col("period")))
+        numbered = (
+            exp.select(col("rep_id", "m"), col("period", "m"), col("period_index", "m"),
+                       alias(coalesce(col("earned", "e"), ZERO.copy()), "earned"),
+                       alias(window(exp.RowNumber(), [col("rep_id", "m")], [col("period_index", "m")]), "nth"))
+            .from_(table("measures", "m"))
+            .join(exp.Subquery(this=earned, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))),
+                  on=and_(eq(col("rep_id", "e"), col("rep_id", "m")), eq(col("period", "e"), col("period", "m"))),
+                  join_type="left")
+        )
+        in_draw = exp.true() if draw.periods is None else exp.LTE(this=col("nth"), expression=exp.Literal.number(draw.periods))
+        guaranteed = case(in_draw, self.value(draw.amount), ZERO.copy())
+        top_up = greatest(sub(guaranteed.copy(), col("earned")), ZERO.copy())
+        staged = exp.select(col("rep_id"), col("period"), col("period_index"), col("earned"),
+                            alias(top_up, "top_up"), alias(sub(guaranteed, col("earned")), "shortfall")).from_(
+            exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("n", quoted=True))))
+        if draw.recoverable:
+            running = exp.select("*", alias(window(exp.Sum(this=col("shortfall")), partition, order), "running")).from_(
+                exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("s", quoted=True))))
+            lowest = window(exp.Min(this=col("running")), partition, order)
+            balance = sub(col("running"), least(lowest, ZERO.copy()))
+            balanced = exp.select("*", alias(balance, "balance")).from_(
+                exp.Subquery(this=running, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True))))
+            change = sub(col("balance"), window(exp.Lag(this=col("balance"), offset=exp.Literal.number(1),
+                                                        default=ZERO.copy()), partition, order))
+            recovery = sub(change, col("top_up"))
+            source = exp.Subquery(this=balanced, alias=exp.TableAlias(this=exp.to_identifier("b", quoted=True)))
+        else:
+            recovery = ZERO.copy()
+            source = exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("b", quoted=True)))
+        rows = exp.select(col("rep_id"), col("period"), alias(col("top_up"), "top_up"),
+                          alias(recovery, "recovery")).from_(source)
+        sub_rows = exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("x", quoted=True)))
+        selects = []
+        for line_type, column in (("draw", "top_up"), ("draw_recovery", "recovery")):
+            amount = round_cents(col(column))
+            selects.append(
+                self.simple_line("Draw", line_type, amount).from_(sub_rows.copy())
+                .where(exp.NEQ(this=col(column), expression=ZERO.copy()))
+            )
+        return union_all(selects)
+
+    def simple_line(self, component: str, line_type: str, amount: exp.Expression,
+                    period: exp.Expression | None = None, deal_count: exp.Expression | None = None) -> exp.Select:
+        """A payout line that is only an amount (draws, clawbacks)."""
+        null_money = exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(18, 2)"))
+        return exp.select(
+            alias(text(self.plan.name), "plan"), alias(exp.Literal.number(self.plan.version), "version"),
+            alias(text(component), "component"), alias(text(line_type), "line_type"),
+            alias(col("rep_id", "s") if period is not None else col("rep_id"), "rep_id"), alias(period or col("period"), "period"), alias(text(self.plan.currency), "currency"),
+            alias(null_money, "base"), alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "rate"),
+            alias(amount, "amount"), alias(amount.copy(), "uncapped"), alias(exp.false(), "capped"),
+            alias(exp.false(), "gated"), alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "attainment"),
+            alias(null_money.copy(), "quota"), alias(null_money.copy(), "target_incentive"),
+            alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "proration"),
+            alias(deal_count or exp.Literal.number(0), "deal_count"),
+        )
+
+    def deal_components(self) -> list[tuple[int, ir.Component, exp.Expression]]:
+        """Components whose pay can be traced to deals: (index, component, a deal row's base contribution)."""
+        traced = []
+        for index, component in enumerate(self.plan.components):
+            if not isinstance(component.payout, (ir.FlatRate, ir.Tiers)) or component.base is None:
+                continue
+            self.multipliers = component.deal_multipliers
+            contribution = self.row_contribution(component.base, None)
+            self.multipliers = ()
+            if contribution is not None:
+                traced.append((index, component, contribution))
+        return traced
+
+    def deal_shares(self) -> exp.Expression | None:
+        """Each deal's exact share of the commission lines it earned: line x contribution / base."""
+        selects = []
+        for index, component, contribution in self.deal_components():
+            share = div(mul(dec(col("amount", "l")), contribution), col("base", "k"), self.dialect)
+            selects.append(
+                exp.select(col("rep_id", "d"), alias(col("period", "d"), "earned_period"),
+                           alias(text(component.name), "component"), alias(col("id", "d"), "deal_id"),
+                           col("close_date", "d"), col("cancel_date", "d"), col("paid_date", "d"),
+                           alias(share, "share_of_line"))
+                .from_(table("deal_rows", "d"))
+                .join(table(f"c{index}", "k"), on=and_(eq(col("rep_id", "k"), col("rep_id", "d")),
+                                                        eq(col("period", "k"), col("period", "d"))))
+                .join(table("earned_lines", "l"), on=and_(eq(col("rep_id", "l"), col("rep_id", "d")),
+                                                          eq(col("period", "l"), col("period", "d")),
+                                                          eq(col("component", "l"), text(component.name))))
+            )
+        return union_all(selects) if selects else None
+
+    def lines_from_shares(self, line_type: str, day: str, where: exp.Expression, sign: int) -> exp.Select:
+        """Lines summing deal shares by the period `day` falls in (payment, cancellation)."""
+        amount = exp.Sum(this=col("share_of_line", "s"))
+        amount = round_cents(neg(dec(amount)) if sign < 0 else dec(amount))
+        deals = exp.Count(this=exp.Distinct(expressions=[col("deal_id", "s")]))
+        select = self.simple_line("", line_type, amount, col("period", "p"), deals)
+        select.set("expressions", [e if e.alias != "component" else alias(col("component", "s"), "component")
+                                   for e in select.expressions])
+        return (
+            select.from_(table("deal_shares", "s"))
+            .join(table("periods", "p"), on=exp.Between(this=col(day, "s"), low=col("period_start", "p"),
+                                                        high=col("period_end", "p")))
+            .where(where)
+            .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"))
+        )
+
+    def paid_lines(self) -> exp.Expression:
+        """Paid on payment: commission earned on booking is paid in the period each deal is paid."""
+        traced = [component.name for _, component, _ in self.deal_components()]
+        untraced = exp.select("*").from_(table("earned_lines")).where(
+            exp.Not(this=exp.In(this=col("component"), expressions=[text(n) for n in traced]))) if traced else \
+            exp.select("*").from_(table("earned_lines"))
+        if not traced:
+            return untraced
+        paid = self.lines_from_shares("commission", "paid_date", exp.Not(this=exp.Is(
+            this=col("paid_date", "s"), expression=exp.null())), +1)
+        return union_all([untraced, paid])
+
+    def clawbacks(self) -> exp.Select:
+        """Take back what a deal earned when it is cancelled within the window, in the cancel period."""
+        within = exp.LTE(this=days_between(col("close_date", "s"), col("cancel_date", "s")),
+                         expression=exp.Literal.number(self.plan.clawback.within_days))
+        cancelled = exp.Not(this=exp.Is(this=col("cancel_date", "s"), expression=exp.null()))
+        return self.lines_from_shares("clawback", "cancel_date", and_(cancelled, within), -1)
+
+    def row_contribution(self, name: str, condition: ir.Expr | None) -> exp.Expression | None:
+        """A deal row's part of a measure that is a sum of sums (None when it is not linear)."""
+        measure = self.measures.get(name)
+        if measure is None:
+            return None
+        return self._linear(measure.expr, _and(condition, measure.where))
+
+    def _linear(self, node: ir.Expr, condition: ir.Expr | None) -> exp.Expression | None:
+        match node:
+            case ir.Aggregate(function="sum", entity="deal", field=field):
+                value = self.row(ir.FieldRef(entity="deal", field=field), "deal", "d", credited=True)
+                test = is_true(self.row(condition, "deal", "d")) if condition is not None else exp.true()
+                return case(test, mul(dec(value), self.deal_weight(self.multipliers, "d")), ZERO.copy())
+            case ir.NameRef(name=name) if name in self.measures:
+                return self.row_contribution(name, condition)
+            case ir.Binary(op=o, left=l, right=r) if o in "+-":
+                left, right = self._linear(l, condition), self._linear(r, condition)
+                if left is None or right is None:
+                    return None
+                return add(left, right) if o == "+" else sub(left, right)
+        return None
+
+
+def _and(first: ir.Expr | None, second: ir.Expr | None) -> ir.Expr | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return ir.Logical(op="and", operands=(first, second))
+
+
+def _walk(node):
+    """Every IR node below `node` (depth first)."""
+    if isinstance(node, ir.Node):
+        yield node
+        for name in type(node).model_fields:
+            yield from _walk(getattr(node, name))
+    elif isinstance(node, (tuple, list)):
+        for item in node:
+            yield from _walk(item)
+

@@ -1,0 +1,142 @@
+"""Run compiled plans on an engine and collect payout lines.
+
+In: checked plan files (`ir.PlanFile`), and a DuckDB connection holding the
+contract tables (what `runtime.data.open_data` and the plan-test harness
+build). Out: `RunResult` with payout lines as a pandas DataFrame whose money
+columns hold `Decimal`s (never floats).
+
+    run_plans(files, connection, engine="duckdb")           the embedded default
+    run_plans(files, connection, engine="postgres", url=..) the same SQL, transpiled, on a server
+
+The PostgreSQL path copies the contract tables from the DuckDB connection
+into a fresh schema, runs the query there, and drops the schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from compiler.sql import PAYOUT_COLUMNS, CompileError, compile_plan
+from dsl import ir
+from dsl.diagnostics import Diagnostic, RevplanError
+from dsl.schema import SCHEMA, Schema
+
+ENGINES = ("duckdb", "postgres")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    payout_lines: pd.DataFrame
+    plans: tuple[str, ...]  # keys of the plans that ran
+
+    @property
+    def total(self):
+        return sum(self.payout_lines["amount"], start=0)
+
+
+def comp_plans(files: Sequence[ir.PlanFile]) -> list[ir.CompPlan]:
+    return [p for f in files for p in f.plans if isinstance(p, ir.CompPlan)]
+
+
+def shared_measures(files: Sequence[ir.PlanFile]) -> dict[str, ir.Measure]:
+    return {m.name: m for f in files for m in f.measures}
+
+
+def compile_all(files: Sequence[ir.PlanFile], dialect: str) -> list[tuple[ir.CompPlan, str]]:
+    """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic."""
+    measures = shared_measures(files)
+    compiled, problems = [], []
+    for plan in comp_plans(files):
+        try:
+            compiled.append((plan, compile_plan(plan, measures, dialect).sql(dialect=dialect)))
+        except CompileError as error:
+            problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
+                                       hints=("this construct cannot run on this calculator yet",)))
+    if problems:
+        raise RevplanError(problems)
+    return compiled
+
+
+def run_plans(
+    files: Sequence[ir.PlanFile],
+    connection: duckdb.DuckDBPyConnection,
+    engine: str = "duckdb",
+    url: str | None = None,
+    schema: Schema = SCHEMA,
+) -> RunResult:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    dialect = "postgres" if engine == "postgres" else "duckdb"
+    compiled = compile_all(files, dialect)
+    if engine == "postgres":
+        frames = _run_on_postgres(compiled, connection, url, schema)
+    else:
+        frames = [connection.execute(sql).to_arrow_table().to_pandas() for _, sql in compiled]
+    lines = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
+    return RunResult(normalise(lines), tuple(plan.key for plan, _ in compiled))
+
+
+def normalise(lines: pd.DataFrame) -> pd.DataFrame:
+    """One shape whatever the engine: column order, Python types, a stable row order."""
+    lines = lines[list(PAYOUT_COLUMNS)].copy()
+    for column in ("version", "deal_count"):
+        lines[column] = lines[column].astype("int64")
+    for column in ("capped", "gated"):
+        lines[column] = lines[column].astype(bool)
+    keys = ["plan", "version", "rep_id", "period", "line_type", "component"]
+    return lines.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def _run_on_postgres(compiled, connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
+    import psycopg
+
+    if not url:
+        raise RevplanError([Diagnostic(code="RP402", message="--engine postgres needs --url postgresql://...")])
+    namespace = f"revplan_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute(f'CREATE SCHEMA "{namespace}"')
+        try:
+            pg.execute(f'SET search_path TO "{namespace}"')
+            for entity in schema.entities:
+                _copy_table(connection, pg, entity.table)
+            frames = []
+            for _, sql in compiled:
+                with pg.cursor() as cursor:
+                    cursor.execute(sql)
+                    names = [d.name for d in cursor.description]
+                    frames.append(pd.DataFrame(cursor.fetchall(), columns=names))
+            return frames
+        finally:
+            pg.execute(f'DROP SCHEMA "{namespace}" CASCADE')
+
+
+PG_TYPES = {
+    "VARCHAR": "TEXT", "DATE": "DATE", "BIGINT": "BIGINT", "INTEGER": "BIGINT", "BOOLEAN": "BOOLEAN",
+    "DOUBLE": "NUMERIC",
+}
+
+
+def _copy_table(connection: duckdb.DuckDBPyConnection, pg, name: str) -> None:
+    relation = connection.table(name)
+    columns = []
+    for column, duck_type in zip(relation.columns, relation.types):
+        type_name = str(duck_type)
+        pg_type = PG_TYPES.get(type_name, type_name.replace("DECIMAL", "NUMERIC"))
+        columns.append(f'"{column}" {pg_type}')
+    pg.execute(f'CREATE TABLE "{name}" ({", ".join(columns)})')
+    table: pa.Table = relation.to_arrow_table()
+    if table.num_rows == 0:
+        return
+    quoted = ", ".join(f'"{c}"' for c in relation.columns)
+    with pg.cursor() as cursor, cursor.copy(f'COPY "{name}" ({quoted}) FROM STDIN') as copy:
+        for row in table.to_pylist():
+            copy.write_row([row[c] for c in relation.columns])
