@@ -49,8 +49,10 @@ class CompileError(Exception):
     """A plan construct this calculator cannot compute: refused loudly, never skipped."""
 
 
-def compile_plan(plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str = "duckdb") -> exp.Select:
-    return _PlanCompiler(plan, {**measures, **{m.name: m for m in plan.measures}}, dialect).query()
+def compile_plan(plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str = "duckdb",
+                 territories: tuple[ir.TerritoryPlan, ...] = ()) -> exp.Select:
+    """The payout-line query of a comp plan; `territories` feed `credit overlay`."""
+    return _PlanCompiler(plan, {**measures, **{m.name: m for m in plan.measures}}, dialect, territories).query()
 
 
 # ---------------------------------------------------------------- small builders
@@ -132,9 +134,82 @@ class AggregateKey:
     multipliers: tuple[ir.DealMultiplier, ...]  # deal multipliers scale what is summed or counted
 
 
-class _PlanCompiler:
-    def __init__(self, plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str):
-        self.plan, self.measures, self.dialect = plan, measures, dialect
+class RowCompiler:
+    """Expressions over one input row (a deal, an activity, an account): conditions and arithmetic."""
+
+    def __init__(self, dialect: str):
+        self.dialect = dialect
+
+    def literal(self, node: ir.Expr) -> exp.Expression:
+        match node:
+            case ir.Number(value=v) | ir.Percent(value=v):
+                return number(v)
+            case ir.Money(amount=v):
+                return number(v)
+            case ir.Text(value=v):
+                return text(v)
+            case ir.Date(value=v):
+                return date(v)
+            case ir.Boolean(value=v):
+                return exp.true() if v else exp.false()
+            case ir.Null():
+                return exp.null()
+        raise CompileError(f"{type(node).__name__} is not a literal")
+
+    def row(self, node: ir.Expr, entity: str, alias_: str | None, credited: bool = False) -> exp.Expression:
+        """An expression over one input row (a deal, an activity, a rep, an account)."""
+        match node:
+            case ir.FieldRef(entity=e, field=field):
+                if e != entity:
+                    raise CompileError(f"{e}.{field} cannot be used in a condition on {entity} rows")
+                if entity == "deal" and field == "amount":
+                    return col("amount" if credited else "amount_fx", alias_)
+                return col(field, alias_)
+            case ir.NameRef() | ir.Aggregate():
+                raise CompileError("a row condition cannot use measures")
+        if isinstance(node, LITERALS):
+            return self.literal(node)
+        return self.operators(node, lambda child: self.row(child, entity, alias_))
+
+    def operators(self, node: ir.Expr, inner) -> exp.Expression:
+        match node:
+            case ir.Binary(op="+", left=l, right=r):
+                return add(inner(l), inner(r))
+            case ir.Binary(op="-", left=l, right=r):
+                return sub(inner(l), inner(r))
+            case ir.Binary(op="*", left=l, right=r):
+                return mul(inner(l), inner(r))
+            case ir.Binary(op="/", left=l, right=r):
+                return div(inner(l), inner(r), self.dialect)
+            case ir.Negate(operand=o):
+                return neg(inner(o))
+            case ir.Compare(op=o, left=l, right=r):
+                kind = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[o]
+                return op(kind, inner(l), inner(r))
+            case ir.Logical(op=o, operands=operands):
+                parts = [exp.paren(inner(x), copy=False) for x in operands]
+                return exp.and_(*parts, copy=False) if o == "and" else exp.or_(*parts, copy=False)
+            case ir.Not(operand=o):
+                return exp.Not(this=exp.paren(inner(o), copy=False))
+            case ir.InList(operand=o, values=values, negated=negated):
+                node_in = exp.In(this=wrap(inner(o)), expressions=[inner(v) for v in values])
+                return exp.Not(this=node_in) if negated else node_in
+            case ir.IsNull(operand=o, negated=negated):
+                test = exp.Is(this=wrap(inner(o)), expression=exp.null())
+                return exp.Not(this=test) if negated else test
+        raise CompileError(f"cannot compile {type(node).__name__} here")
+
+
+def row_condition(node: ir.Expr, entity: str, alias_: str, dialect: str) -> exp.Expression:
+    """A condition on one row, NULL-safe (unknown is false)."""
+    return is_true(RowCompiler(dialect).row(node, entity, alias_))
+
+
+class _PlanCompiler(RowCompiler):
+    def __init__(self, plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str,
+                 territories: tuple[ir.TerritoryPlan, ...] = ()):
+        super().__init__(dialect)
+        self.plan, self.measures, self.territories = plan, measures, territories
         self.aggregates: dict[AggregateKey, str] = {}
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
@@ -143,8 +218,8 @@ class _PlanCompiler:
 
     def query(self) -> exp.Select:
         plan = self.plan
-        if plan.crediting.overlay:
-            raise CompileError(f"{plan.key}: `credit overlay` needs territory plans, which the SQL runtime does not run yet")
+        if plan.crediting.overlay and not self.territories:
+            raise CompileError("`credit overlay` needs a territory plan (none was loaded)")
         # Compile every payout first: they register the aggregates the CTEs below compute.
         components = [self.component(index, c) for index, c in enumerate(plan.components)]
         draws = self.draws() if plan.draw is not None else None
@@ -157,6 +232,11 @@ class _PlanCompiler:
         ]
         if plan.crediting.rollup:
             ctes.append(("chain", self.chain()))
+        if plan.crediting.overlay:
+            from compiler import territory
+
+            ctes += [("assignments", territory.assignments(list(self.territories), self.dialect)),
+                     ("holders", territory.holders(list(self.territories)))]
         ctes += [("credits", self.credits()), ("deal_rows", self.deal_rows())]
         ctes += [("activity_rows", self.activity_rows())]
         ctes += [("deal_aggs", self.entity_aggregates("deal", "deal_rows")),
@@ -271,6 +351,15 @@ class _PlanCompiler:
             selects.append(
                 exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"))
                 .from_(direct_sub.copy()).join(table("chain", "h"), on=on)
+            )
+        if crediting.overlay:
+            on_close = lambda t: exp.Between(this=col("close_date", "d"), low=col("start", t), high=col("end", t))  # noqa: E731
+            selects.append(
+                exp.select(col("rep_id", "h"), alias(col("id", "d"), "deal_id"), alias(number(1), "share"))
+                .from_(table("deals", "d"))
+                .join(table("assignments", "t"), on=and_(eq(col("account_id", "t"), col("account_id", "d")), on_close("t")))
+                .join(table("holders", "h"), on=and_(eq(col("territory", "h"), col("territory", "t")),
+                                                     eq(col("role", "h"), text("overlay")), on_close("h")))
             )
         credited = exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
         return (exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"))
@@ -420,17 +509,9 @@ class _PlanCompiler:
 
     def value(self, node: ir.Expr, condition: ir.Expr | None = None) -> exp.Expression:
         """An expression at rep-period level (measures, built-ins, literals)."""
+        if isinstance(node, LITERALS):
+            return self.literal(node)
         match node:
-            case ir.Number(value=v) | ir.Percent(value=v):
-                return number(v)
-            case ir.Money(amount=v):
-                return number(v)
-            case ir.Text(value=v):
-                return text(v)
-            case ir.Date(value=v):
-                return date(v)
-            case ir.Boolean(value=v):
-                return exp.true() if v else exp.false()
             case ir.NameRef(name=name):
                 return self.measure_value(name, condition)
             case ir.Aggregate():
@@ -455,49 +536,6 @@ class _PlanCompiler:
     def _register(self, key: AggregateKey) -> exp.Expression:
         name = self.aggregates.setdefault(key, f"agg{len(self.aggregates)}")
         return col(name)
-
-    def row(self, node: ir.Expr, entity: str, alias_: str | None, credited: bool = False) -> exp.Expression:
-        """An expression over one input row (a deal, an activity, a rep)."""
-        match node:
-            case ir.FieldRef(entity=e, field=field):
-                if e != entity:
-                    raise CompileError(f"{e}.{field} cannot be used in a condition on {entity} rows")
-                if entity == "deal" and field == "amount":
-                    return col("amount" if credited else "amount_fx", alias_)
-                return col(field, alias_)
-            case ir.NameRef() | ir.Aggregate():
-                raise CompileError("a row condition cannot use measures")
-        if isinstance(node, LITERALS):
-            return self.value(node)
-        return self.operators(node, lambda child: self.row(child, entity, alias_))
-
-    def operators(self, node: ir.Expr, inner) -> exp.Expression:
-        match node:
-            case ir.Binary(op="+", left=l, right=r):
-                return add(inner(l), inner(r))
-            case ir.Binary(op="-", left=l, right=r):
-                return sub(inner(l), inner(r))
-            case ir.Binary(op="*", left=l, right=r):
-                return mul(inner(l), inner(r))
-            case ir.Binary(op="/", left=l, right=r):
-                return div(inner(l), inner(r), self.dialect)
-            case ir.Negate(operand=o):
-                return neg(inner(o))
-            case ir.Compare(op=o, left=l, right=r):
-                kind = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[o]
-                return op(kind, inner(l), inner(r))
-            case ir.Logical(op=o, operands=operands):
-                parts = [exp.paren(inner(x), copy=False) for x in operands]
-                return exp.and_(*parts, copy=False) if o == "and" else exp.or_(*parts, copy=False)
-            case ir.Not(operand=o):
-                return exp.Not(this=exp.paren(inner(o), copy=False))
-            case ir.InList(operand=o, values=values, negated=negated):
-                node_in = exp.In(this=wrap(inner(o)), expressions=[inner(v) for v in values])
-                return exp.Not(this=node_in) if negated else node_in
-            case ir.IsNull(operand=o, negated=negated):
-                test = exp.Is(this=wrap(inner(o)), expression=exp.null())
-                return exp.Not(this=test) if negated else test
-        raise CompileError(f"cannot compile {type(node).__name__} here")
 
     # ------------------------------------------------------------ components
 
@@ -632,14 +670,11 @@ class _PlanCompiler:
         return mul(number(cap.multiple), of)
 
     def deal_count(self, component: ir.Component) -> exp.Expression:
-        if component.base is None:
+        """How many credited deals the base measure counts (0 for measures over other rows)."""
+        measure = self.measures.get(component.base) if component.base else None
+        if measure is None or not any(isinstance(n, ir.Aggregate) and n.entity == "deal" for n in _walk(measure)):
             return exp.Literal.number(0)
-        filters = [key.condition for key in self.aggregates if key.entity == "deal"]
-        measure = self.measures.get(component.base)
-        condition = measure.where if measure is not None else None
-        if not filters and condition is None:
-            return exp.Literal.number(0)
-        count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), condition)
+        count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), measure.where)
         return exp.Cast(this=count, to=exp.DataType.build("BIGINT"))
 
     def component_lines(self, index: int, component: ir.Component, line_type: str, cumulative: bool,

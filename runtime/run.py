@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from compiler import territory
 from compiler.sql import PAYOUT_COLUMNS, CompileError, compile_plan
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
@@ -34,6 +35,7 @@ ENGINES = ("duckdb", "postgres")
 class RunResult:
     payout_lines: pd.DataFrame
     plans: tuple[str, ...]  # keys of the plans that ran
+    territories: pd.DataFrame | None = None  # account -> territory -> owner, dated, with the matching rule
 
     @property
     def total(self):
@@ -48,13 +50,18 @@ def shared_measures(files: Sequence[ir.PlanFile]) -> dict[str, ir.Measure]:
     return {m.name: m for f in files for m in f.measures}
 
 
+def territory_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.TerritoryPlan, ...]:
+    return tuple(p for f in files for p in f.plans if isinstance(p, ir.TerritoryPlan))
+
+
 def compile_all(files: Sequence[ir.PlanFile], dialect: str) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic."""
     measures = shared_measures(files)
+    territories = territory_plans(files)
     compiled, problems = [], []
     for plan in comp_plans(files):
         try:
-            compiled.append((plan, compile_plan(plan, measures, dialect).sql(dialect=dialect)))
+            compiled.append((plan, compile_plan(plan, measures, dialect, territories).sql(dialect=dialect)))
         except CompileError as error:
             problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
                                        hints=("this construct cannot run on this calculator yet",)))
@@ -74,12 +81,18 @@ def run_plans(
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     dialect = "postgres" if engine == "postgres" else "duckdb"
     compiled = compile_all(files, dialect)
+    queries = [sql for _, sql in compiled]
+    territories = territory_plans(files)
+    if territories:
+        queries.append(territory.territory_table(list(territories), dialect).sql(dialect=dialect))
     if engine == "postgres":
-        frames = _run_on_postgres(compiled, connection, url, schema)
+        frames = _run_on_postgres(queries, connection, url, schema)
     else:
-        frames = [connection.execute(sql).to_arrow_table().to_pandas() for _, sql in compiled]
+        frames = [connection.execute(sql).to_arrow_table().to_pandas() for sql in queries]
+    territory_frame = frames.pop() if territories else None
     lines = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
-    return RunResult(normalise(lines), tuple(plan.key for plan, _ in compiled))
+    plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in territories)
+    return RunResult(normalise(lines), plans, territory_frame)
 
 
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +109,7 @@ def normalise(lines: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def _run_on_postgres(compiled, connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
+def _run_on_postgres(queries: list[str], connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
     import psycopg
 
     if not url:
@@ -109,7 +122,7 @@ def _run_on_postgres(compiled, connection: duckdb.DuckDBPyConnection, url: str |
             for entity in schema.entities:
                 _copy_table(connection, pg, entity.table)
             frames = []
-            for _, sql in compiled:
+            for sql in queries:
                 with pg.cursor() as cursor:
                     cursor.execute(sql)
                     names = [d.name for d in cursor.description]
