@@ -560,12 +560,12 @@ class _PlanCompiler(RowCompiler):
         deal_count = self.deal_count(component)
         select = exp.select(
             col("rep_id"), col("period"), col("period_index"), col("year_start"),
-            alias(base if base is not None else exp.null(), "base"),
-            alias(rate if rate is not None else exp.null(), "rate"),
+            alias(base if base is not None else dec(exp.null()), "base"),
+            alias(rate if rate is not None else dec(exp.null()), "rate"),
             alias(uncapped, "uncapped"), alias(capped_value, "after_period_caps"), alias(gated, "gated"),
-            alias(self.attainment() if self.plan.attainment else exp.null(), "attainment"),
+            alias(self.attainment() if self.plan.attainment else dec(exp.null()), "attainment"),
             col("quota"), col("target_incentive"), col("proration"), alias(deal_count, "deal_count"),
-            alias(least(*year_caps) if year_caps else exp.null(), "year_cap"),
+            alias(least(*year_caps) if year_caps else dec(exp.null()), "year_cap"),
             alias(window(exp.Sum(this=capped_value.copy()), [col("rep_id"), col("year_start")], [col("period_index")]),
                   "running_after_caps"),
         ).from_(table("measures"))

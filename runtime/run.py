@@ -88,7 +88,7 @@ def run_plans(
     if engine == "postgres":
         frames = _run_on_postgres(queries, connection, url, schema)
     else:
-        frames = [connection.execute(sql).to_arrow_table().to_pandas() for sql in queries]
+        frames = [connection.sql(sql).to_arrow_table().to_pandas() for sql in queries]
     territory_frame = frames.pop() if territories else None
     lines = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
     plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in territories)

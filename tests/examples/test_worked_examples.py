@@ -2,8 +2,9 @@
 
 `tests/examples/*.plan` hold W1-W13, Q1 and T1 with the examples' inputs and
 expected results exactly as the shared file states them. Every test block
-runs through the SQL runtime (`runtime.run.run_plans` on DuckDB) and must
-pass to the cent. The plans' own tests in plans/ run the same way.
+runs through the SQL runtime (`runtime.run.run_plans`) on DuckDB and on a
+real PostgreSQL server, and must pass to the cent on both. The plans' own
+tests in plans/ run the same way.
 
 Each example file is its own project: the examples define the same plan
 shapes and measure names over and over, as separate companies would.
@@ -11,7 +12,7 @@ shapes and measure names over and over, as separate companies would.
 
 from __future__ import annotations
 
-import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -22,18 +23,25 @@ from runtime.plantest import build_tables, load_checked, run_plan_tests, validat
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "tests" / "examples").glob("*.plan"))
 SAMPLE_PLANS = ROOT / "plans"
-HAVE_RUNTIME = importlib.util.find_spec("runtime.run") is not None
-needs_runtime = pytest.mark.skipif(not HAVE_RUNTIME, reason="runtime/run.py (the SQL calculator) is not written yet")
+POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
+ENGINES = [
+    "duckdb",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
 
 # Every worked example of the shared file has a plan here.
 EXAMPLE_IDS = [f"W{n}" for n in range(1, 14)] + ["Q1", "T1"]
 
 
-def sql_calculator(plan_files, connection):
-    """The SQL runtime on the test's DuckDB connection."""
+def sql_calculator(engine: str):
+    """The SQL runtime on the test's DuckDB connection, or on PostgreSQL with the same tables."""
     from runtime.run import run_plans
 
-    return run_plans(plan_files, connection, engine="duckdb")
+    if engine == "postgres" and not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide a PostgreSQL server (REVPLAN_TEST_POSTGRES_URL); see .ci/run")
+        pytest.skip("no PostgreSQL server: set REVPLAN_TEST_POSTGRES_URL (source .ci/postgres.sh; start_postgres)")
+    return lambda plan_files, connection: run_plans(plan_files, connection, engine=engine, url=POSTGRES_URL)
 
 
 def load_project(*paths: Path) -> tuple[ir.PlanFile, ...]:
@@ -106,9 +114,9 @@ def test_sample_plan_tests_are_well_formed():
             validate(expectation)
 
 
-def run_one(paths: list[Path], plan_name: str, test_name: str):
+def run_one(paths: list[Path], plan_name: str, test_name: str, engine: str):
     results = run_plan_tests(
-        paths, sql_calculator, select=lambda plan, test: plan.name == plan_name and test.name == test_name
+        paths, sql_calculator(engine), select=lambda plan, test: plan.name == plan_name and test.name == test_name
     )
     assert len(results) == 1, [str(r) for r in results]
     (result,) = results
@@ -117,13 +125,13 @@ def run_one(paths: list[Path], plan_name: str, test_name: str):
     assert result.passed, str(result)
 
 
-@needs_runtime
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("path", "plan_name", "test_name"), example_cases())
-def test_worked_example(path: Path, plan_name: str, test_name: str):
-    run_one([path], plan_name, test_name)
+def test_worked_example(path: Path, plan_name: str, test_name: str, engine: str):
+    run_one([path], plan_name, test_name, engine)
 
 
-@needs_runtime
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("plan_name", "test_name"), sample_cases())
-def test_sample_company_plan(plan_name: str, test_name: str):
-    run_one([SAMPLE_PLANS], plan_name, test_name)
+def test_sample_company_plan(plan_name: str, test_name: str, engine: str):
+    run_one([SAMPLE_PLANS], plan_name, test_name, engine)
