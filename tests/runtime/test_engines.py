@@ -1,0 +1,67 @@
+"""The whole sample company pays the same on every engine, to the cent, line by line."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dsl.project import load_paths
+from runtime.contract import check_data
+from runtime.data import open_data
+from runtime.run import run_plans
+from runtime.sample_data import generate_sample_company
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="module")
+def sample_company(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("company")
+    generate_sample_company(folder, reps=80, deals=4000, seed=7)
+    project = load_paths([ROOT / "plans"])
+    assert project.ok, [d.message for d in project.diagnostics if d.is_error]
+    with open_data(folder) as data:
+        assert check_data(data) == []
+        yield project, data
+
+
+@pytest.fixture(scope="module")
+def duckdb_lines(sample_company):
+    project, data = sample_company
+    return run_plans(project.files, data.connection).payout_lines
+
+
+def test_money_is_decimal_and_every_plan_pays(duckdb_lines):
+    assert len(duckdb_lines) > 0
+    assert all(isinstance(v, Decimal) for v in duckdb_lines["amount"])
+    assert all(v == v.quantize(Decimal("0.01")) for v in duckdb_lines["amount"])
+    plans = set(duckdb_lines["plan"])
+    assert {"Enterprise AE", "Commercial AE", "SDR", "Sales Manager", "Solutions Engineer", "Customer Success"} <= plans
+
+
+def test_runs_are_repeatable(sample_company, duckdb_lines):
+    project, data = sample_company
+    again = run_plans(project.files, data.connection).payout_lines
+    assert again.equals(duckdb_lines)
+
+
+@pytest.mark.postgres
+def test_postgres_pays_the_same_as_duckdb(sample_company, duckdb_lines):
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide a PostgreSQL server (REVPLAN_TEST_POSTGRES_URL)")
+        pytest.skip("no PostgreSQL server: set REVPLAN_TEST_POSTGRES_URL (source .ci/postgres.sh; start_postgres)")
+    project, data = sample_company
+    postgres = run_plans(project.files, data.connection, engine="postgres", url=POSTGRES_URL).payout_lines
+    assert len(postgres) == len(duckdb_lines)
+    money = ["amount", "uncapped", "base", "quota", "target_incentive"]
+    for column in duckdb_lines.columns:
+        left, right = duckdb_lines[column].tolist(), postgres[column].tolist()
+        if column in money or column in ("rate", "attainment", "proration"):
+            left = [None if v is None else Decimal(v) for v in left]
+            right = [None if v is None else Decimal(v) for v in right]
+        assert left == right, f"column {column} differs between DuckDB and PostgreSQL"
