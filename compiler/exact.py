@@ -78,8 +78,7 @@ def div(numerator: exp.Expression, denominator: exp.Expression, dialect: str) ->
 
 
 def round_cents(value: exp.Expression) -> exp.Expression:
-    return exp.Cast(this=exp.Round(this=value, decimals=exp.Literal.number(2)),
-                    to=exp.DataType.build("DECIMAL(18, 2)"))
+    return exp.Cast(this=exp.Round(this=value, decimals=exp.Literal.number(2)), to=exp.DataType.build("DECIMAL(18, 2)"))
 
 
 def _as_integer(value: exp.Expression) -> exp.Expression:
@@ -92,7 +91,9 @@ def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp
         hugeint = exp.DataType.build("HUGEINT", dialect="duckdb")
         return exp.IntDiv(this=exp.Cast(this=top, to=hugeint), expression=exp.Cast(this=bottom, to=hugeint.copy()))
     if dialect == "postgres":  # DIV(numeric, numeric) truncates exactly
-        return exp.IntDiv(this=exp.Cast(this=top, to=INTEGER.copy()), expression=exp.Cast(this=bottom, to=INTEGER.copy()))
+        return exp.IntDiv(
+            this=exp.Cast(this=top, to=INTEGER.copy()), expression=exp.Cast(this=bottom, to=INTEGER.copy())
+        )
     # Elsewhere decimal division is exact to a few places: floor it, then correct the last unit.
     one = exp.Literal.number(1)
     guess = exp.Cast(this=exp.Floor(this=op(exp.Div, top, bottom)), to=INTEGER.copy())

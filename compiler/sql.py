@@ -26,7 +26,7 @@ column names are our own.
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
+import datetime as dt
 
 from sqlglot import exp
 
@@ -35,9 +35,24 @@ from compiler.exact import add, dec, div, mul, neg, number, op, round_cents, sub
 from dsl import ir
 
 PAYOUT_COLUMNS = (
-    "plan", "version", "component", "line_type", "rep_id", "period", "currency",
-    "base", "rate", "amount", "uncapped", "capped", "gated",
-    "attainment", "quota", "target_incentive", "proration", "deal_count",
+    "plan",
+    "version",
+    "component",
+    "line_type",
+    "rep_id",
+    "period",
+    "currency",
+    "base",
+    "rate",
+    "amount",
+    "uncapped",
+    "capped",
+    "gated",
+    "attainment",
+    "quota",
+    "target_incentive",
+    "proration",
+    "deal_count",
 )
 BUILTINS = ("attainment", "quota", "target_incentive")
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
@@ -49,8 +64,12 @@ class CompileError(Exception):
     """A plan construct this calculator cannot compute: refused loudly, never skipped."""
 
 
-def compile_plan(plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str = "duckdb",
-                 territories: tuple[ir.TerritoryPlan, ...] = ()) -> exp.Select:
+def compile_plan(
+    plan: ir.CompPlan,
+    measures: dict[str, ir.Measure],
+    dialect: str = "duckdb",
+    territories: tuple[ir.TerritoryPlan, ...] = (),
+) -> exp.Select:
     """The payout-line query of a comp plan; `territories` feed `credit overlay`."""
     return _PlanCompiler(plan, {**measures, **{m.name: m for m in plan.measures}}, dialect, territories).query()
 
@@ -112,7 +131,9 @@ def days_between(start: exp.Expression, end: exp.Expression) -> exp.Expression:
 
 
 def window(function: exp.Expression, partition: list[exp.Expression], order: list[exp.Expression]) -> exp.Window:
-    return exp.Window(this=function, partition_by=partition, order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]))
+    return exp.Window(
+        this=function, partition_by=partition, order=exp.Order(expressions=[exp.Ordered(this=o) for o in order])
+    )
 
 
 def union_all(selects: list[exp.Select]) -> exp.Expression:
@@ -206,8 +227,13 @@ def row_condition(node: ir.Expr, entity: str, alias_: str, dialect: str) -> exp.
 
 
 class _PlanCompiler(RowCompiler):
-    def __init__(self, plan: ir.CompPlan, measures: dict[str, ir.Measure], dialect: str,
-                 territories: tuple[ir.TerritoryPlan, ...] = ()):
+    def __init__(
+        self,
+        plan: ir.CompPlan,
+        measures: dict[str, ir.Measure],
+        dialect: str,
+        territories: tuple[ir.TerritoryPlan, ...] = (),
+    ):
         super().__init__(dialect)
         self.plan, self.measures, self.territories = plan, measures, territories
         self.aggregates: dict[AggregateKey, str] = {}
@@ -235,13 +261,17 @@ class _PlanCompiler(RowCompiler):
         if plan.crediting.overlay:
             from compiler import territory
 
-            ctes += [("assignments", territory.assignments(list(self.territories), self.dialect)),
-                     ("holders", territory.holders(list(self.territories)))]
-        ctes += [("credits", self.credits()), ("deal_rows", self.deal_rows())]
+            ctes += [
+                ("assignments", territory.assignments(list(self.territories), self.dialect)),
+                ("holders", territory.holders(list(self.territories))),
+            ]
+        ctes += [("fx", self.fx()), ("credits", self.credits()), ("deal_rows", self.deal_rows())]
         ctes += [("activity_rows", self.activity_rows())]
-        ctes += [("deal_aggs", self.entity_aggregates("deal", "deal_rows")),
-                 ("activity_aggs", self.entity_aggregates("activity", "activity_rows")),
-                 ("measures", self.measures_cte())]
+        ctes += [
+            ("deal_aggs", self.entity_aggregates("deal", "deal_rows")),
+            ("activity_aggs", self.entity_aggregates("activity", "activity_rows")),
+            ("measures", self.measures_cte()),
+        ]
         for index, (select, _) in enumerate(components):
             ctes.append((f"c{index}", select))
         line_selects = [line for _, lines in components for line in lines]
@@ -255,7 +285,9 @@ class _PlanCompiler(RowCompiler):
                 ctes.append((name, body))
                 final.append(name)
         outer = union_all([exp.select(*[col(c) for c in PAYOUT_COLUMNS]).from_(table(name)) for name in final])
-        select = exp.select("*").from_(exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("all_lines"))))
+        select = exp.select("*").from_(
+            exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("all_lines")))
+        )
         recursive = plan.crediting.rollup
         for name, body in ctes:
             select = select.with_(exp.to_identifier(name, quoted=True), as_=body, recursive=recursive, copy=False)
@@ -265,25 +297,45 @@ class _PlanCompiler(RowCompiler):
 
     def periods(self) -> exp.Expression:
         rows = [
-            exp.Tuple(expressions=[text(p.label), date(p.start), date(p.end), exp.Literal.number(p.index),
-                                   date(p.year_start), exp.Literal.number(p.days)])
+            exp.Tuple(
+                expressions=[
+                    text(p.label),
+                    date(p.start),
+                    date(p.end),
+                    exp.Literal.number(p.index),
+                    date(p.year_start),
+                    exp.Literal.number(p.days),
+                ]
+            )
             for p in plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
         ]
         names = ["period", "period_start", "period_end", "period_index", "year_start", "period_days"]
-        values = exp.Values(expressions=rows, alias=exp.TableAlias(
-            this=exp.to_identifier("p"), columns=[exp.to_identifier(n, quoted=True) for n in names]))
+        values = exp.Values(
+            expressions=rows,
+            alias=exp.TableAlias(
+                this=exp.to_identifier("p"), columns=[exp.to_identifier(n, quoted=True) for n in names]
+            ),
+        )
         return exp.select(*[col(n) for n in names]).from_(values)
 
     def rep_periods(self) -> exp.Select:
         plan = self.plan
         active_start = greatest(col("hire_date", "r"), col("period_start", "p"), date(plan.effective_from))
-        active_end = least(coalesce(col("termination_date", "r"), col("period_end", "p")), col("period_end", "p"),
-                           date(plan.effective_to))
+        active_end = least(
+            coalesce(col("termination_date", "r"), col("period_end", "p")),
+            col("period_end", "p"),
+            date(plan.effective_to),
+        )
         active_days = exp.Add(this=days_between(active_start, active_end), expression=exp.Literal.number(1))
         inner = (
             exp.select(
-                alias(col("id", "r"), "rep_id"), col("period", "p"), col("period_start", "p"), col("period_end", "p"),
-                col("period_index", "p"), col("year_start", "p"), col("period_days", "p"),
+                alias(col("id", "r"), "rep_id"),
+                col("period", "p"),
+                col("period_start", "p"),
+                col("period_end", "p"),
+                col("period_index", "p"),
+                col("year_start", "p"),
+                col("period_days", "p"),
                 alias(col("target_incentive", "r"), "annual_ti"),
                 alias(active_days, "active_days"),
             )
@@ -292,38 +344,68 @@ class _PlanCompiler(RowCompiler):
         )
         if plan.eligibility is not None:
             inner = inner.where(is_true(self.row(plan.eligibility, "rep", "r")))
-        quota_amount = (
-            exp.select(col("amount", "q")).from_(table("quotas", "q"))
-            .where(and_(eq(col("rep_id", "q"), col("rep_id", "e")), eq(col("period", "q"), col("period", "e"))))
-        )
         days = col("active_days", "e") if plan.prorate else col("period_days", "e")
-        quota = div(mul(dec(exp.Subquery(this=quota_amount)), dec(days)), dec(col("period_days", "e")), self.dialect)
-        ti = div(mul(dec(col("annual_ti", "e")), dec(days)),
-                 dec(exp.Mul(this=col("period_days", "e"), expression=exp.Literal.number(plan.period.per_year))),
-                 self.dialect)
+        quota = div(mul(dec(col("amount", "q")), dec(days)), dec(col("period_days", "e")), self.dialect)
+        ti = div(
+            mul(dec(col("annual_ti", "e")), dec(days)),
+            dec(exp.Mul(this=col("period_days", "e"), expression=exp.Literal.number(plan.period.per_year))),
+            self.dialect,
+        )
         proration = div(dec(days), dec(col("period_days", "e")), self.dialect)
         return (
             exp.select(
-                *[col(n, "e") for n in ("rep_id", "period", "period_start", "period_end", "period_index", "year_start",
-                                         "period_days", "active_days", "annual_ti")],
-                alias(quota, "period_quota"), alias(ti, "period_ti"), alias(proration, "proration"),
+                *[
+                    col(n, "e")
+                    for n in (
+                        "rep_id",
+                        "period",
+                        "period_start",
+                        "period_end",
+                        "period_index",
+                        "year_start",
+                        "period_days",
+                        "active_days",
+                        "annual_ti",
+                    )
+                ],
+                alias(quota, "period_quota"),
+                alias(ti, "period_ti"),
+                alias(proration, "proration"),
             )
             .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))))
+            .join(
+                table("quotas", "q"),
+                join_type="left",
+                on=and_(eq(col("rep_id", "q"), col("rep_id", "e")), eq(col("period", "q"), col("period", "e"))),
+            )
             .where(exp.GT(this=col("active_days", "e"), expression=exp.Literal.number(0)))
         )
 
     def chain(self) -> exp.Expression:
         """(rep, manager, depth) for every manager above a rep; recursion stops at 64 levels (a cycle)."""
-        base = exp.select(alias(col("id"), "rep_id"), alias(col("manager_id"), "manager_id"),
-                          alias(exp.Literal.number(1), "depth")).from_(table("reps")).where(
-            exp.Not(this=exp.Is(this=col("manager_id"), expression=exp.null())))
+        base = (
+            exp.select(
+                alias(col("id"), "rep_id"),
+                alias(col("manager_id"), "manager_id"),
+                alias(exp.Literal.number(1), "depth"),
+            )
+            .from_(table("reps"))
+            .where(exp.Not(this=exp.Is(this=col("manager_id"), expression=exp.null())))
+        )
         step = (
-            exp.select(col("rep_id", "c"), alias(col("manager_id", "r"), "manager_id"),
-                       alias(exp.Add(this=col("depth", "c"), expression=exp.Literal.number(1)), "depth"))
+            exp.select(
+                col("rep_id", "c"),
+                alias(col("manager_id", "r"), "manager_id"),
+                alias(exp.Add(this=col("depth", "c"), expression=exp.Literal.number(1)), "depth"),
+            )
             .from_(table("chain", "c"))
             .join(table("reps", "r"), on=eq(col("id", "r"), col("manager_id", "c")))
-            .where(and_(exp.Not(this=exp.Is(this=col("manager_id", "r"), expression=exp.null())),
-                        exp.LT(this=col("depth", "c"), expression=exp.Literal.number(64))))
+            .where(
+                and_(
+                    exp.Not(this=exp.Is(this=col("manager_id", "r"), expression=exp.null())),
+                    exp.LT(this=col("depth", "c"), expression=exp.Literal.number(64)),
+                )
+            )
         )
         return exp.union(base, step, distinct=False)
 
@@ -331,10 +413,13 @@ class _PlanCompiler(RowCompiler):
 
     def credits(self) -> exp.Expression:
         crediting = self.plan.crediting
-        owner = exp.select(alias(col("owner_rep_id"), "rep_id"), alias(col("id"), "deal_id"),
-                           alias(number(1), "share")).from_(table("deals"))
+        owner = exp.select(
+            alias(col("owner_rep_id"), "rep_id"), alias(col("id"), "deal_id"), alias(number(1), "share")
+        ).from_(table("deals"))
         split_deals = exp.select(col("deal_id")).from_(table("deal_splits"))
-        splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share")).from_(table("deal_splits"))
+        splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share")).from_(
+            table("deal_splits")
+        )
         if crediting.splits:
             owner = owner.where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))))
             direct = union_all([owner, splits])
@@ -350,20 +435,33 @@ class _PlanCompiler(RowCompiler):
                 on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(crediting.rollup_depth)))
             selects.append(
                 exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"))
-                .from_(direct_sub.copy()).join(table("chain", "h"), on=on)
+                .from_(direct_sub.copy())
+                .join(table("chain", "h"), on=on)
             )
         if crediting.overlay:
             on_close = lambda t: exp.Between(this=col("close_date", "d"), low=col("start", t), high=col("end", t))  # noqa: E731
             selects.append(
                 exp.select(col("rep_id", "h"), alias(col("id", "d"), "deal_id"), alias(number(1), "share"))
                 .from_(table("deals", "d"))
-                .join(table("assignments", "t"), on=and_(eq(col("account_id", "t"), col("account_id", "d")), on_close("t")))
-                .join(table("holders", "h"), on=and_(eq(col("territory", "h"), col("territory", "t")),
-                                                     eq(col("role", "h"), text("overlay")), on_close("h")))
+                .join(
+                    table("assignments", "t"),
+                    on=and_(eq(col("account_id", "t"), col("account_id", "d")), on_close("t")),
+                )
+                .join(
+                    table("holders", "h"),
+                    on=and_(
+                        eq(col("territory", "h"), col("territory", "t")),
+                        eq(col("role", "h"), text("overlay")),
+                        on_close("h"),
+                    ),
+                )
             )
         credited = exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
-        return (exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"))
-                .from_(credited).group_by(col("rep_id"), col("deal_id")))
+        return (
+            exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"))
+            .from_(credited)
+            .group_by(col("rep_id"), col("deal_id"))
+        )
 
     def booking_date(self, deal: str) -> exp.Expression:
         """Credit and attainment count a deal when it closes (paid on payment only delays the pay)."""
@@ -376,41 +474,89 @@ class _PlanCompiler(RowCompiler):
     def deal_rows(self) -> exp.Select:
         """Each credited deal in each rep-period it counts in, with its amount in plan currency."""
         currency = self.plan.currency
-        fx_day = self.booking_date("d")
-        if self.plan.fx_at == ir.FxDate.PERIOD_END:
-            fx_day = (exp.select(col("period_end", "pp")).from_(table("periods", "pp"))
-                      .where(exp.Between(this=self.booking_date("d"), low=col("period_start", "pp"),
-                                         high=col("period_end", "pp"))))
-            fx_day = exp.Subquery(this=fx_day)
-        latest = (
-            exp.select(exp.Max(this=col("date", "f"))).from_(table("fx_rates", "f"))
-            .where(and_(eq(col("from", "f"), col("currency", "d")), eq(col("to", "f"), text(currency)),
-                        exp.LTE(this=col("date", "f"), expression=fx_day)))
-        )
-        rate = (
-            exp.select(dec(col("rate", "g"))).from_(table("fx_rates", "g"))
-            .where(and_(eq(col("from", "g"), col("currency", "d")), eq(col("to", "g"), text(currency)),
-                        eq(col("date", "g"), exp.Subquery(this=latest))))
-        )
-        fx_rate = case(eq(col("currency", "d"), text(currency)), number(1), exp.Subquery(this=rate))
+        at_period_end = self.plan.fx_at == ir.FxDate.PERIOD_END
+        fx_day = col("period_end", "bp") if at_period_end else self.booking_date("d")  # the deal's own period
+        fx_rate = case(eq(col("currency", "d"), text(currency)), number(1), col("rate", "fx"))
         amount_fx = mul(dec(col("amount", "d")), fx_rate)
-        deal_fields = [col(name, "d") for name in ("id", "owner_rep_id", "account_id", "currency", "stage", "product",
-                                                   "close_date", "cancel_date", "paid_date")]
+        deal_fields = [
+            col(name, "d")
+            for name in (
+                "id",
+                "owner_rep_id",
+                "account_id",
+                "currency",
+                "stage",
+                "product",
+                "close_date",
+                "cancel_date",
+                "paid_date",
+            )
+        ]
         extra = [col(f, "d") for f in self.extra_deal_fields()]
-        return (
-            exp.select(col("rep_id", "rp"), col("period", "rp"), col("period_index", "rp"),
-                       *deal_fields, *extra, col("share", "c"),
-                       alias(amount_fx, "amount_fx"), alias(mul(amount_fx.copy(), col("share", "c")), "amount"))
+        select = (
+            exp.select(
+                col("rep_id", "rp"),
+                col("period", "rp"),
+                col("period_index", "rp"),
+                *deal_fields,
+                *extra,
+                col("share", "c"),
+                alias(amount_fx, "amount_fx"),
+                alias(mul(amount_fx.copy(), col("share", "c")), "amount"),
+            )
             .from_(table("credits", "c"))
             .join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")))
-            .join(table("rep_periods", "rp"), on=and_(eq(col("rep_id", "rp"), col("rep_id", "c")),
-                                                      self.in_window(self.booking_date("d"), "rp")))
+            .join(
+                table("rep_periods", "rp"),
+                on=and_(eq(col("rep_id", "rp"), col("rep_id", "c")), self.in_window(self.booking_date("d"), "rp")),
+            )
+        )
+        if at_period_end:
+            select = select.join(
+                table("periods", "bp"),
+                join_type="left",
+                on=exp.Between(
+                    this=self.booking_date("d"), low=col("period_start", "bp"), high=col("period_end", "bp")
+                ),
+            )
+        return select.join(
+            table("fx", "fx"),
+            join_type="left",
+            on=and_(
+                eq(col("from", "fx"), col("currency", "d")),
+                exp.Between(this=fx_day, low=col("valid_from", "fx"), high=col("valid_to", "fx")),
+            ),
+        )
+
+    def fx(self) -> exp.Select:
+        """Rates into the plan currency, each valid from its date until the next one (as-of lookup by range)."""
+        following = window(exp.Lead(this=col("date")), [col("from")], [col("date")])
+        day_before = exp.DateAdd(this=following, expression=exp.Literal.number(-1), unit=exp.var("DAY"))
+        return (
+            exp.select(
+                col("from"),
+                alias(dec(col("rate")), "rate"),
+                alias(col("date"), "valid_from"),
+                alias(coalesce(day_before, date(dt.date(9999, 12, 31))), "valid_to"),
+            )
+            .from_(table("fx_rates"))
+            .where(eq(col("to"), text(self.plan.currency)))
         )
 
     def extra_deal_fields(self) -> list[str]:
         """Deal fields plans use beyond the standard ones (custom CRM fields)."""
-        standard = {"id", "owner_rep_id", "account_id", "currency", "stage", "product", "close_date", "cancel_date",
-                    "paid_date", "amount"}
+        standard = {
+            "id",
+            "owner_rep_id",
+            "account_id",
+            "currency",
+            "stage",
+            "product",
+            "close_date",
+            "cancel_date",
+            "paid_date",
+            "amount",
+        }
         used = set()
         for node in _walk(self.plan):
             if isinstance(node, ir.FieldRef) and node.entity == "deal" and node.field not in standard:
@@ -423,21 +569,34 @@ class _PlanCompiler(RowCompiler):
 
     def activity_rows(self) -> exp.Select:
         return (
-            exp.select(col("rep_id", "rp"), col("period", "rp"), col("id", "a"), col("type", "a"), col("date", "a"),
-                       col("points", "a"), col("account_id", "a"))
+            exp.select(
+                col("rep_id", "rp"),
+                col("period", "rp"),
+                col("id", "a"),
+                col("type", "a"),
+                col("date", "a"),
+                col("points", "a"),
+                col("account_id", "a"),
+            )
             .from_(table("activities", "a"))
-            .join(table("rep_periods", "rp"), on=and_(eq(col("rep_id", "rp"), col("rep_id", "a")),
-                                                      self.in_window(col("date", "a"), "rp")))
+            .join(
+                table("rep_periods", "rp"),
+                on=and_(eq(col("rep_id", "rp"), col("rep_id", "a")), self.in_window(col("date", "a"), "rp")),
+            )
         )
 
     # ------------------------------------------------------------ measures
 
     def entity_aggregates(self, entity: str, rows: str) -> exp.Select:
         # Components compile first, so every aggregate they use is registered by now.
-        columns = [alias(self.aggregate_sql(key), name) for key, name in self.aggregates.items() if key.entity == entity]
+        columns = [
+            alias(self.aggregate_sql(key), name) for key, name in self.aggregates.items() if key.entity == entity
+        ]
         if not columns:
             columns = [alias(exp.Count(this=exp.Star()), "row_count")]
-        return exp.select(col("rep_id"), col("period"), *columns).from_(table(rows)).group_by(col("rep_id"), col("period"))
+        return (
+            exp.select(col("rep_id"), col("period"), *columns).from_(table(rows)).group_by(col("rep_id"), col("period"))
+        )
 
     def aggregate_sql(self, key: AggregateKey) -> exp.Expression:
         condition = self.row(key.condition, key.entity, None) if key.condition is not None else exp.true()
@@ -464,23 +623,28 @@ class _PlanCompiler(RowCompiler):
 
     def measures_cte(self) -> exp.Select:
         agg_columns = [col(name, "da" if key.entity == "deal" else "aa") for key, name in self.aggregates.items()]
-        mbo = (exp.select(dec(col("score", "s"))).from_(table("mbo_scores", "s"))
-               .where(and_(eq(col("rep_id", "s"), col("rep_id", "rp")), eq(col("period", "s"), col("period", "rp")))))
         ytd = [col("period_quota", "rp"), col("period_ti", "rp")]
         if self.ytd:
             partition = [col("rep_id", "rp"), col("year_start", "rp")]
-            ytd = [window(exp.Sum(this=col("period_quota", "rp")), partition, [col("period_index", "rp")]),
-                   window(exp.Sum(this=col("period_ti", "rp")), partition, [col("period_index", "rp")])]
+            ytd = [
+                window(exp.Sum(this=col("period_quota", "rp")), partition, [col("period_index", "rp")]),
+                window(exp.Sum(this=col("period_ti", "rp")), partition, [col("period_index", "rp")]),
+            ]
         keys = ("rep_id", "period")
         return (
             exp.select(
                 *[col(n, "rp") for n in ("rep_id", "period", "period_index", "year_start", "annual_ti", "proration")],
-                alias(ytd[0], "quota"), alias(ytd[1], "target_incentive"),
-                alias(exp.Subquery(this=mbo), "mbo_score"), *agg_columns,
+                alias(ytd[0], "quota"),
+                alias(ytd[1], "target_incentive"),
+                alias(dec(col("score", "s")), "mbo_score"),
+                *agg_columns,
             )
             .from_(table("rep_periods", "rp"))
             .join(table("deal_aggs", "da"), on=and_(*[eq(col(k, "da"), col(k, "rp")) for k in keys]), join_type="left")
-            .join(table("activity_aggs", "aa"), on=and_(*[eq(col(k, "aa"), col(k, "rp")) for k in keys]), join_type="left")
+            .join(
+                table("activity_aggs", "aa"), on=and_(*[eq(col(k, "aa"), col(k, "rp")) for k in keys]), join_type="left"
+            )
+            .join(table("mbo_scores", "s"), on=and_(*[eq(col(k, "s"), col(k, "rp")) for k in keys]), join_type="left")
         )
 
     def measure_value(self, name: str, condition: ir.Expr | None) -> exp.Expression:
@@ -525,8 +689,9 @@ class _PlanCompiler(RowCompiler):
             raise CompileError(f"aggregates over {node.entity} rows are not supported; use deal or activity")
         weighted = node.entity == "deal" and node.function in ("sum", "count")
         multipliers = self.multipliers if weighted else ()
-        key = AggregateKey(node.function if node.function != "avg" else "sum", node.entity, node.field, condition,
-                           multipliers)
+        key = AggregateKey(
+            node.function if node.function != "avg" else "sum", node.entity, node.field, condition, multipliers
+        )
         if node.function == "avg":
             count = AggregateKey("count", node.entity, None, condition, ())
             return div(self._register(key), self._register(count), self.dialect)
@@ -559,15 +724,25 @@ class _PlanCompiler(RowCompiler):
         line_type = {ir.Bonus: "bonus", ir.Spiff: "spiff", ir.Mbo: "mbo"}.get(type(rule), "commission")
         deal_count = self.deal_count(component)
         select = exp.select(
-            col("rep_id"), col("period"), col("period_index"), col("year_start"),
+            col("rep_id"),
+            col("period"),
+            col("period_index"),
+            col("year_start"),
             alias(base if base is not None else dec(exp.null()), "base"),
             alias(rate if rate is not None else dec(exp.null()), "rate"),
-            alias(uncapped, "uncapped"), alias(capped_value, "after_period_caps"), alias(gated, "gated"),
+            alias(uncapped, "uncapped"),
+            alias(capped_value, "after_period_caps"),
+            alias(gated, "gated"),
             alias(self.attainment() if self.plan.attainment else dec(exp.null()), "attainment"),
-            col("quota"), col("target_incentive"), col("proration"), alias(deal_count, "deal_count"),
+            col("quota"),
+            col("target_incentive"),
+            col("proration"),
+            alias(deal_count, "deal_count"),
             alias(least(*year_caps) if year_caps else dec(exp.null()), "year_cap"),
-            alias(window(exp.Sum(this=capped_value.copy()), [col("rep_id"), col("year_start")], [col("period_index")]),
-                  "running_after_caps"),
+            alias(
+                window(exp.Sum(this=capped_value.copy()), [col("rep_id"), col("year_start")], [col("period_index")]),
+                "running_after_caps",
+            ),
         ).from_(table("measures"))
         cumulative = self.ytd and isinstance(rule, COMMISSION_RULES)
         return select, [self.component_lines(index, component, line_type, cumulative, bool(year_caps))]
@@ -591,11 +766,18 @@ class _PlanCompiler(RowCompiler):
             case ir.Bonus(amount=amount, when=when):
                 return case(is_true(self.value(when)), self.value(amount), ZERO.copy()), None
             case ir.Spiff(amount=amount, where=where, start=start, end=end):
-                in_window = ir.Logical(op="and", operands=(
-                    where,
-                    ir.Compare(op=">=", left=ir.FieldRef(entity="deal", field="close_date"), right=ir.Date(value=start)),
-                    ir.Compare(op="<=", left=ir.FieldRef(entity="deal", field="close_date"), right=ir.Date(value=end)),
-                ))
+                in_window = ir.Logical(
+                    op="and",
+                    operands=(
+                        where,
+                        ir.Compare(
+                            op=">=", left=ir.FieldRef(entity="deal", field="close_date"), right=ir.Date(value=start)
+                        ),
+                        ir.Compare(
+                            op="<=", left=ir.FieldRef(entity="deal", field="close_date"), right=ir.Date(value=end)
+                        ),
+                    ),
+                )
                 count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), in_window)
                 return mul(self.value(amount), count), self.value(amount)
             case ir.Mbo(amount=amount):
@@ -626,9 +808,14 @@ class _PlanCompiler(RowCompiler):
 
     def tiers(self, component: ir.Component, tiers: ir.Tiers, base: exp.Expression):
         variable, scale = self.tier_variable(tiers.on)
-        bounds = [(mul(self.value(b.lower), scale.copy()),
-                   mul(self.value(b.upper), scale.copy()) if b.upper is not None else None,
-                   self.value(b.rate)) for b in tiers.bands]
+        bounds = [
+            (
+                mul(self.value(b.lower), scale.copy()),
+                mul(self.value(b.upper), scale.copy()) if b.upper is not None else None,
+                self.value(b.rate),
+            )
+            for b in tiers.bands
+        ]
         reached = exp.Case()
         for lower, _, rate in reversed(bounds):
             reached = reached.when(exp.GTE(this=variable.copy(), expression=lower.copy()), rate.copy())
@@ -645,7 +832,9 @@ class _PlanCompiler(RowCompiler):
         # The base differs from what the bands read (multipliers, another measure):
         # pay the base at the graduated table's effective rate.
         effective = div(mul(base, graduated), variable.copy(), self.dialect)
-        return case(exp.EQ(this=variable.copy(), expression=ZERO.copy()), mul(base.copy(), reached.copy()), effective), reached
+        return case(
+            exp.EQ(this=variable.copy(), expression=ZERO.copy()), mul(base.copy(), reached.copy()), effective
+        ), reached
 
     def curve(self, curve: ir.Curve) -> exp.Expression:
         """`of` x f(`on`), f piecewise-linear through the points, flat outside them."""
@@ -654,8 +843,10 @@ class _PlanCompiler(RowCompiler):
         points = [(self.value(p.x), self.value(p.y)) for p in curve.points]
         result = exp.Case()
         last_x, last_y = points[-1]
-        result = result.when(exp.GTE(this=variable.copy(), expression=mul(last_x, scale.copy())), mul(of.copy(), last_y))
-        for (x0, y0), (x1, y1) in reversed(list(zip(points, points[1:]))):
+        result = result.when(
+            exp.GTE(this=variable.copy(), expression=mul(last_x, scale.copy())), mul(of.copy(), last_y)
+        )
+        for (x0, y0), (x1, y1) in reversed(list(zip(points, points[1:], strict=False))):
             # of x (y0 + (v - x0 s) (y1 - y0) / ((x1 - x0) s)), with one division at the end
             rise = mul(mul(of.copy(), sub(variable.copy(), mul(x0.copy(), scale.copy()))), sub(y1.copy(), y0.copy()))
             run = mul(sub(x1.copy(), x0.copy()), scale.copy())
@@ -677,8 +868,9 @@ class _PlanCompiler(RowCompiler):
         count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), measure.where)
         return exp.Cast(this=count, to=exp.DataType.build("BIGINT"))
 
-    def component_lines(self, index: int, component: ir.Component, line_type: str, cumulative: bool,
-                        year_capped: bool) -> exp.Select:
+    def component_lines(
+        self, index: int, component: ir.Component, line_type: str, cumulative: bool, year_capped: bool
+    ) -> exp.Select:
         """One payout line per rep-period: period amounts, or differences of cumulative ones."""
         source = f"c{index}"
         partition = [col("rep_id"), col("year_start")]
@@ -689,27 +881,49 @@ class _PlanCompiler(RowCompiler):
         if year_capped:
             value = least(value, col("year_cap"))
         if cumulative or year_capped:
-            previous = window(exp.Lag(this=value.copy(), offset=exp.Literal.number(1), default=ZERO.copy()),
-                              partition, order)
+            previous = window(
+                exp.Lag(this=value.copy(), offset=exp.Literal.number(1), default=ZERO.copy()), partition, order
+            )
             if cumulative:  # pay cumulative earnings minus what was already paid (both in cents)
                 amount = sub(round_cents(value), round_cents(previous))
             else:
                 amount = round_cents(sub(value, previous))
-            uncapped_value = col("uncapped") if not cumulative else sub(col("uncapped"), window(
-                exp.Lag(this=col("uncapped"), offset=exp.Literal.number(1), default=ZERO.copy()), partition, order))
+            uncapped_value = (
+                col("uncapped")
+                if not cumulative
+                else sub(
+                    col("uncapped"),
+                    window(
+                        exp.Lag(this=col("uncapped"), offset=exp.Literal.number(1), default=ZERO.copy()),
+                        partition,
+                        order,
+                    ),
+                )
+            )
         else:
             amount = round_cents(value)
             uncapped_value = col("uncapped")
         amount = exp.Cast(this=amount, to=exp.DataType.build("DECIMAL(18, 2)"))
         uncapped = round_cents(uncapped_value)
         return exp.select(
-            alias(text(self.plan.name), "plan"), alias(exp.Literal.number(self.plan.version), "version"),
-            alias(text(component.name), "component"), alias(text(line_type), "line_type"),
-            col("rep_id"), col("period"), alias(text(self.plan.currency), "currency"),
-            alias(round_cents(col("base")), "base"), col("rate"), alias(amount, "amount"), alias(uncapped, "uncapped"),
-            alias(exp.LT(this=amount.copy(), expression=uncapped.copy()), "capped"), col("gated"),
-            col("attainment"), alias(round_cents(col("quota")), "quota"),
-            alias(round_cents(col("target_incentive")), "target_incentive"), col("proration"), col("deal_count"),
+            alias(text(self.plan.name), "plan"),
+            alias(exp.Literal.number(self.plan.version), "version"),
+            alias(text(component.name), "component"),
+            alias(text(line_type), "line_type"),
+            col("rep_id"),
+            col("period"),
+            alias(text(self.plan.currency), "currency"),
+            alias(round_cents(col("base")), "base"),
+            col("rate"),
+            alias(amount, "amount"),
+            alias(uncapped, "uncapped"),
+            alias(exp.LT(this=amount.copy(), expression=uncapped.copy()), "capped"),
+            col("gated"),
+            col("attainment"),
+            alias(round_cents(col("quota")), "quota"),
+            alias(round_cents(col("target_incentive")), "target_incentive"),
+            col("proration"),
+            col("deal_count"),
         ).from_(table(source))
 
     # ------------------------------------------------------------ draws and clawbacks
@@ -723,61 +937,102 @@ class _PlanCompiler(RowCompiler):
         draw = self.plan.draw
         partition = [col("rep_id")]
         order = [col("period_index")]
-        earned = (exp.select(col("rep_id"), col("period"), alias(dec(exp.Sum(this=col("amount"))), "earned"))
-                  .from_(table("component_lines")).group_by(col("rep_id"), col("period")))
-        numbered = (
-            exp.select(col("rep_id", "m"), col("period", "m"), col("period_index", "m"),
-                       alias(coalesce(col("earned", "e"), ZERO.copy()), "earned"),
-                       alias(window(exp.RowNumber(), [col("rep_id", "m")], [col("period_index", "m")]), "nth"))
-            .from_(table("measures", "m"))
-            .join(exp.Subquery(this=earned, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))),
-                  on=and_(eq(col("rep_id", "e"), col("rep_id", "m")), eq(col("period", "e"), col("period", "m"))),
-                  join_type="left")
+        earned = (
+            exp.select(col("rep_id"), col("period"), alias(dec(exp.Sum(this=col("amount"))), "earned"))
+            .from_(table("component_lines"))
+            .group_by(col("rep_id"), col("period"))
         )
-        in_draw = exp.true() if draw.periods is None else exp.LTE(this=col("nth"), expression=exp.Literal.number(draw.periods))
+        numbered = (
+            exp.select(
+                col("rep_id", "m"),
+                col("period", "m"),
+                col("period_index", "m"),
+                alias(coalesce(col("earned", "e"), ZERO.copy()), "earned"),
+                alias(window(exp.RowNumber(), [col("rep_id", "m")], [col("period_index", "m")]), "nth"),
+            )
+            .from_(table("measures", "m"))
+            .join(
+                exp.Subquery(this=earned, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))),
+                on=and_(eq(col("rep_id", "e"), col("rep_id", "m")), eq(col("period", "e"), col("period", "m"))),
+                join_type="left",
+            )
+        )
+        in_draw = (
+            exp.true()
+            if draw.periods is None
+            else exp.LTE(this=col("nth"), expression=exp.Literal.number(draw.periods))
+        )
         guaranteed = case(in_draw, self.value(draw.amount), ZERO.copy())
         top_up = greatest(sub(guaranteed.copy(), col("earned")), ZERO.copy())
-        staged = exp.select(col("rep_id"), col("period"), col("period_index"), col("earned"),
-                            alias(top_up, "top_up"), alias(sub(guaranteed, col("earned")), "shortfall")).from_(
-            exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("n", quoted=True))))
+        staged = exp.select(
+            col("rep_id"),
+            col("period"),
+            col("period_index"),
+            col("earned"),
+            alias(top_up, "top_up"),
+            alias(sub(guaranteed, col("earned")), "shortfall"),
+        ).from_(exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("n", quoted=True))))
         if draw.recoverable:
             running = exp.select("*", alias(window(exp.Sum(this=col("shortfall")), partition, order), "running")).from_(
-                exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("s", quoted=True))))
+                exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("s", quoted=True)))
+            )
             lowest = window(exp.Min(this=col("running")), partition, order)
             balance = sub(col("running"), least(lowest, ZERO.copy()))
             balanced = exp.select("*", alias(balance, "balance")).from_(
-                exp.Subquery(this=running, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True))))
-            change = sub(col("balance"), window(exp.Lag(this=col("balance"), offset=exp.Literal.number(1),
-                                                        default=ZERO.copy()), partition, order))
+                exp.Subquery(this=running, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True)))
+            )
+            change = sub(
+                col("balance"),
+                window(
+                    exp.Lag(this=col("balance"), offset=exp.Literal.number(1), default=ZERO.copy()), partition, order
+                ),
+            )
             recovery = sub(change, col("top_up"))
             source = exp.Subquery(this=balanced, alias=exp.TableAlias(this=exp.to_identifier("b", quoted=True)))
         else:
             recovery = ZERO.copy()
             source = exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("b", quoted=True)))
-        rows = exp.select(col("rep_id"), col("period"), alias(col("top_up"), "top_up"),
-                          alias(recovery, "recovery")).from_(source)
+        rows = exp.select(
+            col("rep_id"), col("period"), alias(col("top_up"), "top_up"), alias(recovery, "recovery")
+        ).from_(source)
         sub_rows = exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("x", quoted=True)))
         selects = []
         for line_type, column in (("draw", "top_up"), ("draw_recovery", "recovery")):
             amount = round_cents(col(column))
             selects.append(
-                self.simple_line("Draw", line_type, amount).from_(sub_rows.copy())
+                self.simple_line("Draw", line_type, amount)
+                .from_(sub_rows.copy())
                 .where(exp.NEQ(this=col(column), expression=ZERO.copy()))
             )
         return union_all(selects)
 
-    def simple_line(self, component: str, line_type: str, amount: exp.Expression,
-                    period: exp.Expression | None = None, deal_count: exp.Expression | None = None) -> exp.Select:
+    def simple_line(
+        self,
+        component: str,
+        line_type: str,
+        amount: exp.Expression,
+        period: exp.Expression | None = None,
+        deal_count: exp.Expression | None = None,
+    ) -> exp.Select:
         """A payout line that is only an amount (draws, clawbacks)."""
         null_money = exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(18, 2)"))
         return exp.select(
-            alias(text(self.plan.name), "plan"), alias(exp.Literal.number(self.plan.version), "version"),
-            alias(text(component), "component"), alias(text(line_type), "line_type"),
-            alias(col("rep_id", "s") if period is not None else col("rep_id"), "rep_id"), alias(period or col("period"), "period"), alias(text(self.plan.currency), "currency"),
-            alias(null_money, "base"), alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "rate"),
-            alias(amount, "amount"), alias(amount.copy(), "uncapped"), alias(exp.false(), "capped"),
-            alias(exp.false(), "gated"), alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "attainment"),
-            alias(null_money.copy(), "quota"), alias(null_money.copy(), "target_incentive"),
+            alias(text(self.plan.name), "plan"),
+            alias(exp.Literal.number(self.plan.version), "version"),
+            alias(text(component), "component"),
+            alias(text(line_type), "line_type"),
+            alias(col("rep_id", "s") if period is not None else col("rep_id"), "rep_id"),
+            alias(period or col("period"), "period"),
+            alias(text(self.plan.currency), "currency"),
+            alias(null_money, "base"),
+            alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "rate"),
+            alias(amount, "amount"),
+            alias(amount.copy(), "uncapped"),
+            alias(exp.false(), "capped"),
+            alias(exp.false(), "gated"),
+            alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "attainment"),
+            alias(null_money.copy(), "quota"),
+            alias(null_money.copy(), "target_incentive"),
             alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "proration"),
             alias(deal_count or exp.Literal.number(0), "deal_count"),
         )
@@ -801,16 +1056,29 @@ class _PlanCompiler(RowCompiler):
         for index, component, contribution in self.deal_components():
             share = div(mul(dec(col("amount", "l")), contribution), col("base", "k"), self.dialect)
             selects.append(
-                exp.select(col("rep_id", "d"), alias(col("period", "d"), "earned_period"),
-                           alias(text(component.name), "component"), alias(col("id", "d"), "deal_id"),
-                           col("close_date", "d"), col("cancel_date", "d"), col("paid_date", "d"),
-                           alias(share, "share_of_line"))
+                exp.select(
+                    col("rep_id", "d"),
+                    alias(col("period", "d"), "earned_period"),
+                    alias(text(component.name), "component"),
+                    alias(col("id", "d"), "deal_id"),
+                    col("close_date", "d"),
+                    col("cancel_date", "d"),
+                    col("paid_date", "d"),
+                    alias(share, "share_of_line"),
+                )
                 .from_(table("deal_rows", "d"))
-                .join(table(f"c{index}", "k"), on=and_(eq(col("rep_id", "k"), col("rep_id", "d")),
-                                                        eq(col("period", "k"), col("period", "d"))))
-                .join(table("earned_lines", "l"), on=and_(eq(col("rep_id", "l"), col("rep_id", "d")),
-                                                          eq(col("period", "l"), col("period", "d")),
-                                                          eq(col("component", "l"), text(component.name))))
+                .join(
+                    table(f"c{index}", "k"),
+                    on=and_(eq(col("rep_id", "k"), col("rep_id", "d")), eq(col("period", "k"), col("period", "d"))),
+                )
+                .join(
+                    table("earned_lines", "l"),
+                    on=and_(
+                        eq(col("rep_id", "l"), col("rep_id", "d")),
+                        eq(col("period", "l"), col("period", "d")),
+                        eq(col("component", "l"), text(component.name)),
+                    ),
+                )
             )
         return union_all(selects) if selects else None
 
@@ -820,12 +1088,16 @@ class _PlanCompiler(RowCompiler):
         amount = round_cents(neg(dec(amount)) if sign < 0 else dec(amount))
         deals = exp.Count(this=exp.Distinct(expressions=[col("deal_id", "s")]))
         select = self.simple_line("", line_type, amount, col("period", "p"), deals)
-        select.set("expressions", [e if e.alias != "component" else alias(col("component", "s"), "component")
-                                   for e in select.expressions])
+        select.set(
+            "expressions",
+            [e if e.alias != "component" else alias(col("component", "s"), "component") for e in select.expressions],
+        )
         return (
             select.from_(table("deal_shares", "s"))
-            .join(table("periods", "p"), on=exp.Between(this=col(day, "s"), low=col("period_start", "p"),
-                                                        high=col("period_end", "p")))
+            .join(
+                table("periods", "p"),
+                on=exp.Between(this=col(day, "s"), low=col("period_start", "p"), high=col("period_end", "p")),
+            )
             .where(where)
             .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"))
         )
@@ -833,19 +1105,26 @@ class _PlanCompiler(RowCompiler):
     def paid_lines(self) -> exp.Expression:
         """Paid on payment: commission earned on booking is paid in the period each deal is paid."""
         traced = [component.name for _, component, _ in self.deal_components()]
-        untraced = exp.select("*").from_(table("earned_lines")).where(
-            exp.Not(this=exp.In(this=col("component"), expressions=[text(n) for n in traced]))) if traced else \
-            exp.select("*").from_(table("earned_lines"))
+        untraced = (
+            exp.select("*")
+            .from_(table("earned_lines"))
+            .where(exp.Not(this=exp.In(this=col("component"), expressions=[text(n) for n in traced])))
+            if traced
+            else exp.select("*").from_(table("earned_lines"))
+        )
         if not traced:
             return untraced
-        paid = self.lines_from_shares("commission", "paid_date", exp.Not(this=exp.Is(
-            this=col("paid_date", "s"), expression=exp.null())), +1)
+        paid = self.lines_from_shares(
+            "commission", "paid_date", exp.Not(this=exp.Is(this=col("paid_date", "s"), expression=exp.null())), +1
+        )
         return union_all([untraced, paid])
 
     def clawbacks(self) -> exp.Select:
         """Take back what a deal earned when it is cancelled within the window, in the cancel period."""
-        within = exp.LTE(this=days_between(col("close_date", "s"), col("cancel_date", "s")),
-                         expression=exp.Literal.number(self.plan.clawback.within_days))
+        within = exp.LTE(
+            this=days_between(col("close_date", "s"), col("cancel_date", "s")),
+            expression=exp.Literal.number(self.plan.clawback.within_days),
+        )
         cancelled = exp.Not(this=exp.Is(this=col("cancel_date", "s"), expression=exp.null()))
         return self.lines_from_shares("clawback", "cancel_date", and_(cancelled, within), -1)
 
@@ -889,4 +1168,3 @@ def _walk(node):
     elif isinstance(node, (tuple, list)):
         for item in node:
             yield from _walk(item)
-

@@ -46,34 +46,57 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
     if not ordered:
         territory = rule_text = priority = exp.null()
     matched = exp.select(
-        alias(col("id", "a"), "account_id"), alias(territory, "territory"), alias(rule_text, "rule"),
+        alias(col("id", "a"), "account_id"),
+        alias(territory, "territory"),
+        alias(rule_text, "rule"),
         alias(priority, "priority"),
     ).from_(table("accounts", "a"))
     # Realignment: each move starts a new dated row for its account.
     spans = _dated_spans(plan)
     rows = []
     for account, start, end, moved_to in spans:
-        rows.append(exp.Tuple(expressions=[
-            text(account) if account is not None else exp.null(), date(start), date(end),
-            text(moved_to) if moved_to is not None else exp.null()]))
-    pieces = exp.Values(expressions=rows, alias=exp.TableAlias(this=exp.to_identifier("v"), columns=[
-        exp.to_identifier(n, quoted=True) for n in ("account_id", "start", "end", "moved_to")]))
+        rows.append(
+            exp.Tuple(
+                expressions=[
+                    text(account) if account is not None else exp.null(),
+                    date(start),
+                    date(end),
+                    text(moved_to) if moved_to is not None else exp.null(),
+                ]
+            )
+        )
+    pieces = exp.Values(
+        expressions=rows,
+        alias=exp.TableAlias(
+            this=exp.to_identifier("v"),
+            columns=[exp.to_identifier(n, quoted=True) for n in ("account_id", "start", "end", "moved_to")],
+        ),
+    )
     moved = {m.account for m in plan.moves}
     applies = exp.or_(
-        and_(exp.Is(this=col("account_id", "v"), expression=exp.null()),
-             exp.Not(this=exp.In(this=col("account_id", "m"), expressions=[text(a) for a in sorted(moved)]))
-             if moved else exp.true()),
+        and_(
+            exp.Is(this=col("account_id", "v"), expression=exp.null()),
+            exp.Not(this=exp.In(this=col("account_id", "m"), expressions=[text(a) for a in sorted(moved)]))
+            if moved
+            else exp.true(),
+        ),
         exp.EQ(this=col("account_id", "v"), expression=col("account_id", "m")),
     )
-    moved_rule = exp.Case().when(exp.Not(this=exp.Is(this=col("moved_to", "v"), expression=exp.null())),
-                                 text("move")).else_(col("rule", "m"))
+    moved_rule = (
+        exp.Case()
+        .when(exp.Not(this=exp.Is(this=col("moved_to", "v"), expression=exp.null())), text("move"))
+        .else_(col("rule", "m"))
+    )
     return (
         exp.select(
             col("account_id", "m"),
             alias(exp.Coalesce(this=col("moved_to", "v"), expressions=[col("territory", "m")]), "territory"),
-            alias(moved_rule, "rule"), col("priority", "m"),
-            alias(text(plan.name), "plan"), alias(exp.Literal.number(plan.version), "version"),
-            col("start", "v"), col("end", "v"),
+            alias(moved_rule, "rule"),
+            col("priority", "m"),
+            alias(text(plan.name), "plan"),
+            alias(exp.Literal.number(plan.version), "version"),
+            col("start", "v"),
+            col("end", "v"),
         )
         .from_(exp.Subquery(this=matched, alias=exp.TableAlias(this=exp.to_identifier("m", quoted=True))))
         .join(exp.select("*").from_(pieces).subquery("v"), on=applies)
@@ -82,7 +105,9 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
 
 def _dated_spans(plan: ir.TerritoryPlan) -> list[tuple[str | None, dt.date, dt.date, str | None]]:
     """(account or None for every unmoved account, start, end, territory moved to)."""
-    spans: list[tuple[str | None, dt.date, dt.date, str | None]] = [(None, plan.effective_from, plan.effective_to, None)]
+    spans: list[tuple[str | None, dt.date, dt.date, str | None]] = [
+        (None, plan.effective_from, plan.effective_to, None)
+    ]
     by_account: dict[str, list[ir.Move]] = {}
     for move in plan.moves:
         by_account.setdefault(move.account, []).append(move)
@@ -109,39 +134,65 @@ def holders(plans: list[ir.TerritoryPlan]) -> exp.Expression:
                     end = plan.effective_to
                     if role == "owner" and position + 1 < len(people):
                         end = (people[position + 1].start or plan.effective_from) - ONE_DAY
-                    rows.append(exp.Tuple(expressions=[text(territory.name), text(holder.rep), text(role),
-                                                       date(start), date(end)]))
+                    rows.append(
+                        exp.Tuple(
+                            expressions=[text(territory.name), text(holder.rep), text(role), date(start), date(end)]
+                        )
+                    )
     names = ("territory", "rep_id", "role", "start", "end")
     if not rows:
-        return exp.select(*[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n)
-                            for n, t in zip(names, ("TEXT", "TEXT", "TEXT", "DATE", "DATE"))]).where(exp.false())
-    values = exp.Values(expressions=rows, alias=exp.TableAlias(this=exp.to_identifier("h"), columns=[
-        exp.to_identifier(n, quoted=True) for n in names]))
+        return exp.select(
+            *[
+                alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n)
+                for n, t in zip(names, ("TEXT", "TEXT", "TEXT", "DATE", "DATE"), strict=False)
+            ]
+        ).where(exp.false())
+    values = exp.Values(
+        expressions=rows,
+        alias=exp.TableAlias(this=exp.to_identifier("h"), columns=[exp.to_identifier(n, quoted=True) for n in names]),
+    )
     return exp.select(*[col(n) for n in names]).from_(values)
 
 
 def _empty_assignments() -> exp.Select:
     names = ("account_id", "territory", "rule", "priority", "plan", "version", "start", "end")
     types = ("TEXT", "TEXT", "TEXT", "INT", "TEXT", "INT", "DATE", "DATE")
-    return exp.select(*[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n)
-                        for n, t in zip(names, types)]).where(exp.false())
+    return exp.select(
+        *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=False)]
+    ).where(exp.false())
 
 
 def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Select:
     """account -> territory -> owner, dated, with the rule that matched: the territory plan's output."""
     owners = exp.select("*").from_(table("holders")).where(exp.EQ(this=col("role"), expression=text("owner")))
-    start = exp.Greatest(this=col("start", "t"), expressions=[exp.Coalesce(this=col("start", "o"),
-                                                                           expressions=[col("start", "t")])])
-    end = exp.Least(this=col("end", "t"), expressions=[exp.Coalesce(this=col("end", "o"), expressions=[col("end", "t")])])
+    start = exp.Greatest(
+        this=col("start", "t"), expressions=[exp.Coalesce(this=col("start", "o"), expressions=[col("start", "t")])]
+    )
+    end = exp.Least(
+        this=col("end", "t"), expressions=[exp.Coalesce(this=col("end", "o"), expressions=[col("end", "t")])]
+    )
     select = (
-        exp.select(col("plan", "t"), col("version", "t"), col("account_id", "t"), col("territory", "t"),
-                   alias(col("rep_id", "o"), "owner_rep_id"), col("rule", "t"), col("priority", "t"),
-                   alias(start, "start"), alias(end, "end"))
+        exp.select(
+            col("plan", "t"),
+            col("version", "t"),
+            col("account_id", "t"),
+            col("territory", "t"),
+            alias(col("rep_id", "o"), "owner_rep_id"),
+            col("rule", "t"),
+            col("priority", "t"),
+            alias(start, "start"),
+            alias(end, "end"),
+        )
         .from_(table("assignments", "t"))
-        .join(owners.subquery("o"), join_type="left", on=and_(
-            exp.EQ(this=col("territory", "o"), expression=col("territory", "t")),
-            exp.LTE(this=col("start", "o"), expression=col("end", "t")),
-            exp.GTE(this=col("end", "o"), expression=col("start", "t"))))
+        .join(
+            owners.subquery("o"),
+            join_type="left",
+            on=and_(
+                exp.EQ(this=col("territory", "o"), expression=col("territory", "t")),
+                exp.LTE(this=col("start", "o"), expression=col("end", "t")),
+                exp.GTE(this=col("end", "o"), expression=col("start", "t")),
+            ),
+        )
     )
     select = select.with_("assignments", as_=assignments(plans, dialect)).with_("holders", as_=holders(plans))
     return select.order_by(col("plan"), col("version"), col("account_id"), col("start"))

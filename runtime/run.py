@@ -63,8 +63,14 @@ def compile_all(files: Sequence[ir.PlanFile], dialect: str) -> list[tuple[ir.Com
         try:
             compiled.append((plan, compile_plan(plan, measures, dialect, territories).sql(dialect=dialect)))
         except CompileError as error:
-            problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
-                                       hints=("this construct cannot run on this calculator yet",)))
+            problems.append(
+                Diagnostic(
+                    code="RP401",
+                    message=f"{plan.key}: {error}",
+                    span=plan.span,
+                    hints=("this construct cannot run on this calculator yet",),
+                )
+            )
     if problems:
         raise RevplanError(problems)
     return compiled
@@ -133,7 +139,11 @@ def _run_on_postgres(queries: list[str], connection: duckdb.DuckDBPyConnection, 
 
 
 PG_TYPES = {
-    "VARCHAR": "TEXT", "DATE": "DATE", "BIGINT": "BIGINT", "INTEGER": "BIGINT", "BOOLEAN": "BOOLEAN",
+    "VARCHAR": "TEXT",
+    "DATE": "DATE",
+    "BIGINT": "BIGINT",
+    "INTEGER": "BIGINT",
+    "BOOLEAN": "BOOLEAN",
     "DOUBLE": "NUMERIC",
 }
 
@@ -141,7 +151,7 @@ PG_TYPES = {
 def _copy_table(connection: duckdb.DuckDBPyConnection, pg, name: str) -> None:
     relation = connection.table(name)
     columns = []
-    for column, duck_type in zip(relation.columns, relation.types):
+    for column, duck_type in zip(relation.columns, relation.types, strict=False):
         type_name = str(duck_type)
         pg_type = PG_TYPES.get(type_name, type_name.replace("DECIMAL", "NUMERIC"))
         columns.append(f'"{column}" {pg_type}')
