@@ -1054,7 +1054,8 @@ class _PlanCompiler(RowCompiler):
         """Each deal's exact share of the commission lines it earned: line x contribution / base."""
         selects = []
         for index, component, contribution in self.deal_components():
-            share = div(mul(dec(col("amount", "l")), contribution), col("base", "k"), self.dialect)
+            # A zero base pays nothing (rate and tiers of 0 are 0), so a missing quotient is 0.
+            share = coalesce(div(mul(dec(col("amount", "l")), contribution), col("base", "k"), self.dialect), ZERO.copy())
             selects.append(
                 exp.select(
                     col("rep_id", "d"),

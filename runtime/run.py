@@ -104,6 +104,9 @@ def run_plans(
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:
     """One shape whatever the engine: column order, Python types, a stable row order."""
     lines = lines[list(PAYOUT_COLUMNS)].copy()
+    if lines["amount"].isna().any():  # a bug in a calculator, never a payout to drop silently
+        broken = lines[lines["amount"].isna()].head(3)[["plan", "component", "rep_id", "period"]]
+        raise RuntimeError(f"payout lines without an amount:\n{broken.to_string(index=False)}")
     for column in ("version", "deal_count"):
         lines[column] = lines[column].astype("int64")
     for column in ("capped", "gated"):

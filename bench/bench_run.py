@@ -1,0 +1,107 @@
+"""Benchmark `revplan run`: the sample plans on DuckDB, and compiled vs hand-written SQL.
+
+    python bench/bench_run.py [--reps 10000] [--deals 1000000 10000000]
+
+For each deal count: generates the sample company as Parquet (queried in
+place), checks it, runs every plan in plans/ on DuckDB, and runs one plan of
+ours (W1 graduated tiers) both compiled and as a hand-written DuckDB query on
+the same data, printing the ratio compiled / hand-written. Prints wall time,
+deals per second and the process's peak RSS (DuckDB runs in it).
+Targets (issue 3): the whole run at 10M deals under 3 s and 1 GiB; the
+compiled plan within 1.5x of the hand-written query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compiler.sql import compile_plan  # noqa: E402
+from dsl.project import load_paths  # noqa: E402
+from runtime.contract import check_data  # noqa: E402
+from runtime.data import open_data  # noqa: E402
+from runtime.run import run_plans  # noqa: E402
+from runtime.sample_data import generate_sample_company  # noqa: E402
+
+# The W1 plan (graduated tiers on quarterly attainment, owner credit, USD at the
+# close-date rate), written by hand the way an analyst would.
+HAND_WRITTEN = """
+WITH fx AS (
+  SELECT "from", rate, "date" AS valid_from,
+         COALESCE(LEAD("date") OVER (PARTITION BY "from" ORDER BY "date") - 1, DATE '9999-12-31') AS valid_to
+  FROM fx_rates WHERE "to" = 'USD'
+), bookings AS (
+  SELECT d.owner_rep_id AS rep_id, 'Q' || quarter(d.close_date) AS q,
+         SUM(CASE WHEN d.currency = 'USD' THEN d.amount ELSE CAST(d.amount * fx.rate AS DECIMAL(38, 10)) END) AS b
+  FROM deals d LEFT JOIN fx ON fx."from" = d.currency AND d.close_date BETWEEN fx.valid_from AND fx.valid_to
+  WHERE d.stage = 'closed_won' AND year(d.close_date) = 2027
+  GROUP BY ALL
+)
+SELECT b.rep_id, b.q, ROUND(
+    0.05 * GREATEST(LEAST(b.b, 0.5 * q.amount), 0)
+  + 0.08 * GREATEST(LEAST(b.b, 1.0 * q.amount) - 0.5 * q.amount, 0)
+  + 0.12 * GREATEST(LEAST(b.b, 1.5 * q.amount) - 1.0 * q.amount, 0)
+  + 0.15 * GREATEST(b.b - 1.5 * q.amount, 0), 2) AS payout
+FROM bookings b JOIN quotas q ON q.rep_id = b.rep_id AND q.period = '2027-' || b.q
+"""
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(action):
+    start = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - start
+
+
+def bench(reps: int, deals: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="revplan-bench-run-"))
+    try:
+        _, generate_s = timed(lambda: generate_sample_company(folder, reps=reps, deals=deals, fmt="parquet"))
+        project = load_paths([ROOT / "plans"])
+        w1 = load_paths([ROOT / "tests" / "examples" / "w01_graduated_tiers.plan"])
+        with open_data(folder) as data:
+            problems, check_s = timed(lambda: check_data(data))
+            result, run_s = timed(lambda: run_plans(project.files, data.connection))
+            sql = compile_plan(w1.plans[0], w1.shared_measures).sql(dialect="duckdb")
+            connection = data.connection
+            connection.sql(sql).fetchall()  # warm both once: the comparison is engine time
+            connection.sql(HAND_WRITTEN).fetchall()
+            compiled_rows, compiled_s = timed(lambda: connection.sql(sql).fetchall())
+            hand_rows, hand_s = timed(lambda: connection.sql(HAND_WRITTEN).fetchall())
+        lines = result.payout_lines
+        print(f"reps {reps:,}  deals {deals:,}")
+        print(f"  generate sample company  {generate_s:7.2f} s   {deals / generate_s:,.0f} deals/s")
+        print(f"  contract check           {check_s:7.2f} s   ({len(problems)} problems)")
+        print(f"  revplan run (all plans)  {run_s:7.2f} s   {deals / run_s:,.0f} deals/s   "
+              f"{len(lines):,} payout lines, total {sum(lines['amount']):,} USD")
+        print(f"  W1 compiled              {compiled_s:7.3f} s   ({len(compiled_rows):,} rows)")
+        print(f"  W1 hand-written          {hand_s:7.3f} s   ({len(hand_rows):,} rows)")
+        print(f"  ratio compiled / hand    {compiled_s / hand_s:7.2f} x")
+        print(f"  peak RSS so far          {peak_rss_mb():7.0f} MB")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=10_000)
+    parser.add_argument("--deals", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    args = parser.parse_args()
+    for deals in args.deals:
+        bench(args.reps, deals)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
