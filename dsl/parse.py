@@ -122,14 +122,24 @@ def parse(text: str, path: str = "<text>") -> SyntaxTree:
 
 
 def find_comments(text: str) -> list[Comment]:
-    """Comments are '#' to end of line, outside strings (strings are one line)."""
+    """Comments are '#' to end of line, outside strings (strings are one line).
+
+    Lines are split on '\\n' only, as Lark counts them (str.splitlines would
+    also split inside a comment on characters such as U+2028).
+
+    >>> [c.text for c in find_comments('a = "x\\\\"#y" # z\\n')]
+    ['# z']
+    """
     comments = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         in_string = escaped = False
         for index, char in enumerate(line):
             if in_string:
-                escaped = char == "\\" and not escaped
-                if char == '"' and not escaped:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
                     in_string = False
             elif char == '"':
                 in_string = True
