@@ -456,6 +456,8 @@ class _PlanCompiler(RowCompiler):
                     ),
                 )
             )
+        if len(selects) == 1:  # one source credits each (rep, deal) once: no need to add shares up
+            return selects[0]
         credited = exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
         return (
             exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"))
@@ -476,8 +478,10 @@ class _PlanCompiler(RowCompiler):
         currency = self.plan.currency
         at_period_end = self.plan.fx_at == ir.FxDate.PERIOD_END
         fx_day = col("period_end", "bp") if at_period_end else self.booking_date("d")  # the deal's own period
-        fx_rate = case(eq(col("currency", "d"), text(currency)), number(1), col("rate", "fx"))
-        amount_fx = mul(dec(col("amount", "d")), fx_rate)
+        amount_fx = case(eq(col("currency", "d"), text(currency)), dec(col("amount", "d")),
+                         mul(dec(col("amount", "d")), col("rate", "fx")))
+        # Only split credit gives a share other than 1.
+        share = col("share", "c") if self.plan.crediting.splits else number(1)
         deal_fields = [
             col(name, "d")
             for name in (
@@ -502,7 +506,7 @@ class _PlanCompiler(RowCompiler):
                 *extra,
                 col("share", "c"),
                 alias(amount_fx, "amount_fx"),
-                alias(mul(amount_fx.copy(), col("share", "c")), "amount"),
+                alias(mul(amount_fx.copy(), share), "amount"),
             )
             .from_(table("credits", "c"))
             .join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")))
