@@ -115,7 +115,7 @@ def load_texts(texts: Iterable[tuple[str, str]], schema: Schema = SCHEMA) -> Pro
     if syntax_ok:
         from dsl.check import check  # check is the last stage; it imports this module's peers
 
-        diagnostics.extend(check(files, schema))
+        diagnostics.extend(check(files, schema, sources))
     return Project(tuple(files), sources, tuple(sorted(diagnostics, key=sort_key)), schema)
 
 

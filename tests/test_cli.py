@@ -50,7 +50,7 @@ def test_check_reports_every_error_with_caret_and_hint(tmp_path, capsys):
     path = write(tmp_path, "flat.plan", BAD)
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err
-    assert f"{path}:11:27: error" in err  # unknown measure, at its column
+    assert f"{path}:11:29: error" in err  # unknown measure, at its column (`bokings` starts at 29)
     assert "^^^^^^" in err
     assert "did you mean 'bookings'?" in err
     assert err.count("error[") >= 2  # the unit error is reported too
@@ -69,7 +69,7 @@ def test_check_github_annotations(tmp_path, capsys):
     path = write(tmp_path, "flat.plan", BAD)
     assert main(["check", "--format", "github", str(path)]) == 1
     out = capsys.readouterr().out
-    assert out.startswith(f"::error file={path},line=11,col=27")
+    assert out.startswith(f"::error file={path},line=11,col=29")
 
 
 @pytest.mark.parametrize(
