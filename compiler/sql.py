@@ -244,6 +244,8 @@ class _PlanCompiler(RowCompiler):
 
     def query(self) -> exp.Select:
         plan = self.plan
+        if plan.crediting.rollup and self.dialect == "trino":
+            raise CompileError("manager roll-up needs WITH RECURSIVE, whose Trino output sqlglot cannot print yet")
         if plan.crediting.overlay and not self.territories:
             raise CompileError("`credit overlay` needs a territory plan (none was loaded)")
         # Compile every payout first: they register the aggregates the CTEs below compute.
