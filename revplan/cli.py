@@ -9,12 +9,28 @@ diagnostics; a traceback means a bug in revplan (run with REVPLAN_DEBUG=1).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
 import os
+import re
 import sys
+from collections import Counter
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
-from dsl.diagnostics import Diagnostic, RevplanError, render_github, render_human, render_json
+from dsl.diagnostics import (
+    Diagnostic,
+    RevplanError,
+    Severity,
+    did_you_mean,
+    has_errors,
+    render_github,
+    render_human,
+    render_json,
+)
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -95,6 +111,405 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+# ---------------------------------------------------------------- loading plans
+
+
+def load_project(paths: Sequence[str | Path], print_warnings: bool = True):
+    """Load and check plan files; a project with errors stops the command with its diagnostics."""
+    from dsl.project import load_paths
+
+    project = load_paths(paths)
+    if not project.ok:
+        raise _with_sources(RevplanError(project.diagnostics), project.sources)
+    if print_warnings:
+        print_diagnostics(project.diagnostics, project.sources)
+    return project
+
+
+def _with_sources(error: RevplanError, sources: dict[str, str]) -> RevplanError:
+    error.sources = sources  # main() renders carets from them
+    return error
+
+
+def usage_error(code: str, message: str, *hints: str) -> RevplanError:
+    """A mistake on the command line or in its arguments: one line and a hint, exit 1."""
+    return RevplanError([Diagnostic(code=code, message=message, hints=hints)])
+
+
+def default_plans_folder(given: str | None, fallback_to_repo: bool = False) -> str:
+    """`plans/` in the current folder (or the repository's, for the demo); a clear error if neither is there."""
+    if given is not None:
+        return given
+    if Path("plans").is_dir():
+        return "plans"
+    repo_plans = Path(__file__).resolve().parents[1] / "plans"
+    if fallback_to_repo and repo_plans.is_dir():
+        return str(repo_plans)
+    raise usage_error("RP006", f"no plans/ folder in {Path.cwd()}",
+                      "run from the repository root, or pass --plans DIR")
+
+
+# ---------------------------------------------------------------- sample-data
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    written = generate_sample(Path(args.out), args.reps, args.deals, args.seed, args.format)
+    print(f"wrote the sample company ({args.reps:,} reps, {args.deals:,} deals, seed {args.seed}) to {args.out}:")
+    print_files(written)
+    print(f"next: revplan run --data {args.out}")
+    return EXIT_OK
+
+
+def generate_sample(out: Path, reps: int, deals: int, seed: int, fmt: str = "auto") -> dict[str, Path]:
+    from revplan.progress import Steps
+    from runtime.sample_data import generate_sample_company
+
+    with Steps() as steps:
+        steps.start(f"generating the sample company in {out}")
+
+        def on_table(table: str) -> None:
+            if not steps.quiet:  # a live line per table on a terminal; one line in logs
+                steps.start(f"writing {table}")
+
+        return generate_sample_company(out, reps=reps, deals=deals, seed=seed, fmt=fmt, progress=on_table)
+
+
+def print_files(written: dict[str, Path]) -> None:
+    """One line per table: name, file (in full, to copy), rows, size."""
+    rows = [(name, str(path), f"{_row_count(path):,}", _size(path.stat().st_size)) for name, path in written.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for name, path, count, size in rows:
+        print(f"  {name:<{widths[0]}}  {path:<{widths[1]}}  {count:>{widths[2]}} rows  {size:>{widths[3]}}")
+
+
+def _row_count(path: Path) -> int:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open("rb") as handle:  # our CSV files hold no line breaks inside values
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")) - 1
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+# ---------------------------------------------------------------- compile
+
+
+DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "databricks", "trino")
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from compiler.sql import CompileError, compile_plan
+    from runtime.run import comp_plans, territory_plans
+
+    project = load_project(args.paths)
+    plans = comp_plans(project.files)
+    if args.plan is not None:
+        chosen = [p for p in plans if args.plan in (p.name, p.key)]
+        if not chosen:
+            names = sorted({p.name for p in plans})
+            raise usage_error("RP405", f"no comp plan named {args.plan!r} in {', '.join(args.paths)}",
+                              *did_you_mean(args.plan, names), f"comp plans: {', '.join(names) or 'none'}")
+        plans = chosen
+    if not plans:
+        raise usage_error("RP406", f"no comp plans in {', '.join(args.paths)}",
+                          "compile turns comp plans into SQL; quota and territory plans feed them")
+    measures, territories = project.shared_measures, territory_plans(project.files)
+    problems = []
+    for plan in plans:
+        try:
+            with _sqlglot_warnings() as notes:
+                sql = compile_plan(plan, measures, args.dialect, territories).sql(dialect=args.dialect, pretty=True)
+        except CompileError as error:
+            problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
+                                       hints=(f"this construct cannot be compiled to {args.dialect} yet",)))
+            continue
+        problems += [Diagnostic(code="RP407", severity=Severity.WARNING, span=plan.span,
+                                message=f"{plan.key}: {args.dialect}: {note}",
+                                hints=("the SQL was written without it; check the results on this engine",))
+                     for note in dict.fromkeys(notes)]
+        where = plan.span.file if plan.span else ""
+        print(f"-- {plan.key} ({where}), dialect {args.dialect}\n{sql};\n")
+    print_diagnostics(problems, project.sources)
+    return EXIT_ERRORS if has_errors(problems) else EXIT_OK
+
+
+@contextlib.contextmanager
+def _sqlglot_warnings():
+    """Collect what sqlglot logs while generating SQL (a construct a dialect lacks) instead of printing it."""
+    notes: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notes.append(" ".join(record.getMessage().split()))
+
+    logger, handler = logging.getLogger("sqlglot"), Collect(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield notes
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+# ---------------------------------------------------------------- run
+
+
+ENGINES = ("duckdb", "postgres")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    check_engine(args.engine, args.url)
+    if args.period is not None:
+        period_range(args.period)  # a malformed label fails before any work
+    plans = default_plans_folder(args.plans)
+    summary = run_and_write(plans, args.data, Path(args.out), args.engine, args.url, args.period)
+    print_summary(summary)
+    return EXIT_OK
+
+
+def check_engine(engine: str, url: str | None) -> None:
+    """--engine postgres needs a reachable --url; --url means nothing to DuckDB."""
+    if engine == "postgres" and not url:
+        raise usage_error("RP402", "--engine postgres needs --url",
+                          "e.g. --url postgresql://user@localhost:5432/db")
+    if engine != "postgres" and url:
+        raise usage_error("RP402", f"--url is for --engine postgres; the {engine} engine is embedded",
+                          "add --engine postgres, or drop --url")
+    if engine == "postgres":
+        _check_postgres(url)
+
+
+def _check_postgres(url: str) -> None:
+    from runtime.data import _hide_password
+
+    try:
+        import psycopg
+    except ImportError:
+        raise usage_error("RP402", "--engine postgres needs psycopg",
+                          "pip install 'psycopg[binary]' (or: pip install 'revplan[postgres]')") from None
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+    except psycopg.Error as error:
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise usage_error("RP402", f"cannot connect to {_hide_password(url)}: {detail}",
+                          "check the URL, and that the server is running") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    payout_lines: object  # pandas DataFrame
+    plans: tuple[tuple[str, int], ...]  # (name, version) of every comp plan that ran, lines or not
+    out_dir: Path
+    files: tuple[Path, ...]
+    engine: str
+
+
+def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None,
+                  period: str | None = None) -> RunSummary:
+    """Load plans, open and check data, run, filter to a period, write outputs; stop with diagnostics."""
+    from revplan.progress import Steps
+    from runtime.contract import check_data
+    from runtime.data import open_data
+    from runtime.outputs import build_manifest, check_output_folder, statements, write_run
+    from runtime.run import comp_plans, run_plans
+
+    check_output_folder(out_dir)  # before the work, not after it
+    warnings: list[Diagnostic] = []  # printed once the progress lines are done
+    with Steps() as steps:
+        steps.start(f"loading plans from {plans}")
+        project = load_project([plans], print_warnings=False)
+        warnings.extend(project.diagnostics)
+        comp = comp_plans(project.files)
+        if not comp:
+            raise usage_error("RP406", f"no comp plans in {plans}", "run computes payouts of comp plans")
+        steps.start(f"opening data in {data}")
+        dataset = open_data(data, project.schema)
+        try:
+            steps.start("checking the data contract")
+            diagnostics = check_data(dataset, base_currency=_company_currency(comp))
+            if has_errors(diagnostics):
+                error = RevplanError(diagnostics)
+                error.summary = (summary_line(diagnostics, f"{data} breaks the data contract")
+                                 + "; fix the rows above (README.md: 'Data contract')")
+                raise error
+            warnings.extend(diagnostics)
+            steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
+            result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema)
+        finally:
+            dataset.close()
+        lines = result.payout_lines
+        _check_amounts(lines)
+        if period is not None:
+            steps.start(f"selecting period {period}")
+            lines = filter_period(lines, period)
+        steps.start(f"writing outputs to {out_dir}")
+        periods = sorted(set(lines["period"]), key=_period_order)
+        manifest = build_manifest(
+            plan_paths=[Path(p) for p in project.sources], data_fingerprint=dataset.fingerprint, engine=engine,
+            revplan_version=_version(), periods=periods, payout_lines=lines, data_source=dataset.source,
+            period_filter=period,
+        )
+        tables = {"payout_lines": lines, "statements": statements(lines)}
+        territories = getattr(result, "territories", None)
+        if territories is not None:
+            tables["territories"] = territories
+        written = write_run(out_dir, tables, manifest)
+    print_diagnostics(warnings, project.sources)
+    files = tuple(written / f"{name}.csv" for name in tables) + (written / "manifest.json",)
+    ran = tuple(sorted({(plan.name, plan.version) for plan in comp}))
+    return RunSummary(lines, ran, out_dir, files, engine)
+
+
+def _company_currency(plans) -> str:
+    """The currency most comp plans pay in: the one every other currency needs fx rates to."""
+    counts = Counter(plan.currency for plan in plans)
+    return counts.most_common(1)[0][0] if counts else "USD"
+
+
+def _check_amounts(lines) -> None:
+    """A payout line without an amount is a calculator bug: stop before writing wrong files."""
+    missing = lines[lines["amount"].isna()]
+    if missing.empty:
+        return
+    row = missing.iloc[0]
+    raise RevplanError([Diagnostic(
+        code="RP409",
+        message=f"{len(missing)} payout line(s) have no amount, first: plan {row['plan']!r}, component "
+                f"{row['component']!r}, rep {row['rep_id']!r}, period {row['period']!r}",
+        hints=("this is a bug in revplan's calculator, not in your data; please report it",))])
+
+
+PERIOD_FORMS = "periods look like 2027, 2027-H1, 2027-Q1 or 2027-01"
+
+
+def period_range(label: str) -> tuple[dt.date, dt.date]:
+    """First and last day of a period label: `2027`, `2027-H1`, `2027-Q1`, `2027-01`.
+
+    >>> period_range("2027-Q2")
+    (datetime.date(2027, 4, 1), datetime.date(2027, 6, 30))
+    """
+    from compiler.calendar import period_bounds
+    from dsl.ir import Period
+
+    match = re.fullmatch(r"(\d{4})(?:-(?:(H[12])|(Q[1-4])|(0[1-9]|1[0-2])))?", label.strip())
+    if match is None:
+        raise usage_error("RP404", f"{label!r} is not a period", PERIOD_FORMS)
+    year, half, quarter, month = match.groups()
+    if half:
+        return period_bounds(dt.date(int(year), 6 * int(half[1]) - 5, 1), Period.HALF)
+    if quarter:
+        return period_bounds(dt.date(int(year), 3 * int(quarter[1]) - 2, 1), Period.QUARTER)
+    if month:
+        return period_bounds(dt.date(int(year), int(month), 1), Period.MONTH)
+    return period_bounds(dt.date(int(year), 1, 1), Period.YEAR)
+
+
+def _period_order(label: str) -> tuple:
+    """Months, then quarters, halves, years; each in date order."""
+    start, end = period_range(label)
+    return ((end - start).days > 31, (end - start).days > 92, (end - start).days > 184, start)
+
+
+def filter_period(lines, period: str):
+    """The lines of periods that lie within `period` (`2027-Q1` keeps 2027-Q1 and 2027-01..03)."""
+    start, end = period_range(period)
+    known = sorted(set(lines["period"]), key=_period_order)
+    inside = {label for label in known if start <= period_range(label)[0] and period_range(label)[1] <= end}
+    if not inside:
+        raise usage_error("RP404", f"no payout period {period!r} in this run",
+                          f"periods: {', '.join(known) or 'none (no payout lines)'}")
+    return lines[lines["period"].isin(inside)].reset_index(drop=True)
+
+
+def print_summary(summary: RunSummary, title: str = "payouts") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    lines = summary.payout_lines
+    table = Table(title=f"{title} on {summary.engine}", title_justify="left")
+    table.add_column("plan")
+    table.add_column("reps", justify="right")
+    table.add_column("lines", justify="right")
+    table.add_column("total payout", justify="right")
+    groups = dict(list(lines.groupby(["plan", "version"], sort=True)))
+    for plan, version in sorted(set(summary.plans) | set(groups)):
+        group = groups.get((plan, version), lines.iloc[0:0])
+        table.add_row(f"{plan} v{version}", f"{group['rep_id'].nunique():,}", f"{len(group):,}", _money(group))
+    table.add_section()
+    table.add_row("all plans", f"{lines['rep_id'].nunique():,}", f"{len(lines):,}", _money(lines), style="bold")
+    console = Console(soft_wrap=True)
+    console.print(table)
+    console.print(f"outputs in {summary.out_dir}:")
+    for path in summary.files:
+        console.print(f"  {path}", highlight=False)
+
+
+def _money(lines) -> str:
+    totals: dict[str, Decimal] = {}
+    for currency, amount in zip(lines["currency"], lines["amount"], strict=True):
+        totals[currency] = totals.get(currency, Decimal("0.00")) + amount
+    return "\n".join(f"{total:,.2f} {currency}" for currency, total in sorted(totals.items())) or "0.00"
+
+
+# ---------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    plans = default_plans_folder(args.plans, fallback_to_repo=True)
+    data = out / "data"
+    generate_sample(data, args.reps, args.deals, args.seed)
+    summary = run_and_write(plans, str(data), out / "results", "duckdb", None)
+    print_summary(summary, title=f"payouts of the sample company ({args.reps:,} reps, {args.deals:,} deals)")
+    print(f"sample data in {data}")
+    next_steps = [
+        (f"revplan run --data {data} --period 2027-Q1", "one quarter's payouts, written to out/"),
+        (f"revplan test {plans}", "the plans' test blocks"),
+        (f'revplan compile {plans} --plan "Enterprise AE" --dialect snowflake', "the SQL of a plan"),
+    ]
+    width = max(len(command) for command, _ in next_steps)
+    print("try next:")
+    for command, what in next_steps:
+        print(f"  {command.ljust(width)}  # {what}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- test
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from runtime.plantest import run_plan_tests
+    from runtime.run import run_plans
+
+    check_engine(args.engine, args.url)
+    paths = args.paths or [default_plans_folder(None)]
+    project = load_project(paths)
+
+    def calculator(files, connection):
+        return run_plans(files, connection, engine=args.engine, url=args.url, schema=project.schema)
+
+    results = run_plan_tests(project.files, calculator, schema=project.schema)
+    counts = Counter(result.status for result in results)
+    for result in results:
+        if result.status != "passed" or args.verbose:
+            print(str(result) if result.status != "passed" else f"PASSED {result.title}")
+    parts = [f"{counts['passed']} passed", f"{counts['failed']} failed"]
+    parts += [f"{counts[s]} {name}" for s, name in (("error", "errors"), ("skipped", "skipped")) if counts[s]]
+    where = ", ".join(str(p) for p in paths)
+    note = "" if results else f" (no test blocks in {where})"
+    print(", ".join(parts) + f" on {args.engine}{note}")
+    return EXIT_ERRORS if counts["failed"] or counts["error"] else EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -115,7 +530,65 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("paths", nargs="+", metavar="PATH")
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
     fmt.set_defaults(handler=cmd_fmt)
+
+    sample = commands.add_parser("sample-data", help="write a sample company's data (reps, deals, ...) to a folder")
+    sample.add_argument("--out", required=True, metavar="DIR", help="folder to write one file per table into")
+    _add_size_options(sample)
+    sample.add_argument("--seed", type=_natural, default=42, metavar="S", help="same seed, same bytes (default 42)")
+    sample.add_argument("--format", choices=("auto", "csv", "parquet"), default="auto",
+                        help="file format (default auto: CSV up to 200,000 deals, Parquet above)")
+    sample.set_defaults(handler=cmd_sample_data)
+
+    compile_ = commands.add_parser("compile", help="print the SQL of comp plans in a warehouse dialect")
+    compile_.add_argument("paths", nargs="+", metavar="PLAN_FILE_OR_DIR")
+    compile_.add_argument("--plan", metavar="NAME", help="only this comp plan (its name)")
+    compile_.add_argument("--dialect", choices=DIALECTS, default="duckdb", help="SQL dialect (default duckdb)")
+    compile_.set_defaults(handler=cmd_compile)
+
+    run = commands.add_parser("run", help="run the comp plans on data; write payout lines, statements, manifest")
+    run.add_argument("--data", required=True, metavar="SRC",
+                     help="folder of CSV/Parquet files, a .duckdb file or a postgresql:// URL")
+    run.add_argument("--plans", metavar="DIR", help="plan files or folder (default plans/)")
+    run.add_argument("--period", metavar="P", help="only payouts of this period: 2027, 2027-H1, 2027-Q1, 2027-01")
+    run.add_argument("--out", default="out", metavar="DIR", help="output folder (default out/)")
+    _add_engine_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="generate the sample company, run plans/ on it, print the payouts")
+    demo.add_argument("--out", default=str(Path("out") / "demo"), metavar="DIR",
+                      help="DIR/data gets the sample data, DIR/results the outputs (default out/demo)")
+    demo.add_argument("--plans", metavar="DIR", help="plan files or folder (default plans/)")
+    _add_size_options(demo)
+    demo.add_argument("--seed", type=_natural, default=42, metavar="S", help="random seed (default 42)")
+    demo.set_defaults(handler=cmd_demo)
+
+    test = commands.add_parser("test", help="run the plans' test blocks; exit 1 on a failure")
+    test.add_argument("paths", nargs="*", metavar="PATH", help="plan files or folders (default plans/)")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passed tests too")
+    _add_engine_options(test)
+    test.set_defaults(handler=cmd_test)
     return parser
+
+
+def _add_size_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reps", type=_natural, default=200, metavar="N", help="reps on the roster (default 200)")
+    parser.add_argument("--deals", type=_natural, default=20_000, metavar="N", help="deals (default 20,000)")
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES, default="duckdb", help="where the SQL runs (default duckdb)")
+    parser.add_argument("--url", metavar="URL", help="PostgreSQL server for --engine postgres: postgresql://...")
+
+
+def _natural(text: str) -> int:
+    """A whole number >= 0, also written 20,000 or 20_000."""
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
 
 
 def _version() -> str:
@@ -129,7 +602,10 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error argparse already printed
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USAGE
@@ -137,10 +613,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except RevplanError as error:
         print_diagnostics(error.diagnostics, getattr(error, "sources", {}))
+        if getattr(error, "summary", None):
+            print(error.summary, file=sys.stderr)
         return EXIT_ERRORS
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`revplan compile ... | head`): not our error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERRORS
     except Exception:
         if os.environ.get("REVPLAN_DEBUG"):
             raise

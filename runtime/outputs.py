@@ -1,14 +1,18 @@
-"""Write a run's results: payout lines, per-rep statements, deals behind lines, manifest.
+"""Write a run's results: payout lines, per-rep statements, manifest (and territories).
 
-Everything is written into a temporary folder beside the target and swapped
-in with renames, so a crash never leaves half-written outputs; the previous
-run's folder stays intact until the new one is complete. The manifest records
-what is needed to reproduce a payout: plan files (hashes, git commit), data
-fingerprint, revplan version and engine.
+Files are written completely into a hidden staging folder inside the output
+folder, then renamed into place, `manifest.json` last; a failure on the way
+puts the previous run's files back, so a crash never leaves half-written or
+mixed outputs: when `manifest.json` is there, the files it lists beside it
+are whole and from its run. Only a run's own files are ever replaced or
+removed: other files and folders beside them (`out/demo/`) are left alone.
+The manifest records what is needed to reproduce a payout: plan files
+(hashes, git commit), data fingerprint, revplan version and engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -20,6 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+
+from dsl.diagnostics import Diagnostic, RevplanError
 
 MONEY_COLUMNS = ("base", "uncapped", "amount", "quota", "target_incentive")
 
@@ -55,14 +61,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def git_commit(folder: Path) -> dict[str, object] | None:
-    """The commit the plan files come from, and whether they differ from it."""
+def git_commit(folder: Path, paths: Sequence[Path] = ()) -> dict[str, object] | None:
+    """The commit the plan files come from, and whether they differ from it.
+
+    `paths` are the plan files (all of them, wherever they sit below
+    `folder`); without them, everything below `folder` counts.
+    """
+    targets = [str(Path(p).resolve()) for p in paths] or ["."]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."], cwd=folder, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--", *targets], cwd=folder, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -77,15 +88,21 @@ def build_manifest(
     revplan_version: str,
     periods: Sequence[str],
     payout_lines: pd.DataFrame,
+    data_source: str | None = None,
+    period_filter: str | None = None,
 ) -> dict[str, object]:
-    folders = {p.resolve().parent for p in plan_paths}
+    """What a run needs to be reproduced: plan files and commit, data, version, engine; and its totals."""
+    plan_paths = [Path(p) for p in plan_paths]
+    folders = [str(p.resolve().parent) for p in plan_paths]
     return {
         "revplan_version": revplan_version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "engine": engine,
+        "period_filter": period_filter,
         "periods": list(periods),
         "plans": [{"path": str(p), "sha256": file_sha256(p)} for p in plan_paths],
-        "git": git_commit(sorted(folders)[0]) if folders else None,
+        "git": git_commit(Path(os.path.commonpath(folders)), plan_paths) if folders else None,
+        "data_source": data_source,
         "data_fingerprint": data_fingerprint,
         "payout_lines": int(len(payout_lines)),
         "total_payout": _total(payout_lines),
@@ -99,28 +116,123 @@ def _total(payout_lines: pd.DataFrame) -> dict[str, str]:
     return {currency: str(total) for currency, total in sorted(totals.items())}
 
 
+MANIFEST = "manifest.json"
+# What a run writes; a manifest lists its own files, this is for older ones.
+KNOWN_OUTPUTS = ("payout_lines.csv", "statements.csv", "territories.csv")
+
+
 def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame], manifest: Mapping[str, object]) -> Path:
-    """Write tables as CSV (exact decimal text) plus manifest.json, atomically."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    """Write each table as `<name>.csv` (exact decimal text) plus manifest.json into `out_dir`, atomically.
+
+    A previous run's files in `out_dir` (those its manifest lists) are
+    replaced as a whole: after a failure they are all still there, unchanged,
+    and no temporary file is left. Raises `RevplanError` RP403 for an
+    `out_dir` that is a file or holds output-named files no run wrote, RP408
+    when the files cannot be written (disk full, no permission).
+    """
+    out_dir = Path(out_dir).resolve()
+    previous = previous_outputs(out_dir)
+    names = [f"{name}.csv" for name in tables] + [MANIFEST]
+    manifest = {**manifest, "files": names}
+    created = not out_dir.exists()
+    staging = out_dir / f".revplan-new-{os.getpid()}"
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
         for name, frame in tables.items():
-            frame.to_csv(staging / f"{name}.csv", index=False)
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _swap_in(staging, out_dir)
+            csv_frame(frame).to_csv(staging / f"{name}.csv", index=False)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _swap_in(staging, out_dir, names, previous)
+    except OSError as error:  # disk full, no permission: the user's to fix, not a crash
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        unchanged = "the previous outputs there are unchanged" if previous else "nothing was written"
+        raise RevplanError([Diagnostic(code="RP408", message=f"cannot write the outputs to {out_dir}: {error}",
+                                       file=str(out_dir), hints=(unchanged,))]) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    previous = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, previous)
-    os.replace(staging, target)
-    shutil.rmtree(previous, ignore_errors=True)
+def previous_outputs(out_dir: Path) -> list[str]:
+    """The files of the run `out_dir` holds (manifest.json first); [] for a new or unrelated folder.
+
+    Refuses (RP403) a path that is a file, and output-named files without a
+    manifest: they were not written by a run, and writing would replace them.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return []
+    if not out_dir.is_dir():
+        raise _output_error(out_dir, f"{out_dir} exists and is not a folder")
+    if not (out_dir / MANIFEST).is_file():
+        foreign = [name for name in KNOWN_OUTPUTS if (out_dir / name).exists()]
+        if foreign:
+            raise _output_error(out_dir, f"{out_dir} holds {', '.join(foreign)} but no {MANIFEST}: "
+                                         "not a revplan run's outputs, and writing would replace them")
+        return []
+    try:
+        listed = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        listed = KNOWN_OUTPUTS
+    own = [n for n in listed if isinstance(n, str) and n == Path(n).name and n != MANIFEST and not n.startswith(".")]
+    return [MANIFEST, *(n for n in own if (out_dir / n).is_file())]
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Fail early (RP403) if `write_run` would refuse `out_dir`."""
+    previous_outputs(Path(out_dir).resolve())
+
+
+def _output_error(out_dir: Path, message: str) -> RevplanError:
+    return RevplanError([Diagnostic(code="RP403", message=message, file=str(out_dir),
+                                    hints=("give --out a new folder, or one a previous run wrote",))])
+
+
+def _swap_in(staging: Path, out_dir: Path, names: Sequence[str], previous: Sequence[str]) -> None:
+    """Move the previous run's files aside (manifest first), the new ones in (manifest last); undo on failure."""
+    backup = out_dir / f".revplan-old-{os.getpid()}"
+    shutil.rmtree(backup, ignore_errors=True)
+    backup.mkdir()
+    moved_out: list[str] = []
+    moved_in: list[str] = []
+    try:
+        for name in previous:
+            os.replace(out_dir / name, backup / name)
+            moved_out.append(name)
+        for name in sorted(names, key=lambda n: n == MANIFEST):
+            os.replace(staging / name, out_dir / name)
+            moved_in.append(name)
+    except BaseException:
+        for name in reversed(moved_in):
+            os.replace(out_dir / name, staging / name)
+        for name in reversed(moved_out):  # the manifest goes back last
+            os.replace(backup / name, out_dir / name)
+        with contextlib.suppress(OSError):  # empty again; had restoring failed, the old files would stay here
+            backup.rmdir()
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as CSV text: Decimals in plain notation with their scale (`0.0000000000`,
+    never `0E-10`), missing values empty, booleans `true`/`false`.
+
+    >>> csv_frame(pd.DataFrame({"a": [Decimal("0E-10"), None], "b": [True, False]})).to_dict("list")
+    {'a': ['0.0000000000', ''], 'b': ['true', 'false']}
+    """
+    return frame.apply(lambda column: column.map(_cell)) if len(frame) else frame
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value

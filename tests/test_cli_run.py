@@ -1,0 +1,472 @@
+"""The end-to-end commands as a newcomer meets them: sample-data, run, compile, test, demo.
+
+Every test calls `revplan.cli.main([...])` the way the console script does,
+on a small sample company (40 reps, 2,000 deals), and checks exit codes,
+files and messages: exact money in the outputs, atomic writes, user
+mistakes as one clear message with a hint, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import os
+import shutil
+import types
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlglot
+
+import dsl.project
+import runtime.outputs
+import runtime.run
+from dsl import ir
+from dsl.schema import SCHEMA
+from revplan.cli import DIALECTS, ENGINES, main
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
+needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="REVPLAN_TEST_POSTGRES_URL is not set")
+PLANS = ROOT / "plans"
+EXAMPLES = sorted((ROOT / "tests" / "examples").glob("*.plan"))
+SMALL = ["--reps", "40", "--deals", "2000"]
+TABLES = {entity.table for entity in SCHEMA.entities}
+OUTPUTS = {"payout_lines.csv", "statements.csv", "manifest.json"}
+
+FLAT = """revplan 1
+
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+
+comp plan "Flat" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@acme/sales-ops" finance "@acme/fpa"
+
+  component "Commission" on bookings
+    rate 10%
+"""
+
+FLAT_TEST = """
+  test "ten percent"
+    given rep id "A", target_incentive 10,000 USD
+    given deal id "D1", owner_rep_id "A", amount 1,000 USD, close_date 2027-02-01
+    expect payout rep "A", period "2027-Q1", amount {amount} USD
+"""
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return code, out, err
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def decimals(column: pd.Series) -> list[Decimal]:
+    return [Decimal(v) for v in column]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    """A small sample company, written once for the module."""
+    folder = tmp_path_factory.mktemp("sample") / "data"
+    assert main(["sample-data", "--out", str(folder), *SMALL, "--seed", "7"]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def flat_plans(tmp_path_factory) -> Path:
+    """One flat-rate plan: quick to run, for the tests about files and mistakes."""
+    folder = tmp_path_factory.mktemp("flat")
+    write(folder / "flat.plan", FLAT)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sample_run(sample, tmp_path_factory) -> tuple[Path, str]:
+    """plans/ run once on the sample company: (output folder, what it printed)."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["run", "--data", str(sample), "--plans", str(PLANS), "--out", str(out)])
+    assert code == 0
+    return out, stdout.getvalue()
+
+
+# ---------------------------------------------------------------- sample-data
+
+
+@pytest.mark.parametrize("fmt, suffix", [("csv", ".csv"), ("parquet", ".parquet")])
+def test_sample_data_writes_every_table_the_same_for_a_seed(tmp_path, capsys, fmt, suffix):
+    first, second, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder, seed in ((first, 3), (second, 3), (other, 4)):
+        code, out, _ = run_cli(capsys, "sample-data", "--out", folder, *SMALL, "--seed", seed, "--format", fmt)
+        assert code == 0
+    assert {p.name for p in first.iterdir()} == {table + suffix for table in TABLES}
+    assert folder_bytes(first) == folder_bytes(second)  # same seed, same bytes
+    assert folder_bytes(first)[f"deals{suffix}"] != folder_bytes(other)[f"deals{suffix}"]
+    for table in TABLES:  # it says what it wrote
+        assert str(other / f"{table}{suffix}") in out
+    assert "2,000" in out and "revplan run --data" in out
+
+
+def test_sample_data_row_counts(sample):
+    deals = pd.read_csv(sample / "deals.csv", dtype=str)
+    reps = pd.read_csv(sample / "reps.csv", dtype=str)
+    assert (len(reps), len(deals)) == (40, 2000)
+
+
+# ---------------------------------------------------------------- run
+
+
+def test_run_writes_payout_lines_statements_and_manifest(sample_run):
+    out, _ = sample_run
+    assert OUTPUTS <= {p.name for p in out.iterdir()}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left over
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
+
+
+def test_a_second_run_replaces_the_first_and_leaves_other_files_alone(sample, flat_plans, tmp_path, capsys):
+    out = tmp_path / "out"
+    write(out / "demo" / "keep.txt", "not ours")
+    assert run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", out)[0] == 0
+    assert run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", out, "--period", "2027-Q2")[0] == 0
+    lines = pd.read_csv(out / "payout_lines.csv", dtype=str)
+    assert set(lines["period"]) == {"2027-Q2"}
+    assert {p.name for p in out.iterdir()} == OUTPUTS | {"demo"}
+    assert (out / "demo" / "keep.txt").read_text() == "not ours"
+
+
+def test_run_money_is_exact_and_statements_add_up(sample_run):
+    out, printed = sample_run
+    lines = pd.read_csv(out / "payout_lines.csv", dtype=str, keep_default_na=False)
+    statements = pd.read_csv(out / "statements.csv", dtype=str, keep_default_na=False)
+    assert len(lines) > 0
+    for column in ("base", "rate", "amount", "uncapped", "attainment", "quota", "target_incentive", "proration"):
+        assert not lines[column].str.contains("E", case=False).any(), column  # plain notation, never 1E+2
+    assert all(len(a.split(".")[1]) == 2 for a in lines["amount"])  # cents, as computed
+    total = sum(decimals(lines["amount"]), Decimal("0"))
+    assert sum(decimals(statements["total"]), Decimal("0")) == total
+    for (rep, period), group in lines.groupby(["rep_id", "period"]):
+        row = statements[(statements["rep_id"] == rep) & (statements["period"] == period)]
+        assert decimals(row["total"]) == [sum(decimals(group["amount"]), Decimal("0"))]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["total_payout"] == {"USD": str(total)}
+    assert f"{total:,.2f} USD" in printed  # the grand total of the summary table
+
+
+def test_run_manifest_makes_the_run_reproducible(sample, sample_run):
+    out, _ = sample_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    plan_files = sorted(PLANS.rglob("*.plan"))
+    assert [Path(p["path"]).resolve() for p in manifest["plans"]] == [p.resolve() for p in plan_files]
+    for entry in manifest["plans"]:
+        assert entry["sha256"] == hashlib.sha256(Path(entry["path"]).read_bytes()).hexdigest()
+    assert manifest["engine"] == "duckdb"
+    assert manifest["revplan_version"]
+    assert len(manifest["data_fingerprint"]) == 64
+    assert manifest["data_source"] == str(sample)
+    git = manifest["git"]
+    assert git is None or (len(git["commit"]) == 40 and isinstance(git["uncommitted_changes"], bool))
+
+
+def test_run_summary_lists_every_comp_plan(sample_run):
+    _, printed = sample_run
+    project = dsl.project.load_paths([PLANS])
+    for plan in project.plans:
+        if isinstance(plan, ir.CompPlan):
+            assert f"{plan.name} v{plan.version}" in printed
+    assert "all plans" in printed and "payout_lines.csv" in printed
+
+
+@pytest.mark.parametrize(
+    "period, kept",
+    [
+        ("2027-Q1", {"2027-Q1"}),
+        ("2027", {"2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4"}),
+        ("2027-H2", {"2027-Q3", "2027-Q4"}),
+    ],
+)
+def test_run_period_keeps_the_periods_inside_it(sample, flat_plans, tmp_path, capsys, period, kept):
+    code, _, _ = run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", tmp_path / "o",
+                         "--period", period)
+    assert code == 0
+    lines = pd.read_csv(tmp_path / "o" / "payout_lines.csv", dtype=str)
+    assert set(lines["period"]) == kept
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["period_filter"] == period
+
+
+@pytest.mark.parametrize("fail_at", ["second table", "manifest", "swap"])
+@pytest.mark.parametrize("previous", [True, False], ids=["over-previous-run", "fresh-folder"])
+def test_a_crash_while_writing_leaves_no_partial_output(sample, flat_plans, tmp_path, capsys, monkeypatch,
+                                                        fail_at, previous):
+    out = tmp_path / "out"
+    if previous:
+        assert run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", out)[0] == 0
+        before = folder_bytes(out)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    if fail_at == "second table":  # the first file is written, the second fails half way
+        real_to_csv, calls = pd.DataFrame.to_csv, []
+
+        def to_csv(frame, path, **kwargs):
+            calls.append(path)
+            if len(calls) == 2:
+                Path(path).write_text("rep_id,per")
+                boom()
+            return real_to_csv(frame, path, **kwargs)
+
+        monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
+    elif fail_at == "manifest":
+        monkeypatch.setattr(runtime.outputs, "json", types.SimpleNamespace(dumps=boom))
+    else:
+        moved_in = []
+
+        def replace(source, target):  # every file is written; moving the second one in fails
+            if Path(source).parent.name.startswith(".revplan-new"):
+                moved_in.append(source)
+                if len(moved_in) == 2:
+                    raise OSError("rename failed (simulated)")
+            os.replace(source, target)
+
+        proxy = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("__")})
+        proxy.replace = replace
+        monkeypatch.setattr(runtime.outputs, "os", proxy)
+    code, _, err = run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", out)
+    assert code == 1
+    assert "simulated" in err and "RP408" in err
+    assert ("unchanged" if previous else "nothing was written") in err
+    if previous:
+        assert folder_bytes(out) == before  # the previous run, untouched, and no temporary files
+    else:
+        assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == (["out"] if previous else [])
+
+
+def test_run_with_a_bad_cell_names_file_row_and_column(sample, flat_plans, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    deals = pd.read_csv(data / "deals.csv", dtype=str, keep_default_na=False)
+    deals.loc[1, "amount"] = "12x34"  # data row 2, file line 3
+    deals.to_csv(data / "deals.csv", index=False)
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", flat_plans, "--out", tmp_path / "out")
+    assert code == 1
+    assert f"{data / 'deals.csv'}, row 2, column 'amount'" in err
+    assert "'12x34' is not a valid amount" in err and "RD006" in err
+    assert "data contract" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, code, expected",
+    [
+        (["run", "--data", "{tmp}/missing"], 1, "does not exist"),
+        (["run", "--data", "{sample}", "--period", "2027-Q9"], 1, "'2027-Q9' is not a period"),
+        (["run", "--data", "{sample}", "--period", "2026-Q1"], 1, "periods: 2027-Q1, 2027-Q2, 2027-Q3, 2027-Q4"),
+        (["run", "--data", "{sample}", "--engine", "oracle"], 2, "invalid choice: 'oracle'"),
+        (["run", "--data", "{sample}", "--engine", "postgres"], 1, "--engine postgres needs --url"),
+        (["run", "--data", "{sample}", "--url", "postgresql://x@localhost/db"], 1, "--url is for --engine postgres"),
+        (["run", "--data", "{sample}", "--out", "{plans}/flat.plan"], 1, "exists and is not a folder"),
+        (["run", "--data", "{sample}", "--out", "{tmp}/mine"], 1, "not a revplan run's outputs"),
+        (["run", "--data", "{sample}", "--plans", "{tmp}/nowhere"], 1, "no such file or directory"),
+        (["run"], 2, "the following arguments are required: --data"),
+        (["test", "{plans}", "--engine", "postgres"], 1, "--engine postgres needs --url"),
+        (["compile", "{plans}", "--plan", "Flta"], 1, "did you mean 'Flat'?"),
+        (["compile", "{plans}", "--dialect", "oracle"], 2, "invalid choice: 'oracle'"),
+        (["sample-data", "--out", "{tmp}/s", "--reps", "3"], 1, "reps must be at least 10"),
+        (["sample-data", "--out", "{tmp}/s", "--deals", "many"], 2, "'many' is not a whole number"),
+    ],
+    ids=["missing-data", "malformed-period", "unknown-period", "unknown-engine", "postgres-without-url",
+         "url-without-postgres", "out-is-a-file",
+         "out-holds-other-payout-lines", "missing-plans", "no-data-option",
+         "test-postgres-without-url", "compile-unknown-plan", "compile-unknown-dialect", "too-few-reps",
+         "deals-not-a-number"],
+)
+def test_user_mistakes_get_one_clear_message(sample, flat_plans, tmp_path, capsys, argv, code, expected):
+    write(tmp_path / "mine" / "payout_lines.csv", "someone else's file\n")
+    filled = [a.format(tmp=tmp_path, sample=sample, plans=flat_plans) for a in argv]
+    if filled[0] == "run":
+        filled += [] if "--plans" in filled else ["--plans", str(flat_plans)]
+        filled += [] if "--out" in filled else ["--out", str(tmp_path / "o")]
+    got, _, err = run_cli(capsys, *filled)
+    assert got == code, err
+    assert expected in err
+    if code == 1:
+        assert "error[" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_cli_offers_the_engines_the_runtime_has():
+    assert ENGINES == runtime.run.ENGINES
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_run_on_postgres_pays_what_duckdb_pays(sample, flat_plans, tmp_path, capsys):
+    for engine in ENGINES:
+        url = ["--url", POSTGRES_URL] if engine == "postgres" else []
+        code, _, _ = run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", tmp_path / engine,
+                             "--engine", engine, *url)
+        assert code == 0
+    lines = {engine: (tmp_path / engine / "payout_lines.csv").read_bytes() for engine in ENGINES}
+    assert lines["postgres"] == lines["duckdb"]  # to the cent, byte for byte
+    assert json.loads((tmp_path / "postgres" / "manifest.json").read_text())["engine"] == "postgres"
+
+
+# ---------------------------------------------------------------- compile
+
+
+# Constructs the compiler refuses on purpose for now (RP401), by dialect (None: every dialect). Each
+# shows as a skip with the compiler's message; any other refusal or crash fails the test.
+KNOWN_REFUSALS = (
+    (None, "`credit overlay`"),  # territory support, being added
+    ("trino", "manager roll-up needs WITH RECURSIVE"),  # the recursive CTE's alias must be a TableAlias
+)
+
+
+def compile_cases() -> list:
+    """(project paths, comp plan name, dialect): plans/ is one project, each example file its own."""
+    cases = []
+    for paths in [[PLANS], *[[path] for path in EXAMPLES]]:
+        project = dsl.project.load_paths(paths)
+        label = paths[0].name
+        for plan in project.plans:
+            if isinstance(plan, ir.CompPlan):
+                cases += [pytest.param(paths, plan.name, dialect, id=f"{label}:{plan.name}:{dialect}",
+                                       marks=_slow(paths, dialect))
+                          for dialect in DIALECTS]
+    return cases
+
+
+def _slow(paths: list[Path], dialect: str) -> tuple:
+    """The sample plans are big: their SQL for the dialects no engine here runs takes ~20 s in all.
+    They run by default; `pytest -m "not slow"` leaves them out of a quick loop."""
+    return (pytest.mark.slow,) if paths == [PLANS] and dialect not in ("duckdb", "postgres") else ()
+
+
+@pytest.fixture
+def cached_projects(monkeypatch):
+    """Load each project once for all dialects (loading is not what these tests are about)."""
+    real = dsl.project.load_paths
+    cached = _cached_loader(real)
+    monkeypatch.setattr(dsl.project, "load_paths", lambda paths, schema=None: cached(tuple(map(str, paths)), schema))
+
+
+@functools.cache
+def _cached_loader(real):
+    return functools.cache(lambda paths, schema: real(list(paths), schema))
+
+
+@pytest.mark.parametrize("paths, plan, dialect", compile_cases())
+def test_compile_output_parses_back_in_its_dialect(cached_projects, capsys, paths, plan, dialect):
+    code = main(["compile", *map(str, paths), "--plan", plan, "--dialect", dialect])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    refusal = next((line for line in err.splitlines() if "error[RP401]" in line), "")
+    if code != 0 and any(d in (dialect, None) and text in refusal for d, text in KNOWN_REFUSALS):
+        pytest.skip(refusal)
+    assert code == 0, err
+    assert out.startswith(f'-- comp plan "{plan}"')
+    parsed = sqlglot.parse_one(out, read=dialect)
+    assert isinstance(parsed, sqlglot.exp.Query)
+
+
+def test_compile_every_comp_plan_of_a_folder(tmp_path, capsys):
+    ae = FLAT.replace("  currency USD\n", '  currency USD\n  applies to reps where rep.role = "AE"\n')
+    se = ae.replace('"Flat"', '"Other"').replace('"AE"', '"SE"').replace("measure bookings", "measure se_bookings")
+    write(tmp_path / "flat.plan", ae)
+    write(tmp_path / "sub" / "other.plan", se.replace("on bookings", "on se_bookings"))
+    code, out, _ = run_cli(capsys, "compile", tmp_path, "--dialect", "postgres")
+    assert code == 0
+    assert [line for line in out.splitlines() if line.startswith("-- ")] == [
+        f'-- comp plan "Flat" version 1 ({tmp_path / "flat.plan"}), dialect postgres',
+        f'-- comp plan "Other" version 1 ({tmp_path / "sub" / "other.plan"}), dialect postgres',
+    ]
+    assert len(sqlglot.parse(out, read="postgres")) == 2
+
+
+def test_compile_refuses_a_project_with_errors(tmp_path, capsys):
+    path = write(tmp_path / "bad.plan", FLAT.replace("on bookings", "on bokings"))
+    code, out, err = run_cli(capsys, "compile", path)
+    assert code == 1 and out == ""
+    assert f"{path}:11:" in err and "did you mean 'bookings'?" in err
+
+
+# ---------------------------------------------------------------- test
+
+
+@pytest.mark.parametrize(
+    "amount, code, summary, shown",
+    [
+        ("100.00", 0, "1 passed, 0 failed", None),
+        ("99.00", 1, "0 passed, 1 failed", "FAILED"),
+    ],
+    ids=["passing", "failing"],
+)
+def test_test_command_exit_code_follows_the_results(tmp_path, capsys, amount, code, summary, shown):
+    path = write(tmp_path / "flat.plan", FLAT + FLAT_TEST.format(amount=amount))
+    got, out, _ = run_cli(capsys, "test", path)
+    assert got == code
+    assert summary in out
+    if shown:
+        assert shown in out and 'test "ten percent"' in out
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_test_command_on_postgres(tmp_path, capsys):
+    path = write(tmp_path / "flat.plan", FLAT + FLAT_TEST.format(amount="100.00"))
+    code, out, _ = run_cli(capsys, "test", path, "--engine", "postgres", "--url", POSTGRES_URL)
+    assert code == 0 and "1 passed, 0 failed on postgres" in out
+
+
+def test_test_command_on_the_sample_plans(capsys):
+    code, out, _ = run_cli(capsys, "test", PLANS)
+    summary = out.strip().splitlines()[-1]
+    assert " passed, 0 failed" in summary
+    assert code == 0
+    if "skipped" in summary:  # quota expectations the calculator does not compute yet: skipped, not failed
+        assert "SKIPPED" in out
+
+
+def test_test_command_reports_skips_as_skips(capsys):
+    """Quota expectations need quotas the SQL calculator does not compute (yet): skipped, exit 0."""
+    code, out, _ = run_cli(capsys, "test", PLANS / "quota", PLANS / "territory", PLANS / "shared")
+    summary = out.strip().splitlines()[-1]
+    skipped = out.count("\nSKIPPED ") + out.startswith("SKIPPED ")
+    assert code == 0 and "0 failed" in summary
+    assert (f"{skipped} skipped" in summary) if skipped else ("skipped" not in summary)
+
+
+# ---------------------------------------------------------------- demo
+
+
+def test_demo_from_another_folder_with_small_sizes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # finds the repository's plans/ even so
+    code, out, _ = run_cli(capsys, "demo", *SMALL)
+    assert code == 0
+    demo = tmp_path / "out" / "demo"
+    assert {table + ".csv" for table in TABLES} == {p.name for p in (demo / "data").iterdir()}
+    assert OUTPUTS <= {p.name for p in (demo / "results").iterdir()}
+    assert "all plans" in out and str(demo / "results") in out
+    lines = pd.read_csv(demo / "results" / "payout_lines.csv", dtype=str)
+    assert len(lines) > 0
