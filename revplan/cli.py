@@ -362,9 +362,9 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
         territories = getattr(result, "territories", None)
         if territories is not None:
             tables["territories"] = territories
-        written = write_run(out_dir, tables, manifest)
+        write_run(out_dir, tables, manifest)
     print_diagnostics(warnings, project.sources)
-    files = tuple(written / f"{name}.csv" for name in tables) + (written / "manifest.json",)
+    files = tuple(out_dir / f"{name}.csv" for name in tables) + (out_dir / "manifest.json",)
     ran = tuple(sorted({(plan.name, plan.version) for plan in comp}))
     return RunSummary(lines, ran, out_dir, files, engine)
 

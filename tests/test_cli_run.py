@@ -467,6 +467,6 @@ def test_demo_from_another_folder_with_small_sizes(tmp_path, capsys, monkeypatch
     demo = tmp_path / "out" / "demo"
     assert {table + ".csv" for table in TABLES} == {p.name for p in (demo / "data").iterdir()}
     assert OUTPUTS <= {p.name for p in (demo / "results").iterdir()}
-    assert "all plans" in out and str(demo / "results") in out
+    assert "all plans" in out and str(Path("out", "demo", "results", "payout_lines.csv")) in out  # as given
     lines = pd.read_csv(demo / "results" / "payout_lines.csv", dtype=str)
     assert len(lines) > 0
