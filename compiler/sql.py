@@ -244,8 +244,6 @@ class _PlanCompiler(RowCompiler):
 
     def query(self) -> exp.Select:
         plan = self.plan
-        if plan.crediting.rollup and self.dialect == "trino":
-            raise CompileError("manager roll-up needs WITH RECURSIVE, whose Trino output sqlglot cannot print yet")
         if plan.crediting.overlay and not self.territories:
             raise CompileError("`credit overlay` needs a territory plan (none was loaded)")
         # Compile every payout first: they register the aggregates the CTEs below compute.
@@ -292,7 +290,9 @@ class _PlanCompiler(RowCompiler):
         )
         recursive = plan.crediting.rollup
         for name, body in ctes:
-            select = select.with_(exp.to_identifier(name, quoted=True), as_=body, recursive=recursive, copy=False)
+            # A TableAlias (not a bare identifier) is what Trino's printer expects of a recursive CTE.
+            name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
+            select = select.with_(name_alias, as_=body, recursive=recursive, copy=False)
         return select.order_by(col("rep_id"), col("period"), col("line_type"), col("component"), copy=False)
 
     # ------------------------------------------------------------ calendar and roster

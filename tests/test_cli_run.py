@@ -339,7 +339,6 @@ def test_run_on_postgres_pays_what_duckdb_pays(sample, flat_plans, tmp_path, cap
 # shows as a skip with the compiler's message; any other refusal or crash fails the test.
 KNOWN_REFUSALS = (
     (None, "`credit overlay`"),  # territory support, being added
-    ("trino", "manager roll-up needs WITH RECURSIVE"),  # the recursive CTE's alias must be a TableAlias
 )
 
 
