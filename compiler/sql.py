@@ -530,15 +530,23 @@ class _PlanCompiler(RowCompiler):
             join_type="left",
             on=and_(
                 eq(col("from", "fx"), col("currency", "d")),
-                exp.Between(this=fx_day, low=col("valid_from", "fx"), high=col("valid_to", "fx")),
+                eq(col("day", "fx"), fx_day),
             ),
         )
 
     def fx(self) -> exp.Select:
-        """Rates into the plan currency, each valid from its date until the next one (as-of lookup by range)."""
+        """One rate into the plan currency per currency and day of the plan's periods.
+
+        A rate holds from its date until the next one (an as-of lookup). Expanding
+        the ranges over the plan's days (a few hundred) lets deals find their
+        rate with an equality join, which every engine runs as a hash join.
+        """
         following = window(exp.Lead(this=col("date")), [col("from")], [col("date")])
-        day_before = exp.DateAdd(this=following, expression=exp.Literal.number(-1), unit=exp.var("DAY"))
-        return (
+        day_before = exp.Cast(
+            this=exp.DateAdd(this=following, expression=exp.Literal.number(-1), unit=exp.var("DAY")),
+            to=exp.DataType.build("DATE"),
+        )
+        ranges = (
             exp.select(
                 col("from"),
                 alias(dec(col("rate")), "rate"),
@@ -547,6 +555,18 @@ class _PlanCompiler(RowCompiler):
             )
             .from_(table("fx_rates"))
             .where(eq(col("to"), text(self.plan.currency)))
+        )
+        periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
+        first, last = min(periods[0].year_start, periods[0].start), periods[-1].end
+        days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+        values = exp.Values(
+            expressions=[exp.Tuple(expressions=[date(day)]) for day in days],
+            alias=exp.TableAlias(this=exp.to_identifier("v"), columns=[exp.to_identifier("day", quoted=True)]),
+        )
+        return (
+            exp.select(col("from", "r"), col("day", "v"), col("rate", "r"))
+            .from_(ranges.subquery("r"))
+            .join(values, on=exp.Between(this=col("day", "v"), low=col("valid_from", "r"), high=col("valid_to", "r")))
         )
 
     def extra_deal_fields(self) -> list[str]:
