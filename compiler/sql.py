@@ -95,7 +95,7 @@ def table(name: str, alias: str | None = None) -> exp.Table:
 
 
 def alias(expression: exp.Expression, name: str) -> exp.Alias:
-    return exp.alias_(expression, name, quoted=True)
+    return exp.alias_(expression, name, quoted=True, copy=False)
 
 
 def eq(left: exp.Expression, right: exp.Expression) -> exp.Expression:
@@ -139,7 +139,7 @@ def window(function: exp.Expression, partition: list[exp.Expression], order: lis
 def union_all(selects: list[exp.Select]) -> exp.Expression:
     result: exp.Expression = selects[0]
     for select in selects[1:]:
-        result = exp.union(result, select, distinct=False)
+        result = exp.union(result, select, distinct=False, copy=False)
     return result
 
 
@@ -278,15 +278,19 @@ class _PlanCompiler(RowCompiler):
         ctes.append(("earned_lines", union_all(line_selects)))
         if deal_shares is not None:
             ctes.append(("deal_shares", deal_shares))
-        ctes.append(("component_lines", paid if paid is not None else exp.select("*").from_(table("earned_lines"))))
+        ctes.append(
+            ("component_lines", paid if paid is not None else exp.select("*").from_(table("earned_lines"), copy=False))
+        )
         final = ["component_lines"]
         for name, body in (("draws", draws), ("clawbacks", clawbacks)):
             if body is not None:
                 ctes.append((name, body))
                 final.append(name)
-        outer = union_all([exp.select(*[col(c) for c in PAYOUT_COLUMNS]).from_(table(name)) for name in final])
+        outer = union_all(
+            [exp.select(*[col(c) for c in PAYOUT_COLUMNS]).from_(table(name), copy=False) for name in final]
+        )
         select = exp.select("*").from_(
-            exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("all_lines")))
+            exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("all_lines"))), copy=False
         )
         recursive = plan.crediting.rollup
         for name, body in ctes:
@@ -318,7 +322,7 @@ class _PlanCompiler(RowCompiler):
                 this=exp.to_identifier("p"), columns=[exp.to_identifier(n, quoted=True) for n in names]
             ),
         )
-        return exp.select(*[col(n) for n in names]).from_(values)
+        return exp.select(*[col(n) for n in names]).from_(values, copy=False)
 
     def rep_periods(self) -> exp.Select:
         plan = self.plan
@@ -341,11 +345,11 @@ class _PlanCompiler(RowCompiler):
                 alias(col("target_incentive", "r"), "annual_ti"),
                 alias(active_days, "active_days"),
             )
-            .from_(table("reps", "r"))
-            .join(table("periods", "p"), join_type="cross")
+            .from_(table("reps", "r"), copy=False)
+            .join(table("periods", "p"), join_type="cross", copy=False)
         )
         if plan.eligibility is not None:
-            inner = inner.where(is_true(self.row(plan.eligibility, "rep", "r")))
+            inner = inner.where(is_true(self.row(plan.eligibility, "rep", "r")), copy=False)
         days = col("active_days", "e") if plan.prorate else col("period_days", "e")
         quota = div(mul(dec(col("amount", "q")), dec(days)), dec(col("period_days", "e")), self.dialect)
         ti = div(
@@ -374,13 +378,14 @@ class _PlanCompiler(RowCompiler):
                 alias(ti, "period_ti"),
                 alias(proration, "proration"),
             )
-            .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))))
+            .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))), copy=False)
             .join(
                 table("quotas", "q"),
                 join_type="left",
                 on=and_(eq(col("rep_id", "q"), col("rep_id", "e")), eq(col("period", "q"), col("period", "e"))),
+                copy=False,
             )
-            .where(exp.GT(this=col("active_days", "e"), expression=exp.Literal.number(0)))
+            .where(exp.GT(this=col("active_days", "e"), expression=exp.Literal.number(0)), copy=False)
         )
 
     def chain(self) -> exp.Expression:
@@ -391,8 +396,8 @@ class _PlanCompiler(RowCompiler):
                 alias(col("manager_id"), "manager_id"),
                 alias(exp.Literal.number(1), "depth"),
             )
-            .from_(table("reps"))
-            .where(exp.Not(this=exp.Is(this=col("manager_id"), expression=exp.null())))
+            .from_(table("reps"), copy=False)
+            .where(exp.Not(this=exp.Is(this=col("manager_id"), expression=exp.null())), copy=False)
         )
         step = (
             exp.select(
@@ -400,16 +405,17 @@ class _PlanCompiler(RowCompiler):
                 alias(col("manager_id", "r"), "manager_id"),
                 alias(exp.Add(this=col("depth", "c"), expression=exp.Literal.number(1)), "depth"),
             )
-            .from_(table("chain", "c"))
-            .join(table("reps", "r"), on=eq(col("id", "r"), col("manager_id", "c")))
+            .from_(table("chain", "c"), copy=False)
+            .join(table("reps", "r"), on=eq(col("id", "r"), col("manager_id", "c")), copy=False)
             .where(
                 and_(
                     exp.Not(this=exp.Is(this=col("manager_id", "r"), expression=exp.null())),
                     exp.LT(this=col("depth", "c"), expression=exp.Literal.number(64)),
-                )
+                ),
+                copy=False,
             )
         )
-        return exp.union(base, step, distinct=False)
+        return exp.union(base, step, distinct=False, copy=False)
 
     # ------------------------------------------------------------ crediting
 
@@ -417,37 +423,40 @@ class _PlanCompiler(RowCompiler):
         crediting = self.plan.crediting
         owner = exp.select(
             alias(col("owner_rep_id"), "rep_id"), alias(col("id"), "deal_id"), alias(number(1), "share")
-        ).from_(table("deals"))
-        split_deals = exp.select(col("deal_id")).from_(table("deal_splits"))
+        ).from_(table("deals"), copy=False)
+        split_deals = exp.select(col("deal_id")).from_(table("deal_splits"), copy=False)
         splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share")).from_(
-            table("deal_splits")
+            table("deal_splits"), copy=False
         )
         if crediting.splits:
-            owner = owner.where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))))
+            owner = owner.where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))), copy=False)
             direct = union_all([owner, splits])
         else:
             direct = owner
         direct_sub = exp.Subquery(this=direct, alias=exp.TableAlias(this=exp.to_identifier("d", quoted=True)))
         selects = []
         if crediting.owner or crediting.splits:
-            selects.append(exp.select(col("rep_id", "d"), col("deal_id", "d"), col("share", "d")).from_(direct_sub))
+            selects.append(
+                exp.select(col("rep_id", "d"), col("deal_id", "d"), col("share", "d")).from_(direct_sub, copy=False)
+            )
         if crediting.rollup:
             on = eq(col("rep_id", "h"), col("rep_id", "d"))
             if crediting.rollup_depth is not None:
                 on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(crediting.rollup_depth)))
             selects.append(
                 exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"))
-                .from_(direct_sub.copy())
-                .join(table("chain", "h"), on=on)
+                .from_(direct_sub.copy(), copy=False)
+                .join(table("chain", "h"), on=on, copy=False)
             )
         if crediting.overlay:
             on_close = lambda t: exp.Between(this=col("close_date", "d"), low=col("start", t), high=col("end", t))  # noqa: E731
             selects.append(
                 exp.select(col("rep_id", "h"), alias(col("id", "d"), "deal_id"), alias(number(1), "share"))
-                .from_(table("deals", "d"))
+                .from_(table("deals", "d"), copy=False)
                 .join(
                     table("assignments", "t"),
                     on=and_(eq(col("account_id", "t"), col("account_id", "d")), on_close("t")),
+                    copy=False,
                 )
                 .join(
                     table("holders", "h"),
@@ -456,15 +465,26 @@ class _PlanCompiler(RowCompiler):
                         eq(col("role", "h"), text("overlay")),
                         on_close("h"),
                     ),
+                    copy=False,
                 )
             )
-        if len(selects) == 1:  # one source credits each (rep, deal) once: no need to add shares up
-            return selects[0]
         credited = exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
+        # Only reps on this plan matter: filtering here keeps the deal join small.
+        on_plan = exp.In(
+            this=col("rep_id"),
+            query=exp.Subquery(this=exp.select(col("rep_id")).from_(table("rep_periods"), copy=False)),
+        )
+        if len(selects) == 1:  # one source credits each (rep, deal) once: no need to add shares up
+            return (
+                exp.select(col("rep_id"), col("deal_id"), col("share"))
+                .from_(credited, copy=False)
+                .where(on_plan, copy=False)
+            )
         return (
             exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"))
-            .from_(credited)
-            .group_by(col("rep_id"), col("deal_id"))
+            .from_(credited, copy=False)
+            .where(on_plan, copy=False)
+            .group_by(col("rep_id"), col("deal_id"), copy=False)
         )
 
     def booking_date(self, deal: str) -> exp.Expression:
@@ -480,8 +500,11 @@ class _PlanCompiler(RowCompiler):
         currency = self.plan.currency
         at_period_end = self.plan.fx_at == ir.FxDate.PERIOD_END
         fx_day = col("period_end", "bp") if at_period_end else self.booking_date("d")  # the deal's own period
-        amount_fx = case(eq(col("currency", "d"), text(currency)), dec(col("amount", "d")),
-                         mul(dec(col("amount", "d")), col("rate", "fx")))
+        amount_fx = case(
+            eq(col("currency", "d"), text(currency)),
+            dec(col("amount", "d")),
+            mul(dec(col("amount", "d")), col("rate", "fx")),
+        )
         # Only split credit gives a share other than 1.
         share = col("share", "c") if self.plan.crediting.splits else number(1)
         deal_fields = [
@@ -510,11 +533,12 @@ class _PlanCompiler(RowCompiler):
                 alias(amount_fx, "amount_fx"),
                 alias(mul(amount_fx.copy(), share), "amount"),
             )
-            .from_(table("credits", "c"))
-            .join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")))
+            .from_(table("credits", "c"), copy=False)
+            .join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
             .join(
                 table("rep_periods", "rp"),
                 on=and_(eq(col("rep_id", "rp"), col("rep_id", "c")), self.in_window(self.booking_date("d"), "rp")),
+                copy=False,
             )
         )
         if at_period_end:
@@ -524,6 +548,7 @@ class _PlanCompiler(RowCompiler):
                 on=exp.Between(
                     this=self.booking_date("d"), low=col("period_start", "bp"), high=col("period_end", "bp")
                 ),
+                copy=False,
             )
         return select.join(
             table("fx", "fx"),
@@ -532,6 +557,7 @@ class _PlanCompiler(RowCompiler):
                 eq(col("from", "fx"), col("currency", "d")),
                 eq(col("day", "fx"), fx_day),
             ),
+            copy=False,
         )
 
     def fx(self) -> exp.Select:
@@ -553,8 +579,8 @@ class _PlanCompiler(RowCompiler):
                 alias(col("date"), "valid_from"),
                 alias(coalesce(day_before, date(dt.date(9999, 12, 31))), "valid_to"),
             )
-            .from_(table("fx_rates"))
-            .where(eq(col("to"), text(self.plan.currency)))
+            .from_(table("fx_rates"), copy=False)
+            .where(eq(col("to"), text(self.plan.currency)), copy=False)
         )
         periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
         first, last = min(periods[0].year_start, periods[0].start), periods[-1].end
@@ -565,8 +591,12 @@ class _PlanCompiler(RowCompiler):
         )
         return (
             exp.select(col("from", "r"), col("day", "v"), col("rate", "r"))
-            .from_(ranges.subquery("r"))
-            .join(values, on=exp.Between(this=col("day", "v"), low=col("valid_from", "r"), high=col("valid_to", "r")))
+            .from_(ranges.subquery("r"), copy=False)
+            .join(
+                values,
+                on=exp.Between(this=col("day", "v"), low=col("valid_from", "r"), high=col("valid_to", "r")),
+                copy=False,
+            )
         )
 
     def extra_deal_fields(self) -> list[str]:
@@ -604,10 +634,11 @@ class _PlanCompiler(RowCompiler):
                 col("points", "a"),
                 col("account_id", "a"),
             )
-            .from_(table("activities", "a"))
+            .from_(table("activities", "a"), copy=False)
             .join(
                 table("rep_periods", "rp"),
                 on=and_(eq(col("rep_id", "rp"), col("rep_id", "a")), self.in_window(col("date", "a"), "rp")),
+                copy=False,
             )
         )
 
@@ -621,7 +652,9 @@ class _PlanCompiler(RowCompiler):
         if not columns:
             columns = [alias(exp.Count(this=exp.Star()), "row_count")]
         return (
-            exp.select(col("rep_id"), col("period"), *columns).from_(table(rows)).group_by(col("rep_id"), col("period"))
+            exp.select(col("rep_id"), col("period"), *columns)
+            .from_(table(rows), copy=False)
+            .group_by(col("rep_id"), col("period"), copy=False)
         )
 
     def aggregate_sql(self, key: AggregateKey) -> exp.Expression:
@@ -665,12 +698,25 @@ class _PlanCompiler(RowCompiler):
                 alias(dec(col("score", "s")), "mbo_score"),
                 *agg_columns,
             )
-            .from_(table("rep_periods", "rp"))
-            .join(table("deal_aggs", "da"), on=and_(*[eq(col(k, "da"), col(k, "rp")) for k in keys]), join_type="left")
+            .from_(table("rep_periods", "rp"), copy=False)
             .join(
-                table("activity_aggs", "aa"), on=and_(*[eq(col(k, "aa"), col(k, "rp")) for k in keys]), join_type="left"
+                table("deal_aggs", "da"),
+                on=and_(*[eq(col(k, "da"), col(k, "rp")) for k in keys]),
+                join_type="left",
+                copy=False,
             )
-            .join(table("mbo_scores", "s"), on=and_(*[eq(col(k, "s"), col(k, "rp")) for k in keys]), join_type="left")
+            .join(
+                table("activity_aggs", "aa"),
+                on=and_(*[eq(col(k, "aa"), col(k, "rp")) for k in keys]),
+                join_type="left",
+                copy=False,
+            )
+            .join(
+                table("mbo_scores", "s"),
+                on=and_(*[eq(col(k, "s"), col(k, "rp")) for k in keys]),
+                join_type="left",
+                copy=False,
+            )
         )
 
     def measure_value(self, name: str, condition: ir.Expr | None) -> exp.Expression:
@@ -765,11 +811,12 @@ class _PlanCompiler(RowCompiler):
             col("proration"),
             alias(deal_count, "deal_count"),
             alias(least(*year_caps) if year_caps else dec(exp.null()), "year_cap"),
-            alias(
-                window(exp.Sum(this=capped_value.copy()), [col("rep_id"), col("year_start")], [col("period_index")]),
-                "running_after_caps",
-            ),
-        ).from_(table("measures"))
+        ).from_(table("measures"), copy=False)
+        if year_caps:  # the running total a yearly cap applies to
+            running = window(
+                exp.Sum(this=capped_value.copy()), [col("rep_id"), col("year_start")], [col("period_index")]
+            )
+            select = select.select(alias(running, "running_after_caps"), copy=False)
         cumulative = self.ytd and isinstance(rule, COMMISSION_RULES)
         return select, [self.component_lines(index, component, line_type, cumulative, bool(year_caps))]
 
@@ -853,7 +900,7 @@ class _PlanCompiler(RowCompiler):
             top = least(variable.copy(), upper) if upper is not None else variable.copy()
             slices.append(mul(greatest(sub(top, lower), ZERO.copy()), rate))
         graduated = add(*slices)
-        if base.sql() == variable.sql():
+        if base == variable:
             return graduated, reached
         # The base differs from what the bands read (multipliers, another measure):
         # pay the base at the graduated table's effective rate.
@@ -950,7 +997,7 @@ class _PlanCompiler(RowCompiler):
             alias(round_cents(col("target_incentive")), "target_incentive"),
             col("proration"),
             col("deal_count"),
-        ).from_(table(source))
+        ).from_(table(source), copy=False)
 
     # ------------------------------------------------------------ draws and clawbacks
 
@@ -965,8 +1012,8 @@ class _PlanCompiler(RowCompiler):
         order = [col("period_index")]
         earned = (
             exp.select(col("rep_id"), col("period"), alias(dec(exp.Sum(this=col("amount"))), "earned"))
-            .from_(table("component_lines"))
-            .group_by(col("rep_id"), col("period"))
+            .from_(table("component_lines"), copy=False)
+            .group_by(col("rep_id"), col("period"), copy=False)
         )
         numbered = (
             exp.select(
@@ -976,11 +1023,12 @@ class _PlanCompiler(RowCompiler):
                 alias(coalesce(col("earned", "e"), ZERO.copy()), "earned"),
                 alias(window(exp.RowNumber(), [col("rep_id", "m")], [col("period_index", "m")]), "nth"),
             )
-            .from_(table("measures", "m"))
+            .from_(table("measures", "m"), copy=False)
             .join(
                 exp.Subquery(this=earned, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))),
                 on=and_(eq(col("rep_id", "e"), col("rep_id", "m")), eq(col("period", "e"), col("period", "m"))),
                 join_type="left",
+                copy=False,
             )
         )
         in_draw = (
@@ -997,15 +1045,15 @@ class _PlanCompiler(RowCompiler):
             col("earned"),
             alias(top_up, "top_up"),
             alias(sub(guaranteed, col("earned")), "shortfall"),
-        ).from_(exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("n", quoted=True))))
+        ).from_(exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("n", quoted=True))), copy=False)
         if draw.recoverable:
             running = exp.select("*", alias(window(exp.Sum(this=col("shortfall")), partition, order), "running")).from_(
-                exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("s", quoted=True)))
+                exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("s", quoted=True))), copy=False
             )
             lowest = window(exp.Min(this=col("running")), partition, order)
             balance = sub(col("running"), least(lowest, ZERO.copy()))
             balanced = exp.select("*", alias(balance, "balance")).from_(
-                exp.Subquery(this=running, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True)))
+                exp.Subquery(this=running, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True))), copy=False
             )
             change = sub(
                 col("balance"),
@@ -1020,15 +1068,15 @@ class _PlanCompiler(RowCompiler):
             source = exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("b", quoted=True)))
         rows = exp.select(
             col("rep_id"), col("period"), alias(col("top_up"), "top_up"), alias(recovery, "recovery")
-        ).from_(source)
+        ).from_(source, copy=False)
         sub_rows = exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("x", quoted=True)))
         selects = []
         for line_type, column in (("draw", "top_up"), ("draw_recovery", "recovery")):
             amount = round_cents(col(column))
             selects.append(
                 self.simple_line("Draw", line_type, amount)
-                .from_(sub_rows.copy())
-                .where(exp.NEQ(this=col(column), expression=ZERO.copy()))
+                .from_(sub_rows.copy(), copy=False)
+                .where(exp.NEQ(this=col(column), expression=ZERO.copy()), copy=False)
             )
         return union_all(selects)
 
@@ -1081,7 +1129,9 @@ class _PlanCompiler(RowCompiler):
         selects = []
         for index, component, contribution in self.deal_components():
             # A zero base pays nothing (rate and tiers of 0 are 0), so a missing quotient is 0.
-            share = coalesce(div(mul(dec(col("amount", "l")), contribution), col("base", "k"), self.dialect), ZERO.copy())
+            share = coalesce(
+                div(mul(dec(col("amount", "l")), contribution), col("base", "k"), self.dialect), ZERO.copy()
+            )
             selects.append(
                 exp.select(
                     col("rep_id", "d"),
@@ -1093,10 +1143,11 @@ class _PlanCompiler(RowCompiler):
                     col("paid_date", "d"),
                     alias(share, "share_of_line"),
                 )
-                .from_(table("deal_rows", "d"))
+                .from_(table("deal_rows", "d"), copy=False)
                 .join(
                     table(f"c{index}", "k"),
                     on=and_(eq(col("rep_id", "k"), col("rep_id", "d")), eq(col("period", "k"), col("period", "d"))),
+                    copy=False,
                 )
                 .join(
                     table("earned_lines", "l"),
@@ -1105,6 +1156,7 @@ class _PlanCompiler(RowCompiler):
                         eq(col("period", "l"), col("period", "d")),
                         eq(col("component", "l"), text(component.name)),
                     ),
+                    copy=False,
                 )
             )
         return union_all(selects) if selects else None
@@ -1120,13 +1172,14 @@ class _PlanCompiler(RowCompiler):
             [e if e.alias != "component" else alias(col("component", "s"), "component") for e in select.expressions],
         )
         return (
-            select.from_(table("deal_shares", "s"))
+            select.from_(table("deal_shares", "s"), copy=False)
             .join(
                 table("periods", "p"),
                 on=exp.Between(this=col(day, "s"), low=col("period_start", "p"), high=col("period_end", "p")),
+                copy=False,
             )
-            .where(where)
-            .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"))
+            .where(where, copy=False)
+            .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"), copy=False)
         )
 
     def paid_lines(self) -> exp.Expression:
@@ -1134,10 +1187,10 @@ class _PlanCompiler(RowCompiler):
         traced = [component.name for _, component, _ in self.deal_components()]
         untraced = (
             exp.select("*")
-            .from_(table("earned_lines"))
-            .where(exp.Not(this=exp.In(this=col("component"), expressions=[text(n) for n in traced])))
+            .from_(table("earned_lines"), copy=False)
+            .where(exp.Not(this=exp.In(this=col("component"), expressions=[text(n) for n in traced])), copy=False)
             if traced
-            else exp.select("*").from_(table("earned_lines"))
+            else exp.select("*").from_(table("earned_lines"), copy=False)
         )
         if not traced:
             return untraced

@@ -50,7 +50,7 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
         alias(territory, "territory"),
         alias(rule_text, "rule"),
         alias(priority, "priority"),
-    ).from_(table("accounts", "a"))
+    ).from_(table("accounts", "a"), copy=False)
     # Realignment: each move starts a new dated row for its account.
     spans = _dated_spans(plan)
     rows = []
@@ -98,8 +98,8 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
             col("start", "v"),
             col("end", "v"),
         )
-        .from_(exp.Subquery(this=matched, alias=exp.TableAlias(this=exp.to_identifier("m", quoted=True))))
-        .join(exp.select("*").from_(pieces).subquery("v"), on=applies)
+        .from_(exp.Subquery(this=matched, alias=exp.TableAlias(this=exp.to_identifier("m", quoted=True))), copy=False)
+        .join(exp.select("*").from_(pieces).subquery("v"), on=applies, copy=False)
     )
 
 
@@ -146,12 +146,12 @@ def holders(plans: list[ir.TerritoryPlan]) -> exp.Expression:
                 alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n)
                 for n, t in zip(names, ("TEXT", "TEXT", "TEXT", "DATE", "DATE"), strict=False)
             ]
-        ).where(exp.false())
+        ).where(exp.false(), copy=False)
     values = exp.Values(
         expressions=rows,
         alias=exp.TableAlias(this=exp.to_identifier("h"), columns=[exp.to_identifier(n, quoted=True) for n in names]),
     )
-    return exp.select(*[col(n) for n in names]).from_(values)
+    return exp.select(*[col(n) for n in names]).from_(values, copy=False)
 
 
 def _empty_assignments() -> exp.Select:
@@ -159,12 +159,16 @@ def _empty_assignments() -> exp.Select:
     types = ("TEXT", "TEXT", "TEXT", "INT", "TEXT", "INT", "DATE", "DATE")
     return exp.select(
         *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=False)]
-    ).where(exp.false())
+    ).where(exp.false(), copy=False)
 
 
 def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Select:
     """account -> territory -> owner, dated, with the rule that matched: the territory plan's output."""
-    owners = exp.select("*").from_(table("holders")).where(exp.EQ(this=col("role"), expression=text("owner")))
+    owners = (
+        exp.select("*")
+        .from_(table("holders"), copy=False)
+        .where(exp.EQ(this=col("role"), expression=text("owner")), copy=False)
+    )
     start = exp.Greatest(
         this=col("start", "t"), expressions=[exp.Coalesce(this=col("start", "o"), expressions=[col("start", "t")])]
     )
@@ -183,7 +187,7 @@ def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> e
             alias(start, "start"),
             alias(end, "end"),
         )
-        .from_(table("assignments", "t"))
+        .from_(table("assignments", "t"), copy=False)
         .join(
             owners.subquery("o"),
             join_type="left",
@@ -192,7 +196,8 @@ def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> e
                 exp.LTE(this=col("start", "o"), expression=col("end", "t")),
                 exp.GTE(this=col("end", "o"), expression=col("start", "t")),
             ),
+            copy=False,
         )
     )
     select = select.with_("assignments", as_=assignments(plans, dialect)).with_("holders", as_=holders(plans))
-    return select.order_by(col("plan"), col("version"), col("account_id"), col("start"))
+    return select.order_by(col("plan"), col("version"), col("account_id"), col("start"), copy=False)
