@@ -522,25 +522,35 @@ class _PlanCompiler(RowCompiler):
             )
         ]
         extra = [col(f, "d") for f in self.extra_deal_fields()]
-        select = (
-            exp.select(
-                col("rep_id", "rp"),
-                col("period", "rp"),
-                col("period_index", "rp"),
-                *deal_fields,
-                *extra,
-                col("share", "c"),
-                alias(amount_fx, "amount_fx"),
-                alias(mul(amount_fx.copy(), share), "amount"),
+        crediting = self.plan.crediting
+        owner_only = not (crediting.splits or crediting.rollup or crediting.overlay)
+        # Deals are matched to periods (a handful of rows), not to rep-periods: aggregates
+        # are joined to the plan's reps afterwards, which keeps the big join cheap.
+        period_join = self.in_window(self.booking_date("d"), "p")
+        if owner_only:  # the common case needs no credits table: the owner is the deal's column
+            on_plan = exp.In(
+                this=col("owner_rep_id", "d"),
+                query=exp.Subquery(this=exp.select(col("rep_id")).from_(table("rep_periods"), copy=False)),
             )
-            .from_(table("credits", "c"), copy=False)
-            .join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
-            .join(
-                table("rep_periods", "rp"),
-                on=and_(eq(col("rep_id", "rp"), col("rep_id", "c")), self.in_window(self.booking_date("d"), "rp")),
-                copy=False,
-            )
-        )
+            rows = table("deals", "d")
+            rep, share_column = col("owner_rep_id", "d"), number(1)
+        else:
+            rows, rep, share_column = table("credits", "c"), col("rep_id", "c"), col("share", "c")
+        select = exp.select(
+            alias(rep, "rep_id"),
+            col("period", "p"),
+            col("period_index", "p"),
+            *deal_fields,
+            *extra,
+            alias(share_column, "share"),
+            alias(amount_fx, "amount_fx"),
+            alias(mul(amount_fx.copy(), share), "amount"),
+        ).from_(rows, copy=False)
+        if not owner_only:
+            select = select.join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
+        select = select.join(table("periods", "p"), on=period_join, copy=False)
+        if owner_only:
+            select = select.where(on_plan, copy=False)
         if at_period_end:
             select = select.join(
                 table("periods", "bp"),
