@@ -69,9 +69,12 @@ def compile_plan(
     measures: dict[str, ir.Measure],
     dialect: str = "duckdb",
     territories: tuple[ir.TerritoryPlan, ...] = (),
+    quota_plans: tuple[ir.QuotaPlan, ...] = (),
 ) -> exp.Select:
-    """The payout-line query of a comp plan; `territories` feed `credit overlay`."""
-    return _PlanCompiler(plan, {**measures, **{m.name: m for m in plan.measures}}, dialect, territories).query()
+    """The payout-line query of a comp plan; `territories` feed `credit overlay` (and quota
+    plans' territory potential); `quota_plans` feed `quota from plan "NAME"`."""
+    measures = {**measures, **{m.name: m for m in plan.measures}}
+    return _PlanCompiler(plan, measures, dialect, territories, quota_plans).query()
 
 
 # ---------------------------------------------------------------- small builders
@@ -233,9 +236,11 @@ class _PlanCompiler(RowCompiler):
         measures: dict[str, ir.Measure],
         dialect: str,
         territories: tuple[ir.TerritoryPlan, ...] = (),
+        quota_plans: tuple[ir.QuotaPlan, ...] = (),
     ):
         super().__init__(dialect)
         self.plan, self.measures, self.territories = plan, measures, territories
+        self.quota_plans = quota_plans
         self.aggregates: dict[AggregateKey, str] = {}
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
@@ -254,8 +259,13 @@ class _PlanCompiler(RowCompiler):
         paid = self.paid_lines() if plan.paid_on == ir.PayoutTiming.PAYMENT else None
         ctes: list[tuple[str, exp.Expression]] = [
             ("periods", self.periods()),
-            ("rep_periods", self.rep_periods()),
         ]
+        if plan.quota.plan is not None:  # `quota from plan "NAME"`: the quota plan's output, not the quotas table
+            from compiler import quota
+
+            body = quota.plan_quotas(plan.quota.plan, self.quota_plans, self.territories, self.dialect, plan.period)
+            ctes.append(("plan_quotas", body))
+        ctes.append(("rep_periods", self.rep_periods()))
         if plan.crediting.rollup:
             ctes.append(("chain", self.chain()))
         if plan.crediting.overlay:
@@ -380,7 +390,7 @@ class _PlanCompiler(RowCompiler):
             )
             .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))), copy=False)
             .join(
-                table("quotas", "q"),
+                table("plan_quotas" if plan.quota.plan is not None else "quotas", "q"),
                 join_type="left",
                 on=and_(eq(col("rep_id", "q"), col("rep_id", "e")), eq(col("period", "q"), col("period", "e"))),
                 copy=False,

@@ -17,7 +17,7 @@ import datetime as dt
 
 from sqlglot import exp
 
-from compiler.sql import alias, and_, col, date, row_condition, table, text, union_all
+from compiler.sql import alias, and_, case, col, date, row_condition, table, text, union_all
 from dsl import ir
 
 ONE_DAY = dt.timedelta(days=1)
@@ -201,3 +201,153 @@ def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> e
     )
     select = select.with_("assignments", as_=assignments(plans, dialect)).with_("holders", as_=holders(plans))
     return select.order_by(col("plan"), col("version"), col("account_id"), col("start"), copy=False)
+
+
+# ---------------------------------------------------------------- the territory report
+
+
+def rule_matches(plan: ir.TerritoryPlan, dialect: str = "duckdb") -> exp.Select:
+    """Overlaps: accounts that two or more rules of the deciding (lowest matching) priority match.
+
+    One scan of accounts evaluates every rule once; only the accounts with a
+    tie come out, one row per tied rule: account_id, plan, version, priority,
+    territory, rule (file:line). Among tied rules the first written wins the
+    assignment, which is why a tie is reported rather than refused.
+    """
+    rules = list(enumerate(plan.rules))
+    if not rules:
+        return _empty_overlaps()
+    matched = [alias(col("id", "a"), "account_id")]
+    for index, rule in rules:
+        matched.append(alias(_rule_condition(rule, dialect), f"m{index}"))
+    best = exp.Least(
+        this=case(col("m0"), exp.Literal.number(rules[0][1].priority), exp.null()),
+        expressions=[case(col(f"m{i}"), exp.Literal.number(r.priority), exp.null()) for i, r in rules[1:]],
+    )
+    scan = exp.select(*matched).from_(table("accounts", "a"))
+    ranked = exp.select("*", alias(best, "best")).from_(scan.subquery("s"))
+    count: exp.Expression = exp.Literal.number(0)
+    for index, rule in rules:
+        one = case(
+            and_(col(f"m{index}"), exp.EQ(this=col("best"), expression=exp.Literal.number(rule.priority))),
+            exp.Literal.number(1),
+            exp.Literal.number(0),
+        )
+        count = exp.Add(this=count, expression=one)
+    tied = (
+        exp.select("*")
+        .from_(ranked.subquery("r"))
+        .where(exp.GT(this=exp.paren(count), expression=exp.Literal.number(1)))
+    )
+    selects = []
+    for index, rule in rules:
+        where = f"{rule.span.file}:{rule.span.line}" if rule.span else f"rule {index + 1}"
+        selects.append(
+            exp.select(
+                col("account_id", "o"),
+                alias(text(plan.name), "plan"),
+                alias(exp.Literal.number(plan.version), "version"),
+                alias(exp.Literal.number(rule.priority), "priority"),
+                alias(text(rule.territory), "territory"),
+                alias(text(where), "rule"),
+            )
+            .from_(table("overlap_accounts", "o"))
+            .where(
+                and_(col(f"m{index}", "o"), exp.EQ(this=col("best", "o"), expression=exp.Literal.number(rule.priority)))
+            )
+        )
+    outer = exp.select("*").from_(
+        exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
+    )
+    outer = outer.with_(exp.TableAlias(this=exp.to_identifier("overlap_accounts", quoted=True)), as_=tied)
+    return outer.order_by(col("account_id"), col("rule"))
+
+
+def _empty_overlaps() -> exp.Select:
+    names = ("account_id", "plan", "version", "priority", "territory", "rule")
+    types = ("TEXT", "TEXT", "INT", "INT", "TEXT", "TEXT")
+    return exp.select(
+        *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=True)]
+    ).where(exp.false())
+
+
+def balance(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Select:
+    """Per plan version and territory: accounts held at any time, and potential weighted by days held.
+
+    potential = sum of account potential x days in the territory / days of the
+    plan (exact, 10 places): an account moved on July 1 counts half in each.
+    Territories without accounts are listed with 0.
+    """
+    from compiler.exact import dec, div, number
+
+    if not plans:
+        names = ("plan", "version", "territory", "accounts", "potential")
+        types = ("TEXT", "INT", "TEXT", "BIGINT", "DECIMAL(38, 10)")
+        return exp.select(
+            *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=True)]
+        ).where(exp.false())
+    rows = []
+    for plan in plans:
+        days = (plan.effective_to - plan.effective_from).days + 1
+        for territory in plan.territories:
+            rows.append(
+                exp.Tuple(
+                    expressions=[
+                        text(plan.name),
+                        exp.Literal.number(plan.version),
+                        text(territory.name),
+                        exp.Literal.number(days),
+                    ]
+                )
+            )
+    defined = exp.Values(
+        expressions=rows,
+        alias=exp.TableAlias(
+            this=exp.to_identifier("d"),
+            columns=[exp.to_identifier(n, quoted=True) for n in ("plan", "version", "territory", "plan_days")],
+        ),
+    )
+    held_days = exp.Add(
+        this=exp.DateDiff(this=col("end", "t"), expression=col("start", "t"), unit=exp.var("DAY")),
+        expression=exp.Literal.number(1),
+    )
+    weighted = dec(
+        exp.Mul(this=dec(exp.Coalesce(this=col("potential", "a"), expressions=[number(0)])), expression=dec(held_days))
+    )
+    held = (
+        exp.select(
+            col("plan", "t"),
+            col("version", "t"),
+            col("territory", "t"),
+            alias(exp.Count(this=exp.Distinct(expressions=[col("account_id", "t")])), "accounts"),
+            alias(exp.Sum(this=weighted), "potential_days"),
+        )
+        .from_(table("assignments", "t"))
+        .join(table("accounts", "a"), on=exp.EQ(this=col("id", "a"), expression=col("account_id", "t")))
+        .where(exp.Not(this=exp.Is(this=col("territory", "t"), expression=exp.null())))
+        .group_by(col("plan", "t"), col("version", "t"), col("territory", "t"))
+    )
+    potential = div(
+        exp.Coalesce(this=col("potential_days", "h"), expressions=[number(0)]), dec(col("plan_days", "d")), dialect
+    )
+    select = (
+        exp.select(
+            col("plan", "d"),
+            col("version", "d"),
+            col("territory", "d"),
+            alias(exp.Coalesce(this=col("accounts", "h"), expressions=[exp.Literal.number(0)]), "accounts"),
+            alias(potential, "potential"),
+        )
+        .from_(exp.select("*").from_(defined).subquery("d"))
+        .join(
+            held.subquery("h"),
+            join_type="left",
+            on=and_(
+                exp.EQ(this=col("plan", "h"), expression=col("plan", "d")),
+                exp.EQ(this=col("version", "h"), expression=col("version", "d")),
+                exp.EQ(this=col("territory", "h"), expression=col("territory", "d")),
+            ),
+        )
+    )
+    select = select.with_("assignments", as_=assignments(plans, dialect))
+    return select.order_by(col("plan"), col("version"), col("territory"))

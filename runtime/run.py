@@ -8,6 +8,12 @@ columns hold `Decimal`s (never floats).
     run_plans(files, connection, engine="duckdb")           the embedded default
     run_plans(files, connection, engine="postgres", url=..) the same SQL, transpiled, on a server
 
+Quota plans run too (`RunResult.quotas`: compiler/quota.py's rows with
+their derivation), and territory plans give their assignments
+(`RunResult.territories`) and a report of gaps, overlaps and balance
+(`RunResult.territory_report`). Comp plans with `quota from plan "NAME"`
+read that quota plan's quotas, computed in the same query.
+
 The PostgreSQL path copies the contract tables from the DuckDB connection
 into a fresh schema, runs the query there, and drops the schema.
 """
@@ -23,10 +29,13 @@ import pandas as pd
 import pyarrow as pa
 
 from compiler import territory
+from compiler.quota import quota_table
 from compiler.sql import PAYOUT_COLUMNS, CompileError, compile_plan
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
+from runtime.quotas import normalise_quotas
+from runtime.territory_report import TerritoryReport, build_report
 
 ENGINES = ("duckdb", "postgres")
 
@@ -36,6 +45,8 @@ class RunResult:
     payout_lines: pd.DataFrame
     plans: tuple[str, ...]  # keys of the plans that ran
     territories: pd.DataFrame | None = None  # account -> territory -> owner, dated, with the matching rule
+    quotas: pd.DataFrame | None = None  # every quota plan's quotas (year and periods), with their derivation
+    territory_report: TerritoryReport | None = None  # gaps, overlaps, balance against the tolerances
 
     @property
     def total(self):
@@ -54,14 +65,20 @@ def territory_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.TerritoryPlan, ...
     return tuple(p for f in files for p in f.plans if isinstance(p, ir.TerritoryPlan))
 
 
+def quota_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.QuotaPlan, ...]:
+    return tuple(p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan))
+
+
 def compile_all(files: Sequence[ir.PlanFile], dialect: str) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic."""
     measures = shared_measures(files)
     territories = territory_plans(files)
+    quotas = quota_plans(files)
     compiled, problems = [], []
     for plan in comp_plans(files):
         try:
-            compiled.append((plan, compile_plan(plan, measures, dialect, territories).sql(dialect=dialect)))
+            query = compile_plan(plan, measures, dialect, territories, quota_plans=quotas)
+            compiled.append((plan, query.sql(dialect=dialect)))
         except CompileError as error:
             problems.append(
                 Diagnostic(
@@ -87,18 +104,33 @@ def run_plans(
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     dialect = "postgres" if engine == "postgres" else "duckdb"
     compiled = compile_all(files, dialect)
-    queries = [sql for _, sql in compiled]
     territories = territory_plans(files)
+    quotas = quota_plans(files)
+    queries = {"payouts": [sql for _, sql in compiled]}
+    queries["quotas"] = [quota_table(plan, territories, dialect).sql(dialect=dialect) for plan in quotas]
     if territories:
-        queries.append(territory.territory_table(list(territories), dialect).sql(dialect=dialect))
+        queries["territories"] = [territory.territory_table(list(territories), dialect).sql(dialect=dialect)]
+        queries["overlaps"] = [territory.rule_matches(plan, dialect).sql(dialect=dialect) for plan in territories]
+        queries["balance"] = [territory.balance(list(territories), dialect).sql(dialect=dialect)]
+    flat = [sql for group in queries.values() for sql in group]
     if engine == "postgres":
-        frames = _run_on_postgres(queries, connection, url, schema)
+        results = _run_on_postgres(flat, connection, url, schema)
     else:
-        frames = [connection.sql(sql).to_arrow_table().to_pandas() for sql in queries]
-    territory_frame = frames.pop() if territories else None
-    lines = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
-    plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in territories)
-    return RunResult(normalise(lines), plans, territory_frame)
+        results = [connection.sql(sql).to_arrow_table().to_pandas() for sql in flat]
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for name, group in queries.items():
+        frames[name], results = results[: len(group)], results[len(group) :]
+    payouts = frames["payouts"]
+    lines = pd.concat(payouts, ignore_index=True) if payouts else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
+    territory_frame = report = None
+    if territories:
+        territory_frame = frames["territories"][0]
+        report = build_report(
+            territories, territory_frame, pd.concat(frames["overlaps"], ignore_index=True), frames["balance"][0]
+        )
+    plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in quotas) + tuple(p.key for p in territories)
+    quota_frame = normalise_quotas(frames["quotas"]) if quotas else None
+    return RunResult(normalise(lines), plans, territory_frame, quota_frame, report)
 
 
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:
