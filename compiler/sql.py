@@ -517,21 +517,9 @@ class _PlanCompiler(RowCompiler):
         )
         # Only split credit gives a share other than 1.
         share = col("share", "c") if self.plan.crediting.splits else number(1)
-        deal_fields = [
-            col(name, "d")
-            for name in (
-                "id",
-                "owner_rep_id",
-                "account_id",
-                "currency",
-                "stage",
-                "product",
-                "close_date",
-                "cancel_date",
-                "paid_date",
-            )
-        ]
-        extra = [col(f, "d") for f in self.extra_deal_fields()]
+        # Only the deal fields the plan reads: deal rows are the big intermediate.
+        always = ["id", "close_date", "cancel_date", "paid_date"]
+        deal_fields = [col(name, "d") for name in [*always, *self.used_deal_fields(exclude={*always, "amount"})]]
         crediting = self.plan.crediting
         owner_only = not (crediting.splits or crediting.rollup or crediting.overlay)
         # Deals are matched to periods (a handful of rows), not to rep-periods: aggregates
@@ -551,7 +539,6 @@ class _PlanCompiler(RowCompiler):
             col("period", "p"),
             col("period_index", "p"),
             *deal_fields,
-            *extra,
             alias(share_column, "share"),
             alias(amount_fx, "amount_fx"),
             alias(mul(amount_fx.copy(), share), "amount"),
@@ -559,6 +546,13 @@ class _PlanCompiler(RowCompiler):
         if not owner_only:
             select = select.join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
         select = select.join(table("periods", "p"), on=period_join, copy=False)
+        periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
+        in_range = exp.Between(
+            this=self.booking_date("d"),
+            low=date(min(periods[0].year_start, periods[0].start)),
+            high=date(periods[-1].end),
+        )
+        select = select.where(and_(in_range, self.deal_filter()), copy=False)
         if owner_only:
             select = select.where(on_plan, copy=False)
         if at_period_end:
@@ -619,29 +613,28 @@ class _PlanCompiler(RowCompiler):
             )
         )
 
-    def extra_deal_fields(self) -> list[str]:
-        """Deal fields plans use beyond the standard ones (custom CRM fields)."""
-        standard = {
-            "id",
-            "owner_rep_id",
-            "account_id",
-            "currency",
-            "stage",
-            "product",
-            "close_date",
-            "cancel_date",
-            "paid_date",
-            "amount",
-        }
+    def used_deal_fields(self, exclude: set[str]) -> list[str]:
+        """Deal fields the plan or its measures refer to."""
         used = set()
-        for node in _walk(self.plan):
-            if isinstance(node, ir.FieldRef) and node.entity == "deal" and node.field not in standard:
+        for node in [*_walk(self.plan), *(n for m in self.measures.values() for n in _walk(m))]:
+            if isinstance(node, (ir.FieldRef, ir.Aggregate)) and node.entity == "deal" and node.field:
                 used.add(node.field)
-        for measure in self.measures.values():
-            for node in _walk(measure):
-                if isinstance(node, ir.FieldRef) and node.entity == "deal" and node.field not in standard:
-                    used.add(node.field)
-        return sorted(used)
+        return sorted(used - exclude)
+
+    def deal_filter(self) -> exp.Expression:
+        """Rows no deal aggregate counts can be dropped before the joins (NULL-safe OR of their filters)."""
+        conditions = []
+        for key in self.aggregates:
+            if key.entity != "deal":
+                continue
+            reads_amount = any(isinstance(n, ir.FieldRef) and n.field == "amount" for n in _walk(key.condition))
+            if key.condition is None or reads_amount:  # no filter, or one on the converted amount
+                return exp.true()
+            conditions.append(is_true(self.row(key.condition, "deal", "d")))
+        if not conditions:
+            return exp.false()
+        unique = list({c.sql(): c for c in conditions}.values())
+        return exp.or_(*unique, copy=False) if len(unique) > 1 else unique[0]
 
     def activity_rows(self) -> exp.Select:
         return (
