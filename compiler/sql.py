@@ -244,6 +244,7 @@ class _PlanCompiler(RowCompiler):
         self.aggregates: dict[AggregateKey, str] = {}
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
+        self.uses_attainment = False
 
     # ------------------------------------------------------------ the query
 
@@ -630,7 +631,8 @@ class _PlanCompiler(RowCompiler):
             reads_amount = any(isinstance(n, ir.FieldRef) and n.field == "amount" for n in _walk(key.condition))
             if key.condition is None or reads_amount:  # no filter, or one on the converted amount
                 return exp.true()
-            conditions.append(is_true(self.row(key.condition, "deal", "d")))
+            # In WHERE, unknown already drops the row: a plain condition can be pushed into the scan.
+            conditions.append(exp.paren(self.row(key.condition, "deal", "d"), copy=False))
         if not conditions:
             return exp.false()
         unique = list({c.sql(): c for c in conditions}.values())
@@ -694,6 +696,13 @@ class _PlanCompiler(RowCompiler):
         return weight
 
     def measures_cte(self) -> exp.Select:
+        inner = self.measure_columns()
+        if not self.uses_attainment:
+            return inner
+        value = div(self.attainment_measure(), col("quota"), self.dialect)
+        return exp.select("*", alias(value, "attainment_value")).from_(inner.subquery("m", copy=False), copy=False)
+
+    def measure_columns(self) -> exp.Select:
         agg_columns = [col(name, "da" if key.entity == "deal" else "aa") for key, name in self.aggregates.items()]
         ytd = [col("period_quota", "rp"), col("period_ti", "rp")]
         if self.ytd:
@@ -748,11 +757,14 @@ class _PlanCompiler(RowCompiler):
         return self.measure_value(self.plan.attainment, None)
 
     def attainment(self) -> exp.Expression:
+        """Computed once per rep-period in the measures CTE; components read the column."""
         saved, self.multipliers = self.multipliers, ()  # multipliers never change attainment
         try:
-            return div(self.attainment_measure(), col("quota"), self.dialect)
+            self.attainment_measure()  # registers the aggregates it needs
         finally:
             self.multipliers = saved
+        self.uses_attainment = True
+        return col("attainment_value")
 
     # ------------------------------------------------------------ expressions
 
