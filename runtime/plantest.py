@@ -22,6 +22,9 @@ What always holds:
   - A test runs its own plan only, with what that plan depends on: every
     file's shared measures, the quota plan of `quota from plan`, the
     territory plans for `credit overlay` and `allocate by territory_potential`.
+  - In a test of a comp plan with `quota from plan "NAME"`, `given quota`
+    rows stand in for the quota plan: the plan reads them. Without quota
+    rows, the quota plan runs on the test's reps, accounts and deals.
 
 Given rows (`given TABLE field value, ...`; TABLE is the entity name: rep,
 deal, split, account, quota, fx_rate, activity, mbo_score; or the table name):
@@ -782,7 +785,7 @@ def run_test(
     connection = connection_for(tables, schema)
     try:
         try:
-            produced = calculator(plan_files_for(plan, files), connection)
+            produced = calculator(plan_files_for(plan, files, given_quotas="quotas" in tables), connection)
         except Exception as error:  # a calculator bug must not stop the other tests
             detail = "".join(traceback.format_exception(error)).rstrip()
             return outcome("error", message=f"the calculator failed:\n{detail}")
@@ -799,16 +802,38 @@ def run_test(
     return outcome("failed" if mismatches else "passed", mismatches)
 
 
-def plan_files_for(plan: ir.PlanBase, files: Sequence[ir.PlanFile]) -> tuple[ir.PlanFile, ...]:
+def plan_files_for(
+    plan: ir.PlanBase, files: Sequence[ir.PlanFile], given_quotas: bool = False
+) -> tuple[ir.PlanFile, ...]:
     """The files a test of `plan` runs with: every shared measure, the plan, its inputs.
 
     Other comp plans are left out (their payouts are not this test's); a quota
     plan named by `quota from plan` and territory plans (for overlay credit
-    and territory potential) are kept, since they feed this plan.
+    and territory potential, the comp plan's quota plan's included) are kept,
+    since they feed this plan.
+
+    `given_quotas`: the test gives `quota` rows. In a test of a comp plan with
+    `quota from plan "NAME"`, given quota rows stand in for the quota plan
+    (the plan reads them, as with `quota from quotas`), so a test can state
+    the quota its payouts are computed on; a test without quota rows runs the
+    quota plan on its given reps, accounts and deals.
     """
     quota_plan = plan.quota.plan if isinstance(plan, ir.CompPlan) else None
-    needs_territories = (isinstance(plan, ir.CompPlan) and plan.crediting.overlay) or (
-        isinstance(plan, ir.QuotaPlan) and any(t.basis == "territory_potential" for t in plan.allocation)
+    if quota_plan is not None and given_quotas:
+        plan_as_run = plan.model_copy(update={"quota": ir.QuotaSource()})
+        swapped = [
+            f.model_copy(update={"plans": tuple(plan_as_run if p is plan else p for p in f.plans)}) for f in files
+        ]
+        return plan_files_for(plan_as_run, swapped)
+    feeding = [p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan) and p.name == quota_plan]
+
+    def uses_potential(other: ir.PlanBase) -> bool:
+        return isinstance(other, ir.QuotaPlan) and any(t.basis == "territory_potential" for t in other.allocation)
+
+    needs_territories = (
+        (isinstance(plan, ir.CompPlan) and plan.crediting.overlay)
+        or uses_potential(plan)
+        or any(uses_potential(p) for p in feeding)
     )
 
     def keep(other: ir.PlanBase) -> bool:
