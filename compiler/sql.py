@@ -54,6 +54,7 @@ PAYOUT_COLUMNS = (
     "proration",
     "deal_count",
 )
+DEAL_COLUMNS = ("plan", "version", "component", "rep_id", "period", "deal_id", "credited_base", "share_of_line")
 BUILTINS = ("attainment", "quota", "target_incentive")
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
 ZERO = number(0)
@@ -70,11 +71,16 @@ def compile_plan(
     dialect: str = "duckdb",
     territories: tuple[ir.TerritoryPlan, ...] = (),
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
+    detail: bool = False,
 ) -> exp.Select:
     """The payout-line query of a comp plan; `territories` feed `credit overlay` (and quota
-    plans' territory potential); `quota_plans` feed `quota from plan "NAME"`."""
+    plans' territory potential); `quota_plans` feed `quota from plan "NAME"`.
+
+    With `detail=True` the query returns the deals behind the commission lines
+    instead (DEAL_COLUMNS): each deal's credited base and exact share of its line.
+    """
     measures = {**measures, **{m.name: m for m in plan.measures}}
-    return _PlanCompiler(plan, measures, dialect, territories, quota_plans).query()
+    return _PlanCompiler(plan, measures, dialect, territories, quota_plans).query(detail)
 
 
 # ---------------------------------------------------------------- small builders
@@ -248,14 +254,15 @@ class _PlanCompiler(RowCompiler):
 
     # ------------------------------------------------------------ the query
 
-    def query(self) -> exp.Select:
+    def query(self, detail: bool = False) -> exp.Select:
         plan = self.plan
         if plan.crediting.overlay and not self.territories:
             raise CompileError("`credit overlay` needs a territory plan (none was loaded)")
         # Compile every payout first: they register the aggregates the CTEs below compute.
         components = [self.component(index, c) for index, c in enumerate(plan.components)]
         draws = self.draws() if plan.draw is not None else None
-        deal_shares = self.deal_shares() if plan.clawback or plan.paid_on == ir.PayoutTiming.PAYMENT else None
+        traced = detail or plan.clawback or plan.paid_on == ir.PayoutTiming.PAYMENT
+        deal_shares = self.deal_shares() if traced else None
         clawbacks = self.clawbacks() if plan.clawback is not None and deal_shares is not None else None
         paid = self.paid_lines() if plan.paid_on == ir.PayoutTiming.PAYMENT else None
         ctes: list[tuple[str, exp.Expression]] = [
@@ -293,6 +300,8 @@ class _PlanCompiler(RowCompiler):
             ("component_lines", paid if paid is not None else exp.select("*").from_(table("earned_lines"), copy=False))
         )
         final = ["component_lines"]
+        if detail:
+            return self.detail_query(ctes, deal_shares)
         for name, body in (("draws", draws), ("clawbacks", clawbacks)):
             if body is not None:
                 ctes.append((name, body))
@@ -1149,6 +1158,30 @@ class _PlanCompiler(RowCompiler):
                 traced.append((index, component, contribution))
         return traced
 
+    def detail_query(self, ctes: list[tuple[str, exp.Expression]], deal_shares) -> exp.Select:
+        """The deals behind each commission line (what `revplan explain` shows)."""
+        if deal_shares is None:  # no component traces to deals: an empty result of the same shape
+            deal_shares = exp.select(
+                *[alias(exp.null(), n) for n in ("rep_id", "earned_period", "component", "deal_id")],
+                alias(dec(exp.null()), "credited_base"),
+                alias(dec(exp.null()), "share_of_line"),
+            ).where(exp.false(), copy=False)
+            ctes = [*ctes, ("deal_shares", deal_shares)]
+        select = exp.select(
+            alias(text(self.plan.name), "plan"),
+            alias(exp.Literal.number(self.plan.version), "version"),
+            col("component"),
+            col("rep_id"),
+            alias(col("earned_period"), "period"),
+            col("deal_id"),
+            col("credited_base"),
+            col("share_of_line"),
+        ).from_(table("deal_shares"), copy=False)
+        for name, body in ctes:
+            name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
+            select = select.with_(name_alias, as_=body, recursive=self.plan.crediting.rollup, copy=False)
+        return select.order_by(col("rep_id"), col("period"), col("component"), col("deal_id"), copy=False)
+
     def deal_shares(self) -> exp.Expression | None:
         """Each deal's exact share of the commission lines it earned: line x contribution / base."""
         selects = []
@@ -1166,6 +1199,7 @@ class _PlanCompiler(RowCompiler):
                     col("close_date", "d"),
                     col("cancel_date", "d"),
                     col("paid_date", "d"),
+                    alias(contribution.copy(), "credited_base"),
                     alias(share, "share_of_line"),
                 )
                 .from_(table("deal_rows", "d"), copy=False)
@@ -1183,6 +1217,7 @@ class _PlanCompiler(RowCompiler):
                     ),
                     copy=False,
                 )
+                .where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False)
             )
         return union_all(selects) if selects else None
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from compiler import territory
 from compiler.quota import quota_table
-from compiler.sql import PAYOUT_COLUMNS, CompileError, compile_plan
+from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_plan
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
@@ -47,6 +47,7 @@ class RunResult:
     territories: pd.DataFrame | None = None  # account -> territory -> owner, dated, with the matching rule
     quotas: pd.DataFrame | None = None  # every quota plan's quotas (year and periods), with their derivation
     territory_report: TerritoryReport | None = None  # gaps, overlaps, balance against the tolerances
+    payout_deals: pd.DataFrame | None = None  # the deals behind each commission line (DEAL_COLUMNS)
 
     @property
     def total(self):
@@ -69,15 +70,17 @@ def quota_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.QuotaPlan, ...]:
     return tuple(p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan))
 
 
-def compile_all(files: Sequence[ir.PlanFile], dialect: str) -> list[tuple[ir.CompPlan, str]]:
-    """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic."""
+def compile_all(files: Sequence[ir.PlanFile], dialect: str, detail: bool = False) -> list[tuple[ir.CompPlan, str]]:
+    """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic.
+
+    `detail=True` compiles the queries of the deals behind the lines instead."""
     measures = shared_measures(files)
     territories = territory_plans(files)
     quotas = quota_plans(files)
     compiled, problems = [], []
     for plan in comp_plans(files):
         try:
-            query = compile_plan(plan, measures, dialect, territories, quota_plans=quotas)
+            query = compile_plan(plan, measures, dialect, territories, quota_plans=quotas, detail=detail)
             compiled.append((plan, query.sql(dialect=dialect)))
         except CompileError as error:
             problems.append(
@@ -99,7 +102,9 @@ def run_plans(
     engine: str = "duckdb",
     url: str | None = None,
     schema: Schema = SCHEMA,
+    deals: bool = False,
 ) -> RunResult:
+    """Every plan's results; `deals=True` also computes the deals behind each commission line."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     dialect = "postgres" if engine == "postgres" else "duckdb"
@@ -107,6 +112,8 @@ def run_plans(
     territories = territory_plans(files)
     quotas = quota_plans(files)
     queries = {"payouts": [sql for _, sql in compiled]}
+    if deals:
+        queries["deals"] = [sql for _, sql in compile_all(files, dialect, detail=True)]
     queries["quotas"] = [quota_table(plan, territories, dialect).sql(dialect=dialect) for plan in quotas]
     if territories:
         queries["territories"] = [territory.territory_table(list(territories), dialect).sql(dialect=dialect)]
@@ -130,7 +137,13 @@ def run_plans(
         )
     plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in quotas) + tuple(p.key for p in territories)
     quota_frame = normalise_quotas(frames["quotas"]) if quotas else None
-    return RunResult(normalise(lines), plans, territory_frame, quota_frame, report)
+    deal_frame = None
+    if deals:
+        deal_frame = pd.concat(frames["deals"], ignore_index=True) if frames["deals"] else pd.DataFrame(
+            columns=list(DEAL_COLUMNS)
+        )
+        deal_frame = deal_frame[list(DEAL_COLUMNS)].astype({"version": "int64"})
+    return RunResult(normalise(lines), plans, territory_frame, quota_frame, report, deal_frame)
 
 
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:

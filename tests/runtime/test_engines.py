@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dsl import ir
 from dsl.project import load_paths
 from runtime.contract import check_data
 from runtime.data import open_data
@@ -65,3 +66,25 @@ def test_postgres_pays_the_same_as_duckdb(sample_company, duckdb_lines):
             left = [None if v is None else Decimal(v) for v in left]
             right = [None if v is None else Decimal(v) for v in right]
         assert left == right, f"column {column} differs between DuckDB and PostgreSQL"
+
+
+def test_deals_behind_each_commission_line_add_up_to_it(sample_company, duckdb_lines):
+    """Every cent of a traced commission line comes from named deals (what explain shows)."""
+    project, data = sample_company
+    result = run_plans(project.files, data.connection, deals=True)
+    deals = result.payout_deals
+    assert len(deals) > 0 and all(isinstance(v, Decimal) for v in deals["share_of_line"])
+    keys = ["plan", "component", "rep_id", "period"]
+    shares = deals.groupby(keys)["share_of_line"].agg(lambda s: sum(s, Decimal(0))).to_dict()
+    # Paid-on-payment plans pay the shares in the deals' paid periods, not the earned one.
+    on_booking = {p.name for p in project.plans if getattr(p, "paid_on", None) == ir.PayoutTiming.BOOKING}
+    lines = result.payout_lines
+    earned = lines[(lines["line_type"] == "commission") & lines["plan"].isin(on_booking)]
+    checked = 0
+    for line in earned.itertuples():
+        key = (line.plan, line.component, line.rep_id, line.period)
+        if key in shares and line.gated is False and line.amount != 0:
+            # shares are exact to 10 places; together they round to the line
+            assert abs(shares[key] - line.amount) < Decimal("0.01"), key
+            checked += 1
+    assert checked > 50
