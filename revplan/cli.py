@@ -207,7 +207,7 @@ DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "databricks"
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from compiler.sql import CompileError, compile_plan
-    from runtime.run import comp_plans, territory_plans
+    from runtime.run import comp_plans, quota_plans, territory_plans
 
     project = load_project(args.paths)
     plans = comp_plans(project.files)
@@ -226,7 +226,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for plan in plans:
         try:
             with _sqlglot_warnings() as notes:
-                sql = compile_plan(plan, measures, args.dialect, territories).sql(dialect=args.dialect, pretty=True)
+                query = compile_plan(plan, measures, args.dialect, territories, quota_plans=quota_plans(project.files))
+                sql = query.sql(dialect=args.dialect, pretty=True)
         except CompileError as error:
             problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
                                        hints=(f"this construct cannot be compiled to {args.dialect} yet",)))
@@ -311,6 +312,7 @@ class RunSummary:
     out_dir: Path
     files: tuple[Path, ...]
     engine: str
+    notes: tuple[str, ...] = ()  # one line each: quotas, territories
 
 
 def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None,
@@ -362,11 +364,34 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
         territories = getattr(result, "territories", None)
         if territories is not None:
             tables["territories"] = territories
+        notes = []
+        quotas = getattr(result, "quotas", None)
+        if quotas is not None:
+            tables["quotas"] = quotas
+            notes.append(quota_note(quotas))
+        report = getattr(result, "territory_report", None)
+        if report is not None:
+            tables["territory_report"] = report.to_frame()
+            notes.append(report.summary())
         write_run(out_dir, tables, manifest)
     print_diagnostics(warnings, project.sources)
     files = tuple(out_dir / f"{name}.csv" for name in tables) + (out_dir / "manifest.json",)
     ran = tuple(sorted({(plan.name, plan.version) for plan in comp}))
-    return RunSummary(lines, ran, out_dir, files, engine)
+    return RunSummary(lines, ran, out_dir, files, engine, tuple(notes))
+
+
+def quota_note(quotas) -> str:
+    """`quotas: FY27 AE Quotas v1 94 reps, 79,200,000 (to allocate 79,200,000); ...`: one line for the summary."""
+    parts = []
+    for (plan, version), rows in quotas.groupby(["plan", "version"], sort=True):
+        annual = rows[rows["period_kind"] == "year"]
+        if annual.empty:  # a yearly plan: its one period is the year
+            annual = rows
+        total = sum(annual["amount"], Decimal("0.00"))
+        target = annual["to_allocate"].iloc[0] if len(annual) else None
+        parts.append(f"{plan} v{version} {rows['rep_id'].nunique():,} reps, annual total {total:,.2f}"
+                     + (f" (to allocate {target:,.2f})" if target is not None else ""))
+    return "quotas: " + ("; ".join(parts) if parts else "no quota plan")
 
 
 def _company_currency(plans) -> str:
@@ -448,6 +473,8 @@ def print_summary(summary: RunSummary, title: str = "payouts") -> None:
     table.add_row("all plans", f"{lines['rep_id'].nunique():,}", f"{len(lines):,}", _money(lines), style="bold")
     console = Console(soft_wrap=True)
     console.print(table)
+    for note in summary.notes:
+        console.print(note, highlight=False)
     console.print(f"outputs in {summary.out_dir}:")
     for path in summary.files:
         console.print(f"  {path}", highlight=False)
@@ -475,6 +502,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         (f"revplan run --data {data} --period 2027-Q1", "one quarter's payouts, written to out/"),
         (f"revplan test {plans}", "the plans' test blocks"),
         (f'revplan compile {plans} --plan "Enterprise AE" --dialect snowflake', "the SQL of a plan"),
+        (f"revplan explain --quota R0027 --data {data}", "how a rep's quota was derived"),
+        (f"revplan explain --account A00218 --data {data}", "which territory holds an account, and why"),
     ]
     width = max(len(command) for command, _ in next_steps)
     print("try next:")
@@ -508,6 +537,109 @@ def cmd_test(args: argparse.Namespace) -> int:
     note = "" if results else f" (no test blocks in {where})"
     print(", ".join(parts) + f" on {args.engine}{note}")
     return EXIT_ERRORS if counts["failed"] or counts["error"] else EXIT_OK
+
+
+# ---------------------------------------------------------------- explain
+
+
+# What `revplan explain` explains: one option each, mutually exclusive.
+EXPLAIN_TARGETS = {
+    "rep": "a rep's payout lines (plan, component, base, rate, attainment)",
+    "quota": "how a rep's quota was derived (weights, share, phasing, ramp, override, rounding)",
+    "account": "which territory holds an account, by which rule, and its owner",
+}
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from reports import explain
+    from runtime.contract import check_data
+    from runtime.data import open_data
+    from runtime.run import run_plans
+
+    check_engine(args.engine, args.url)
+    what = next(name for name in EXPLAIN_TARGETS if getattr(args, name) is not None)
+    name = getattr(args, what)
+    if args.date is not None and what != "account":
+        raise usage_error("RP411", "--date is for --account (the day of the territory assignment)",
+                          "for a rep or a quota, name the period: --period 2027-Q1")
+    if args.period is not None and what == "account":
+        raise usage_error("RP411", "--period is for --rep and --quota", "for an account, name a day: --date 2027-07-01")
+    day = _parse_day(args.date) if args.date is not None else None
+    plans = default_plans_folder(args.plans)
+    project = load_project([plans], print_warnings=False)
+    files = _explain_files(project.files, what)
+    dataset = open_data(args.data, project.schema)
+    try:
+        diagnostics = check_data(dataset, base_currency=_company_currency(_comp_plans(project.files)))
+        if has_errors(diagnostics):
+            error = RevplanError(diagnostics)
+            error.summary = summary_line(diagnostics, f"{args.data} breaks the data contract")
+            raise error
+        result = run_plans(files, dataset.connection, engine=args.engine, url=args.url, schema=project.schema)
+        roster = _roster_entry(dataset.connection, name) if what in ("rep", "quota") else None
+    finally:
+        dataset.close()
+    try:
+        if what == "quota":
+            if result.quotas is None:
+                raise usage_error("RP412", f"no quota plans in {plans}", "explain --quota explains quota plans' quotas")
+            lines = explain.quota_lines(result.quotas, name, args.period, roster[0] if roster else None)
+        elif what == "account":
+            if result.territories is None:
+                raise usage_error("RP412", f"no territory plans in {plans}",
+                                  "explain --account explains territory plans' assignments")
+            overlaps = result.territory_report.overlaps if result.territory_report is not None else None
+            lines = explain.account_lines(result.territories, overlaps, _territory_plans(project.files),
+                                          project.sources, name, day)
+        else:
+            lines = explain.payout_lines_for(result.payout_lines, name, args.period)
+    except explain.NotFound as missing:
+        on_roster = what in ("rep", "quota") and missing.name == name and roster is not None
+        hints = [] if on_roster else list(did_you_mean(missing.name, missing.known))
+        if on_roster:
+            kind = "comp" if what == "rep" else "quota"
+            hints.insert(0, f"{name} is on the roster (role {roster[1]}), but no {kind} plan applies to them")
+        if missing.known:
+            shown = ", ".join(missing.known[:8]) + (f", ... ({len(missing.known)} in all)" if len(missing.known) > 8
+                                                     else "")
+            hints.append(f"known: {shown}")
+        raise usage_error("RP410", str(missing), *hints) from None
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _parse_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise usage_error("RP404", f"{text!r} is not a date", "write dates as 2027-07-01") from None
+
+
+def _comp_plans(files):
+    from runtime.run import comp_plans
+
+    return comp_plans(files)
+
+
+def _territory_plans(files):
+    from runtime.run import territory_plans
+
+    return territory_plans(files)
+
+
+def _explain_files(files, what: str):
+    """Only the plans an explanation needs: a quota needs quota and territory plans, an account territory plans."""
+    from dsl import ir
+
+    keep = {"rep": (ir.CompPlan, ir.QuotaPlan, ir.TerritoryPlan), "quota": (ir.QuotaPlan, ir.TerritoryPlan),
+            "account": (ir.TerritoryPlan,)}[what]
+    return tuple(f.model_copy(update={"plans": tuple(p for p in f.plans if isinstance(p, keep))}) for f in files)
+
+
+def _roster_entry(connection, rep: str) -> tuple[str, str] | None:
+    """(name, role) of a rep in the data, or None."""
+    row = connection.execute('SELECT "name", "role" FROM "reps" WHERE "id" = ?', [rep]).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
 
 
 # ---------------------------------------------------------------- parser
@@ -567,6 +699,19 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("-v", "--verbose", action="store_true", help="list passed tests too")
     _add_engine_options(test)
     test.set_defaults(handler=cmd_test)
+
+    explain = commands.add_parser("explain", help="explain a rep's payouts, a quota, or an account's territory")
+    target = explain.add_mutually_exclusive_group(required=True)
+    target.add_argument("--rep", metavar="REP", help=EXPLAIN_TARGETS["rep"])
+    target.add_argument("--quota", metavar="REP", help=EXPLAIN_TARGETS["quota"])
+    target.add_argument("--account", metavar="ACCOUNT", help=EXPLAIN_TARGETS["account"])
+    explain.add_argument("--period", metavar="P", help="with --rep or --quota: one period (2027, 2027-Q1)")
+    explain.add_argument("--date", metavar="D", help="with --account: the assignment on this day (2027-07-01)")
+    explain.add_argument("--data", required=True, metavar="SRC",
+                         help="folder of CSV/Parquet files, a .duckdb file or a postgresql:// URL")
+    explain.add_argument("--plans", metavar="DIR", help="plan files or folder (default plans/)")
+    _add_engine_options(explain)
+    explain.set_defaults(handler=cmd_explain)
     return parser
 
 

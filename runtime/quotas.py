@@ -90,7 +90,8 @@ def _allocation_steps(row: dict) -> list[str]:
             if total is not None and total == 0:
                 part = f"{label}: none among the plan's reps, so equal shares"
             else:
-                part = f"{label} {plain(mine)} of {plain(total)}"
+                shown = plain if basis == "weights" else money
+                part = f"{label} {shown(mine)} of {shown(total)}"
         parts.append(part + (f" (x {share})" if share else ""))
     share_text = percent(row["share"]) if row["share"] is not None else "n/a"
     steps.append(f"Share {share_text} by " + "; ".join(parts) + f": allocated {money(row['allocated'])}.")
@@ -102,8 +103,8 @@ def _rounding_step(row: dict) -> str:
     if rule == "cents":
         return f"Quota {money(row['amount'])} (in cents, apportioned so the quotas add up exactly)."
     if row["unrounded"] is not None and row["unrounded"] == row["amount"]:
-        return f"Quota {money(row['amount'])} (already a multiple for `round {rule}`)."
-    return f"Rounded {rule}: {money(row['amount'])}."
+        return f"Quota {money(row['amount'])} (already a whole multiple: round {rule})."
+    return f"Rounded ({rule}): {money(row['amount'])}."
 
 
 def _terms(basis: str) -> list[tuple[str, str | None]]:

@@ -64,8 +64,8 @@ class TerritoryReport:
             for name in ("max_min_ratio", "cv"):
                 if name in by:
                     row = by[name]
-                    shown = row["value"] if row["value"] is not None else "n/a"
-                    limit = f" (limit {row['limit']})" if row["limit"] is not None else ""
+                    shown, limit = _figure(row["value"], name), _figure(row["limit"], name)
+                    limit = f" (limit {limit})" if row["limit"] is not None else ""
                     text.append(f"{name} {shown}{limit}{'' if row['ok'] else ' EXCEEDED'}")
             parts.append(f"{plan} v{version}: " + ", ".join(text))
         return "territories: " + "; ".join(parts)
@@ -211,6 +211,17 @@ def coefficient_of_variation(potentials: list[Decimal], limit: Decimal | None) -
         context.prec = 28
         cv = (spread.sqrt() / total) if spread > 0 else Decimal(0)
         return cv.quantize(SHOWN), ok
+
+
+def _figure(value, check: str) -> str:
+    """A ratio as 46.6378, a CV as 58.69%; n/a for none."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "n/a"
+    value = Decimal(value)
+    if check == "cv":
+        text = format((value * 100).normalize(), "f")
+        return f"{text}%"
+    return format(value.normalize(), "f")
 
 
 def _constant(node: ir.Expr) -> Decimal:
