@@ -111,9 +111,9 @@ def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp
     too_small = op(exp.LTE, op(exp.Mul, op(exp.Add, guess.copy(), one), bottom.copy()), top.copy())
     return (
         exp.Case()
-        .when(too_big, op(exp.Sub, guess.copy(), one.copy()))
-        .when(too_small, op(exp.Add, guess.copy(), one.copy()))
-        .else_(guess.copy())
+        .when(too_big, op(exp.Sub, guess.copy(), one.copy()), copy=False)
+        .when(too_small, op(exp.Add, guess.copy(), one.copy()), copy=False)
+        .else_(guess.copy(), copy=False)
     )
 
 

@@ -119,9 +119,9 @@ def plan_quotas(
                 f"but this plan measures attainment by {period.value}"
             )
     selects = [
-        exp.select(col("rep_id"), col("period"), col("amount"))
-        .from_(quota_table(p, territories, dialect).subquery("qp"))
-        .where(eq(col("period_kind"), text("period")))
+        exp.select(col("rep_id"), col("period"), col("amount"), copy=False)
+        .from_(quota_table(p, territories, dialect).subquery("qp"), copy=False)
+        .where(eq(col("period_kind"), text("period")), copy=False)
         for p in chosen
     ]
     return union_all(selects)
@@ -233,11 +233,13 @@ class _QuotaCompiler(RowCompiler):
                 exp.GTE(this=col("termination_date", "r"), expression=date(plan.effective_from)),
             ),
         )
-        select = exp.select(alias(col("id", "r"), "rep_id"), col("hire_date", "r")).from_(table("reps", "r"))
+        select = exp.select(alias(col("id", "r"), "rep_id"), col("hire_date", "r"), copy=False).from_(
+            table("reps", "r"), copy=False
+        )
         conditions = [exp.paren(active)]
         if plan.eligibility is not None:
             conditions.append(is_true(self.row(plan.eligibility, "rep", "r")))
-        return select.where(and_(*conditions))
+        return select.where(and_(*conditions), copy=False)
 
     def potential(self) -> exp.Select:
         """Per owner: sum of potential (cents) x days owned within the plan's range."""
@@ -250,16 +252,17 @@ class _QuotaCompiler(RowCompiler):
         cents = _int(op(exp.Mul, dec(coalesce(col("potential", "a"), number(0))), exp.Literal.number(100)))
         weight = op(exp.Mul, greatest(cents, _int_literal(0)), _int(days))
         return (
-            exp.select(alias(col("owner_rep_id", "t"), "rep_id"), alias(exp.Sum(this=weight), "units"))
-            .from_(territory_table(list(self.territories), self.dialect).subquery("t"))
-            .join(table("accounts", "a"), on=eq(col("id", "a"), col("account_id", "t")))
+            exp.select(alias(col("owner_rep_id", "t"), "rep_id"), alias(exp.Sum(this=weight), "units"), copy=False)
+            .from_(territory_table(list(self.territories), self.dialect).subquery("t"), copy=False)
+            .join(table("accounts", "a"), on=eq(col("id", "a"), col("account_id", "t")), copy=False)
             .where(
                 and_(
                     exp.Not(this=exp.Is(this=col("owner_rep_id", "t"), expression=exp.null())),
                     exp.LTE(this=first.copy(), expression=last.copy()),
-                )
+                ),
+                copy=False,
             )
-            .group_by(col("owner_rep_id", "t"))
+            .group_by(col("owner_rep_id", "t"), copy=False)
         )
 
     def prior_bookings(self) -> exp.Select:
@@ -283,9 +286,10 @@ class _QuotaCompiler(RowCompiler):
                 alias(dec(col("rate")), "rate"),
                 alias(col("date"), "valid_from"),
                 alias(valid_to, "valid_to"),
+                copy=False,
             )
-            .from_(table("fx_rates"))
-            .where(eq(col("to"), text(self.plan.currency)))
+            .from_(table("fx_rates"), copy=False)
+            .where(eq(col("to"), text(self.plan.currency)), copy=False)
         )
         amount = case(
             eq(col("currency", "d"), text(self.plan.currency)),
@@ -294,8 +298,8 @@ class _QuotaCompiler(RowCompiler):
         )
         cents = _int(op(exp.Mul, round_cents(amount), exp.Literal.number(100)))
         return (
-            exp.select(alias(col("owner_rep_id", "d"), "rep_id"), alias(exp.Sum(this=cents), "units"))
-            .from_(table("deals", "d"))
+            exp.select(alias(col("owner_rep_id", "d"), "rep_id"), alias(exp.Sum(this=cents), "units"), copy=False)
+            .from_(table("deals", "d"), copy=False)
             .join(
                 rates.subquery("fx"),
                 join_type="left",
@@ -303,6 +307,7 @@ class _QuotaCompiler(RowCompiler):
                     eq(col("from", "fx"), col("currency", "d")),
                     exp.Between(this=col("close_date", "d"), low=col("valid_from", "fx"), high=col("valid_to", "fx")),
                 ),
+                copy=False,
             )
             .where(
                 and_(
@@ -310,9 +315,10 @@ class _QuotaCompiler(RowCompiler):
                     exp.Between(
                         this=col("close_date", "d"), low=date(dt.date(year, 1, 1)), high=date(dt.date(year, 12, 31))
                     ),
-                )
+                ),
+                copy=False,
             )
-            .group_by(col("owner_rep_id", "d"))
+            .group_by(col("owner_rep_id", "d"), copy=False)
         )
 
     def weight_units(self) -> exp.Expression:
@@ -320,9 +326,9 @@ class _QuotaCompiler(RowCompiler):
         weight = exp.Case()
         for line in self.plan.weights:
             weight = weight.when(
-                eq(col("rep_id", "r"), text(line.rep)), _int_literal(int(self.constant(line.value) * scale))
+                eq(col("rep_id", "r"), text(line.rep)), _int_literal(int(self.constant(line.value) * scale)), copy=False
             )
-        return weight.else_(_int_literal(scale)) if self.plan.weights else _int_literal(scale)
+        return weight.else_(_int_literal(scale), copy=False) if self.plan.weights else _int_literal(scale)
 
     def basis_units(self) -> exp.Select:
         """Each rep's whole-number weight on each basis (b_<basis>)."""
@@ -341,9 +347,11 @@ class _QuotaCompiler(RowCompiler):
             else:
                 units = _int_literal(1)
             columns.append(alias(_int(units), f"b_{basis}"))
-        select = exp.select(*columns).from_(select_from)
+        select = exp.select(*columns, copy=False).from_(select_from, copy=False)
         for name, short in joins:
-            select = select.join(table(name, short), join_type="left", on=eq(col("rep_id", short), col("rep_id", "r")))
+            select = select.join(
+                table(name, short), join_type="left", on=eq(col("rep_id", short), col("rep_id", "r")), copy=False
+            )
         return select
 
     def used(self) -> list[str]:
@@ -360,7 +368,8 @@ class _QuotaCompiler(RowCompiler):
                 alias(exp.Window(this=exp.Sum(this=col(f"b_{basis}", "b"))), f"raw_total_{basis}")
                 for basis in self.used()
             ],
-        ).from_(table("q_basis", "b"))
+            copy=False,
+        ).from_(table("q_basis", "b"), copy=False)
         spec = exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING")
         effective = {
             basis: case(eq(col(f"raw_total_{basis}", "t"), _int_literal(0)), _int_literal(1), col(f"b_{basis}", "t"))
@@ -378,7 +387,7 @@ class _QuotaCompiler(RowCompiler):
                 spec=spec.copy(),
             )
             outer.append(alias(_int(running), f"cum_{basis}"))
-        return exp.select(*outer).from_(totals.subquery("t"))
+        return exp.select(*outer, copy=False).from_(totals.subquery("t"), copy=False)
 
     def allocation_at(self, cumulative: dict[str, exp.Expression]) -> exp.Expression:
         """sum over terms of part_t x cumulative_t / total_t, as 10^-SCALE units (exact, rounded half up)."""
@@ -403,8 +412,12 @@ class _QuotaCompiler(RowCompiler):
         override = exp.Case()
         annual_overrides = [o for o in self.plan.overrides if o.period is None]
         for line in annual_overrides:
-            override = override.when(eq(col("rep_id", "c"), text(line.rep)), number(self.constant(line.amount)))
-        override = override.else_(exp.Cast(this=exp.null(), to=DECIMAL.copy())) if annual_overrides else None
+            override = override.when(
+                eq(col("rep_id", "c"), text(line.rep)), number(self.constant(line.amount)), copy=False
+            )
+        override = (
+            override.else_(exp.Cast(this=exp.null(), to=DECIMAL.copy()), copy=False) if annual_overrides else None
+        )
         unrounded = dec(coalesce(override.copy(), allocated_money)) if override is not None else dec(allocated_money)
         weights: list[exp.Expression] = []
         plan_days = (self.plan.effective_to - self.plan.effective_from).days + 1
@@ -446,7 +459,8 @@ class _QuotaCompiler(RowCompiler):
             alias(override if override is not None else exp.Cast(this=exp.null(), to=DECIMAL.copy()), "override"),
             alias(unrounded, "unrounded"),
             alias(self.round(unrounded.copy()), "annual_amount"),
-        ).from_(table("q_cumulative", "c"))
+            copy=False,
+        ).from_(table("q_cumulative", "c"), copy=False)
 
     def period_values(self) -> exp.Expression:
         """The plan's periods with their cumulative phasing fraction (numerator, denominator)."""
@@ -486,7 +500,7 @@ class _QuotaCompiler(RowCompiler):
                 this=exp.to_identifier("p"), columns=[exp.to_identifier(n, quoted=True) for n in names]
             ),
         )
-        return exp.select(*[col(n) for n in names]).from_(values)
+        return exp.select(*[col(n) for n in names], copy=False).from_(values, copy=False)
 
     def ramp_factor(self) -> exp.Expression:
         """1 for reps hired before the plan starts; for new hires: 0 before the hire, then ramp steps."""
@@ -496,18 +510,20 @@ class _QuotaCompiler(RowCompiler):
         first_full = exp.Case()
         for period in self.periods:
             first_full = first_full.when(
-                exp.LTE(this=hire.copy(), expression=date(period.start)), exp.Literal.number(period.index)
+                exp.LTE(this=hire.copy(), expression=date(period.start)), exp.Literal.number(period.index), copy=False
             )
-        first_full = first_full.else_(exp.Literal.number(len(self.periods) + 1))
+        first_full = first_full.else_(exp.Literal.number(len(self.periods) + 1), copy=False)
         steps = [self.constant(s) for s in plan.ramp]
-        factor = exp.Case().when(exp.LT(this=col("period_end", "p"), expression=hire.copy()), number(0))
+        factor = exp.Case().when(exp.LT(this=col("period_end", "p"), expression=hire.copy()), number(0), copy=False)
         if steps:
-            factor = factor.when(exp.LT(this=index.copy(), expression=first_full.copy()), number(steps[0]))
+            factor = factor.when(exp.LT(this=index.copy(), expression=first_full.copy()), number(steps[0]), copy=False)
             for offset, step in enumerate(steps):
                 factor = factor.when(
-                    eq(index.copy(), op(exp.Add, first_full.copy(), exp.Literal.number(offset))), number(step)
+                    eq(index.copy(), op(exp.Add, first_full.copy(), exp.Literal.number(offset))),
+                    number(step),
+                    copy=False,
                 )
-        factor = factor.else_(number(1))
+        factor = factor.else_(number(1), copy=False)
         new_hire = exp.GTE(this=hire.copy(), expression=date(plan.effective_from))
         return case(new_hire, factor, number(1))
 
@@ -524,8 +540,11 @@ class _QuotaCompiler(RowCompiler):
             override = override.when(
                 and_(eq(col("rep_id", "f"), text(line.rep)), eq(col("period", "f"), text(line.period))),
                 number(self.constant(line.amount)),
+                copy=False,
             )
-        override = override.else_(exp.Cast(this=exp.null(), to=DECIMAL.copy())) if period_overrides else None
+        override = (
+            override.else_(exp.Cast(this=exp.null(), to=DECIMAL.copy()), copy=False) if period_overrides else None
+        )
         inner = (
             exp.select(
                 col("rep_id", "a"),
@@ -543,9 +562,10 @@ class _QuotaCompiler(RowCompiler):
                 col("cum", "p"),
                 col("cum_before", "p"),
                 col("den", "p"),
+                copy=False,
             )
-            .from_(table("q_allocation", "a"))
-            .join(table("q_periods", "p"), join_type="cross")
+            .from_(table("q_allocation", "a"), copy=False)
+            .join(table("q_periods", "p"), join_type="cross", copy=False)
         )
         unrounded = dec(coalesce(override, ramped)) if override is not None else dec(ramped)
         figure = self.round(unrounded.copy())
@@ -576,7 +596,8 @@ class _QuotaCompiler(RowCompiler):
                 override.copy() if override is not None else exp.Cast(this=exp.null(), to=DECIMAL.copy()), "override"
             ),
             alias(unrounded, "unrounded"),
-        ).from_(inner.subquery("f"))
+            copy=False,
+        ).from_(inner.subquery("f"), copy=False)
 
     def phase(self, annual: exp.Expression, numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
         """annual x the cumulative phasing fraction (k / n for equal shares without `phasing`)."""
@@ -610,7 +631,8 @@ class _QuotaCompiler(RowCompiler):
             alias(number(1), "ramp"),
             col("override", "a"),
             col("unrounded", "a"),
-        ).from_(table("q_allocation", "a"))
+            copy=False,
+        ).from_(table("q_allocation", "a"), copy=False)
 
     def query(self) -> exp.Select:
         plan = self.plan
@@ -661,17 +683,19 @@ class _QuotaCompiler(RowCompiler):
             ],
             alias(text(basis), "basis"),
             alias(text(rounding), "rounding"),
-        ).from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True))))
+            copy=False,
+        ).from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True))), copy=False)
         for name, body in ctes:
-            select = select.with_(exp.TableAlias(this=exp.to_identifier(name, quoted=True)), as_=body)
-        return select.order_by(col("rep_id"), col("period_kind", "r").desc(), col("period_start"))
+            select = select.with_(exp.TableAlias(this=exp.to_identifier(name, quoted=True)), as_=body, copy=False)
+        return select.order_by(col("rep_id"), col("period_kind", "r").desc(), col("period_start"), copy=False)
 
 
 def _empty_units() -> exp.Select:
     return exp.select(
         alias(exp.Cast(this=exp.null(), to=exp.DataType.build("TEXT")), "rep_id"),
         alias(exp.Cast(this=exp.null(), to=INTEGER.copy()), "units"),
-    ).where(exp.false())
+        copy=False,
+    ).where(exp.false(), copy=False)
 
 
 def _percent(value: Decimal) -> str:

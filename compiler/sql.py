@@ -86,8 +86,13 @@ def compile_plan(
 # ---------------------------------------------------------------- small builders
 
 
+def identifier(name: str) -> exp.Identifier:
+    return exp.Identifier(this=name, quoted=True)
+
+
 def col(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(name, table=table, quoted=True)
+    # Built directly: exp.column() parses its arguments, which adds up over thousands of columns.
+    return exp.Column(this=identifier(name), table=identifier(table) if table else None)
 
 
 def text(value: str) -> exp.Literal:
@@ -95,12 +100,12 @@ def text(value: str) -> exp.Literal:
 
 
 def date(value) -> exp.Expression:
-    return exp.Cast(this=text(value.isoformat()), to=exp.DataType.build("DATE"))
+    return exp.Cast(this=text(value.isoformat()), to=exp.DataType(this=exp.DataType.Type.DATE))
 
 
 def table(name: str, alias: str | None = None) -> exp.Table:
-    node = exp.to_table(name, quoted=True)
-    return node.as_(alias, quoted=True) if alias else node
+    node = exp.Table(this=identifier(name))
+    return node.as_(alias, quoted=True, copy=False) if alias else node
 
 
 def alias(expression: exp.Expression, name: str) -> exp.Alias:
@@ -116,7 +121,7 @@ def and_(*conditions: exp.Expression) -> exp.Expression:
 
 
 def case(condition: exp.Expression, then: exp.Expression, otherwise: exp.Expression) -> exp.Expression:
-    return exp.Case().when(condition, then).else_(otherwise)
+    return exp.Case().when(condition, then, copy=False).else_(otherwise, copy=False)
 
 
 def greatest(*values: exp.Expression) -> exp.Expression:
@@ -297,7 +302,10 @@ class _PlanCompiler(RowCompiler):
         if deal_shares is not None:
             ctes.append(("deal_shares", deal_shares))
         ctes.append(
-            ("component_lines", paid if paid is not None else exp.select("*").from_(table("earned_lines"), copy=False))
+            (
+                "component_lines",
+                paid if paid is not None else exp.select("*", copy=False).from_(table("earned_lines"), copy=False),
+            )
         )
         final = ["component_lines"]
         if detail:
@@ -307,9 +315,9 @@ class _PlanCompiler(RowCompiler):
                 ctes.append((name, body))
                 final.append(name)
         outer = union_all(
-            [exp.select(*[col(c) for c in PAYOUT_COLUMNS]).from_(table(name), copy=False) for name in final]
+            [exp.select(*[col(c) for c in PAYOUT_COLUMNS], copy=False).from_(table(name), copy=False) for name in final]
         )
-        select = exp.select("*").from_(
+        select = exp.select("*", copy=False).from_(
             exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("all_lines"))), copy=False
         )
         recursive = plan.crediting.rollup
@@ -342,7 +350,7 @@ class _PlanCompiler(RowCompiler):
                 this=exp.to_identifier("p"), columns=[exp.to_identifier(n, quoted=True) for n in names]
             ),
         )
-        return exp.select(*[col(n) for n in names]).from_(values, copy=False)
+        return exp.select(*[col(n) for n in names], copy=False).from_(values, copy=False)
 
     def rep_periods(self) -> exp.Select:
         plan = self.plan
@@ -364,6 +372,7 @@ class _PlanCompiler(RowCompiler):
                 col("period_days", "p"),
                 alias(col("target_incentive", "r"), "annual_ti"),
                 alias(active_days, "active_days"),
+                copy=False,
             )
             .from_(table("reps", "r"), copy=False)
             .join(table("periods", "p"), join_type="cross", copy=False)
@@ -397,6 +406,7 @@ class _PlanCompiler(RowCompiler):
                 alias(quota, "period_quota"),
                 alias(ti, "period_ti"),
                 alias(proration, "proration"),
+                copy=False,
             )
             .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))), copy=False)
             .join(
@@ -415,6 +425,7 @@ class _PlanCompiler(RowCompiler):
                 alias(col("id"), "rep_id"),
                 alias(col("manager_id"), "manager_id"),
                 alias(exp.Literal.number(1), "depth"),
+                copy=False,
             )
             .from_(table("reps"), copy=False)
             .where(exp.Not(this=exp.Is(this=col("manager_id"), expression=exp.null())), copy=False)
@@ -424,6 +435,7 @@ class _PlanCompiler(RowCompiler):
                 col("rep_id", "c"),
                 alias(col("manager_id", "r"), "manager_id"),
                 alias(exp.Add(this=col("depth", "c"), expression=exp.Literal.number(1)), "depth"),
+                copy=False,
             )
             .from_(table("chain", "c"), copy=False)
             .join(table("reps", "r"), on=eq(col("id", "r"), col("manager_id", "c")), copy=False)
@@ -442,10 +454,10 @@ class _PlanCompiler(RowCompiler):
     def credits(self) -> exp.Expression:
         crediting = self.plan.crediting
         owner = exp.select(
-            alias(col("owner_rep_id"), "rep_id"), alias(col("id"), "deal_id"), alias(number(1), "share")
+            alias(col("owner_rep_id"), "rep_id"), alias(col("id"), "deal_id"), alias(number(1), "share"), copy=False
         ).from_(table("deals"), copy=False)
-        split_deals = exp.select(col("deal_id")).from_(table("deal_splits"), copy=False)
-        splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share")).from_(
+        split_deals = exp.select(col("deal_id"), copy=False).from_(table("deal_splits"), copy=False)
+        splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share"), copy=False).from_(
             table("deal_splits"), copy=False
         )
         if crediting.splits:
@@ -457,21 +469,23 @@ class _PlanCompiler(RowCompiler):
         selects = []
         if crediting.owner or crediting.splits:
             selects.append(
-                exp.select(col("rep_id", "d"), col("deal_id", "d"), col("share", "d")).from_(direct_sub, copy=False)
+                exp.select(col("rep_id", "d"), col("deal_id", "d"), col("share", "d"), copy=False).from_(
+                    direct_sub, copy=False
+                )
             )
         if crediting.rollup:
             on = eq(col("rep_id", "h"), col("rep_id", "d"))
             if crediting.rollup_depth is not None:
                 on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(crediting.rollup_depth)))
             selects.append(
-                exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"))
+                exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"), copy=False)
                 .from_(direct_sub.copy(), copy=False)
                 .join(table("chain", "h"), on=on, copy=False)
             )
         if crediting.overlay:
             on_close = lambda t: exp.Between(this=col("close_date", "d"), low=col("start", t), high=col("end", t))  # noqa: E731
             selects.append(
-                exp.select(col("rep_id", "h"), alias(col("id", "d"), "deal_id"), alias(number(1), "share"))
+                exp.select(col("rep_id", "h"), alias(col("id", "d"), "deal_id"), alias(number(1), "share"), copy=False)
                 .from_(table("deals", "d"), copy=False)
                 .join(
                     table("assignments", "t"),
@@ -492,16 +506,16 @@ class _PlanCompiler(RowCompiler):
         # Only reps on this plan matter: filtering here keeps the deal join small.
         on_plan = exp.In(
             this=col("rep_id"),
-            query=exp.Subquery(this=exp.select(col("rep_id")).from_(table("rep_periods"), copy=False)),
+            query=exp.Subquery(this=exp.select(col("rep_id"), copy=False).from_(table("rep_periods"), copy=False)),
         )
         if len(selects) == 1:  # one source credits each (rep, deal) once: no need to add shares up
             return (
-                exp.select(col("rep_id"), col("deal_id"), col("share"))
+                exp.select(col("rep_id"), col("deal_id"), col("share"), copy=False)
                 .from_(credited, copy=False)
                 .where(on_plan, copy=False)
             )
         return (
-            exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"))
+            exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"), copy=False)
             .from_(credited, copy=False)
             .where(on_plan, copy=False)
             .group_by(col("rep_id"), col("deal_id"), copy=False)
@@ -538,7 +552,7 @@ class _PlanCompiler(RowCompiler):
         if owner_only:  # the common case needs no credits table: the owner is the deal's column
             on_plan = exp.In(
                 this=col("owner_rep_id", "d"),
-                query=exp.Subquery(this=exp.select(col("rep_id")).from_(table("rep_periods"), copy=False)),
+                query=exp.Subquery(this=exp.select(col("rep_id"), copy=False).from_(table("rep_periods"), copy=False)),
             )
             rows = table("deals", "d")
             rep, share_column = col("owner_rep_id", "d"), number(1)
@@ -552,6 +566,7 @@ class _PlanCompiler(RowCompiler):
             alias(share_column, "share"),
             alias(amount_fx, "amount_fx"),
             alias(mul(amount_fx.copy(), share), "amount"),
+            copy=False,
         ).from_(rows, copy=False)
         if not owner_only:
             select = select.join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
@@ -602,6 +617,7 @@ class _PlanCompiler(RowCompiler):
                 alias(dec(col("rate")), "rate"),
                 alias(col("date"), "valid_from"),
                 alias(coalesce(day_before, date(dt.date(9999, 12, 31))), "valid_to"),
+                copy=False,
             )
             .from_(table("fx_rates"), copy=False)
             .where(eq(col("to"), text(self.plan.currency)), copy=False)
@@ -614,7 +630,7 @@ class _PlanCompiler(RowCompiler):
             alias=exp.TableAlias(this=exp.to_identifier("v"), columns=[exp.to_identifier("day", quoted=True)]),
         )
         return (
-            exp.select(col("from", "r"), col("day", "v"), col("rate", "r"))
+            exp.select(col("from", "r"), col("day", "v"), col("rate", "r"), copy=False)
             .from_(ranges.subquery("r"), copy=False)
             .join(
                 values,
@@ -657,6 +673,7 @@ class _PlanCompiler(RowCompiler):
                 col("date", "a"),
                 col("points", "a"),
                 col("account_id", "a"),
+                copy=False,
             )
             .from_(table("activities", "a"), copy=False)
             .join(
@@ -676,7 +693,7 @@ class _PlanCompiler(RowCompiler):
         if not columns:
             columns = [alias(exp.Count(this=exp.Star()), "row_count")]
         return (
-            exp.select(col("rep_id"), col("period"), *columns)
+            exp.select(col("rep_id"), col("period"), *columns, copy=False)
             .from_(table(rows), copy=False)
             .group_by(col("rep_id"), col("period"), copy=False)
         )
@@ -709,7 +726,9 @@ class _PlanCompiler(RowCompiler):
         if not self.uses_attainment:
             return inner
         value = div(self.attainment_measure(), col("quota"), self.dialect)
-        return exp.select("*", alias(value, "attainment_value")).from_(inner.subquery("m", copy=False), copy=False)
+        return exp.select("*", alias(value, "attainment_value"), copy=False).from_(
+            inner.subquery("m", copy=False), copy=False
+        )
 
     def measure_columns(self) -> exp.Select:
         agg_columns = [col(name, "da" if key.entity == "deal" else "aa") for key, name in self.aggregates.items()]
@@ -728,6 +747,7 @@ class _PlanCompiler(RowCompiler):
                 alias(ytd[1], "target_incentive"),
                 alias(dec(col("score", "s")), "mbo_score"),
                 *agg_columns,
+                copy=False,
             )
             .from_(table("rep_periods", "rp"), copy=False)
             .join(
@@ -845,6 +865,7 @@ class _PlanCompiler(RowCompiler):
             col("proration"),
             alias(deal_count, "deal_count"),
             alias(least(*year_caps) if year_caps else dec(exp.null()), "year_cap"),
+            copy=False,
         ).from_(table("measures"), copy=False)
         if year_caps:  # the running total a yearly cap applies to
             running = window(
@@ -925,8 +946,8 @@ class _PlanCompiler(RowCompiler):
         ]
         reached = exp.Case()
         for lower, _, rate in reversed(bounds):
-            reached = reached.when(exp.GTE(this=variable.copy(), expression=lower.copy()), rate.copy())
-        reached = reached.else_(ZERO.copy())
+            reached = reached.when(exp.GTE(this=variable.copy(), expression=lower.copy()), rate.copy(), copy=False)
+        reached = reached.else_(ZERO.copy(), copy=False)
         if tiers.mode == ir.TierMode.RETROACTIVE:
             return mul(base, reached), reached
         slices = []
@@ -951,15 +972,17 @@ class _PlanCompiler(RowCompiler):
         result = exp.Case()
         last_x, last_y = points[-1]
         result = result.when(
-            exp.GTE(this=variable.copy(), expression=mul(last_x, scale.copy())), mul(of.copy(), last_y)
+            exp.GTE(this=variable.copy(), expression=mul(last_x, scale.copy())), mul(of.copy(), last_y), copy=False
         )
         for (x0, y0), (x1, y1) in reversed(list(zip(points, points[1:], strict=False))):
             # of x (y0 + (v - x0 s) (y1 - y0) / ((x1 - x0) s)), with one division at the end
             rise = mul(mul(of.copy(), sub(variable.copy(), mul(x0.copy(), scale.copy()))), sub(y1.copy(), y0.copy()))
             run = mul(sub(x1.copy(), x0.copy()), scale.copy())
             value = add(mul(of.copy(), y0.copy()), div(rise, run, self.dialect))
-            result = result.when(exp.GTE(this=variable.copy(), expression=mul(x0.copy(), scale.copy())), value)
-        return result.else_(mul(of.copy(), points[0][1].copy()))
+            result = result.when(
+                exp.GTE(this=variable.copy(), expression=mul(x0.copy(), scale.copy())), value, copy=False
+            )
+        return result.else_(mul(of.copy(), points[0][1].copy()), copy=False)
 
     def cap_amount(self, cap: ir.Cap, yearly: bool) -> exp.Expression:
         if cap.amount is not None:
@@ -1031,6 +1054,7 @@ class _PlanCompiler(RowCompiler):
             alias(round_cents(col("target_incentive")), "target_incentive"),
             col("proration"),
             col("deal_count"),
+            copy=False,
         ).from_(table(source), copy=False)
 
     # ------------------------------------------------------------ draws and clawbacks
@@ -1045,7 +1069,7 @@ class _PlanCompiler(RowCompiler):
         partition = [col("rep_id")]
         order = [col("period_index")]
         earned = (
-            exp.select(col("rep_id"), col("period"), alias(dec(exp.Sum(this=col("amount"))), "earned"))
+            exp.select(col("rep_id"), col("period"), alias(dec(exp.Sum(this=col("amount"))), "earned"), copy=False)
             .from_(table("component_lines"), copy=False)
             .group_by(col("rep_id"), col("period"), copy=False)
         )
@@ -1056,6 +1080,7 @@ class _PlanCompiler(RowCompiler):
                 col("period_index", "m"),
                 alias(coalesce(col("earned", "e"), ZERO.copy()), "earned"),
                 alias(window(exp.RowNumber(), [col("rep_id", "m")], [col("period_index", "m")]), "nth"),
+                copy=False,
             )
             .from_(table("measures", "m"), copy=False)
             .join(
@@ -1079,14 +1104,17 @@ class _PlanCompiler(RowCompiler):
             col("earned"),
             alias(top_up, "top_up"),
             alias(sub(guaranteed, col("earned")), "shortfall"),
+            copy=False,
         ).from_(exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("n", quoted=True))), copy=False)
         if draw.recoverable:
-            running = exp.select("*", alias(window(exp.Sum(this=col("shortfall")), partition, order), "running")).from_(
+            running = exp.select(
+                "*", alias(window(exp.Sum(this=col("shortfall")), partition, order), "running"), copy=False
+            ).from_(
                 exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("s", quoted=True))), copy=False
             )
             lowest = window(exp.Min(this=col("running")), partition, order)
             balance = sub(col("running"), least(lowest, ZERO.copy()))
-            balanced = exp.select("*", alias(balance, "balance")).from_(
+            balanced = exp.select("*", alias(balance, "balance"), copy=False).from_(
                 exp.Subquery(this=running, alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True))), copy=False
             )
             change = sub(
@@ -1101,7 +1129,7 @@ class _PlanCompiler(RowCompiler):
             recovery = ZERO.copy()
             source = exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("b", quoted=True)))
         rows = exp.select(
-            col("rep_id"), col("period"), alias(col("top_up"), "top_up"), alias(recovery, "recovery")
+            col("rep_id"), col("period"), alias(col("top_up"), "top_up"), alias(recovery, "recovery"), copy=False
         ).from_(source, copy=False)
         sub_rows = exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("x", quoted=True)))
         selects = []
@@ -1143,6 +1171,7 @@ class _PlanCompiler(RowCompiler):
             alias(null_money.copy(), "target_incentive"),
             alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "proration"),
             alias(deal_count or exp.Literal.number(0), "deal_count"),
+            copy=False,
         )
 
     def deal_components(self) -> list[tuple[int, ir.Component, exp.Expression]]:
@@ -1165,6 +1194,7 @@ class _PlanCompiler(RowCompiler):
                 *[alias(exp.null(), n) for n in ("rep_id", "earned_period", "component", "deal_id")],
                 alias(dec(exp.null()), "credited_base"),
                 alias(dec(exp.null()), "share_of_line"),
+                copy=False,
             ).where(exp.false(), copy=False)
             ctes = [*ctes, ("deal_shares", deal_shares)]
         select = exp.select(
@@ -1176,6 +1206,7 @@ class _PlanCompiler(RowCompiler):
             col("deal_id"),
             col("credited_base"),
             col("share_of_line"),
+            copy=False,
         ).from_(table("deal_shares"), copy=False)
         for name, body in ctes:
             name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
@@ -1201,6 +1232,7 @@ class _PlanCompiler(RowCompiler):
                     col("paid_date", "d"),
                     alias(contribution.copy(), "credited_base"),
                     alias(share, "share_of_line"),
+                    copy=False,
                 )
                 .from_(table("deal_rows", "d"), copy=False)
                 .join(
@@ -1246,11 +1278,11 @@ class _PlanCompiler(RowCompiler):
         """Paid on payment: commission earned on booking is paid in the period each deal is paid."""
         traced = [component.name for _, component, _ in self.deal_components()]
         untraced = (
-            exp.select("*")
+            exp.select("*", copy=False)
             .from_(table("earned_lines"), copy=False)
             .where(exp.Not(this=exp.In(this=col("component"), expressions=[text(n) for n in traced])), copy=False)
             if traced
-            else exp.select("*").from_(table("earned_lines"), copy=False)
+            else exp.select("*", copy=False).from_(table("earned_lines"), copy=False)
         )
         if not traced:
             return untraced

@@ -40,9 +40,9 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
     for _, rule in ordered:
         condition = _rule_condition(rule, dialect)
         where = f"{rule.span.file}:{rule.span.line}" if rule.span else f"priority {rule.priority}"
-        territory = territory.when(condition, text(rule.territory))
-        rule_text = rule_text.when(condition.copy(), text(where))
-        priority = priority.when(condition.copy(), exp.Literal.number(rule.priority))
+        territory = territory.when(condition, text(rule.territory), copy=False)
+        rule_text = rule_text.when(condition.copy(), text(where), copy=False)
+        priority = priority.when(condition.copy(), exp.Literal.number(rule.priority), copy=False)
     if not ordered:
         territory = rule_text = priority = exp.null()
     matched = exp.select(
@@ -50,6 +50,7 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
         alias(territory, "territory"),
         alias(rule_text, "rule"),
         alias(priority, "priority"),
+        copy=False,
     ).from_(table("accounts", "a"), copy=False)
     # Realignment: each move starts a new dated row for its account.
     spans = _dated_spans(plan)
@@ -84,8 +85,8 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
     )
     moved_rule = (
         exp.Case()
-        .when(exp.Not(this=exp.Is(this=col("moved_to", "v"), expression=exp.null())), text("move"))
-        .else_(col("rule", "m"))
+        .when(exp.Not(this=exp.Is(this=col("moved_to", "v"), expression=exp.null())), text("move"), copy=False)
+        .else_(col("rule", "m"), copy=False)
     )
     return (
         exp.select(
@@ -97,9 +98,10 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
             alias(exp.Literal.number(plan.version), "version"),
             col("start", "v"),
             col("end", "v"),
+            copy=False,
         )
         .from_(exp.Subquery(this=matched, alias=exp.TableAlias(this=exp.to_identifier("m", quoted=True))), copy=False)
-        .join(exp.select("*").from_(pieces).subquery("v"), on=applies, copy=False)
+        .join(exp.select("*", copy=False).from_(pieces).subquery("v"), on=applies, copy=False)
     )
 
 
@@ -145,27 +147,29 @@ def holders(plans: list[ir.TerritoryPlan]) -> exp.Expression:
             *[
                 alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n)
                 for n, t in zip(names, ("TEXT", "TEXT", "TEXT", "DATE", "DATE"), strict=False)
-            ]
+            ],
+            copy=False,
         ).where(exp.false(), copy=False)
     values = exp.Values(
         expressions=rows,
         alias=exp.TableAlias(this=exp.to_identifier("h"), columns=[exp.to_identifier(n, quoted=True) for n in names]),
     )
-    return exp.select(*[col(n) for n in names]).from_(values, copy=False)
+    return exp.select(*[col(n) for n in names], copy=False).from_(values, copy=False)
 
 
 def _empty_assignments() -> exp.Select:
     names = ("account_id", "territory", "rule", "priority", "plan", "version", "start", "end")
     types = ("TEXT", "TEXT", "TEXT", "INT", "TEXT", "INT", "DATE", "DATE")
     return exp.select(
-        *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=False)]
+        *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=False)],
+        copy=False,
     ).where(exp.false(), copy=False)
 
 
 def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Select:
     """account -> territory -> owner, dated, with the rule that matched: the territory plan's output."""
     owners = (
-        exp.select("*")
+        exp.select("*", copy=False)
         .from_(table("holders"), copy=False)
         .where(exp.EQ(this=col("role"), expression=text("owner")), copy=False)
     )
@@ -186,6 +190,7 @@ def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> e
             col("priority", "t"),
             alias(start, "start"),
             alias(end, "end"),
+            copy=False,
         )
         .from_(table("assignments", "t"), copy=False)
         .join(
@@ -199,7 +204,9 @@ def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> e
             copy=False,
         )
     )
-    select = select.with_("assignments", as_=assignments(plans, dialect)).with_("holders", as_=holders(plans))
+    select = select.with_("assignments", as_=assignments(plans, dialect), copy=False).with_(
+        "holders", as_=holders(plans), copy=False
+    )
     return select.order_by(col("plan"), col("version"), col("account_id"), col("start"), copy=False)
 
 
@@ -224,8 +231,8 @@ def rule_matches(plan: ir.TerritoryPlan, dialect: str = "duckdb") -> exp.Select:
         this=case(col("m0"), exp.Literal.number(rules[0][1].priority), exp.null()),
         expressions=[case(col(f"m{i}"), exp.Literal.number(r.priority), exp.null()) for i, r in rules[1:]],
     )
-    scan = exp.select(*matched).from_(table("accounts", "a"))
-    ranked = exp.select("*", alias(best, "best")).from_(scan.subquery("s"))
+    scan = exp.select(*matched, copy=False).from_(table("accounts", "a"), copy=False)
+    ranked = exp.select("*", alias(best, "best"), copy=False).from_(scan.subquery("s"), copy=False)
     count: exp.Expression = exp.Literal.number(0)
     for index, rule in rules:
         one = case(
@@ -235,9 +242,9 @@ def rule_matches(plan: ir.TerritoryPlan, dialect: str = "duckdb") -> exp.Select:
         )
         count = exp.Add(this=count, expression=one)
     tied = (
-        exp.select("*")
-        .from_(ranked.subquery("r"))
-        .where(exp.GT(this=exp.paren(count), expression=exp.Literal.number(1)))
+        exp.select("*", copy=False)
+        .from_(ranked.subquery("r"), copy=False)
+        .where(exp.GT(this=exp.paren(count), expression=exp.Literal.number(1)), copy=False)
     )
     selects = []
     for index, rule in rules:
@@ -250,25 +257,31 @@ def rule_matches(plan: ir.TerritoryPlan, dialect: str = "duckdb") -> exp.Select:
                 alias(exp.Literal.number(rule.priority), "priority"),
                 alias(text(rule.territory), "territory"),
                 alias(text(where), "rule"),
+                copy=False,
             )
-            .from_(table("overlap_accounts", "o"))
+            .from_(table("overlap_accounts", "o"), copy=False)
             .where(
-                and_(col(f"m{index}", "o"), exp.EQ(this=col("best", "o"), expression=exp.Literal.number(rule.priority)))
+                and_(
+                    col(f"m{index}", "o"), exp.EQ(this=col("best", "o"), expression=exp.Literal.number(rule.priority))
+                ),
+                copy=False,
             )
         )
-    outer = exp.select("*").from_(
-        exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
+    outer = exp.select("*", copy=False).from_(
+        exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True))),
+        copy=False,
     )
-    outer = outer.with_(exp.TableAlias(this=exp.to_identifier("overlap_accounts", quoted=True)), as_=tied)
-    return outer.order_by(col("account_id"), col("rule"))
+    outer = outer.with_(exp.TableAlias(this=exp.to_identifier("overlap_accounts", quoted=True)), as_=tied, copy=False)
+    return outer.order_by(col("account_id"), col("rule"), copy=False)
 
 
 def _empty_overlaps() -> exp.Select:
     names = ("account_id", "plan", "version", "priority", "territory", "rule")
     types = ("TEXT", "TEXT", "INT", "INT", "TEXT", "TEXT")
     return exp.select(
-        *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=True)]
-    ).where(exp.false())
+        *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=True)],
+        copy=False,
+    ).where(exp.false(), copy=False)
 
 
 def balance(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Select:
@@ -284,8 +297,9 @@ def balance(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Selec
         names = ("plan", "version", "territory", "accounts", "potential")
         types = ("TEXT", "INT", "TEXT", "BIGINT", "DECIMAL(38, 10)")
         return exp.select(
-            *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=True)]
-        ).where(exp.false())
+            *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(t)), n) for n, t in zip(names, types, strict=True)],
+            copy=False,
+        ).where(exp.false(), copy=False)
     rows = []
     for plan in plans:
         days = (plan.effective_to - plan.effective_from).days + 1
@@ -321,11 +335,12 @@ def balance(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Selec
             col("territory", "t"),
             alias(exp.Count(this=exp.Distinct(expressions=[col("account_id", "t")])), "accounts"),
             alias(exp.Sum(this=weighted), "potential_days"),
+            copy=False,
         )
-        .from_(table("assignments", "t"))
-        .join(table("accounts", "a"), on=exp.EQ(this=col("id", "a"), expression=col("account_id", "t")))
-        .where(exp.Not(this=exp.Is(this=col("territory", "t"), expression=exp.null())))
-        .group_by(col("plan", "t"), col("version", "t"), col("territory", "t"))
+        .from_(table("assignments", "t"), copy=False)
+        .join(table("accounts", "a"), on=exp.EQ(this=col("id", "a"), expression=col("account_id", "t")), copy=False)
+        .where(exp.Not(this=exp.Is(this=col("territory", "t"), expression=exp.null())), copy=False)
+        .group_by(col("plan", "t"), col("version", "t"), col("territory", "t"), copy=False)
     )
     potential = div(
         exp.Coalesce(this=col("potential_days", "h"), expressions=[number(0)]), dec(col("plan_days", "d")), dialect
@@ -337,8 +352,9 @@ def balance(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Selec
             col("territory", "d"),
             alias(exp.Coalesce(this=col("accounts", "h"), expressions=[exp.Literal.number(0)]), "accounts"),
             alias(potential, "potential"),
+            copy=False,
         )
-        .from_(exp.select("*").from_(defined).subquery("d"))
+        .from_(exp.select("*", copy=False).from_(defined).subquery("d"))
         .join(
             held.subquery("h"),
             join_type="left",
@@ -347,7 +363,8 @@ def balance(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> exp.Selec
                 exp.EQ(this=col("version", "h"), expression=col("version", "d")),
                 exp.EQ(this=col("territory", "h"), expression=col("territory", "d")),
             ),
+            copy=False,
         )
     )
-    select = select.with_("assignments", as_=assignments(plans, dialect))
-    return select.order_by(col("plan"), col("version"), col("territory"))
+    select = select.with_("assignments", as_=assignments(plans, dialect), copy=False)
+    return select.order_by(col("plan"), col("version"), col("territory"), copy=False)
