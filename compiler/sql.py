@@ -529,6 +529,10 @@ class _PlanCompiler(RowCompiler):
         start = col("year_start" if self.ytd else "period_start", rep_period)
         return exp.Between(this=day, low=start, high=col("period_end", rep_period))
 
+    def in_force(self, day: exp.Expression) -> exp.Expression:
+        """A deal or activity counts in the plan version in force on its date (versions split a period)."""
+        return exp.Between(this=day, low=date(self.plan.effective_from), high=date(self.plan.effective_to))
+
     def deal_rows(self) -> exp.Select:
         """Each credited deal in each rep-period it counts in, with its amount in plan currency."""
         currency = self.plan.currency
@@ -571,12 +575,7 @@ class _PlanCompiler(RowCompiler):
         if not owner_only:
             select = select.join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
         select = select.join(table("periods", "p"), on=period_join, copy=False)
-        periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
-        in_range = exp.Between(
-            this=self.booking_date("d"),
-            low=date(min(periods[0].year_start, periods[0].start)),
-            high=date(periods[-1].end),
-        )
+        in_range = self.in_force(self.booking_date("d"))
         select = select.where(and_(in_range, self.deal_filter()), copy=False)
         if owner_only:
             select = select.where(on_plan, copy=False)
@@ -681,6 +680,7 @@ class _PlanCompiler(RowCompiler):
                 on=and_(eq(col("rep_id", "rp"), col("rep_id", "a")), self.in_window(col("date", "a"), "rp")),
                 copy=False,
             )
+            .where(self.in_force(col("date", "a")), copy=False)
         )
 
     # ------------------------------------------------------------ measures
