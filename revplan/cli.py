@@ -264,7 +264,7 @@ def _sqlglot_warnings():
 # ---------------------------------------------------------------- run
 
 
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "python")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -721,7 +721,8 @@ def _add_size_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=ENGINES, default="duckdb", help="where the SQL runs (default duckdb)")
+    parser.add_argument("--engine", choices=ENGINES, default="duckdb",
+                        help="where the plans run: duckdb, postgres (with --url) or python (default duckdb)")
     parser.add_argument("--url", metavar="URL", help="PostgreSQL server for --engine postgres: postgresql://...")
 
 

@@ -37,7 +37,7 @@ from dsl.schema import SCHEMA, Schema
 from runtime.quotas import normalise_quotas
 from runtime.territory_report import TerritoryReport, build_report
 
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "python")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +107,10 @@ def run_plans(
     """Every plan's results; `deals=True` also computes the deals behind each commission line."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    if engine == "python":  # the Python calculator (compiler/python.py) on the same tables
+        from runtime.python_engine import run_python
+
+        return run_python(files, connection, schema, deals)
     dialect = "postgres" if engine == "postgres" else "duckdb"
     compiled = compile_all(files, dialect)
     territories = territory_plans(files)

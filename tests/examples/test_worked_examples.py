@@ -27,6 +27,7 @@ POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
 ENGINES = [
     "duckdb",
     pytest.param("postgres", marks=pytest.mark.postgres),
+    "python",  # the Python calculator (compiler/python.py): same tests, same cents
 ]
 
 # Every worked example of the shared file has a plan here.
@@ -34,7 +35,8 @@ EXAMPLE_IDS = [f"W{n}" for n in range(1, 14)] + ["Q1", "T1"]
 
 
 def sql_calculator(engine: str):
-    """The SQL runtime on the test's DuckDB connection, or on PostgreSQL with the same tables."""
+    """The runtime on the test's DuckDB connection (SQL, or the Python calculator on its tables),
+    or on PostgreSQL with the same tables."""
     from runtime.run import run_plans
 
     if engine == "postgres" and not POSTGRES_URL:

@@ -88,3 +88,24 @@ def test_deals_behind_each_commission_line_add_up_to_it(sample_company, duckdb_l
             assert abs(shares[key] - line.amount) < Decimal("0.01"), key
             checked += 1
     assert checked > 50
+
+
+@pytest.fixture(scope="module")
+def python_result(sample_company):
+    project, data = sample_company
+    return run_plans(project.files, data.connection, engine="python", deals=True)
+
+
+def test_python_calculator_pays_byte_for_byte_what_duckdb_pays(duckdb_lines, python_result):
+    """The Python calculator (compiler/python.py) is a second implementation: same lines, same digits."""
+    lines = python_result.payout_lines
+    assert list(lines.dtypes) == list(duckdb_lines.dtypes)
+    assert lines.equals(duckdb_lines)
+    assert lines.to_csv(index=False) == duckdb_lines.to_csv(index=False)  # same scale on every Decimal
+
+
+def test_python_calculator_traces_the_same_deals(sample_company, python_result):
+    project, data = sample_company
+    sql = run_plans(project.files, data.connection, deals=True)
+    assert python_result.payout_deals.to_csv(index=False) == sql.payout_deals.to_csv(index=False)
+    assert python_result.territories.to_csv(index=False) == sql.territories.to_csv(index=False)
