@@ -227,10 +227,10 @@ def rule_matches(plan: ir.TerritoryPlan, dialect: str = "duckdb") -> exp.Select:
     matched = [alias(col("id", "a"), "account_id")]
     for index, rule in rules:
         matched.append(alias(_rule_condition(rule, dialect), f"m{index}"))
-    best = exp.Least(
-        this=case(col("m0"), exp.Literal.number(rules[0][1].priority), exp.null()),
-        expressions=[case(col(f"m{i}"), exp.Literal.number(r.priority), exp.null()) for i, r in rules[1:]],
-    )
+    # The deciding priority: the first matching rule's in priority order (LEAST is printed NULL-propagating).
+    best = exp.Case()
+    for index, rule in sorted(rules, key=lambda item: (item[1].priority, item[0])):
+        best = best.when(col(f"m{index}"), exp.Literal.number(rule.priority), copy=False)
     scan = exp.select(*matched, copy=False).from_(table("accounts", "a"), copy=False)
     ranked = exp.select("*", alias(best, "best"), copy=False).from_(scan.subquery("s"), copy=False)
     count: exp.Expression = exp.Literal.number(0)
