@@ -8,10 +8,15 @@ tries again, so one run reports every independent mistake in a file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import os
+import sys
 from functools import cache
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import Indenter
@@ -75,13 +80,85 @@ class _PlanIndenter(Indenter):
 
 @cache
 def _parser() -> Lark:
-    return Lark(
-        GRAMMAR_PATH.read_text(encoding="utf-8"),
-        parser="lalr",
-        postlex=_PlanIndenter(),
-        propagate_positions=True,
-        maybe_placeholders=False,
-    )
+    return build_parser(parser_cache_dir())
+
+
+# How the parser is built; part of the cache key, as a saved parser keeps them.
+_LARK_OPTIONS = dict(parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def build_parser(cache_dir: Path | None) -> Lark:
+    """The LALR parser, loaded from `cache_dir` when it was saved there before.
+
+    Computing the parse tables takes ~0.1 s, a fifth of a whole `revplan
+    check` of the sample plans; loading a saved parser takes ~0.01 s. The
+    file is keyed by a digest of the grammar, the options, Lark's version and
+    Python's (in its name and on its first line), so an edited grammar or an
+    upgraded Lark never loads a stale parser. It is written under a temporary
+    name and renamed, so a concurrent run never reads half of it. Without a
+    cache directory, or with an unreadable file, the parser is built anew.
+    """
+    grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
+    if cache_dir is None:
+        return Lark(grammar, postlex=_PlanIndenter(), **_LARK_OPTIONS)
+    always_accept = _PlanIndenter().always_accept  # the one thing Lark reads from the post-lexer when building
+    identity = repr((grammar, sorted(_LARK_OPTIONS.items()), always_accept, lark.__version__, sys.version_info[:2]))
+    key = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    path = cache_dir / f"grammar-{key[:24]}.lark"
+    try:
+        with path.open("rb") as file:
+            if file.readline().rstrip(b"\n") == key.encode("ascii"):
+                return Lark.load(file)
+    except Exception:  # missing, truncated, unpicklable: whatever the reason, build anew
+        pass
+    parser = Lark(grammar, postlex=_PlanIndenter(), **_LARK_OPTIONS)
+    partial = cache_dir / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with partial.open("wb") as file:
+            file.write(key.encode("ascii") + b"\n")
+            parser.save(file)
+        os.replace(partial, path)
+    except OSError:  # a full disk or a read-only cache: the parser works all the same
+        with contextlib.suppress(OSError):
+            partial.unlink()
+    _forget_old_parsers(cache_dir)
+    return parser
+
+
+KEEP_PARSERS = 8  # saved parsers of other grammars (other checkouts, edits) kept in the cache
+
+
+def _forget_old_parsers(cache_dir: Path) -> None:
+    """Each edit of the grammar saves a new parser (~120 kB); keep the most recent few."""
+    with contextlib.suppress(OSError):
+        saved = sorted(cache_dir.glob("grammar-*.lark"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in saved[KEEP_PARSERS:]:
+            old.unlink()
+
+
+def parser_cache_dir() -> Path | None:
+    """Where the parser tables are cached: $REVPLAN_CACHE_DIR, else the user's cache directory.
+
+    A pickle is loaded from there, so the directory must be private: owned by
+    the user and not writable by others (never a shared temp directory).
+    REVPLAN_CACHE_DIR set to an empty value turns the cache off.
+    """
+    configured = os.environ.get("REVPLAN_CACHE_DIR")
+    try:
+        if configured is not None:
+            if not configured:
+                return None
+            folder = Path(configured)
+        else:
+            base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+            folder = Path(base) / "revplan"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = folder.stat()
+    except (OSError, RuntimeError, KeyError):  # no home directory, read-only file system, ...
+        return None
+    if os.name == "posix" and (status.st_uid != os.getuid() or status.st_mode & 0o022):
+        return None
+    return folder
 
 
 def parse(text: str, path: str = "<text>") -> SyntaxTree:
@@ -115,6 +192,8 @@ def parse(text: str, path: str = "<text>") -> SyntaxTree:
             if blanked == source:
                 break
             source = blanked
+    if tree is not None:
+        diagnostics.extend(_reserved_names(tree, path))
     return SyntaxTree(path, text, None if diagnostics else tree, comments, tuple(diagnostics))
 
 
@@ -131,7 +210,15 @@ def find_comments(text: str) -> list[Comment]:
     ['# z']
     """
     comments = []
+    if "#" not in text:
+        return comments
     for number, line in enumerate(text.split("\n"), start=1):
+        if "#" not in line:
+            continue
+        if '"' not in line:  # no string that could hold a '#'
+            index = line.index("#")
+            comments.append(Comment(number, index + 1, line[index:].rstrip(), bool(line[:index].strip())))
+            continue
         in_string = escaped = False
         for index, char in enumerate(line):
             if in_string:
@@ -180,6 +267,34 @@ _MISTAKE_HINTS = {
     "=": "compare with a single '=' (not '==')",
     "{": "blocks are indented, not wrapped in braces",
 }
+
+
+# Words a measure cannot be named: in an expression they are always read as
+# the literal or the operator, so the measure could never be used. (Every
+# other keyword is an ordinary name where a name is expected: `measure rate`,
+# `fx_rate.from`; the contextual lexer only reads a keyword where the grammar
+# can take it.)
+RESERVED_NAMES = ("true", "false", "not")
+
+
+def _reserved_names(tree: Tree, path: str) -> list[Diagnostic]:
+    """A measure named by a reserved word: a syntax error with the reason."""
+    found = []
+    for measure in tree.find_data("measure_def"):
+        name = measure.children[0]
+        if isinstance(name, Token) and name.value in RESERVED_NAMES:
+            found.append(
+                Diagnostic(
+                    code="RP001",
+                    message=f"'{name.value}' is a reserved word; it cannot name a measure",
+                    span=_token_span(path, name, ""),
+                    hints=(
+                        "in an expression true and false are values and not is an operator, so a measure "
+                        f"of that name could never be used; choose another name, e.g. my_{name.value}",
+                    ),
+                )
+            )
+    return sorted(found, key=lambda d: (d.span.line, d.span.column))
 
 
 def _is_cascade(error: Exception) -> bool:

@@ -27,6 +27,7 @@ TOKENS = [
     "measure", "=", "sum(deal.amount)", "component", "on", "rate", "10%", "graduated", "tiers", "attainment",
     "..", "pays", "cap", "2", "x", "target_incentive", "gate", ">=", "50%", "and", "or", "not", "(", ")",
     "5,000 USD", "90 days", "test", "given", "expect", "\n", "\n  ", "\n    ", "#", ",", "-", "/", "*",
+    "true", "false", "fx_rate.from", "quota.period",
 ]
 
 
