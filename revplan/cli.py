@@ -61,8 +61,13 @@ def summary_line(diagnostics: Sequence[Diagnostic], what: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    import gc
+
     from dsl.project import load_paths
 
+    # Checking builds many long-lived trees and IR nodes; the default threshold (700)
+    # rescans them constantly (about 20 % of a 1,000-plan check).
+    gc.set_threshold(50_000)
     project = load_paths(args.paths)
     print_diagnostics(project.diagnostics, project.sources, args.format)
     if args.format == "human":
