@@ -36,22 +36,44 @@ def _rule_condition(rule: ir.AssignRule, dialect: str) -> exp.Expression:
 
 def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
     ordered = sorted(enumerate(plan.rules), key=lambda item: (item[1].priority, item[0]))
-    territory, rule_text, priority = exp.Case(), exp.Case(), exp.Case()
-    for _, rule in ordered:
-        condition = _rule_condition(rule, dialect)
+    # One CASE finds the deciding rule's position (each condition evaluated at most once per account);
+    # its territory, source line and priority come from a small join, not from three more CASE chains.
+    position: exp.Expression = exp.Case()
+    rules = []
+    for number, (_, rule) in enumerate(ordered, start=1):
         where = f"{rule.span.file}:{rule.span.line}" if rule.span else f"priority {rule.priority}"
-        territory = territory.when(condition, text(rule.territory), copy=False)
-        rule_text = rule_text.when(condition.copy(), text(where), copy=False)
-        priority = priority.when(condition.copy(), exp.Literal.number(rule.priority), copy=False)
+        position = position.when(_rule_condition(rule, dialect), exp.Literal.number(number), copy=False)
+        rules.append(
+            exp.Tuple(
+                expressions=[
+                    exp.Literal.number(number),
+                    text(rule.territory),
+                    text(where),
+                    exp.Literal.number(rule.priority),
+                ]
+            )
+        )
     if not ordered:
-        territory = rule_text = priority = exp.null()
-    matched = exp.select(
-        alias(col("id", "a"), "account_id"),
-        alias(territory, "territory"),
-        alias(rule_text, "rule"),
-        alias(priority, "priority"),
-        copy=False,
-    ).from_(table("accounts", "a"), copy=False)
+        position = exp.Cast(this=exp.null(), to=exp.DataType.build("INT"))
+        rules.append(exp.Tuple(expressions=[exp.Literal.number(0), text(""), text(""), exp.Literal.number(0)]))
+    scan = exp.select(alias(col("id", "a"), "account_id"), alias(position, "position"), copy=False).from_(
+        table("accounts", "a"), copy=False
+    )
+    names = ("position", "territory", "rule", "priority")
+    known = exp.Values(
+        expressions=rules,
+        alias=exp.TableAlias(this=exp.to_identifier("k"), columns=[exp.to_identifier(n, quoted=True) for n in names]),
+    )
+    matched = (
+        exp.select(col("account_id", "s"), col("territory", "k"), col("rule", "k"), col("priority", "k"), copy=False)
+        .from_(scan.subquery("s"), copy=False)
+        .join(
+            exp.select("*").from_(known).subquery("k"),
+            join_type="left",
+            on=exp.EQ(this=col("position", "k"), expression=col("position", "s")),
+            copy=False,
+        )
+    )
     # Realignment: each move starts a new dated row for its account.
     spans = _dated_spans(plan)
     rows = []
@@ -216,23 +238,32 @@ def territory_table(plans: list[ir.TerritoryPlan], dialect: str = "duckdb") -> e
 def rule_matches(plan: ir.TerritoryPlan, dialect: str = "duckdb") -> exp.Select:
     """Overlaps: accounts that two or more rules of the deciding (lowest matching) priority match.
 
-    One scan of accounts evaluates every rule once; only the accounts with a
+    Only rules that share a priority with another can tie (a plan without
+    such rules needs no query); one scan of accounts evaluates those, and the
+    deciding priority (the first matching rule's). Only the accounts with a
     tie come out, one row per tied rule: account_id, plan, version, priority,
     territory, rule (file:line). Among tied rules the first written wins the
-    assignment, which is why a tie is reported rather than refused.
+    assignment, which is why a tie is reported rather than refused (the
+    checker already refuses rules it can tell may overlap, RP330).
     """
     rules = list(enumerate(plan.rules))
-    if not rules:
+    by_priority: dict[int, int] = {}
+    for _, rule in rules:
+        by_priority[rule.priority] = by_priority.get(rule.priority, 0) + 1
+    tied_rules = [(index, rule) for index, rule in rules if by_priority[rule.priority] > 1]
+    if not tied_rules:  # no two rules share a priority: nothing can tie
         return _empty_overlaps()
     matched = [alias(col("id", "a"), "account_id")]
-    for index, rule in rules:
+    for index, rule in tied_rules:
         matched.append(alias(_rule_condition(rule, dialect), f"m{index}"))
     # The deciding priority: the first matching rule's in priority order (LEAST is printed NULL-propagating).
     best = exp.Case()
-    for index, rule in sorted(rules, key=lambda item: (item[1].priority, item[0])):
-        best = best.when(col(f"m{index}"), exp.Literal.number(rule.priority), copy=False)
+    for _, rule in sorted(rules, key=lambda item: (item[1].priority, item[0])):
+        best = best.when(_rule_condition(rule, dialect), exp.Literal.number(rule.priority), copy=False)
+    matched.append(alias(best, "best"))
+    rules = tied_rules
     scan = exp.select(*matched, copy=False).from_(table("accounts", "a"), copy=False)
-    ranked = exp.select("*", alias(best, "best"), copy=False).from_(scan.subquery("s"), copy=False)
+    ranked = exp.select("*", copy=False).from_(scan.subquery("s"), copy=False)
     count: exp.Expression = exp.Literal.number(0)
     for index, rule in rules:
         one = case(

@@ -15,6 +15,7 @@ import pandas as pd
 
 from compiler.quota import QUOTA_COLUMNS
 
+TEXT_COLUMNS = ("plan", "version", "rep_id", "period", "period_kind", "period_start", "period_end", "basis", "rounding")
 BASIS_LABELS = {
     "territory_potential": "territory potential",
     "prior_bookings": "prior-year bookings",
@@ -29,23 +30,16 @@ def normalise_quotas(frames: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     quotas = pd.concat(frames, ignore_index=True)[list(QUOTA_COLUMNS)].copy()
     quotas["version"] = quotas["version"].astype("int64")
-    for column in QUOTA_COLUMNS:
-        if column not in (
-            "plan",
-            "version",
-            "rep_id",
-            "period",
-            "period_kind",
-            "period_start",
-            "period_end",
-            "basis",
-            "rounding",
-        ):
+    for column in QUOTA_COLUMNS:  # Arrow and psycopg give Decimal or None; a float would be a bug
+        if column not in TEXT_COLUMNS and quotas[column].dtype.kind == "f":
             quotas[column] = quotas[column].map(_decimal)
     quotas["year_first"] = quotas["period_kind"] != "year"
     quotas = quotas.sort_values(["plan", "version", "rep_id", "year_first", "period_start"], kind="stable")
     quotas = quotas.drop(columns="year_first").reset_index(drop=True)
-    quotas["derivation"] = [" ".join(explain_lines(row)) for row in quotas.to_dict("records")]
+    # Column lists, not DataFrame.to_dict: 50,000 rows in a fraction of the time.
+    names = list(QUOTA_COLUMNS)
+    rows = zip(*[quotas[c].tolist() for c in names], strict=True)
+    quotas["derivation"] = [" ".join(explain_lines(dict(zip(names, row, strict=True)))) for row in rows]
     return quotas[columns]
 
 
