@@ -125,11 +125,30 @@ def case(condition: exp.Expression, then: exp.Expression, otherwise: exp.Express
 
 
 def greatest(*values: exp.Expression) -> exp.Expression:
-    return exp.Greatest(this=values[0], expressions=list(values[1:]))
+    return _null_if_any_null(exp.Greatest(this=values[0], expressions=list(values[1:]), ignore_nulls=True), values)
 
 
 def least(*values: exp.Expression) -> exp.Expression:
-    return exp.Least(this=values[0], expressions=list(values[1:]))
+    return _null_if_any_null(exp.Least(this=values[0], expressions=list(values[1:]), ignore_nulls=True), values)
+
+
+def _null_if_any_null(function: exp.Expression, values: tuple[exp.Expression, ...]) -> exp.Expression:
+    """GREATEST / LEAST that is NULL when an argument is NULL, on every engine.
+
+    Engines disagree on NULL arguments (DuckDB, PostgreSQL and Spark skip them;
+    BigQuery, Snowflake and Trino return NULL) and sqlglot spells the NULL rule
+    out for DuckDB only, so one plan paid differently on DuckDB and PostgreSQL
+    (tiers read on a measure with no value). Spelled out here, the function
+    never sees a NULL, and every engine computes what DuckDB always did.
+    """
+    unknown = [
+        exp.Is(this=wrap(v.copy()), expression=exp.null())
+        for v in values
+        if not (isinstance(v, exp.Literal) or (isinstance(v, exp.Cast) and isinstance(v.this, exp.Literal)))
+    ]
+    if not unknown:
+        return function
+    return exp.Case().when(exp.or_(*unknown, copy=False), exp.null(), copy=False).else_(function, copy=False)
 
 
 def coalesce(*values: exp.Expression) -> exp.Expression:
