@@ -25,7 +25,7 @@ away from zero to 10 places when they have more; quotients are the same
 integer division as `exact.div`; payout lines are rounded to cents once.
 NULLs are a mask beside the values and follow SQL: arithmetic and comparisons
 with NULL are NULL, `and`/`or`/`not` are three-valued, aggregates skip NULLs,
-LEAST/GREATEST ignore them (as DuckDB and PostgreSQL do).
+LEAST/GREATEST are NULL when an argument is (as compiler/sql.py spells out).
 
 What always holds: a construct this calculator cannot compute raises
 `CompileError` from `to_python`, before any data is read; nothing is skipped.
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
@@ -83,6 +84,20 @@ def _wide(v: np.ndarray) -> np.ndarray:
     return v if v.dtype == object else v.astype(object)
 
 
+def _narrow(v: np.ndarray) -> np.ndarray:
+    """Back to int64 when every value fits with room to spare (one C-level pass), else unchanged."""
+    if v.dtype != object or not len(v):
+        return v
+    try:
+        narrow = v.astype(np.int64)
+    except OverflowError:
+        return v
+    if int(np.abs(narrow).max()) >= LIMIT:
+        return v
+    return narrow
+
+
+@functools.lru_cache(maxsize=4096)
 def _unscaled(value: Decimal | int) -> tuple[int, int]:
     """(integer, scale) of a literal, at most SCALE places (rounded half up like exact.number)."""
     if isinstance(value, int):
@@ -197,7 +212,7 @@ def mul(a: Num, b: Num) -> Num:
         v = _wide(a.v) * _wide(b.v)
     scale = a.scale + b.scale
     if scale > SCALE:
-        v, scale = _round(v, scale - SCALE), SCALE
+        v, scale = _narrow(_round(v, scale - SCALE)), SCALE
     null = a.null | b.null
     return Num(_zero_nulls(v, null), scale, null)
 
@@ -214,7 +229,7 @@ def div(a: Num, b: Num) -> Num:
         x, y = _wide(x), _wide(y)
     magnitude = (2 * np.abs(x) * 10**SCALE + np.abs(y)) // (2 * np.abs(y))
     negative = (x < 0) != (y < 0)
-    v = np.where(negative, -magnitude, magnitude)
+    v = _narrow(np.where(negative, -magnitude, magnitude))
     return Num(_zero_nulls(v, null), SCALE, null)
 
 
@@ -222,7 +237,7 @@ def round_to(a: Num, scale: int) -> Num:
     """Rounded half away from zero to `scale` places (ROUND(x, scale)); exact when it has fewer."""
     if a.scale <= scale:
         return Num(a.at(scale), scale, a.null)
-    return Num(_round(a.v, a.scale - scale), scale, a.null)
+    return Num(_narrow(_round(a.v, a.scale - scale)), scale, a.null)
 
 
 def cents(a: Num) -> Num:
@@ -240,13 +255,12 @@ def coalesce(a: Num, b: Num) -> Num:
 
 
 def _extreme(values: Sequence[Num], pick) -> Num:
-    """LEAST / GREATEST: NULL arguments are ignored; NULL only when all are."""
+    """LEAST / GREATEST: NULL when any argument is NULL (compiler/sql.py spells this out for every engine)."""
     result = values[0]
     for other in values[1:]:
         x, y, scale = _common(result, other)
-        both = ~result.null & ~other.null
-        v = np.where(both, pick(x, y), np.where(result.null, y, x))
-        result = Num(v, scale, result.null & other.null)
+        null = result.null | other.null
+        result = Num(_zero_nulls(pick(x, y), null), scale, null)
     return result
 
 
@@ -1316,11 +1330,11 @@ class _Run:
         term = number(inputs.column("reps", "termination_date"))
         effective_from, effective_to = days(plan.effective_from), days(plan.effective_to)
         first = np.maximum(self.starts, effective_from)[None, :]
-        start = np.where(hire.null[:, None], first, np.maximum(hire.v[:, None], first))
+        start = np.maximum(hire.v[:, None], first)  # no hire date: no active day (GREATEST is NULL)
         last = np.minimum(self.ends, effective_to)[None, :]
         end = np.where(term.null[:, None], last, np.minimum(term.v[:, None], last))
         active = end - start + 1
-        keep = eligible[:, None] & (active > 0)
+        keep = eligible[:, None] & (active > 0) & ~hire.null[:, None]
         rep, period = np.nonzero(keep)  # ordered by rep, then period: the windows' order
         self.rp_rep, self.rp_period, self.rp_count = rep, period, len(rep)
         self.rp_lookup = np.full((n_reps, len(self.periods)), -1, dtype=np.int64)
@@ -1834,7 +1848,7 @@ def _decimal_array(value: Num, precision: int, scale: int) -> pa.Array:
     """An Arrow decimal128 column of exactly these values (at most `scale` places)."""
     if value.scale > scale:
         raise AssertionError(f"a value with {value.scale} places in a column of {scale}")
-    v = value.at(scale)
+    v = _narrow(value.at(scale))
     n = len(v)
     if v.dtype == object:
         mask = (1 << 64) - 1
