@@ -262,8 +262,8 @@ def plans(draw) -> Plan:
     if draw(st.booleans()):
         lines.append("  fx at period_end")
     if draw(st.booleans()):
-        periods = draw(st.sampled_from(["", " for 2 periods", " for 5 periods"]))
-        kind = draw(st.sampled_from(["recoverable", "non_recoverable"]))
+        periods = draw(st.sampled_from(["", "", " for 2 periods", " for 5 periods"]))
+        kind = draw(st.sampled_from(["recoverable", "recoverable", "non_recoverable"]))
         lines.append(f"  draw {money(draw(st.sampled_from([50, 500, '1000.01'])))} per period{periods} {kind}")
     if draw(st.booleans()):
         lines.append(f"  clawback cancelled deals within {draw(st.sampled_from([30, 90, 120]))} days")
@@ -445,7 +445,9 @@ def duckdb_lines(project, connection):
     return normalise(pd.concat(frames, ignore_index=True))
 
 
-def assert_same(expected, actual, engines: str) -> None:
+def assert_same(expected, actual, engines: str, same_types: bool = True) -> None:
+    """Same lines, digit for digit; `same_types`: also the same pandas dtypes (PostgreSQL's text
+    arrives as Python objects, DuckDB's and Python's as Arrow strings)."""
     if isinstance(expected, tuple) or isinstance(actual, tuple):
         assert expected == actual, f"{engines}: {expected} vs {actual}"
         return
@@ -458,8 +460,9 @@ def assert_same(expected, actual, engines: str) -> None:
             i = next(i for i, (a, b) in enumerate(zip(left, right, strict=True)) if a != b)
             where = expected.loc[i, ["rep_id", "period", "line_type", "component"]].tolist()
             raise AssertionError(f"{engines}: {column} at {where}: {left[i]} vs {right[i]}")
-    assert list(actual.dtypes) == list(expected.dtypes)
-    assert actual.equals(expected)
+    if same_types:
+        assert list(actual.dtypes) == list(expected.dtypes)
+        assert actual.equals(expected)
 
 
 def check_duckdb_and_python(plan_text: str, rows: dict[str, list[dict]]) -> None:
@@ -560,6 +563,12 @@ REGRESSIONS = [
          "fx_rates": [{"date": dt.date(2027, 1, 1), "from": "EUR", "to": "USD", "rate": Decimal("1.123457")}]},
     ),
     (
+        "a recoverable draw after a first period above it: only what was advanced since is recovered",
+        "  draw 1,000 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%",
+        {"reps": [rep()], "deals": [deal("D1", "20000.00", "2027-01-20"), deal("D2", "15000.00", "2027-07-20"),
+                                    deal("D3", "30000.00", "2027-10-20")]},
+    ),
+    (
         "a recoverable draw recovered across a year, with a rep hired mid-year",
         "  draw 1,000.01 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%\n"
         "    cap 1 x target_incentive per year",
@@ -606,6 +615,6 @@ def test_postgres_and_python_pay_the_same(case):
     connection = connection_for(tables_of(rows))
     try:
         assert_same(outcome(project, connection, "postgres"), outcome(project, connection, "python"),
-                    "PostgreSQL/Python")
+                    "PostgreSQL/Python", same_types=False)
     finally:
         connection.close()
