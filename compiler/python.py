@@ -2044,23 +2044,19 @@ class QuotaAmounts:
         if self.rules is None:
             return [0] * len(rep_ids)
         plan = self.plan
-        assigned = self.rules.assignments(inputs)
-        owners = [h for h in self.rules.holders() if h[2] == "owner"]
         potential = number(inputs.column("accounts", "potential")) if inputs.rows("accounts") else Num.nulls(0)
         account_cents = [0 if null else int(v) * 10 ** (2 - potential.scale) if potential.scale <= 2 else
                          int(v) // 10 ** (potential.scale - 2) for v, null in zip(potential.v, potential.null,
                                                                                    strict=True)]
         units: dict[str, int] = {}
-        for i, account in enumerate(assigned["account"]):
-            territory = assigned["territory"][i]
-            t_start, t_end = assigned["start"][i], assigned["end"][i]
-            for o_territory, rep, _, o_start, o_end in owners:
-                if o_territory != territory or o_start > t_end or o_end < t_start:
-                    continue
-                first = max(max(t_start, o_start), plan.effective_from)
-                last = min(min(t_end, o_end), plan.effective_to)
-                if first > last:
-                    continue
+        owned = self.rules.owned(inputs)
+        for account, t_start, t_end, rep, o_start, o_end in zip(
+            owned["account"], owned["start"], owned["end"], owned["rep"], owned["o_start"], owned["o_end"],
+            strict=True,
+        ):
+            first = max(t_start, o_start, plan.effective_from)
+            last = min(t_end, o_end, plan.effective_to)
+            if first <= last:
                 units[rep] = units.get(rep, 0) + max(account_cents[account], 0) * ((last - first).days + 1)
         return [units.get(r, 0) for r in rep_ids]
 
@@ -2190,6 +2186,19 @@ class _TerritoryRules:
         inputs.cache[key] = out
         return out
 
+    def owned(self, inputs: Inputs, assigned: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every (assignment, owner) pair whose dates overlap: the assignment's columns, rep, o_start, o_end."""
+        if assigned is None:
+            assigned = pd.DataFrame(self.assignments(inputs))
+            assigned["row"] = np.arange(len(assigned))
+        owners = pd.DataFrame([h for h in self.holders() if h[2] == "owner"],
+                              columns=["territory", "rep", "role", "o_start", "o_end"])
+        if assigned.empty or owners.empty:
+            return assigned.iloc[:0].assign(rep=None, o_start=None, o_end=None)
+        pairs = assigned[assigned["territory"].notna()].merge(owners.drop(columns="role"), on="territory")
+        overlap = (pairs["o_start"] <= pairs["end"]) & (pairs["o_end"] >= pairs["start"])
+        return pairs[overlap]
+
     def holders(self) -> list[tuple[str, str, str, dt.date, dt.date]]:
         """(territory, rep, role, start, end): a later owner replaces the earlier one."""
         rows = []
@@ -2229,26 +2238,33 @@ def territory_table(plans: Sequence[ir.TerritoryPlan], tables: Mapping[str, pa.T
     """account -> territory -> owner, dated, with the rule that matched (the territory plans' output)."""
     inputs = tables if isinstance(tables, Inputs) else Inputs(tables)
     rules = _TerritoryRules(plans)
-    assigned = rules.assignments(inputs)
-    owners = [h for h in rules.holders() if h[2] == "owner"]
-    ids = inputs.text("accounts", "id").decode() if inputs.rows("accounts") else []
-    rows = []
-    for i, account in enumerate(assigned["account"]):
-        t_start, t_end, territory = assigned["start"][i], assigned["end"][i], assigned["territory"][i]
-        matched = [o for o in owners if o[0] == territory and o[3] <= t_end and o[4] >= t_start]
-        base = (assigned["plan"][i], assigned["version"][i], ids[account], territory)
-        tail = (assigned["rule"][i], assigned["priority"][i])
-        if not matched:
-            rows.append((*base, None, *tail, t_start, t_end))
-        for _, rep, _, o_start, o_end in matched:
-            rows.append((*base, rep, *tail, max(t_start, o_start), min(t_end, o_end)))
-    rows.sort(key=lambda r: (r[0], r[1], r[2], r[7]))
+    assigned = pd.DataFrame(rules.assignments(inputs))
     names = ("plan", "version", "account_id", "territory", "owner_rep_id", "rule", "priority", "start", "end")
     types = (pa.string(), pa.int32(), pa.string(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.date32(),
              pa.date32())
-    columns = {name: pa.array([r[i] for r in rows], kind) for i, (name, kind) in enumerate(zip(names, types,
-                                                                                             strict=True))}
-    return pa.table(columns).to_pandas()
+    schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
+    if assigned.empty:
+        return schema.empty_table().to_pandas()
+    ids = np.array(inputs.text("accounts", "id").decode(), dtype=object)
+    assigned["row"] = np.arange(len(assigned))
+    matched = rules.owned(inputs, assigned)
+    unmatched = assigned[~assigned["row"].isin(matched["row"])].assign(rep=None, o_start=None, o_end=None)
+    rows = pd.concat([matched, unmatched], ignore_index=True)
+    rows["from"] = [t if o is None else max(t, o) for t, o in zip(rows["start"], rows["o_start"], strict=True)]
+    rows["to"] = [t if o is None else min(t, o) for t, o in zip(rows["end"], rows["o_end"], strict=True)]
+    rows["account_id"] = ids[rows["account"].to_numpy(np.int64)]
+    rows = rows.sort_values(["plan", "version", "account_id", "from", "row"], kind="stable")
+    columns = {
+        "plan": rows["plan"], "version": rows["version"], "account_id": rows["account_id"],
+        "territory": rows["territory"], "owner_rep_id": rows["rep"], "rule": rows["rule"],
+        "priority": rows["priority"], "start": rows["from"], "end": rows["to"],
+    }
+    arrays = [pa.array([None if _missing(v) else v for v in columns[n]], t) for n, t in zip(names, types, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema).to_pandas()
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 # ================================================================ running plan files

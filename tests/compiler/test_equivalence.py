@@ -160,6 +160,7 @@ class Plan:
     period: str
     effective_from: dt.date
     effective_to: dt.date
+    clawback_days: int = 90
 
 
 HEADER = """  effective 2027-01-01 to 2027-12-31
@@ -265,8 +266,9 @@ def plans(draw) -> Plan:
         periods = draw(st.sampled_from(["", "", " for 2 periods", " for 5 periods"]))
         kind = draw(st.sampled_from(["recoverable", "recoverable", "non_recoverable"]))
         lines.append(f"  draw {money(draw(st.sampled_from([50, 500, '1000.01'])))} per period{periods} {kind}")
+    clawback_days = draw(st.sampled_from([30, 90, 120]))
     if draw(st.booleans()):
-        lines.append(f"  clawback cancelled deals within {draw(st.sampled_from([30, 90, 120]))} days")
+        lines.append(f"  clawback cancelled deals within {clawback_days} days")
     for index in range(draw(st.integers(1, 3))):
         lines.append("")
         lines += draw(component(index, has_attainment))
@@ -275,7 +277,7 @@ def plans(draw) -> Plan:
     uses_potential = quotas_from_plan and "territory_potential" in lines[-1]
     if "overlay" in credit or uses_potential or draw(st.integers(0, 4)) == 0:
         lines += ["", draw(territory_plan())]
-    return Plan("\n".join(lines) + "\n", period, start, end)
+    return Plan("\n".join(lines) + "\n", period, start, end, clawback_days)
 
 
 # ---------------------------------------------------------------- data
@@ -291,7 +293,13 @@ def day(offset: int) -> dt.date:
     return dt.date(2027, 1, 1) + dt.timedelta(days=offset)
 
 
-days = st.integers(-40, 380)
+# Any day around the plan year, often a boundary: period and year ends, a move (06-01), an owner or
+# overlay change (05-01, 08-15), a version's dates (02-15, 11-20), a SPIFF window (03-01, 06-15, 09-30).
+BOUNDARIES = ("2026-12-31", "2027-01-01", "2027-02-14", "2027-02-15", "2027-03-31", "2027-04-01", "2027-04-30",
+              "2027-05-01", "2027-05-31", "2027-06-01", "2027-06-30", "2027-08-15", "2027-09-30", "2027-11-20",
+              "2027-11-21", "2027-12-31")
+days = st.integers(-40, 380) | st.sampled_from([(dt.date.fromisoformat(d) - dt.date(2027, 1, 1)).days
+                                                for d in BOUNDARIES])
 
 
 def cents(low: int, high: int):
@@ -342,8 +350,9 @@ def datasets(draw, plan: Plan) -> dict[str, list[dict]]:
     deals = []
     for i in range(draw(st.integers(2, 12))):
         close = day(draw(days))
-        # Cancellations on, just after and before the clawback windows (day N is inside).
-        after = draw(st.sampled_from([0, 30, 31, 90, 91, 120, 121]) | st.integers(-5, 150))
+        # Cancellations often on the clawback window's last day (inside) or the day after (outside).
+        window = plan.clawback_days
+        after = draw(st.sampled_from([window, window + 1, window - 1, 0]) | st.integers(-5, 150))
         cancel = close + dt.timedelta(days=after) if draw(st.integers(0, 2)) == 0 else None
         paid = close + dt.timedelta(days=draw(st.integers(0, 200))) if draw(st.booleans()) else None
         deals.append({
@@ -487,6 +496,36 @@ comp plan "Case" version 1
 """
 
 
+TERRITORIES = """
+territory plan "Territories" version 1
+  effective 2027-01-01 to 2027-12-31
+  period year
+  currency USD
+  owners sales "@s" finance "@f"
+  territory "East"
+    owner "R0"
+    overlay "R1" from 2027-05-01
+  territory "West"
+    owner "R1"
+    overlay "R2"
+  assign accounts where account.country = "US" to "West" priority 1
+  move account "A1" to "East" on 2027-06-01
+"""
+
+QUOTA_PLAN = """
+quota plan "Quotas" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  applies to reps where rep.role = "AE"
+  target 100,000.01 USD
+  allocate by equal
+  phasing 20%, 25%, 25%, 30%
+  ramp 50%, 75%
+"""
+
+
 def rep(rep_id: str = "R0", **values) -> dict:
     return {"id": rep_id, "name": rep_id, "role": "AE", "currency": "USD", "hire_date": dt.date(2020, 1, 1),
             "target_incentive": Decimal("80000.00"), **values}
@@ -501,59 +540,68 @@ def quota(amount: str, period: str = "2027-Q1", rep_id: str = "R0") -> dict:
     return {"rep_id": rep_id, "period": period, "amount": Decimal(amount)}
 
 
-# (name, comp plan lines, rows): disagreements met while building the Python calculator, and the
-# corners where the SQL's behaviour is easy to get wrong, each as small as it can be.
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    lines: str  # the comp plan's lines after its header
+    rows: dict
+    start: str = "2027-01-01"
+    extra: str = ""  # quota and territory plans the comp plan reads
+
+
+# Disagreements met while building the Python calculator, and corners where the SQL's behaviour is
+# easy to get wrong (or that random data reaches too rarely), each as small as it can be.
 REGRESSIONS = [
-    (
+    Case(
         "half-cent ties round away from zero, on the line and on its clawback",
         "  clawback cancelled deals within 90 days\n  component \"C\" on bookings\n    rate 1%",
         {"reps": [rep()], "deals": [deal("D1", "12.50", "2027-01-10", cancel_date=dt.date(2027, 4, 1)),
                                     deal("D2", "0.50", "2027-02-10")]},
     ),
-    (
+    Case(
         "a paid deal that adds nothing to a component's base earns no paid line for it",
         "  paid on payment\n  component \"New\" on new_bookings\n    rate 10%\n"
         "  component \"All\" on bookings\n    rate 1%",
         {"reps": [rep()], "deals": [deal("D1", "1000.00", "2027-01-10", product="renewal",
                                          paid_date=dt.date(2027, 4, 2))]},
     ),
-    (
+    Case(
         "deals no aggregate counts (lost, cancelled) are not clawed back or counted",
         "  clawback cancelled deals within 90 days\n  component \"C\" on bookings\n    rate 10%",
         {"reps": [rep()], "deals": [deal("D1", "1000.00", "2027-01-10", stage="closed_lost",
                                          cancel_date=dt.date(2027, 4, 1)),
                                     deal("D2", "333.33", "2027-01-11", cancel_date=dt.date(2027, 4, 10))]},
     ),
-    (
+    Case(
         "year to date in a version that starts mid-year: earlier deals of the year do not count",
         "  attainment = bookings / quota\n  measured year_to_date with true_up\n  component \"C\" on bookings\n"
         "    graduated tiers on attainment\n      0% .. 100% pays 5%\n      100% .. pays 10%",
         {"reps": [rep()], "deals": [deal("D1", "50000.00", "2027-01-20"), deal("D2", "70000.00", "2027-05-20"),
                                     deal("D3", "90000.00", "2027-08-20")],
          "quotas": [quota("100000.00", f"2027-Q{q}") for q in range(1, 5)]},
-        "2027-04-01",
+        start="2027-04-01",
     ),
-    (
+    Case(
         "graduated tiers on a base that is another name for the same measure pay at the effective rate",
         "  attainment = bookings / quota\n  component \"C\" on won_bookings\n    graduated tiers on attainment\n"
         "      0% .. 50% pays 3.33%\n      50% .. pays 7.125%",
         {"reps": [rep()], "deals": [deal("D1", "33333.33", "2027-01-20"), deal("D2", "77777.77", "2027-02-20")],
          "quotas": [quota("99999.99")]},
     ),
-    (
+    Case(
         "tiers on a measure with no value (no won deal: max is NULL) follow SQL's LEAST and GREATEST",
         "  component \"C\" on biggest\n    graduated tiers on biggest\n      0 USD .. 1,000 USD pays 5%\n"
         "      1,000 USD .. pays 10%",
         {"reps": [rep()], "deals": [deal("D1", "5000.00", "2027-01-20", stage="open")]},
     ),
-    (
+    Case(
         "a zero quota: attainment unknown, gates closed, curves at their first point",
         "  attainment = bookings / quota\n  component \"T\"\n    curve on attainment of target_incentive\n"
         "      50% pays 20%\n      100% pays 100%\n  component \"G\" on bookings\n    rate 5%\n"
         "    gate attainment >= 50%",
         {"reps": [rep()], "deals": [deal("D1", "5000.00", "2027-01-20")], "quotas": [quota("0.00")]},
     ),
-    (
+    Case(
         "split credit with a third of a deal: shares rounded to 10 places, then cents",
         "  credit splits\n  credit rollup\n  component \"C\" on bookings\n    rate 12.5%",
         {"reps": [rep(), rep("R1", manager_id="R0"), rep("R2", manager_id="R1")],
@@ -562,13 +610,35 @@ REGRESSIONS = [
                          for r, p in (("R0", "0.333333"), ("R1", "0.333333"), ("R2", "0.333334"))],
          "fx_rates": [{"date": dt.date(2027, 1, 1), "from": "EUR", "to": "USD", "rate": Decimal("1.123457")}]},
     ),
-    (
+    Case(
         "a recoverable draw after a first period above it: only what was advanced since is recovered",
         "  draw 1,000 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%",
         {"reps": [rep()], "deals": [deal("D1", "20000.00", "2027-01-20"), deal("D2", "15000.00", "2027-07-20"),
                                     deal("D3", "30000.00", "2027-10-20")]},
     ),
-    (
+    Case(
+        "a deal cancelled on the clawback window's last day is clawed back, the day after it is not",
+        "  clawback cancelled deals within 30 days\n  component \"C\" on bookings\n    rate 10%",
+        {"reps": [rep()], "deals": [deal("D1", "1000.00", "2027-03-15", cancel_date=dt.date(2027, 4, 14)),
+                                    deal("D2", "2000.00", "2027-03-15", cancel_date=dt.date(2027, 4, 15))]},
+    ),
+    Case(
+        "overlay credit up to the day before a move, the mover's overlays from the move on",
+        "  credit overlay\n  component \"C\" on bookings\n    rate 2.5%",
+        {"reps": [rep(), rep("R1"), rep("R2")], "accounts": [{"id": "A1", "name": "A1", "country": "US"}],
+         "deals": [deal(f"D{i}", "1000.10", day, account_id="A1") for i, day in
+                   enumerate(["2027-05-31", "2027-06-01", "2027-12-31", "2027-04-30", "2027-05-01"])]},
+        extra=TERRITORIES,
+    ),
+    Case(
+        "quotas from a quota plan: the odd cent goes to the first rep_id, a new hire is ramped",
+        "  quota from plan \"Quotas\"\n  attainment = bookings / quota\n  component \"C\" on bookings\n"
+        "    graduated tiers on attainment\n      0% .. 100% pays 5%\n      100% .. pays 9%",
+        {"reps": [rep(), rep("R1", role="SDR"), rep("R2", hire_date=dt.date(2027, 2, 10))],
+         "deals": [deal("D1", "40000.00", "2027-01-20"), deal("D2", "30000.00", "2027-05-20", owner_rep_id="R2")]},
+        extra=QUOTA_PLAN,
+    ),
+    Case(
         "a recoverable draw recovered across a year, with a rep hired mid-year",
         "  draw 1,000.01 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%\n"
         "    cap 1 x target_incentive per year",
@@ -579,11 +649,10 @@ REGRESSIONS = [
 ]
 
 
-@pytest.mark.parametrize("case", REGRESSIONS, ids=[c[0] for c in REGRESSIONS])
-def test_known_corners_pay_the_same(case):
-    name, lines, rows, *start = case
-    plan_text = PLAN.format(start=start[0] if start else "2027-01-01", lines=lines)
-    full = {table: [dict(_defaults(table), **row) for row in table_rows] for table, table_rows in rows.items()}
+@pytest.mark.parametrize("case", REGRESSIONS, ids=[c.name for c in REGRESSIONS])
+def test_known_corners_pay_the_same(case: Case):
+    plan_text = PLAN.format(start=case.start, lines=case.lines) + case.extra
+    full = {table: [dict(_defaults(table), **row) for row in rows] for table, rows in case.rows.items()}
     check_duckdb_and_python(plan_text, full)
 
 
