@@ -606,10 +606,14 @@ class Inputs:
             positions[keys.codes[valid]] = np.flatnonzero(valid)
             self.cache[cache_key] = (keys, positions)
         keys, positions = self.cache[cache_key]
-        lookup = pd.Index(keys.uniques)
-        mapping = np.r_[lookup.get_indexer(values.uniques), -1] if values.uniques else np.array([-1])
-        codes = mapping[values.codes]
-        return np.where(codes >= 0, positions[codes], -1)
+        found_key = ("found", table, key, id(values))  # columns are converted once, so their id is stable
+        found = self.cache.get(found_key)
+        if found is None or found[0] is not values:
+            lookup = pd.Index(keys.uniques)
+            mapping = np.r_[lookup.get_indexer(values.uniques), -1] if values.uniques else np.array([-1])
+            mapping = np.where(mapping >= 0, positions[mapping], -1)
+            found = self.cache[found_key] = (values, mapping[values.codes])
+        return found[1]
 
 
 class Rows:
@@ -2045,19 +2049,24 @@ class QuotaAmounts:
             return [0] * len(rep_ids)
         plan = self.plan
         potential = number(inputs.column("accounts", "potential")) if inputs.rows("accounts") else Num.nulls(0)
-        account_cents = [0 if null else int(v) * 10 ** (2 - potential.scale) if potential.scale <= 2 else
-                         int(v) // 10 ** (potential.scale - 2) for v, null in zip(potential.v, potential.null,
-                                                                                   strict=True)]
-        units: dict[str, int] = {}
+        cents = potential.at(2, wide=True) if potential.scale <= 2 else _round(_wide(potential.v), potential.scale - 2)
+        cents = np.where(potential.null, 0, cents)
         owned = self.rules.owned(inputs)
-        for account, t_start, t_end, rep, o_start, o_end in zip(
-            owned["account"], owned["start"], owned["end"], owned["rep"], owned["o_start"], owned["o_end"],
-            strict=True,
-        ):
-            first = max(t_start, o_start, plan.effective_from)
-            last = min(t_end, o_end, plan.effective_to)
-            if first <= last:
-                units[rep] = units.get(rep, 0) + max(account_cents[account], 0) * ((last - first).days + 1)
+        if owned.empty:
+            return [0] * len(rep_ids)
+
+        def day_numbers(column) -> np.ndarray:
+            return np.array([days(d) for d in column], dtype=np.int64)
+
+        first = np.maximum(np.maximum(day_numbers(owned["start"]), day_numbers(owned["o_start"])),
+                           days(plan.effective_from))
+        last = np.minimum(np.minimum(day_numbers(owned["end"]), day_numbers(owned["o_end"])), days(plan.effective_to))
+        keep = first <= last
+        account_cents = cents[owned["account"].to_numpy(np.int64)[keep]]
+        weight = np.maximum(account_cents, 0) * (last - first + 1)[keep].astype(object)
+        units: dict[str, int] = {}
+        for rep, value in zip(owned["rep"].to_numpy(object)[keep], weight, strict=True):
+            units[rep] = units.get(rep, 0) + int(value)
         return [units.get(r, 0) for r in rep_ids]
 
     def prior_bookings(self, inputs: Inputs, rep_ids: list[str]) -> list[int]:
@@ -2145,13 +2154,13 @@ class _TerritoryRules:
                 rules.append((rule, where, condition))
             self.compiled.append((plan, rules))
 
-    def assignments(self, inputs: Inputs) -> dict[str, list]:
+    def assignments(self, inputs: Inputs) -> dict[str, np.ndarray]:
         """account row, territory, rule, priority, plan, version, start, end: one row per account and span."""
         key = ("assignments", id(self))
         if key in inputs.cache:
             return inputs.cache[key]
-        out: dict[str, list] = {k: [] for k in ("account", "territory", "rule", "priority", "plan", "version",
-                                                "start", "end")}
+        parts: dict[str, list] = {k: [] for k in ("account", "territory", "rule", "priority", "plan", "version",
+                                                  "start", "end")}
         n = inputs.rows("accounts")
         accounts = Rows(inputs, "accounts")
         ids = inputs.text("accounts", "id").decode() if n else np.zeros(0, dtype=object)
@@ -2168,21 +2177,19 @@ class _TerritoryRules:
                 take = hit & open_
                 territory[take], rule_text[take], priority[take] = rule.territory, where, rule.priority
                 open_ &= ~hit
-            moved = {m.account for m in plan.moves}
+            moved = np.isin(ids, [m.account for m in plan.moves]) if n else np.zeros(0, dtype=bool)
             for account, start, end, moved_to in _dated_spans(plan):
-                if account is None:
-                    rows = [i for i in range(n) if ids[i] not in moved]
-                else:
-                    rows = [i for i in range(n) if ids[i] == account]
-                for i in rows:
-                    out["account"].append(i)
-                    out["territory"].append(moved_to if moved_to is not None else territory[i])
-                    out["rule"].append("move" if moved_to is not None else rule_text[i])
-                    out["priority"].append(priority[i])
-                    out["plan"].append(plan.name)
-                    out["version"].append(plan.version)
-                    out["start"].append(start)
-                    out["end"].append(end)
+                rows = np.flatnonzero(~moved if account is None else ids == account)
+                count = len(rows)
+                parts["account"].append(rows)
+                parts["territory"].append(territory[rows] if moved_to is None else np.full(count, moved_to, object))
+                parts["rule"].append(rule_text[rows] if moved_to is None else np.full(count, "move", object))
+                parts["priority"].append(priority[rows])
+                parts["plan"].append(np.full(count, plan.name, object))
+                parts["version"].append(np.full(count, plan.version, np.int64))
+                parts["start"].append(np.full(count, start, object))
+                parts["end"].append(np.full(count, end, object))
+        out = {k: np.concatenate(v) if v else np.zeros(0, dtype=object) for k, v in parts.items()}
         inputs.cache[key] = out
         return out
 
@@ -2250,8 +2257,12 @@ def territory_table(plans: Sequence[ir.TerritoryPlan], tables: Mapping[str, pa.T
     matched = rules.owned(inputs, assigned)
     unmatched = assigned[~assigned["row"].isin(matched["row"])].assign(rep=None, o_start=None, o_end=None)
     rows = pd.concat([matched, unmatched], ignore_index=True)
-    rows["from"] = [t if o is None else max(t, o) for t, o in zip(rows["start"], rows["o_start"], strict=True)]
-    rows["to"] = [t if o is None else min(t, o) for t, o in zip(rows["end"], rows["o_end"], strict=True)]
+    owned = rows["o_start"].notna().to_numpy()
+    start, end = rows["start"].to_numpy(object), rows["end"].to_numpy(object)
+    o_start = np.where(owned, rows["o_start"].to_numpy(object), start)  # no owner: the assignment's dates
+    o_end = np.where(owned, rows["o_end"].to_numpy(object), end)
+    rows["from"] = np.where(o_start > start, o_start, start)
+    rows["to"] = np.where(o_end < end, o_end, end)
     rows["account_id"] = ids[rows["account"].to_numpy(np.int64)]
     rows = rows.sort_values(["plan", "version", "account_id", "from", "row"], kind="stable")
     columns = {
@@ -2259,12 +2270,8 @@ def territory_table(plans: Sequence[ir.TerritoryPlan], tables: Mapping[str, pa.T
         "territory": rows["territory"], "owner_rep_id": rows["rep"], "rule": rows["rule"],
         "priority": rows["priority"], "start": rows["from"], "end": rows["to"],
     }
-    arrays = [pa.array([None if _missing(v) else v for v in columns[n]], t) for n, t in zip(names, types, strict=True)]
+    arrays = [pa.array(columns[n].to_numpy(object), t, from_pandas=True) for n, t in zip(names, types, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema).to_pandas()
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 # ================================================================ running plan files

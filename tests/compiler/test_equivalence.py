@@ -29,9 +29,10 @@ from decimal import Decimal
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from compiler.python import run_files
 from compiler.sql import CompileError, compile_plan
 from dsl.diagnostics import RevplanError
 from dsl.project import load_texts
@@ -424,10 +425,14 @@ def tables_of(rows: dict[str, list[dict]]) -> dict[str, pa.Table]:
     return tables
 
 
-def project_of(plan_text: str):
+def project_of(plan_text: str, generated: bool = False):
+    """The checked project; a generated plan the checker refuses is skipped (rarely: a cap below what a
+    gated curve pays, RP306), a hand-written one must check clean."""
     project = load_texts([("measures.plan", MEASURES), ("plan.plan", plan_text)])
     errors = [f"{d.code} {d.message}" for d in project.diagnostics if d.is_error]
-    assert not errors, f"the generator wrote an invalid plan: {errors}\n{plan_text}"
+    if generated:
+        assume(not errors)
+    assert not errors, f"an invalid plan: {errors}\n{plan_text}"
     return project
 
 
@@ -436,6 +441,8 @@ def outcome(project, connection, engine: str):
     try:
         if engine == "duckdb":
             return duckdb_lines(project, connection)
+        if engine == "python":  # the payout lines only (run_plans adds the quota and territory reports)
+            return normalise(run_files(project.files, connection).payout_lines)
         return run_plans(project.files, connection, engine=engine, url=POSTGRES_URL).payout_lines
     except RevplanError as error:
         return tuple(sorted(d.code for d in error.diagnostics))
@@ -474,8 +481,8 @@ def assert_same(expected, actual, engines: str, same_types: bool = True) -> None
         assert actual.equals(expected)
 
 
-def check_duckdb_and_python(plan_text: str, rows: dict[str, list[dict]]) -> None:
-    project = project_of(plan_text)
+def check_duckdb_and_python(plan_text: str, rows: dict[str, list[dict]], generated: bool = False) -> None:
+    project = project_of(plan_text, generated)
     connection = connection_for(tables_of(rows))
     try:
         assert_same(outcome(project, connection, "duckdb"), outcome(project, connection, "python"), "DuckDB/Python")
@@ -668,7 +675,7 @@ def _defaults(table: str) -> dict:
 @given(cases())
 def test_duckdb_and_python_pay_the_same(case):
     plan_text, rows = case
-    check_duckdb_and_python(plan_text, rows)
+    check_duckdb_and_python(plan_text, rows, generated=True)
 
 
 @pytest.mark.postgres
@@ -680,7 +687,7 @@ def test_postgres_and_python_pay_the_same(case):
             pytest.fail("CI must provide a PostgreSQL server (REVPLAN_TEST_POSTGRES_URL); see .ci/run")
         pytest.skip("no PostgreSQL server: set REVPLAN_TEST_POSTGRES_URL (source .ci/postgres.sh; start_postgres)")
     plan_text, rows = case
-    project = project_of(plan_text)
+    project = project_of(plan_text, generated=True)
     connection = connection_for(tables_of(rows))
     try:
         assert_same(outcome(project, connection, "postgres"), outcome(project, connection, "python"),
