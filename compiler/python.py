@@ -306,7 +306,7 @@ class Str:
 
     @staticmethod
     def const(value: str, n: int) -> Str:
-        return Str(np.zeros(n, dtype=np.int64), [value])
+        return Str(np.zeros(n, dtype=np.int32), [value])
 
     @property
     def null(self) -> np.ndarray:
@@ -550,7 +550,7 @@ def _arrow_value(array: pa.Array | pa.ChunkedArray) -> Value:
         if pa.types.is_string_view(kind):
             array = array.cast(pa.string())
         encoded = pc.dictionary_encode(array)
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
         return Str(codes, encoded.dictionary.to_pylist())
     if pa.types.is_boolean(kind):
         return Bool(array.fill_null(False).to_numpy(zero_copy_only=False).astype(bool), null)
@@ -591,7 +591,7 @@ class Inputs:
     def text(self, table: str, name: str) -> Str:
         value = self.column(table, name)
         if isinstance(value, Nulls):
-            return Str(np.full(len(value.null), -1, dtype=np.int64), [])
+            return Str(np.full(len(value.null), -1, dtype=np.int32), [])
         if not isinstance(value, Str):
             raise CompileError(f"{table}.{name} is not text")
         return value
@@ -1401,14 +1401,16 @@ class _Run:
 
     # ------------------------------------------------------------ credit and deal rows
 
-    def credits(self) -> tuple[np.ndarray, np.ndarray, Num]:
-        """(rep row, deal row, share) for every credit: owner, splits, roll-up, overlay."""
+    def credits(self) -> tuple[np.ndarray, np.ndarray, Num | None]:
+        """(rep row, deal row, share) for every credit: owner, splits, roll-up, overlay (share: splits only)."""
         crediting, inputs = self.plan.crediting, self.inputs
         n_deals = inputs.rows("deals")
         owner_rep = inputs.index_of("reps", "id", inputs.text("deals", "owner_rep_id")) if n_deals else \
             np.zeros(0, dtype=np.int64)
         deal_all = np.arange(n_deals)
-        direct_rep, direct_deal, direct_share = owner_rep, deal_all, Num.const(1, n_deals)
+        # Shares matter with split credit only (the credited amount is amount x share); else None.
+        direct_share = Num.const(1, n_deals) if crediting.splits else None
+        direct_rep, direct_deal = owner_rep, deal_all
         if crediting.splits and inputs.rows("deal_splits"):
             split_deal = inputs.index_of("deals", "id", inputs.text("deal_splits", "deal_id"))
             split_rep = inputs.index_of("reps", "id", inputs.text("deal_splits", "rep_id"))
@@ -1428,19 +1430,20 @@ class _Run:
             sources.append(self.overlay())
         reps = np.concatenate([s[0] for s in sources])
         deals = np.concatenate([s[1] for s in sources])
-        shares = _concat_nums([s[2] for s in sources])
+        shares = _concat_nums([s[2] for s in sources]) if crediting.splits else None
         keep = (reps >= 0) & (deals >= 0)  # a rep or deal that does not exist joins nothing
-        reps, deals, shares = reps[keep], deals[keep], shares.take(np.flatnonzero(keep))
+        reps, deals = reps[keep], deals[keep]
+        shares = shares.take(np.flatnonzero(keep)) if shares is not None else None
         if len(sources) > 1:  # the same rep credited twice for a deal: one row, shares added
             key = reps * max(n_deals, 1) + deals
             order = np.argsort(key, kind="stable")
             dense = _dense(key[order])
             groups = Groups(dense, int(dense[-1]) + 1 if len(dense) else 0)
-            shares = groups.sum(shares.take(order))
+            shares = groups.sum(shares.take(order)) if shares is not None else None
             reps, deals = reps[order][groups.starts], deals[order][groups.starts]
         return reps, deals, shares
 
-    def rollup(self, reps: np.ndarray, deals: np.ndarray, shares: Num):
+    def rollup(self, reps: np.ndarray, deals: np.ndarray, shares: Num | None):
         """The managers above each credited rep (up to the depth), with the rep's share."""
         inputs = self.inputs
         manager = inputs.index_of("reps", "id", inputs.text("reps", "manager_id"))
@@ -1457,10 +1460,11 @@ class _Run:
                 break
             out_reps.append(current)
             out_deals.append(deals[rows])
-            out_shares.append(shares.take(rows))
+            out_shares.append(shares.take(rows) if shares is not None else None)
         if not out_reps:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), Num.const(1, 0)
-        return np.concatenate(out_reps), np.concatenate(out_deals), _concat_nums(out_shares)
+        merged = _concat_nums(out_shares) if shares is not None else None
+        return np.concatenate(out_reps), np.concatenate(out_deals), merged
 
     def overlay(self):
         """Overlay reps of the territory holding the deal's account on its close date."""
@@ -1524,7 +1528,8 @@ class _Run:
                 keep = np.zeros(len(deals), dtype=bool)
             else:
                 keep = counted(Rows(inputs, "deals")).v[deals]
-            reps, deals, shares = reps[keep], deals[keep], shares.take(np.flatnonzero(keep))
+            reps, deals = reps[keep], deals[keep]
+            shares = shares.take(np.flatnonzero(keep)) if shares is not None else None
         close = number(inputs.column("deals", "close_date")) if inputs.rows("deals") else Num.nulls(0)
         day, unknown = close.v[deals], close.null[deals]
         unknown = unknown | ~self.in_force(day)  # a deal counts in the plan version in force on its date
@@ -1829,7 +1834,7 @@ def _dense(sorted_keys: np.ndarray) -> np.ndarray:
 
 def _strs(values: Sequence[str | None]) -> Str:
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    return Str(codes.astype(np.int64), list(uniques))
+    return Str(codes.astype(np.int32), list(uniques))
 
 
 def _label_index(values: Str, labels: list[str]) -> np.ndarray:
