@@ -20,6 +20,7 @@ SCALE = 10
 STEP = Decimal(1).scaleb(-SCALE)  # 0.0000000001
 DECIMAL = exp.DataType.build(f"DECIMAL(38, {SCALE})")
 INTEGER = exp.DataType.build("DECIMAL(38, 0)")
+SPARK_DIALECTS = ("spark", "spark2", "databricks")
 
 
 def wrap(node: exp.Expression) -> exp.Expression:
@@ -82,7 +83,7 @@ def div(numerator: exp.Expression, denominator: exp.Expression, dialect: str) ->
     top = op(exp.Add, twice_a, exp.Abs(this=b.copy()))
     bottom = op(exp.Mul, exp.Abs(this=b.copy()), exp.Literal.number(2))
     magnitude = _floor_div(top, bottom, dialect)
-    sign = op(exp.Mul, exp.Sign(this=a.copy()), exp.Sign(this=b.copy()))
+    sign = op(exp.Mul, _sign(a.copy(), dialect), _sign(b.copy(), dialect))
     scaled = op(exp.Mul, exp.Cast(this=op(exp.Mul, sign, magnitude), to=INTEGER.copy()), number(STEP))
     return dec(scaled)
 
@@ -95,6 +96,13 @@ def _as_integer(value: exp.Expression) -> exp.Expression:
     return exp.Cast(this=op(exp.Mul, dec(value), exp.Literal.number(10**SCALE)), to=INTEGER.copy())
 
 
+def _sign(value: exp.Expression, dialect: str) -> exp.Expression:
+    """-1, 0 or 1; Spark's SIGN returns DOUBLE, which would turn sign x magnitude into a DOUBLE product."""
+    if dialect in SPARK_DIALECTS:
+        return exp.Cast(this=exp.Sign(this=value), to=exp.DataType.build("DECIMAL(1, 0)"))
+    return exp.Sign(this=value)
+
+
 def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp.Expression:
     """floor(top / bottom) for non-negative integers, exactly, on the given engine."""
     if dialect == "duckdb":  # DuckDB divides decimals in DOUBLE; HUGEINT division is exact
@@ -104,6 +112,10 @@ def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp
         return exp.IntDiv(
             this=exp.Cast(this=top, to=INTEGER.copy()), expression=exp.Cast(this=bottom, to=INTEGER.copy())
         )
+    if dialect in SPARK_DIALECTS:
+        # Take off the remainder (exact), then the division of a multiple is exact: top and bottom are
+        # written twice, not seven times as below (nested quotients made SQL Spark's parser ran out of memory on).
+        return op(exp.Div, op(exp.Sub, top, op(exp.Mod, top.copy(), bottom)), bottom.copy())
     # Elsewhere decimal division is exact to a few places: floor it, then correct the last unit.
     one = exp.Literal.number(1)
     guess = exp.Cast(this=exp.Floor(this=op(exp.Div, top, bottom)), to=INTEGER.copy())

@@ -125,10 +125,14 @@ def case(condition: exp.Expression, then: exp.Expression, otherwise: exp.Express
 
 
 def greatest(*values: exp.Expression) -> exp.Expression:
+    if len(values) == 1:  # Spark refuses GREATEST / LEAST of one argument
+        return values[0]
     return _null_if_any_null(exp.Greatest(this=values[0], expressions=list(values[1:]), ignore_nulls=True), values)
 
 
 def least(*values: exp.Expression) -> exp.Expression:
+    if len(values) == 1:
+        return values[0]
     return _null_if_any_null(exp.Least(this=values[0], expressions=list(values[1:]), ignore_nulls=True), values)
 
 

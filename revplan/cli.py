@@ -269,7 +269,7 @@ def _sqlglot_warnings():
 # ---------------------------------------------------------------- run
 
 
-ENGINES = ("duckdb", "postgres", "python")
+ENGINES = ("duckdb", "postgres", "python", "spark")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -292,6 +292,11 @@ def check_engine(engine: str, url: str | None) -> None:
                           "add --engine postgres, or drop --url")
     if engine == "postgres":
         _check_postgres(url)
+    if engine == "spark":
+        from runtime.spark import INSTALL_HINT, available
+
+        if not available():
+            raise usage_error("RP402", "--engine spark needs pyspark", INSTALL_HINT)
 
 
 def _check_postgres(url: str) -> None:
@@ -727,7 +732,8 @@ def _add_size_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="duckdb",
-                        help="where the plans run: duckdb, postgres (with --url) or python (default duckdb)")
+                        help="where the plans run: duckdb, postgres (with --url), python or spark "
+                             "(pyspark, local mode) (default duckdb)")
     parser.add_argument("--url", metavar="URL", help="PostgreSQL server for --engine postgres: postgresql://...")
 
 

@@ -7,6 +7,7 @@ columns hold `Decimal`s (never floats).
 
     run_plans(files, connection, engine="duckdb")           the embedded default
     run_plans(files, connection, engine="postgres", url=..) the same SQL, transpiled, on a server
+    run_plans(files, connection, engine="spark")            the same SQL as Spark SQL, on pyspark (local mode)
 
 Quota plans run too (`RunResult.quotas`: compiler/quota.py's rows with
 their derivation), and territory plans give their assignments
@@ -37,7 +38,7 @@ from dsl.schema import SCHEMA, Schema
 from runtime.quotas import normalise_quotas
 from runtime.territory_report import TerritoryReport, build_report
 
-ENGINES = ("duckdb", "postgres", "python")
+ENGINES = ("duckdb", "postgres", "python", "spark")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +112,7 @@ def run_plans(
         from runtime.python_engine import run_python
 
         return run_python(files, connection, schema, deals)
-    dialect = "postgres" if engine == "postgres" else "duckdb"
+    dialect = {"postgres": "postgres", "spark": "spark"}.get(engine, "duckdb")
     compiled = compile_all(files, dialect)
     territories = territory_plans(files)
     quotas = quota_plans(files)
@@ -126,6 +127,10 @@ def run_plans(
     flat = [sql for group in queries.values() for sql in group]
     if engine == "postgres":
         results = _run_on_postgres(flat, connection, url, schema)
+    elif engine == "spark":  # pyspark local mode, the tables copied over through Arrow (runtime/spark.py)
+        from runtime.spark import run_queries
+
+        results = run_queries(flat, connection, schema)
     else:
         results = [connection.sql(sql).to_arrow_table().to_pandas() for sql in flat]
     frames: dict[str, list[pd.DataFrame]] = {}

@@ -1,2 +1,21 @@
+import os
+
+import pytest
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False, help="rewrite golden files")
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """One local SparkSession for the whole test run: starting one takes seconds, a query on it about one."""
+    from runtime import spark
+
+    if not spark.available():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install pyspark for the spark tests (it is in the test extra)")
+        pytest.skip("pyspark is not installed: pip install -e '.[spark]'")
+    session = spark.session()
+    yield session
+    spark.stop()

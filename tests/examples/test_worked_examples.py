@@ -2,9 +2,10 @@
 
 `tests/examples/*.plan` hold W1-W13, Q1 and T1 with the examples' inputs and
 expected results exactly as the shared file states them. Every test block
-runs through the SQL runtime (`runtime.run.run_plans`) on DuckDB and on a
-real PostgreSQL server, and must pass to the cent on both. The plans' own
-tests in plans/ run the same way.
+runs through the SQL runtime (`runtime.run.run_plans`) on DuckDB, on a
+real PostgreSQL server and on Spark (pyspark, local mode), and must pass to
+the cent on each. The plans' own tests in plans/ run the same way (but for
+Spark, see SAMPLE_ENGINES).
 
 Each example file is its own project: the examples define the same plan
 shapes and measure names over and over, as separate companies would.
@@ -28,7 +29,11 @@ ENGINES = [
     "duckdb",
     pytest.param("postgres", marks=pytest.mark.postgres),
     "python",  # the Python calculator (compiler/python.py): same tests, same cents
+    pytest.param("spark", marks=pytest.mark.spark),  # the Spark SQL on pyspark, local mode
 ]
+# The sample plans' tests skip Spark: each costs Spark seconds, and the whole sample company is
+# compared line by line on Spark and DuckDB in tests/runtime/test_engines.py.
+SAMPLE_ENGINES = [engine for engine in ENGINES if getattr(engine, "values", (engine,))[0] != "spark"]
 
 # Every worked example of the shared file has a plan here.
 EXAMPLE_IDS = [f"W{n}" for n in range(1, 14)] + ["Q1", "T1"]
@@ -129,11 +134,13 @@ def run_one(paths: list[Path], plan_name: str, test_name: str, engine: str):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("path", "plan_name", "test_name"), example_cases())
-def test_worked_example(path: Path, plan_name: str, test_name: str, engine: str):
+def test_worked_example(path: Path, plan_name: str, test_name: str, engine: str, request):
+    if engine == "spark":
+        request.getfixturevalue("spark_session")  # one session for the whole test run
     run_one([path], plan_name, test_name, engine)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", SAMPLE_ENGINES)
 @pytest.mark.parametrize(("plan_name", "test_name"), sample_cases())
 def test_sample_company_plan(plan_name: str, test_name: str, engine: str):
     run_one([SAMPLE_PLANS], plan_name, test_name, engine)

@@ -1,0 +1,87 @@
+"""The Spark engine's own guarantees: exact decimal arithmetic and tables that cross over unchanged.
+
+The payout semantics on Spark are tested by the worked examples and the
+sample company (tests/examples, tests/runtime/test_engines.py); these are the
+pieces under them, each one query on the shared session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+from sqlglot import exp
+
+from compiler.exact import div, mul, number, py_div
+
+pytestmark = pytest.mark.spark
+
+QUOTIENTS = [
+    (Decimal("1"), Decimal("3")),
+    (Decimal("-2"), Decimal("3")),
+    (Decimal("2"), Decimal("-3")),
+    (Decimal("0.00000000005"), Decimal("1")),  # a tie at the 10th place: half away from zero
+    (Decimal("-0.00000000005"), Decimal("1")),
+    (Decimal("150000000.55"), Decimal("123456789.01")),  # a denominator above 10^8
+    (Decimal("999999999.9999999999"), Decimal("999999999.9999999998")),
+    (Decimal("270000") * 50, Decimal("90")),
+    (Decimal("5"), Decimal("0")),  # NULL, as on every engine
+]
+
+
+def _run(spark_session, expressions: list[exp.Expression]) -> list:
+    from runtime.spark import RUN_CONF
+
+    spark = spark_session.newSession()
+    for key, value in RUN_CONF.items():
+        spark.conf.set(key, value)
+    select = exp.select(*[e.as_(f"v{i}") for i, e in enumerate(expressions)])
+    row = spark.sql(select.sql(dialect="spark")).collect()[0]
+    return [row[f"v{i}"] for i in range(len(expressions))]
+
+
+def test_quotients_are_exact_and_round_half_away_from_zero(spark_session):
+    got = _run(spark_session, [div(number(a), number(b), "spark") for a, b in QUOTIENTS])
+    assert got == [py_div(a, b) for a, b in QUOTIENTS]
+
+
+def test_a_quotient_too_big_for_spark_fails_loudly(spark_session):
+    """Quotients of 10^10 and more do not fit Spark's DECIMAL(38, 18) division: an error, never NULL."""
+    with pytest.raises(Exception, match="(?i)overflow|out of range|cannot be represented"):
+        _run(spark_session, [div(number(Decimal("79200000")), number(Decimal("0.000123")), "spark")])
+
+
+def test_products_keep_ten_places(spark_session):
+    """allowPrecisionLoss=false: DECIMAL(38,10) x DECIMAL(38,10) is not cut to 6 places first."""
+    got = _run(spark_session, [mul(number(Decimal("12345.67")), number(Decimal("0.0123456789")))])
+    assert got == [Decimal("152.4156776254")]
+
+
+@pytest.mark.parametrize("pyspark_major", [4, 3], ids=["arrow", "pandas (pyspark 3.5)"])
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore:The copy keyword is deprecated")  # pyspark on pandas 3
+def test_tables_cross_over_with_their_types(spark_session, monkeypatch, pyspark_major):
+    from runtime import spark as spark_engine
+
+    monkeypatch.setattr(spark_engine, "_pyspark_major", lambda: pyspark_major)
+    table = pa.table(
+        {
+            "id": pa.array(["D1", "D2", None], pa.string()),
+            "amount": pa.array([Decimal("199999.99"), Decimal("-0.01"), None], pa.decimal128(18, 2)),
+            "rate": pa.array([Decimal("0.060000"), None, Decimal("1.5")], pa.decimal128(9, 6)),
+            "close_date": pa.array([dt.date(2027, 3, 31), None, dt.date(2028, 2, 29)], pa.date32()),
+            "seats": pa.array([3, None, 0], pa.int64()),
+            "new_logo": pa.array([True, False, None], pa.bool_()),
+        }
+    )
+    spark = spark_session.newSession()
+    frame = spark_engine._to_spark(spark, table)
+    types = dict(frame.dtypes)
+    assert types["amount"] == "decimal(18,2)" and types["rate"] == "decimal(9,6)"
+    assert types["close_date"] == "date" and types["seats"] == "bigint"
+    back = spark_engine._collect(frame.orderBy("amount"))
+    rows = sorted(back.to_dict("records"), key=lambda r: str(r["id"]))
+    assert rows[0]["amount"] == Decimal("199999.99") and isinstance(rows[0]["amount"], Decimal)
+    assert rows[0]["close_date"] == dt.date(2027, 3, 31)
+    assert rows[1]["amount"] == Decimal("-0.01")
