@@ -840,6 +840,15 @@ class Calculator(_Expressions):
                     f'quota from plan "{name}": its quotas are by {quota_plan.period.value}, '
                     f"but this plan measures attainment by {self.plan.period.value}"
                 )
+        seen: dict[str, int] = {}
+        for quota_plan in chosen:  # versions that split a period would give it two quotas
+            for period in plan_periods(quota_plan.effective_from, quota_plan.effective_to, quota_plan.period):
+                if period.label in seen and seen[period.label] != quota_plan.version:
+                    raise CompileError(
+                        f'quota from plan "{name}": versions {seen[period.label]} and {quota_plan.version} both '
+                        f"give quotas for {period.label}; which one attainment is measured on is not defined"
+                    )
+                seen[period.label] = quota_plan.version
         return [QuotaAmounts(p, territories) for p in chosen]
 
     def counted_deals(self) -> Callable | bool:

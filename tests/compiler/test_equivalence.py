@@ -668,6 +668,46 @@ def _defaults(table: str) -> dict:
     return {f.name: None for f in entity.fields}
 
 
+SPLIT_QUOTA_VERSIONS = (
+    PLAN.format(start="2027-01-01", lines='  quota from plan "Quotas"\n  attainment = bookings / quota\n'
+                '  component "C" on bookings\n    retroactive tiers on attainment\n      0% .. 100% pays 5%\n'
+                "      100% .. pays 9%")
+    + "".join(
+        f"""
+quota plan "Quotas" version {version}
+  effective {start} to {end}
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  target {target} USD
+  allocate by equal
+"""
+        for version, start, end, target in ((1, "2027-01-01", "2027-05-15", "100,000"),
+                                            (2, "2027-05-16", "2027-12-31", "200,000"))
+    )
+)
+
+
+def split_quota_run(engine: str):
+    rows = {"reps": [rep()], "deals": [deal("D1", "40000.00", "2027-04-20")]}
+    full = {table: [dict(_defaults(table), **row) for row in rows] for table, rows in rows.items()}
+    connection = connection_for(tables_of(full))
+    return run_plans(project_of(SPLIT_QUOTA_VERSIONS).files, connection, engine=engine)
+
+
+def test_python_refuses_a_period_two_quota_plan_versions_split():
+    """Two versions of a quota plan both give 2027-Q2 a quota: which one applies is undefined (RP401)."""
+    with pytest.raises(RevplanError) as refused:
+        split_quota_run("python")
+    assert "versions 1 and 2 both give quotas for 2027-Q2" in str(refused.value.diagnostics[0].message)
+
+
+@pytest.mark.xfail(strict=True, reason="SQL joins both versions' 2027-Q2 quotas and pays that quarter twice")
+def test_sql_pays_a_quarter_split_between_quota_plan_versions_once():
+    lines = split_quota_run("duckdb").payout_lines
+    assert len(lines[lines["period"] == "2027-Q2"]) == 1
+
+
 # ---------------------------------------------------------------- the properties
 
 
