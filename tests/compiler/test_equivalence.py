@@ -708,6 +708,15 @@ def test_sql_pays_a_quarter_split_between_quota_plan_versions_once():
     assert len(lines[lines["period"] == "2027-Q2"]) == 1
 
 
+def test_a_plan_the_python_calculator_cannot_compute_is_refused_before_any_data_is_read():
+    """Refused loudly at compile time (RP401), never skipped: the connection is never touched."""
+    text = PLAN.format(start="2027-01-01", lines='  credit overlay\n  component "C" on bookings\n    rate 1%')
+    with pytest.raises(RevplanError) as refused:
+        run_files(project_of(text).files, connection=None)
+    (diagnostic,) = refused.value.diagnostics
+    assert diagnostic.code == "RP401" and "territory plan" in diagnostic.message
+
+
 # ---------------------------------------------------------------- the properties
 
 
