@@ -36,7 +36,7 @@ from compiler.python import run_files
 from compiler.sql import CompileError, compile_plan
 from dsl.diagnostics import RevplanError
 from dsl.project import load_texts
-from dsl.schema import SCHEMA
+from dsl.schema import SCHEMA, FieldType
 from runtime.plantest import arrow_schema_for, connection_for
 from runtime.run import comp_plans, normalise, quota_plans, run_plans, shared_measures, territory_plans
 
@@ -715,6 +715,51 @@ def test_a_plan_the_python_calculator_cannot_compute_is_refused_before_any_data_
         run_files(project_of(text).files, connection=None)
     (diagnostic,) = refused.value.diagnostics
     assert diagnostic.code == "RP401" and "territory plan" in diagnostic.message
+
+
+def test_custom_fields_and_unusual_measures_pay_the_same():
+    """revplan.toml fields (bool, text, money, integer with NULLs), negation, a measure as the rate."""
+    schema = SCHEMA.with_extra_fields({"deal": {"multi_year": FieldType.BOOL, "tier": FieldType.STRING,
+                                                "tcv": FieldType.MONEY}, "rep": {"level": FieldType.INTEGER}})
+    text = PLAN.format(start="2027-01-01", lines="""  applies to reps where rep.level >= 2 or rep.level is null
+  measure tcv_won = sum(deal.tcv) where deal.stage = "closed_won" and deal.multi_year = true
+  measure points = sum(activity.points) where activity.type = "meeting"
+  measure odd = -bookings + tcv_won * 2 - typical / 3
+  component "A" on tcv_won
+    rate mix
+    multiplier 1.5 where deal.tier in ("gold", "platinum") and not (deal.multi_year = false)
+  component "B" on odd
+    rate 3.33%
+  component "C"
+    bonus 100 USD when points >= 2.5""")
+    project = load_texts([("measures.plan", MEASURES), ("plan.plan", text)], schema)
+    assert not [d for d in project.diagnostics if d.is_error]
+    deals = [
+        dict(deal(f"D{i}", amount, day, owner_rep_id=owner, product="new_logo"), multi_year=multi, tier=tier,
+             tcv=Decimal(tcv))
+        for i, (amount, day, owner, multi, tier, tcv) in enumerate([
+            ("1000.00", "2027-01-10", "R0", True, "gold", "3000.01"),
+            ("2000.50", "2027-02-10", "R0", False, "platinum", "2000.50"),
+            ("12.50", "2027-02-11", "R2", None, None, "99.99"),
+            ("777.77", "2027-05-11", "R2", True, "silver", "1555.55"),
+        ])
+    ]
+    rows = {
+        "rep": [dict(rep(), level=3), dict(rep("R1"), level=1), dict(rep("R2"), level=None)],
+        "deal": deals,
+        "activity": [{"id": f"X{i}", "rep_id": "R0", "type": "meeting", "date": dt.date(2027, i, 5),
+                      "points": Decimal(p)} for i, p in ((1, "1.5"), (2, "1.25"))],
+    }
+    tables = {}
+    for name, table_rows in rows.items():
+        arrow = arrow_schema_for(schema.entity(name))
+        tables[schema.entity(name).table] = pa.table({f.name: [r.get(f.name) for r in table_rows] for f in arrow},
+                                                     schema=arrow)
+    connection = connection_for(tables, schema)
+    duckdb = run_plans(project.files, connection, schema=schema).payout_lines
+    python = run_plans(project.files, connection, engine="python", schema=schema).payout_lines
+    assert (duckdb["amount"] != 0).sum() >= 4
+    assert_same(duckdb, python, "DuckDB/Python")
 
 
 # ---------------------------------------------------------------- the properties
