@@ -618,6 +618,22 @@ REGRESSIONS = [
          "fx_rates": [{"date": dt.date(2027, 1, 1), "from": "EUR", "to": "USD", "rate": Decimal("1.123457")}]},
     ),
     Case(
+        "amounts near a billion: intermediates beyond int64 at 10 places (Python integers)",
+        "  credit splits\n  attainment = bookings / quota\n  prorate by active_days\n"
+        "  component \"C\" on won_bookings\n"
+        "    graduated tiers on attainment\n"
+        "      0% .. 80% pays 3.33%\n      80% .. 150% pays 7.125%\n      150% .. pays 12.5%\n"
+        "    multiplier 1.333 where deal.product = \"new_logo\"\n"
+        "    cap 3 x target_incentive per year",
+        {"reps": [rep(target_incentive=Decimal("98765432.10")), rep("R1", hire_date=dt.date(2027, 2, 3))],
+         "deals": [deal("D1", "987654321.99", "2027-01-20", currency="EUR", product="new_logo"),
+                   deal("D2", "123456789.01", "2027-03-20"), deal("D3", "555555555.55", "2027-08-01")],
+         "deal_splits": [{"deal_id": "D1", "rep_id": r, "percent": Decimal(p)} for r, p in (("R0", "0.777777"),
+                                                                                          ("R1", "0.222223"))],
+         "fx_rates": [{"date": dt.date(2026, 12, 1), "from": "EUR", "to": "USD", "rate": Decimal("1.087654")}],
+         "quotas": [quota("1234567890.12", f"2027-Q{q}", r) for q in range(1, 5) for r in ("R0", "R1")]},
+    ),
+    Case(
         "a recoverable draw after a first period above it: only what was advanced since is recovered",
         "  draw 1,000 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%",
         {"reps": [rep()], "deals": [deal("D1", "20000.00", "2027-01-20"), deal("D2", "15000.00", "2027-07-20"),
