@@ -355,7 +355,8 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
                 raise error
             warnings.extend(diagnostics)
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
-            result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema)
+            result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
+                               deals=True)
         finally:
             dataset.close()
         lines = result.payout_lines
@@ -363,6 +364,9 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
         if period is not None:
             steps.start(f"selecting period {period}")
             lines = filter_period(lines, period)
+        deals = result.payout_deals  # the deals behind each commission line, by the period they were earned in
+        if deals is not None and period is not None:
+            deals = deals[deals["period"].isin(set(lines["period"]))].reset_index(drop=True)
         steps.start(f"writing outputs to {out_dir}")
         periods = sorted(set(lines["period"]), key=_period_order)
         manifest = build_manifest(
@@ -371,6 +375,8 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
             period_filter=period,
         )
         tables = {"payout_lines": lines, "statements": statements(lines)}
+        if deals is not None:
+            tables["payout_deals"] = deals
         territories = getattr(result, "territories", None)
         if territories is not None:
             tables["territories"] = territories
@@ -572,6 +578,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.date is not None and what != "account":
         raise usage_error("RP411", "--date is for --account (the day of the territory assignment)",
                           "for a rep or a quota, name the period: --period 2027-Q1")
+    if args.format == "json" and what != "rep":
+        raise usage_error("RP411", "--format json is for --rep", f"--{what} prints text")
     if args.period is not None and what == "account":
         raise usage_error("RP411", "--period is for --rep and --quota", "for an account, name a day: --date 2027-07-01")
     day = _parse_day(args.date) if args.date is not None else None
@@ -585,7 +593,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             error = RevplanError(diagnostics)
             error.summary = summary_line(diagnostics, f"{args.data} breaks the data contract")
             raise error
-        result = run_plans(files, dataset.connection, engine=args.engine, url=args.url, schema=project.schema)
+        result = run_plans(files, dataset.connection, engine=args.engine, url=args.url, schema=project.schema,
+                           deals=what == "rep")
+        deal_dates = _deal_dates(dataset.connection) if what == "rep" else None
         roster = _roster_entry(dataset.connection, name) if what in ("rep", "quota") else None
     finally:
         dataset.close()
@@ -602,7 +612,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
             lines = explain.account_lines(result.territories, overlaps, _territory_plans(project.files),
                                           project.sources, name, day)
         else:
-            lines = explain.payout_lines_for(result.payout_lines, name, args.period)
+            from reports import payout_explain
+
+            explained = payout_explain.explain_rep(
+                result.payout_lines, result.payout_deals, _comp_plans(project.files), project.sources, name,
+                args.period, rep_name=roster[0] if roster else None, deal_dates=deal_dates,
+            )
+            return _print_rep_explanation(explained, args.format)
     except explain.NotFound as missing:
         on_roster = what in ("rep", "quota") and missing.name == name and roster is not None
         hints = [] if on_roster else list(did_you_mean(missing.name, missing.known))
@@ -616,6 +632,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise usage_error("RP410", str(missing), *hints) from None
     print("\n".join(lines))
     return EXIT_OK
+
+
+def _print_rep_explanation(explained, form: str) -> int:
+    from rich.console import Console
+
+    from reports import payout_explain
+
+    if form == "json":
+        print(payout_explain.to_json(explained))
+    else:
+        console = Console(highlight=False)
+        if not console.is_terminal:  # a file or a pipe: wide enough that rules and their lines stay on one line
+            console = Console(highlight=False, width=120)
+        console.print(payout_explain.render(explained))
+    return EXIT_OK
+
+
+def _deal_dates(connection):
+    """The deals' dates: which deals a line paid on payment, or a clawback, stands for."""
+    return connection.sql('SELECT "id", "close_date", "cancel_date", "paid_date" FROM "deals"').df()
 
 
 def _parse_day(text: str) -> dt.date:
@@ -720,6 +756,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--data", required=True, metavar="SRC",
                          help="folder of CSV/Parquet files, a .duckdb file or a postgresql:// URL")
     explain.add_argument("--plans", metavar="DIR", help="plan files or folder (default plans/)")
+    explain.add_argument("--format", choices=("text", "json"), default="text",
+                         help="with --rep: a statement to read (default) or JSON (amounts as exact strings)")
     _add_engine_options(explain)
     explain.set_defaults(handler=cmd_explain)
     return parser

@@ -1,4 +1,5 @@
-"""Write a run's results: payout lines, per-rep statements, manifest (and quotas, territories, territory report).
+"""Write a run's results: payout lines, the deals behind them, per-rep statements, manifest (and quotas,
+territories, territory report).
 
 Files are written completely into a hidden staging folder inside the output
 folder, then renamed into place, `manifest.json` last; a failure on the way
@@ -118,7 +119,8 @@ def _total(payout_lines: pd.DataFrame) -> dict[str, str]:
 
 MANIFEST = "manifest.json"
 # What a run writes; a manifest lists its own files, this is for older ones.
-KNOWN_OUTPUTS = ("payout_lines.csv", "statements.csv", "territories.csv", "quotas.csv", "territory_report.csv")
+KNOWN_OUTPUTS = ("payout_lines.csv", "statements.csv", "territories.csv", "quotas.csv", "territory_report.csv",
+                 "payout_deals.csv")
 
 
 def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame], manifest: Mapping[str, object]) -> Path:

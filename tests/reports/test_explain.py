@@ -1,0 +1,366 @@
+"""`revplan explain --rep R --period P`: each payout line, the rules behind it and the deals behind it.
+
+Table-driven over worked examples (their test data, run on DuckDB with the
+deals behind each line) and a rep of the sample company. For every case:
+the deals behind a line add up to it (within a cent), every source location
+names a real line of the plan file that holds that rule, the JSON round-trips
+exactly, and the statement names each line. Then the decisions each example
+is about (the band reached, the cap, the gate, the multiplier, the clawback,
+the draw), and bad input from the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dsl import ir
+from reports import payout_explain
+from reports.explain import NotFound
+from revplan.cli import main
+from runtime.plantest import build_tables, connection_for, load_checked, plan_files_for
+from runtime.run import comp_plans, run_plans
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "tests" / "examples"
+PLANS = ROOT / "plans"
+CENT = Decimal("0.01")
+DATES = 'SELECT "id", "close_date", "cancel_date", "paid_date" FROM "deals"'
+
+# What a step of each kind must point at: a word of the plan line it names.
+KEYWORDS = {
+    "band": "pays",
+    "gate": "gate",
+    "cap": "cap",
+    "multiplier": "multiplier",
+    "deal_multiplier": "multiplier",
+    "draw": "draw",
+    "clawback": "clawback",
+    "curve": "pays",
+}
+
+
+def example(stem: str, rep: str, period: str | None) -> payout_explain.Explanation:
+    """Run a worked example's test data (its first test block) and explain `rep`."""
+    path = EXAMPLES / f"{stem}.plan"
+    files, diagnostics, sources = load_checked([path])
+    assert not [d for d in diagnostics if d.is_error]
+    plan = next(p for f in files for p in f.plans if isinstance(p, ir.CompPlan))
+    test = plan.tests[0]
+    tables = build_tables(test, plan)
+    connection = connection_for(tables)
+    try:
+        result = run_plans(plan_files_for(plan, files, given_quotas="quotas" in tables), connection, deals=True)
+        dates = connection.sql(DATES).df()
+    finally:
+        connection.close()
+    return payout_explain.explain_rep(
+        result.payout_lines, result.payout_deals, comp_plans(files), sources, rep, period, deal_dates=dates
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_company(tmp_path_factory):
+    from dsl.project import load_paths
+    from runtime.data import open_data
+    from runtime.sample_data import generate_sample_company
+
+    folder = tmp_path_factory.mktemp("company")
+    generate_sample_company(folder, reps=60, deals=2500, seed=11)
+    project = load_paths([PLANS])
+    with open_data(folder) as data:
+        result = run_plans(project.files, data.connection, deals=True)
+        dates = data.connection.sql(DATES).df()
+    return project, result, dates, folder
+
+
+def sample_rep(sample_company, plan: str, line_type: str = "commission") -> tuple[str, str]:
+    """A rep and period of the sample company with a non-zero line of that plan and type."""
+    _, result, _, _ = sample_company
+    lines = result.payout_lines
+    chosen = lines[(lines["plan"] == plan) & (lines["line_type"] == line_type) & (lines["amount"] != 0)]
+    assert not chosen.empty, (plan, line_type)
+    row = chosen.iloc[0]
+    return row["rep_id"], row["period"]
+
+
+def sample_explanation(sample_company, plan: str, line_type: str = "commission") -> payout_explain.Explanation:
+    project, result, dates, _ = sample_company
+    rep, period = sample_rep(sample_company, plan, line_type)
+    return payout_explain.explain_rep(
+        result.payout_lines,
+        result.payout_deals,
+        comp_plans(project.files),
+        project.sources,
+        rep,
+        period,
+        deal_dates=dates,
+    )
+
+
+EXAMPLE_CASES = [
+    ("w01_graduated_tiers", "A", "2027-Q1"),
+    ("w02_retroactive_tiers", "A", "2027-Q1"),
+    ("w03_cap", "A", "2027-Q1"),
+    ("w04_gate", "A", "2027-Q1"),
+    ("w05_deal_multiplier", "A", "2027-Q1"),
+    ("w06_split_credit", "A", "2027-Q1"),
+    ("w09_clawback", "A", None),
+    ("w10_recoverable_draw", "A", "2027-Q1"),
+    ("w11_spiff", "A", None),
+    ("w12_ytd_true_up", "A", "2027-H1"),
+]
+SAMPLE_CASES = [
+    ("Enterprise AE", "commission"),
+    ("Commercial AE", "clawback"),
+    ("Commercial AE", "draw"),
+    ("Customer Success", "commission"),
+    ("Sales Manager", "mbo"),
+    ("SDR", "draw"),
+]
+
+
+def explanations(sample_company):
+    for stem, rep, period in EXAMPLE_CASES:
+        yield stem, example(stem, rep, period)
+    for plan, line_type in SAMPLE_CASES:
+        yield f"{plan} {line_type}", sample_explanation(sample_company, plan, line_type)
+
+
+@pytest.fixture(scope="module")
+def cases(sample_company) -> list[tuple[str, payout_explain.Explanation]]:
+    return list(explanations(sample_company))
+
+
+def test_every_case_explains_lines(cases):
+    for name, explained in cases:
+        assert explained.lines, name
+
+
+def test_the_deals_behind_a_line_add_up_to_it(cases):
+    checked = 0
+    for name, explained in cases:
+        for line in explained.lines:
+            if line.deals:
+                assert abs(line.deals_total - line.amount) < CENT, (name, line.component, line.period)
+                checked += 1
+            elif line.line_type in ("commission", "clawback") and line.amount != 0 and line.base is not None:
+                # a traced rule (rate, tiers) with pay: its deals must be there
+                assert line.deal_count == 0 or line.gated, (name, line.component, line.period, "no deals")
+    assert checked >= 12
+
+
+def test_source_locations_point_at_the_rule_in_the_plan_file(cases):
+    checked = 0
+    for name, explained in cases:
+        for line in explained.lines:
+            located = [("component", line.source)] + [(step.kind, step.source) for step in line.steps]
+            for kind, source in located:
+                if source is None:
+                    continue
+                text = Path(source.file).read_text().splitlines()
+                assert 0 < source.line <= len(text), (name, source)
+                written = text[source.line - 1].strip()
+                assert written == source.text and written, (name, source)
+                keyword = KEYWORDS.get(kind) or ("component" if kind == "component" else None)
+                if kind == "component" and line.line_type in ("draw", "draw_recovery"):
+                    keyword = "draw"
+                if keyword:
+                    assert keyword in written, (name, kind, source, written)
+                checked += 1
+    assert checked >= 60
+
+
+def test_json_round_trips_exactly(cases):
+    for name, explained in cases:
+        text = payout_explain.to_json(explained)
+        data = json.loads(text)
+        assert data == payout_explain.as_dict(explained), name
+        for line, shown in zip(explained.lines, data["lines"], strict=True):
+            assert Decimal(shown["amount"]) == line.amount and isinstance(shown["amount"], str)
+            for deal, shown_deal in zip(line.deals, shown["deals"], strict=True):
+                assert Decimal(shown_deal["share"]) == deal.share  # exact to 10 places
+        totals = {(t["plan"], t["period"]): Decimal(t["amount"]) for t in data["totals"]}
+        for plan, period in totals:
+            lines = [line.amount for line in explained.lines if (line.plan, line.period) == (plan, period)]
+            assert totals[plan, period] == sum(lines, Decimal(0)), name
+
+
+def test_the_statement_names_every_line(cases):
+    for name, explained in cases:
+        text = payout_explain.render_text(explained)
+        assert text.startswith(f"Payouts of {explained.rep}"), name
+        for line in explained.lines:
+            assert line.component in text and f"{line.amount:,}" in text, (name, line.component)
+        assert "Traceback" not in text
+
+
+# ---------------------------------------------------------------- the decisions
+
+
+def steps(explained, kind: str, component: str | None = None, line_type: str = "commission"):
+    return [
+        step
+        for line in explained.lines
+        if line.line_type == line_type and (component is None or line.component == component)
+        for step in line.steps
+        if step.kind == kind
+    ]
+
+
+def test_graduated_tiers_show_each_slice_and_the_band_reached():
+    explained = example("w01_graduated_tiers", "A", "2027-Q1")
+    bands = steps(explained, "band")
+    assert [b.decision for b in bands] == ["passed", "passed", "reached"]
+    assert [b.values["pay"] for b in bands] == [Decimal("2500.00"), Decimal("4000.00"), Decimal("3600.00")]
+    assert bands[-1].source.text.startswith("100% .. 150% pays 12%")
+    (line,) = explained.lines
+    assert line.amount == Decimal("10100.00") and line.attainment == Decimal("1.3")
+
+
+def test_retroactive_tiers_pay_the_whole_base_at_the_band_reached():
+    (band,) = steps(example("w02_retroactive_tiers", "A", "2027-Q1"), "band")
+    assert band.decision == "reached" and band.values["rate"] == Decimal("0.12")
+
+
+def test_a_cap_says_it_was_reached_and_what_it_took():
+    explained = example("w03_cap", "A", "2027-Q1")
+    (cap,) = steps(explained, "cap")
+    assert cap.decision == "reached"
+    assert cap.values == {"uncapped": Decimal("48000.00"), "amount": Decimal("40000.00")}
+    assert "pays 40,000.00 instead of 48,000.00" in cap.text
+    (line,) = explained.lines
+    assert line.capped and line.uncapped == Decimal("48000.00")
+
+
+@pytest.mark.parametrize(("rep", "decision", "amount"), [("A", "not met", "0.00"), ("B", "met", "4000.00")])
+def test_a_gate_says_whether_it_was_met(rep, decision, amount):
+    explained = example("w04_gate", rep, "2027-Q1")
+    (gate,) = steps(explained, "gate")
+    assert gate.decision == decision and gate.source.text == "gate attainment >= 50%"
+    assert explained.lines[0].amount == Decimal(amount) and explained.lines[0].gated is (decision == "not met")
+
+
+def test_a_deal_multiplier_shows_in_the_deals_credited_base():
+    explained = example("w05_deal_multiplier", "A", "2027-Q1")
+    (multiplier,) = steps(explained, "deal_multiplier")
+    assert multiplier.values["factor"] == Decimal("1.5")
+    deals = {d.deal_id: d for d in explained.lines[0].deals}
+    assert deals["D2"].credited_base == Decimal("60000") and deals["D1"].credited_base == Decimal("60000")
+    assert deals["D2"].share == Decimal("6000") and deals["D1"].share == Decimal("6000")
+
+
+def test_a_clawback_names_the_cancelled_deal_and_takes_its_share_back():
+    explained = example("w09_clawback", "A", None)
+    (clawback,) = [line for line in explained.lines if line.line_type == "clawback"]
+    assert clawback.period == "2027-Q2" and clawback.amount == Decimal("-5000.00")
+    assert [(d.deal_id, d.share, d.earned_period) for d in clawback.deals] == [
+        ("D1", Decimal("-5000"), "2027-Q1")
+    ]  # D2 was cancelled after 120 days: outside the 90-day window
+    (step,) = [s for s in clawback.steps if s.kind == "clawback"]
+    assert step.source.text == "clawback cancelled deals within 90 days"
+
+
+def test_a_draw_line_says_what_it_tops_up():
+    explained = example("w10_recoverable_draw", "A", "2027-Q1")
+    draws = [line for line in explained.lines if line.line_type == "draw"]
+    assert [line.period for line in draws] == ["2027-01", "2027-02"]
+    assert draws[0].source.text == "draw 3,000 USD per period for 3 periods recoverable"
+    assert "the period's pay (1,000.00) is topped up by 2,000.00" in draws[0].steps[0].text
+    (recovery,) = [line for line in explained.lines if line.line_type == "draw_recovery"]
+    assert recovery.amount == Decimal("-2500.00") and "recovered" in recovery.steps[0].text
+
+
+def test_year_to_date_lines_say_they_are_true_ups():
+    explained = example("w12_ytd_true_up", "A", "2027-H1")
+    assert [line.period for line in explained.lines] == ["2027-Q1", "2027-Q2"]
+    assert all(any(s.kind == "measurement" for s in line.steps) for line in explained.lines)
+
+
+def test_a_measure_multiplier_is_applied_or_not(sample_company):
+    """Enterprise AE's hunter kicker (1.1 when new logos are 40 % of bookings): decided for every line."""
+    project, result, dates, _ = sample_company
+    lines = result.payout_lines
+    decisions = set()
+    for rep in sorted(set(lines[lines["plan"] == "Enterprise AE"]["rep_id"]))[:8]:
+        explained = payout_explain.explain_rep(
+            lines, result.payout_deals, comp_plans(project.files), project.sources, rep, deal_dates=dates
+        )
+        for line in explained.lines:
+            if line.component == "New business" and line.line_type == "commission" and not line.gated:
+                if line.uncapped:
+                    (multiplier,) = [s for s in line.steps if s.kind == "multiplier"]
+                    decisions.add(multiplier.decision)
+    assert decisions <= {"applied", "not applied"} and decisions
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_unknown_rep_and_period_name_what_exists(sample_company):
+    project, result, _, _ = sample_company
+    rep, _ = sample_rep(sample_company, "Enterprise AE")
+    with pytest.raises(NotFound) as missing:
+        payout_explain.select_lines(result.payout_lines, rep[:-1] + "X")
+    assert rep in missing.value.known
+    with pytest.raises(NotFound) as missing:
+        payout_explain.select_lines(result.payout_lines, rep, "2027-Q5")
+    assert "is not a period" in str(missing.value) and "2027-Q1" in missing.value.known
+    with pytest.raises(NotFound) as missing:
+        payout_explain.select_lines(result.payout_lines, rep, "2031-Q1")
+    assert missing.value.known == ["2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4"]
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, err
+    return code, out, err
+
+
+def test_cli_explains_a_rep_as_text_and_json(sample_company, capsys):
+    _, result, _, folder = sample_company
+    rep, period = sample_rep(sample_company, "Enterprise AE")
+    code, text, _ = run_cli(capsys, "explain", "--rep", rep, "--period", period, "--data", folder, "--plans", PLANS)
+    assert code == 0 and f"Payouts of {rep}" in text and "New business (commission)" in text
+    assert "enterprise_ae.plan" in text and "shares add up to" in text
+    code, out, _ = run_cli(
+        capsys, "explain", "--rep", rep, "--period", period, "--data", folder, "--plans", PLANS, "--format", "json"
+    )
+    data = json.loads(out)
+    assert code == 0 and data["rep"] == rep and data["period"] == period
+    mine = result.payout_lines[(result.payout_lines["rep_id"] == rep) & (result.payout_lines["period"] == period)]
+    assert sorted(Decimal(line["amount"]) for line in data["lines"]) == sorted(mine["amount"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--rep", "R00O1"], "did you mean"),
+        (["--rep", "{rep}", "--period", "2027-Q7"], "'2027-Q7' is not a period"),
+        (["--rep", "{rep}", "--period", "2026"], "has no payout lines in period '2026'"),
+        (["--quota", "{rep}", "--format", "json"], "--format json is for --rep"),
+    ],
+)
+def test_cli_bad_rep_or_period_is_one_clear_message(sample_company, capsys, argv, expected):
+    _, _, _, folder = sample_company
+    rep, _ = sample_rep(sample_company, "Enterprise AE")
+    argv = [a.format(rep=rep) for a in argv]
+    code, out, err = run_cli(capsys, "explain", *argv, "--data", folder, "--plans", PLANS)
+    assert code == 1 and expected in err, err
+    assert "known:" in err or "--format" in expected
+
+
+def test_render_text_is_plain_text(cases):
+    _, explained = cases[0]
+    text = payout_explain.render_text(explained)
+    assert "\x1b[" not in text  # no colour codes in a file or a pipe
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        print(text)
+    assert buffer.getvalue().strip()
