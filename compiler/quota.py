@@ -112,6 +112,15 @@ def plan_quotas(
     if not chosen:
         known = ", ".join(sorted({f'"{p.name}"' for p in quota_plans})) or "none was loaded"
         raise CompileError(f'quota from plan "{name}": there is no such quota plan ({known})')
+    given: dict[str, int] = {}  # period label -> the version that gives it a quota
+    for quota_plan in sorted(chosen, key=lambda p: p.version):
+        for label in (p.label for p in plan_periods(quota_plan.effective_from, quota_plan.effective_to, period)):
+            if label in given:  # which version applies would be undefined; refuse like the Python calculator
+                raise CompileError(
+                    f'quota from plan "{name}": versions {given[label]} and {quota_plan.version} '
+                    f"both give quotas for {label}"
+                )
+            given[label] = quota_plan.version
     for quota_plan in chosen:
         if quota_plan.period != period:
             raise CompileError(

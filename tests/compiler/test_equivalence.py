@@ -711,17 +711,12 @@ def split_quota_run(engine: str):
     return run_plans(project_of(SPLIT_QUOTA_VERSIONS).files, connection, engine=engine)
 
 
-def test_python_refuses_a_period_two_quota_plan_versions_split():
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_every_calculator_refuses_a_period_two_quota_plan_versions_split(engine):
     """Two versions of a quota plan both give 2027-Q2 a quota: which one applies is undefined (RP401)."""
     with pytest.raises(RevplanError) as refused:
-        split_quota_run("python")
+        split_quota_run(engine)
     assert "versions 1 and 2 both give quotas for 2027-Q2" in str(refused.value.diagnostics[0].message)
-
-
-@pytest.mark.xfail(strict=True, reason="SQL joins both versions' 2027-Q2 quotas and pays that quarter twice")
-def test_sql_pays_a_quarter_split_between_quota_plan_versions_once():
-    lines = split_quota_run("duckdb").payout_lines
-    assert len(lines[lines["period"] == "2027-Q2"]) == 1
 
 
 def test_a_plan_the_python_calculator_cannot_compute_is_refused_before_any_data_is_read():
