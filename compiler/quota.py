@@ -106,8 +106,12 @@ def plan_quotas(
     territories: tuple[ir.TerritoryPlan, ...],
     dialect: str,
     period: ir.Period,
+    computed: dict[str, str] | None = None,
 ) -> exp.Expression:
-    """(rep_id, period, amount) of the quota plan `name` (every version): what `quota from plan` reads."""
+    """(rep_id, period, amount) of the quota plan `name` (every version): what `quota from plan` reads.
+
+    `computed` names tables holding quota plans' rows (by plan key) that a run computed once."""
+    computed = computed or {}
     chosen = [p for p in quota_plans if p.name == name]
     if not chosen:
         known = ", ".join(sorted({f'"{p.name}"' for p in quota_plans})) or "none was loaded"
@@ -129,7 +133,10 @@ def plan_quotas(
             )
     selects = [
         exp.select(col("rep_id"), col("period"), col("amount"), copy=False)
-        .from_(quota_table(p, territories, dialect).subquery("qp"), copy=False)
+        .from_(
+            table(computed[p.key], "qp") if p.key in computed else quota_table(p, territories, dialect).subquery("qp"),
+            copy=False,
+        )
         .where(eq(col("period_kind"), text("period")), copy=False)
         for p in chosen
     ]

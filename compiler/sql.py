@@ -61,6 +61,17 @@ ZERO = number(0)
 LITERALS = (ir.Number, ir.Percent, ir.Money, ir.Date, ir.Duration, ir.Text, ir.Boolean, ir.Null)
 
 
+@dataclasses.dataclass
+class Credited:
+    """Where deal rows come from: a table, the joins that credit reps, the credited rep and share."""
+
+    rows: exp.Table
+    rep: exp.Expression
+    share: exp.Expression
+    joins: list[tuple[exp.Table, exp.Expression, str]]
+    filtered: bool  # already only the plan's reps
+
+
 class CompileError(Exception):
     """A plan construct this calculator cannot compute: refused loudly, never skipped."""
 
@@ -72,15 +83,19 @@ def compile_plan(
     territories: tuple[ir.TerritoryPlan, ...] = (),
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
     detail: bool = False,
+    quota_tables: dict[str, str] | None = None,
 ) -> exp.Select:
     """The payout-line query of a comp plan; `territories` feed `credit overlay` (and quota
     plans' territory potential); `quota_plans` feed `quota from plan "NAME"`.
+
+    `quota_tables` (quota plan key -> table name) reads quota plans a run has already
+    computed (rows of `compiler.quota.quota_table`) instead of computing them again.
 
     With `detail=True` the query returns the deals behind the commission lines
     instead (DEAL_COLUMNS): each deal's credited base and exact share of its line.
     """
     measures = {**measures, **{m.name: m for m in plan.measures}}
-    return _PlanCompiler(plan, measures, dialect, territories, quota_plans).query(detail)
+    return _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables or {}).query(detail)
 
 
 # ---------------------------------------------------------------- small builders
@@ -271,8 +286,10 @@ class _PlanCompiler(RowCompiler):
         dialect: str,
         territories: tuple[ir.TerritoryPlan, ...] = (),
         quota_plans: tuple[ir.QuotaPlan, ...] = (),
+        quota_tables: dict[str, str] | None = None,
     ):
         super().__init__(dialect)
+        self.quota_tables = quota_tables or {}
         self.plan, self.measures, self.territories = plan, measures, territories
         self.quota_plans = quota_plans
         self.aggregates: dict[AggregateKey, str] = {}
@@ -290,7 +307,10 @@ class _PlanCompiler(RowCompiler):
         components = [self.component(index, c) for index, c in enumerate(plan.components)]
         draws = self.draws() if plan.draw is not None else None
         traced = detail or plan.clawback or plan.paid_on == ir.PayoutTiming.PAYMENT
-        deal_shares = self.deal_shares() if traced else None
+        # Clawbacks alone trace only cancelled deals: their own small rows, so deal_rows is read once.
+        clawbacks_only = not detail and plan.paid_on != ir.PayoutTiming.PAYMENT
+        traced_rows = "cancelled_rows" if clawbacks_only else "deal_rows"
+        deal_shares = self.deal_shares(traced_rows) if traced else None
         clawbacks = self.clawbacks() if plan.clawback is not None and deal_shares is not None else None
         paid = self.paid_lines() if plan.paid_on == ir.PayoutTiming.PAYMENT else None
         ctes: list[tuple[str, exp.Expression]] = [
@@ -299,7 +319,9 @@ class _PlanCompiler(RowCompiler):
         if plan.quota.plan is not None:  # `quota from plan "NAME"`: the quota plan's output, not the quotas table
             from compiler import quota
 
-            body = quota.plan_quotas(plan.quota.plan, self.quota_plans, self.territories, self.dialect, plan.period)
+            body = quota.plan_quotas(
+                plan.quota.plan, self.quota_plans, self.territories, self.dialect, plan.period, self.quota_tables
+            )
             ctes.append(("plan_quotas", body))
         ctes.append(("rep_periods", self.rep_periods()))
         if plan.crediting.rollup:
@@ -311,7 +333,12 @@ class _PlanCompiler(RowCompiler):
                 ("assignments", territory.assignments(list(self.territories), self.dialect)),
                 ("holders", territory.holders(list(self.territories))),
             ]
-        ctes += [("fx", self.fx()), ("credits", self.credits()), ("deal_rows", self.deal_rows())]
+        ctes += [("days", self.days()), ("fx", self.fx())]
+        if self.credits_table_needed():
+            ctes.append(("credits", self.credits()))
+        ctes.append(("deal_rows", self.deal_rows()))
+        if deal_shares is not None and traced_rows == "cancelled_rows":
+            ctes.append(("cancelled_rows", self.deal_rows(only_cancelled=True)))
         ctes += [("activity_rows", self.activity_rows())]
         ctes += [
             ("deal_aggs", self.entity_aggregates("deal", "deal_rows")),
@@ -506,25 +533,12 @@ class _PlanCompiler(RowCompiler):
                 .join(table("chain", "h"), on=on, copy=False)
             )
         if crediting.overlay:
-            on_close = lambda t: exp.Between(this=col("close_date", "d"), low=col("start", t), high=col("end", t))  # noqa: E731
-            selects.append(
-                exp.select(col("rep_id", "h"), alias(col("id", "d"), "deal_id"), alias(number(1), "share"), copy=False)
-                .from_(table("deals", "d"), copy=False)
-                .join(
-                    table("assignments", "t"),
-                    on=and_(eq(col("account_id", "t"), col("account_id", "d")), on_close("t")),
-                    copy=False,
-                )
-                .join(
-                    table("holders", "h"),
-                    on=and_(
-                        eq(col("territory", "h"), col("territory", "t")),
-                        eq(col("role", "h"), text("overlay")),
-                        on_close("h"),
-                    ),
-                    copy=False,
-                )
-            )
+            overlay = exp.select(
+                col("rep_id", "h"), alias(col("id", "d"), "deal_id"), alias(number(1), "share"), copy=False
+            ).from_(table("deals", "d"), copy=False)
+            for join_table, on, kind in self.overlay_joins("d"):
+                overlay = overlay.join(join_table, on=on, join_type=kind, copy=False)
+            selects.append(overlay)
         credited = exp.Subquery(this=union_all(selects), alias=exp.TableAlias(this=exp.to_identifier("u", quoted=True)))
         # Only reps on this plan matter: filtering here keeps the deal join small.
         on_plan = exp.In(
@@ -556,70 +570,101 @@ class _PlanCompiler(RowCompiler):
         """A deal or activity counts in the plan version in force on its date (versions split a period)."""
         return exp.Between(this=day, low=date(self.plan.effective_from), high=date(self.plan.effective_to))
 
-    def deal_rows(self) -> exp.Select:
-        """Each credited deal in each rep-period it counts in, with its amount in plan currency."""
+    def deal_rows(self, only_cancelled: bool = False) -> exp.Select:
+        """Each credited deal in each rep-period it counts in, with its amount in plan currency.
+
+        `only_cancelled` keeps the deals a clawback can take back: a second, small
+        set of rows, so the big one is read once and never materialised."""
         currency = self.plan.currency
-        at_period_end = self.plan.fx_at == ir.FxDate.PERIOD_END
-        fx_day = col("period_end", "bp") if at_period_end else self.booking_date("d")  # the deal's own period
         amount_fx = case(
             eq(col("currency", "d"), text(currency)),
             dec(col("amount", "d")),
             mul(dec(col("amount", "d")), col("rate", "fx")),
         )
-        # Only split credit gives a share other than 1.
-        share = col("share", "c") if self.plan.crediting.splits else number(1)
         # Only the deal fields the plan reads: deal rows are the big intermediate.
         always = ["id", "close_date", "cancel_date", "paid_date"]
         deal_fields = [col(name, "d") for name in [*always, *self.used_deal_fields(exclude={*always, "amount"})]]
-        crediting = self.plan.crediting
-        owner_only = not (crediting.splits or crediting.rollup or crediting.overlay)
-        # Deals are matched to periods (a handful of rows), not to rep-periods: aggregates
-        # are joined to the plan's reps afterwards, which keeps the big join cheap.
-        period_join = self.in_window(self.booking_date("d"), "p")
-        if owner_only:  # the common case needs no credits table: the owner is the deal's column
-            on_plan = exp.In(
-                this=col("owner_rep_id", "d"),
-                query=exp.Subquery(this=exp.select(col("rep_id"), copy=False).from_(table("rep_periods"), copy=False)),
-            )
-            rows = table("deals", "d")
-            rep, share_column = col("owner_rep_id", "d"), number(1)
-        else:
-            rows, rep, share_column = table("credits", "c"), col("rep_id", "c"), col("share", "c")
+        credited = self.credited_deals()
         select = exp.select(
-            alias(rep, "rep_id"),
+            alias(credited.rep, "rep_id"),
             col("period", "p"),
             col("period_index", "p"),
             *deal_fields,
-            alias(share_column, "share"),
+            alias(credited.share, "share"),
             alias(amount_fx, "amount_fx"),
-            alias(mul(amount_fx.copy(), share), "amount"),
+            alias(mul(amount_fx.copy(), credited.share.copy()), "amount"),
             copy=False,
-        ).from_(rows, copy=False)
-        if not owner_only:
-            select = select.join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
-        select = select.join(table("periods", "p"), on=period_join, copy=False)
-        in_range = self.in_force(self.booking_date("d"))
-        select = select.where(and_(in_range, self.deal_filter()), copy=False)
-        if owner_only:
-            select = select.where(on_plan, copy=False)
-        if at_period_end:
-            select = select.join(
-                table("periods", "bp"),
-                join_type="left",
-                on=exp.Between(
-                    this=self.booking_date("d"), low=col("period_start", "bp"), high=col("period_end", "bp")
-                ),
-                copy=False,
-            )
-        return select.join(
-            table("fx", "fx"),
-            join_type="left",
-            on=and_(
-                eq(col("from", "fx"), col("currency", "d")),
-                eq(col("day", "fx"), fx_day),
-            ),
-            copy=False,
+        ).from_(credited.rows, copy=False)
+        for join_table, on, kind in credited.joins:
+            select = select.join(join_table, on=on, join_type=kind, copy=False)
+        # Deals are matched to periods (a handful of rows), not to rep-periods: aggregates
+        # are joined to the plan's reps afterwards, which keeps the big join cheap.
+        select = select.join(table("periods", "p"), on=self.in_window(self.booking_date("d"), "p"), copy=False)
+        fx_day = self.booking_date("d")
+        if self.plan.fx_at == ir.FxDate.PERIOD_END:  # the rate of the deal's own period's end
+            fx_day = col("period_end", "bp")
+            own = exp.Between(this=self.booking_date("d"), low=col("period_start", "bp"), high=col("period_end", "bp"))
+            select = select.join(table("periods", "bp"), join_type="left", on=own, copy=False)
+        on_rate = and_(eq(col("from", "fx"), col("currency", "d")), eq(col("day", "fx"), fx_day))
+        select = select.join(table("fx", "fx"), join_type="left", on=on_rate, copy=False)
+        where = [self.in_force(self.booking_date("d")), self.deal_filter()]
+        if only_cancelled:
+            where.append(exp.Not(this=exp.Is(this=col("cancel_date", "d"), expression=exp.null())))
+        if not credited.filtered:  # only reps on this plan matter
+            where.append(exp.In(this=credited.rep.copy(), query=exp.Subquery(this=self.plan_reps())))
+        return select.where(and_(*where), copy=False)
+
+    def credited_deals(self) -> Credited:
+        """How deal rows find their credited reps: from the deals themselves whenever one source
+        credits them (owner, splits as a left join of the few splits, roll-up through the manager
+        chain, overlay through the territories), else from the credits table, which adds up the
+        shares of a rep credited twice for one deal."""
+        crediting = self.plan.crediting
+        deals = table("deals", "d")
+        if self.credits_table_needed():
+            on_id = eq(col("id", "d"), col("deal_id", "c"))
+            return Credited(table("credits", "c"), col("rep_id", "c"), col("share", "c"), [(deals, on_id, "inner")], True)
+        joins, rep, share = [], col("owner_rep_id", "d"), number(1)
+        if crediting.splits:  # a split deal credits its split reps instead of its owner
+            joins.append((table("deal_splits", "s"), eq(col("deal_id", "s"), col("id", "d")), "left"))
+            rep = coalesce(col("rep_id", "s"), col("owner_rep_id", "d"))
+            share = case(exp.Is(this=col("deal_id", "s"), expression=exp.null()), number(1), dec(col("percent", "s")))
+        if crediting.rollup:
+            on = eq(col("rep_id", "h"), rep)
+            if crediting.rollup_depth is not None:
+                on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(crediting.rollup_depth)))
+            joins.append((table("chain", "h"), on, "inner"))
+            rep = col("manager_id", "h")
+        if crediting.overlay:
+            joins += self.overlay_joins("d")
+            rep = col("rep_id", "h")
+        return Credited(deals, rep, share, joins, False)
+
+    def credits_table_needed(self) -> bool:
+        crediting = self.plan.crediting
+        return sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
+
+    def overlay_joins(self, deal: str) -> list[tuple[exp.Table, exp.Expression, str]]:
+        """The territory holding the deal's account on its close date, and that territory's overlay reps."""
+        on_close = lambda t: exp.Between(this=col("close_date", deal), low=col("start", t), high=col("end", t))  # noqa: E731
+        territory_of_account = and_(eq(col("account_id", "t"), col("account_id", deal)), on_close("t"))
+        overlay_holder = and_(
+            eq(col("territory", "h"), col("territory", "t")), eq(col("role", "h"), text("overlay")), on_close("h")
         )
+        return [(table("assignments", "t"), territory_of_account, "inner"), (table("holders", "h"), overlay_holder, "inner")]
+
+    def plan_reps(self) -> exp.Select:
+        return exp.select(col("rep_id"), copy=False).from_(table("rep_periods"), copy=False)
+
+    def days(self) -> exp.Select:
+        """Every day a deal can count on: from the first period's window to the last period's end."""
+        periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
+        first, last = min(periods[0].year_start, periods[0].start), periods[-1].end
+        values = exp.Values(
+            expressions=[exp.Tuple(expressions=[date(first + dt.timedelta(days=n))]) for n in range((last - first).days + 1)],
+            alias=exp.TableAlias(this=exp.to_identifier("v"), columns=[exp.to_identifier("day", quoted=True)]),
+        )
+        return exp.select(col("day"), copy=False).from_(values, copy=False)
 
     def fx(self) -> exp.Select:
         """One rate into the plan currency per currency and day of the plan's periods.
@@ -644,18 +689,11 @@ class _PlanCompiler(RowCompiler):
             .from_(table("fx_rates"), copy=False)
             .where(eq(col("to"), text(self.plan.currency)), copy=False)
         )
-        periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
-        first, last = min(periods[0].year_start, periods[0].start), periods[-1].end
-        days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-        values = exp.Values(
-            expressions=[exp.Tuple(expressions=[date(day)]) for day in days],
-            alias=exp.TableAlias(this=exp.to_identifier("v"), columns=[exp.to_identifier("day", quoted=True)]),
-        )
         return (
             exp.select(col("from", "r"), col("day", "v"), col("rate", "r"), copy=False)
             .from_(ranges.subquery("r"), copy=False)
             .join(
-                values,
+                table("days", "v"),
                 on=exp.Between(this=col("day", "v"), low=col("valid_from", "r"), high=col("valid_to", "r")),
                 copy=False,
             )
@@ -670,20 +708,22 @@ class _PlanCompiler(RowCompiler):
         return sorted(used - exclude)
 
     def deal_filter(self) -> exp.Expression:
-        """Rows no deal aggregate counts can be dropped before the joins (NULL-safe OR of their filters)."""
+        """Rows no deal aggregate counts can be dropped before the joins (NULL-safe OR of their filters).
+
+        A filter on the converted amount cannot run before conversion; its other conjuncts can."""
         conditions = []
         for key in self.aggregates:
             if key.entity != "deal":
                 continue
-            reads_amount = any(isinstance(n, ir.FieldRef) and n.field == "amount" for n in _walk(key.condition))
-            if key.condition is None or reads_amount:  # no filter, or one on the converted amount
+            pushable = [c for c in _conjuncts(key.condition) if not _reads_amount(c)]
+            if not pushable:  # no filter, or only one on the converted amount: every row may count
                 return exp.true()
             # In WHERE, unknown already drops the row: a plain condition can be pushed into the scan.
-            conditions.append(exp.paren(self.row(key.condition, "deal", "d"), copy=False))
+            conditions.append(and_(*[exp.paren(self.row(c, "deal", "d"), copy=False) for c in pushable]))
         if not conditions:
             return exp.false()
         unique = list({c.sql(): c for c in conditions}.values())
-        return exp.or_(*unique, copy=False) if len(unique) > 1 else unique[0]
+        return exp.or_(*[exp.paren(c, copy=False) for c in unique], copy=False) if len(unique) > 1 else unique[0]
 
     def activity_rows(self) -> exp.Select:
         return (
@@ -1236,7 +1276,7 @@ class _PlanCompiler(RowCompiler):
             select = select.with_(name_alias, as_=body, recursive=self.plan.crediting.rollup, copy=False)
         return select.order_by(col("rep_id"), col("period"), col("component"), col("deal_id"), copy=False)
 
-    def deal_shares(self) -> exp.Expression | None:
+    def deal_shares(self, rows: str = "deal_rows") -> exp.Expression | None:
         """Each deal's exact share of the commission lines it earned: line x contribution / base."""
         selects = []
         for index, component, contribution in self.deal_components():
@@ -1257,7 +1297,7 @@ class _PlanCompiler(RowCompiler):
                     alias(share, "share_of_line"),
                     copy=False,
                 )
-                .from_(table("deal_rows", "d"), copy=False)
+                .from_(table(rows, "d"), copy=False)
                 .join(
                     table(f"c{index}", "k"),
                     on=and_(eq(col("rep_id", "k"), col("rep_id", "d")), eq(col("period", "k"), col("period", "d"))),
@@ -1344,6 +1384,19 @@ class _PlanCompiler(RowCompiler):
                     return None
                 return add(left, right) if o == "+" else sub(left, right)
         return None
+
+
+def _conjuncts(condition: ir.Expr | None) -> list[ir.Expr]:
+    """`a and (b and c)` -> [a, b, c]; no condition -> []."""
+    if condition is None:
+        return []
+    if isinstance(condition, ir.Logical) and condition.op == "and":
+        return [part for operand in condition.operands for part in _conjuncts(operand)]
+    return [condition]
+
+
+def _reads_amount(condition: ir.Expr) -> bool:
+    return any(isinstance(n, ir.FieldRef) and n.field == "amount" for n in _walk(condition))
 
 
 def _and(first: ir.Expr | None, second: ir.Expr | None) -> ir.Expr | None:

@@ -21,13 +21,16 @@ into a fresh schema, runs the query there, and drops the schema.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Sequence
+from typing import Protocol
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from sqlglot import exp
 
 from compiler import territory
 from compiler.quota import quota_table
@@ -71,18 +74,21 @@ def quota_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.QuotaPlan, ...]:
     return tuple(p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan))
 
 
-def compile_all(files: Sequence[ir.PlanFile], dialect: str, detail: bool = False) -> list[tuple[ir.CompPlan, str]]:
+def compile_all(
+    files: Sequence[ir.PlanFile], dialect: str, detail: bool = False, quota_tables: dict[str, str] | None = None
+) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic.
 
-    `detail=True` compiles the queries of the deals behind the lines instead."""
+    `detail=True` compiles the queries of the deals behind the lines instead;
+    `quota_tables` names the tables holding quota plans a run already computed."""
     measures = shared_measures(files)
     territories = territory_plans(files)
     quotas = quota_plans(files)
     compiled, problems = [], []
     for plan in comp_plans(files):
         try:
-            query = compile_plan(plan, measures, dialect, territories, quota_plans=quotas, detail=detail)
-            compiled.append((plan, query.sql(dialect=dialect)))
+            query = compile_plan(plan, measures, dialect, territories, quotas, detail, quota_tables)
+            compiled.append((plan, sql_text(query, dialect)))
         except CompileError as error:
             problems.append(
                 Diagnostic(
@@ -95,6 +101,11 @@ def compile_all(files: Sequence[ir.PlanFile], dialect: str, detail: bool = False
     if problems:
         raise RevplanError(problems)
     return compiled
+
+
+def sql_text(query: exp.Expression, dialect: str) -> str:
+    """The SQL of a tree built for one use: printing it in place skips sqlglot's deep copy (a third of compile time)."""
+    return query.sql(dialect=dialect, copy=False)
 
 
 def run_plans(
@@ -113,46 +124,41 @@ def run_plans(
 
         return run_python(files, connection, schema, deals)
     dialect = {"postgres": "postgres", "spark": "spark"}.get(engine, "duckdb")
-    compiled = compile_all(files, dialect)
     territories = territory_plans(files)
     quotas = quota_plans(files)
-    queries = {"payouts": [sql for _, sql in compiled]}
-    if deals:
-        queries["deals"] = [sql for _, sql in compile_all(files, dialect, detail=True)]
-    queries["quotas"] = [quota_table(plan, territories, dialect).sql(dialect=dialect) for plan in quotas]
-    if territories:
-        queries["territories"] = [territory.territory_table(list(territories), dialect).sql(dialect=dialect)]
-        queries["overlaps"] = [territory.rule_matches(plan, dialect).sql(dialect=dialect) for plan in territories]
-        queries["balance"] = [territory.balance(list(territories), dialect).sql(dialect=dialect)]
-    flat = [sql for group in queries.values() for sql in group]
-    if engine == "postgres":
-        results = _run_on_postgres(flat, connection, url, schema)
-    elif engine == "spark":  # pyspark local mode, the tables copied over through Arrow (runtime/spark.py)
-        from runtime.spark import run_queries
-
-        results = run_queries(flat, connection, schema)
-    else:
-        results = [connection.sql(sql).to_arrow_table().to_pandas() for sql in flat]
-    frames: dict[str, list[pd.DataFrame]] = {}
-    for name, group in queries.items():
-        frames[name], results = results[: len(group)], results[len(group) :]
-    payouts = frames["payouts"]
+    # Quota plans run once; comp plans that take their quotas read their rows from these tables.
+    quota_tables = {plan.key: f"revplan_quotas_{uuid.uuid4().hex[:12]}" for plan in quotas}
+    compiled = compile_all(files, dialect, quota_tables=quota_tables)  # every problem before any query runs
+    with open_session(engine, connection, url, schema) as session:
+        quota_frames = [session.run(sql_text(quota_table(plan, territories, dialect), dialect)) for plan in quotas]
+        for plan, frame in zip(quotas, quota_frames, strict=True):
+            session.add_table(quota_tables[plan.key], quota_rows(frame))
+        payouts = [session.run(sql) for _, sql in compiled]
+        deal_frames = [session.run(sql) for _, sql in compile_all(files, dialect, True, quota_tables)] if deals else []
+        territory_frame = report = None
+        if territories:
+            territory_frame = session.run(sql_text(territory.territory_table(list(territories), dialect), dialect))
+            overlaps = [session.run(sql_text(territory.rule_matches(p, dialect), dialect)) for p in territories]
+            balance = session.run(sql_text(territory.balance(list(territories), dialect), dialect))
+            report = build_report(territories, territory_frame, pd.concat(overlaps, ignore_index=True), balance)
     lines = pd.concat(payouts, ignore_index=True) if payouts else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
-    territory_frame = report = None
-    if territories:
-        territory_frame = frames["territories"][0]
-        report = build_report(
-            territories, territory_frame, pd.concat(frames["overlaps"], ignore_index=True), frames["balance"][0]
-        )
     plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in quotas) + tuple(p.key for p in territories)
-    quota_frame = normalise_quotas(frames["quotas"]) if quotas else None
+    quota_frame = normalise_quotas(quota_frames) if quotas else None
     deal_frame = None
     if deals:
-        deal_frame = pd.concat(frames["deals"], ignore_index=True) if frames["deals"] else pd.DataFrame(
-            columns=list(DEAL_COLUMNS)
-        )
+        deal_frame = pd.concat(deal_frames, ignore_index=True) if deal_frames else pd.DataFrame(columns=list(DEAL_COLUMNS))
         deal_frame = deal_frame[list(DEAL_COLUMNS)].astype({"version": "int64"})
     return RunResult(normalise(lines), plans, territory_frame, quota_frame, report, deal_frame)
+
+
+QUOTA_ROWS = pa.schema(
+    [("rep_id", pa.string()), ("period", pa.string()), ("period_kind", pa.string()), ("amount", pa.decimal128(38, 10))]
+)
+
+
+def quota_rows(frame: pd.DataFrame) -> pa.Table:
+    """The columns of a quota plan's rows that comp plans read, with exact types on every engine."""
+    return pa.Table.from_pandas(frame[QUOTA_ROWS.names], schema=QUOTA_ROWS, preserve_index=False)
 
 
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:
@@ -169,10 +175,77 @@ def normalise(lines: pd.DataFrame) -> pd.DataFrame:
     return lines.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
+# ---------------------------------------------------------------- engine sessions
+
+
+class Session(Protocol):
+    def run(self, sql: str) -> pd.DataFrame: ...
+
+    def add_table(self, name: str, rows: pa.Table) -> None: ...
+
+
+@contextlib.contextmanager
+def open_session(engine: str, connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
+    """A place to run a run's queries that holds the contract tables (and tables a run adds)."""
+    if engine == "postgres":
+        with postgres_session(connection, url, schema) as session:
+            yield session
+    elif engine == "spark":  # pyspark local mode, the tables copied over through Arrow (runtime/spark.py)
+        from runtime.spark import spark_session
+
+        with spark_session(connection, schema) as session:
+            yield session
+    else:
+        session = DuckDBSession(connection)
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+class DuckDBSession:
+    """The contract tables are the connection's; added tables are Arrow views, gone on close."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self.connection, self.added = connection, []
+
+    def run(self, sql: str) -> pd.DataFrame:
+        return self.connection.sql(sql).to_arrow_table().to_pandas()
+
+    def add_table(self, name: str, rows: pa.Table) -> None:
+        self.connection.register(name, rows)
+        self.added.append(name)
+
+    def close(self) -> None:
+        for name in self.added:
+            self.connection.unregister(name)
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def _run_on_postgres(queries: list[str], connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
+class PostgresSession:
+    """A fresh schema on the server holding copies of the contract tables, dropped on close."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, pg):
+        self.connection, self.pg = connection, pg
+
+    def run(self, sql: str) -> pd.DataFrame:
+        with self.pg.cursor() as cursor:
+            cursor.execute(sql)
+            names = [d.name for d in cursor.description]
+            return pd.DataFrame(cursor.fetchall(), columns=names)
+
+    def add_table(self, name: str, rows: pa.Table) -> None:
+        self.connection.register(name, rows)
+        try:
+            _copy_table(self.connection, self.pg, name)
+        finally:
+            self.connection.unregister(name)
+
+
+@contextlib.contextmanager
+def postgres_session(connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
     import psycopg
 
     if not url:
@@ -184,13 +257,7 @@ def _run_on_postgres(queries: list[str], connection: duckdb.DuckDBPyConnection, 
             pg.execute(f'SET search_path TO "{namespace}"')
             for entity in schema.entities:
                 _copy_table(connection, pg, entity.table)
-            frames = []
-            for sql in queries:
-                with pg.cursor() as cursor:
-                    cursor.execute(sql)
-                    names = [d.name for d in cursor.description]
-                    frames.append(pd.DataFrame(cursor.fetchall(), columns=names))
-            return frames
+            yield PostgresSession(connection, pg)
         finally:
             pg.execute(f'DROP SCHEMA "{namespace}" CASCADE')
 

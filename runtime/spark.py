@@ -4,7 +4,7 @@ In: the SQL texts of a run (compiled with sqlglot's `spark` dialect) and the
 DuckDB connection holding the contract tables. Out: one pandas DataFrame per
 query, money as `Decimal` (never floats), like the DuckDB path.
 
-    run_queries(queries, connection, schema)  -> [pd.DataFrame]
+    spark_session(connection, schema)         -> a run's session: .run(sql), .add_table(name, arrow)
     session()                                 -> the process's SparkSession (started on first use)
 
 How: every contract table goes from DuckDB to Spark through Arrow
@@ -25,11 +25,11 @@ works on integers scaled by 10^10 in a DECIMAL(38,18) result).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -108,20 +108,32 @@ def stop() -> None:
             _session = None
 
 
-def run_queries(queries: Sequence[str], connection: duckdb.DuckDBPyConnection, schema: Schema) -> list[pd.DataFrame]:
-    """Each query's rows, on a fresh session that holds the contract tables as temporary views."""
+@contextlib.contextmanager
+def spark_session(connection: duckdb.DuckDBPyConnection, schema: Schema):
+    """A fresh session holding the contract tables as temporary views, dropped on close."""
     spark = session().newSession()
     for key, value in RUN_CONF.items():
         spark.conf.set(key, value)
-    views = []
+    run = SparkRun(spark)
     try:
         for entity in schema.entities:
-            _to_spark(spark, connection.table(entity.table).to_arrow_table()).createOrReplaceTempView(entity.table)
-            views.append(entity.table)
-        return [_collect(spark.sql(sql)) for sql in queries]
+            run.add_table(entity.table, connection.table(entity.table).to_arrow_table())
+        yield run
     finally:
-        for name in views:
+        for name in run.views:
             spark.catalog.dropTempView(name)
+
+
+class SparkRun:
+    def __init__(self, spark: SparkSession):
+        self.spark, self.views = spark, []
+
+    def run(self, sql: str) -> pd.DataFrame:
+        return _collect(self.spark.sql(sql))
+
+    def add_table(self, name: str, rows: pa.Table) -> None:
+        _to_spark(self.spark, rows).createOrReplaceTempView(name)
+        self.views.append(name)
 
 
 # ---------------------------------------------------------------- helpers
