@@ -55,6 +55,7 @@ PAYOUT_COLUMNS = (
     "deal_count",
 )
 DEAL_COLUMNS = ("plan", "version", "component", "rep_id", "period", "deal_id", "credited_base", "share_of_line")
+DEAL_ID_COLUMNS = DEAL_COLUMNS[:-1]  # what `revplan run` writes: shares need each deal's line (explain has them)
 BUILTINS = ("attainment", "quota", "target_incentive")
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
 ZERO = number(0)
@@ -82,7 +83,7 @@ def compile_plan(
     dialect: str = "duckdb",
     territories: tuple[ir.TerritoryPlan, ...] = (),
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
-    detail: bool = False,
+    detail: bool | str = False,
     quota_tables: dict[str, str] | None = None,
 ) -> exp.Select:
     """The payout-line query of a comp plan; `territories` feed `credit overlay` (and quota
@@ -91,7 +92,9 @@ def compile_plan(
     `quota_tables` (quota plan key -> table name) reads quota plans a run has already
     computed (rows of `compiler.quota.quota_table`) instead of computing them again.
 
-    With `detail=True` the query returns the deals behind the commission lines
+    With `detail="ids"` the query returns the deals behind the commission lines
+    (DEAL_ID_COLUMNS: each deal's credited base; one pass over the deals, what
+    `revplan run` writes); with `detail=True` it also returns their shares
     instead (DEAL_COLUMNS): each deal's credited base and exact share of its line.
     """
     measures = {**measures, **{m.name: m for m in plan.measures}}
@@ -299,7 +302,7 @@ class _PlanCompiler(RowCompiler):
 
     # ------------------------------------------------------------ the query
 
-    def query(self, detail: bool = False) -> exp.Select:
+    def query(self, detail: bool | str = False) -> exp.Select:
         plan = self.plan
         if plan.crediting.overlay and not self.territories:
             raise CompileError("`credit overlay` needs a territory plan (none was loaded)")
@@ -358,6 +361,8 @@ class _PlanCompiler(RowCompiler):
             )
         )
         final = ["component_lines"]
+        if detail == "ids":
+            return self.deal_ids_query(ctes)
         if detail:
             return self.detail_query(ctes, deal_shares)
         for name, body in (("draws", draws), ("clawbacks", clawbacks)):
@@ -1249,6 +1254,38 @@ class _PlanCompiler(RowCompiler):
             if contribution is not None:
                 traced.append((index, component, contribution))
         return traced
+
+    def deal_ids_query(self, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
+        """The deals behind each commission line and their part of its base, without the exact shares
+        (a deal's share needs its line: `detail_query`). Every rep-period has a line per component."""
+        selects = [
+            exp.select(
+                alias(text(self.plan.name), "plan"),
+                alias(exp.Literal.number(self.plan.version), "version"),
+                alias(text(component.name), "component"),
+                col("rep_id", "d"),
+                col("period", "d"),
+                alias(col("id", "d"), "deal_id"),
+                alias(contribution, "credited_base"),
+                copy=False,
+            )
+            .from_(table("deal_rows", "d"), copy=False)
+            .join(
+                table("rep_periods", "rp"),
+                on=and_(eq(col("rep_id", "rp"), col("rep_id", "d")), eq(col("period", "rp"), col("period", "d"))),
+                copy=False,
+            )
+            .where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False)
+            for _, component, contribution in self.deal_components()
+        ]
+        if not selects:  # no component traces to deals: an empty result of the same shape
+            empty = [alias(exp.null(), n) for n in DEAL_ID_COLUMNS[:-1]]
+            selects = [exp.select(*empty, alias(dec(exp.null()), "credited_base"), copy=False).where(exp.false())]
+        select = exp.select("*", copy=False).from_(union_all(selects).subquery("deals_behind", copy=False), copy=False)
+        for name, body in ctes:
+            name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
+            select = select.with_(name_alias, as_=body, recursive=self.plan.crediting.rollup, copy=False)
+        return select.order_by(col("rep_id"), col("period"), col("component"), col("deal_id"), copy=False)
 
     def detail_query(self, ctes: list[tuple[str, exp.Expression]], deal_shares) -> exp.Select:
         """The deals behind each commission line (what `revplan explain` shows)."""

@@ -38,6 +38,8 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dsl import ir
 from dsl.diagnostics import Span
@@ -141,7 +143,7 @@ class Explanation:
 
 def explain_rep(
     lines: pd.DataFrame,
-    deals: pd.DataFrame | None,
+    deals: pa.Table | pd.DataFrame | None,
     plans: Iterable[ir.CompPlan],
     sources: Mapping[str, str],
     rep: str,
@@ -157,6 +159,8 @@ def explain_rep(
     deals. Raises `NotFound` for a rep without lines or a period they have none in.
     """
     chosen = select_lines(lines, rep, period)
+    if isinstance(deals, pa.Table):  # a run's Arrow table: only this rep's rows become Python objects
+        deals = deals.filter(pc.equal(deals["rep_id"], rep)).to_pandas()
     by_key = {(p.name, p.version): p for p in plans}
     dates = _dates(deal_dates)
     explained = []

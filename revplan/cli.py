@@ -356,7 +356,7 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
             warnings.extend(diagnostics)
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
-                               deals=True)
+                               deals="ids")
         finally:
             dataset.close()
         lines = result.payout_lines
@@ -366,7 +366,10 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
             lines = filter_period(lines, period)
         deals = result.payout_deals  # the deals behind each commission line, by the period they were earned in
         if deals is not None and period is not None:
-            deals = deals[deals["period"].isin(set(lines["period"]))].reset_index(drop=True)
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            deals = deals.filter(pc.is_in(deals["period"], value_set=pa.array(sorted(set(lines["period"])))))
         steps.start(f"writing outputs to {out_dir}")
         periods = sorted(set(lines["period"]), key=_period_order)
         manifest = build_manifest(

@@ -24,7 +24,9 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from dsl.diagnostics import Diagnostic, RevplanError
 
@@ -123,8 +125,11 @@ KNOWN_OUTPUTS = ("payout_lines.csv", "statements.csv", "territories.csv", "quota
                  "payout_deals.csv")
 
 
-def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame], manifest: Mapping[str, object]) -> Path:
+def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | pa.Table], manifest: Mapping[str, object]) -> Path:
     """Write each table as `<name>.csv` (exact decimal text) plus manifest.json into `out_dir`, atomically.
+
+    Arrow tables (the big ones) are written by DuckDB's CSV writer, in the same
+    format as the DataFrames: plain decimals with their scale, empty for missing.
 
     A previous run's files in `out_dir` (those its manifest lists) are
     replaced as a whole: after a failure they are all still there, unchanged,
@@ -143,7 +148,7 @@ def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame], manifest: Mappi
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         for name, frame in tables.items():
-            csv_frame(frame).to_csv(staging / f"{name}.csv", index=False)
+            write_csv(frame, staging / f"{name}.csv")
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _swap_in(staging, out_dir, names, previous)
     except OSError as error:  # disk full, no permission: the user's to fix, not a crash
@@ -218,6 +223,14 @@ def _swap_in(staging: Path, out_dir: Path, names: Sequence[str], previous: Seque
             backup.rmdir()
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def write_csv(table: pd.DataFrame | pa.Table, path: Path) -> None:
+    if isinstance(table, pa.Table):  # millions of rows: no Python object per cell
+        with duckdb.connect() as connection:
+            connection.from_arrow(table).write_csv(str(path), header=True)
+    else:
+        csv_frame(table).to_csv(path, index=False)
 
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:

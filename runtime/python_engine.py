@@ -23,12 +23,12 @@ def run_python(
     files: Sequence[ir.PlanFile],
     connection: duckdb.DuckDBPyConnection,
     schema: Schema = SCHEMA,
-    deals: bool = False,
+    deals: bool | str = False,
 ):
     from compiler.python import run_files
-    from runtime.run import RunResult, normalise, run_plans
+    from runtime.run import RunResult, deal_rows, normalise, run_plans
 
-    computed = run_files(files, connection, schema, deals=deals)
+    computed = run_files(files, connection, schema, deals=bool(deals))
     feeding = [
         f.model_copy(update={"plans": tuple(p for p in f.plans if not isinstance(p, ir.CompPlan))}) for f in files
     ]
@@ -41,5 +41,5 @@ def run_python(
         computed.territories,
         reports.quotas if reports is not None else None,
         reports.territory_report if reports is not None else None,
-        computed.payout_deals,
+        deal_rows([computed.payout_deals], shares=deals is True) if computed.payout_deals is not None else None,
     )

@@ -34,7 +34,7 @@ from sqlglot import exp
 
 from compiler import territory
 from compiler.quota import quota_table
-from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_plan
+from compiler.sql import DEAL_COLUMNS, DEAL_ID_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_plan
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
@@ -51,7 +51,9 @@ class RunResult:
     territories: pd.DataFrame | None = None  # account -> territory -> owner, dated, with the matching rule
     quotas: pd.DataFrame | None = None  # every quota plan's quotas (year and periods), with their derivation
     territory_report: TerritoryReport | None = None  # gaps, overlaps, balance against the tolerances
-    payout_deals: pd.DataFrame | None = None  # the deals behind each commission line (DEAL_COLUMNS)
+    # The deals behind each commission line (DEAL_COLUMNS, DEALS_SCHEMA): an Arrow table, because it is
+    # the one big output (millions of rows at scale) and Arrow keeps its decimals exact without Python objects.
+    payout_deals: pa.Table | None = None
 
     @property
     def total(self):
@@ -75,7 +77,7 @@ def quota_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.QuotaPlan, ...]:
 
 
 def compile_all(
-    files: Sequence[ir.PlanFile], dialect: str, detail: bool = False, quota_tables: dict[str, str] | None = None
+    files: Sequence[ir.PlanFile], dialect: str, detail: bool | str = False, quota_tables: dict[str, str] | None = None
 ) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic.
 
@@ -114,9 +116,10 @@ def run_plans(
     engine: str = "duckdb",
     url: str | None = None,
     schema: Schema = SCHEMA,
-    deals: bool = False,
+    deals: bool | str = False,
 ) -> RunResult:
-    """Every plan's results; `deals=True` also computes the deals behind each commission line."""
+    """Every plan's results; `deals=True` also computes the deals behind each commission line and
+    their exact shares of it, `deals="ids"` the deals and their credited base only (one pass)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if engine == "python":  # the Python calculator (compiler/python.py) on the same tables
@@ -134,7 +137,7 @@ def run_plans(
         for plan, frame in zip(quotas, quota_frames, strict=True):
             session.add_table(quota_tables[plan.key], quota_rows(frame))
         payouts = [session.run(sql) for _, sql in compiled]
-        deal_frames = [session.run(sql) for _, sql in compile_all(files, dialect, True, quota_tables)] if deals else []
+        deal_tables = [session.run_arrow(sql) for _, sql in compile_all(files, dialect, deals, quota_tables)] if deals else []
         territory_frame = report = None
         if territories:
             territory_frame = session.run(sql_text(territory.territory_table(list(territories), dialect), dialect))
@@ -144,11 +147,35 @@ def run_plans(
     lines = pd.concat(payouts, ignore_index=True) if payouts else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
     plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in quotas) + tuple(p.key for p in territories)
     quota_frame = normalise_quotas(quota_frames) if quotas else None
-    deal_frame = None
-    if deals:
-        deal_frame = pd.concat(deal_frames, ignore_index=True) if deal_frames else pd.DataFrame(columns=list(DEAL_COLUMNS))
-        deal_frame = deal_frame[list(DEAL_COLUMNS)].astype({"version": "int64"})
-    return RunResult(normalise(lines), plans, territory_frame, quota_frame, report, deal_frame)
+    deal_table = deal_rows(deal_tables, shares=deals is True) if deals else None
+    return RunResult(normalise(lines), plans, territory_frame, quota_frame, report, deal_table)
+
+
+DEALS_SCHEMA = pa.schema(
+    [
+        ("plan", pa.string()),
+        ("version", pa.int64()),
+        ("component", pa.string()),
+        ("rep_id", pa.string()),
+        ("period", pa.string()),
+        ("deal_id", pa.string()),
+        ("credited_base", pa.decimal128(38, 10)),
+        ("share_of_line", pa.decimal128(38, 10)),
+    ]
+)
+
+
+def deal_rows(tables: Sequence[pa.Table | pd.DataFrame], shares: bool = True) -> pa.Table:
+    """Every plan's deals behind its lines as one table of DEALS_SCHEMA (exact types on every engine);
+    without `shares`, the columns of DEAL_ID_COLUMNS."""
+    schema = DEALS_SCHEMA if shares else pa.schema([DEALS_SCHEMA.field(n) for n in DEAL_ID_COLUMNS])
+    converted = [
+        pa.Table.from_pandas(t[schema.names], schema=schema, preserve_index=False)
+        if isinstance(t, pd.DataFrame)
+        else t.select(schema.names).cast(schema)
+        for t in tables
+    ]
+    return pa.concat_tables(converted) if converted else schema.empty_table()
 
 
 QUOTA_ROWS = pa.schema(
@@ -181,6 +208,8 @@ def normalise(lines: pd.DataFrame) -> pd.DataFrame:
 class Session(Protocol):
     def run(self, sql: str) -> pd.DataFrame: ...
 
+    def run_arrow(self, sql: str) -> pa.Table | pd.DataFrame: ...
+
     def add_table(self, name: str, rows: pa.Table) -> None: ...
 
 
@@ -210,7 +239,10 @@ class DuckDBSession:
         self.connection, self.added = connection, []
 
     def run(self, sql: str) -> pd.DataFrame:
-        return self.connection.sql(sql).to_arrow_table().to_pandas()
+        return self.run_arrow(sql).to_pandas()
+
+    def run_arrow(self, sql: str) -> pa.Table:
+        return self.connection.sql(sql).to_arrow_table()
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         self.connection.register(name, rows)
@@ -235,6 +267,8 @@ class PostgresSession:
             cursor.execute(sql)
             names = [d.name for d in cursor.description]
             return pd.DataFrame(cursor.fetchall(), columns=names)
+
+    run_arrow = run  # psycopg gives Python objects either way
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         self.connection.register(name, rows)

@@ -131,6 +131,8 @@ class SparkRun:
     def run(self, sql: str) -> pd.DataFrame:
         return _collect(self.spark.sql(sql))
 
+    run_arrow = run
+
     def add_table(self, name: str, rows: pa.Table) -> None:
         _to_spark(self.spark, rows).createOrReplaceTempView(name)
         self.views.append(name)

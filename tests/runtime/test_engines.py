@@ -11,6 +11,7 @@ import pytest
 
 from dsl import ir
 from dsl.project import load_paths
+from compiler.sql import DEAL_ID_COLUMNS
 from runtime.contract import check_data
 from runtime.data import open_data
 from runtime.run import run_plans
@@ -73,7 +74,7 @@ def test_deals_behind_each_commission_line_add_up_to_it(sample_company, duckdb_l
     """Every cent of a traced commission line comes from named deals (what explain shows)."""
     project, data = sample_company
     result = run_plans(project.files, data.connection, deals=True)
-    deals = result.payout_deals
+    deals = result.payout_deals.to_pandas()
     assert len(deals) > 0 and all(isinstance(v, Decimal) for v in deals["share_of_line"])
     keys = ["plan", "component", "rep_id", "period"]
     shares = deals.groupby(keys)["share_of_line"].agg(lambda s: sum(s, Decimal(0))).to_dict()
@@ -89,6 +90,28 @@ def test_deals_behind_each_commission_line_add_up_to_it(sample_company, duckdb_l
             assert abs(shares[key] - line.amount) < Decimal("0.01"), key
             checked += 1
     assert checked > 50
+
+
+def test_run_lists_the_same_deals_without_their_shares(sample_company):
+    """`revplan run` writes deal ids and credited bases only (deals="ids", one pass over the deals):
+    the same rows as the full trace, and for a plan whose bases are plain sums, they add up to the base."""
+    project, data = sample_company
+    full = run_plans(project.files, data.connection, deals=True).payout_deals
+    result = run_plans(project.files, data.connection, deals="ids")
+    ids = result.payout_deals
+    assert ids.column_names == list(DEAL_ID_COLUMNS) and ids.num_rows > 50
+    assert ids.equals(full.drop_columns(["share_of_line"]))
+    deals = ids.to_pandas()
+    bases = deals.groupby(["plan", "component", "rep_id", "period"])["credited_base"].agg(lambda s: sum(s, Decimal(0)))
+    lines = result.payout_lines
+    commission = lines[(lines["plan"] == "Enterprise AE") & (lines["component"] == "New business")]
+    checked = 0
+    for line in commission.itertuples():
+        key = (line.plan, line.component, line.rep_id, line.period)
+        if key in bases and line.base is not None:  # a line with no bookings has no base
+            assert abs(bases[key] - line.base) <= Decimal("0.005"), key  # the line shows its base in cents
+            checked += 1
+    assert checked > 10
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +131,9 @@ def test_python_calculator_pays_byte_for_byte_what_duckdb_pays(duckdb_lines, pyt
 def test_python_calculator_traces_the_same_deals(sample_company, python_result):
     project, data = sample_company
     sql = run_plans(project.files, data.connection, deals=True)
-    assert python_result.payout_deals.to_csv(index=False) == sql.payout_deals.to_csv(index=False)
+    assert python_result.payout_deals.equals(sql.payout_deals)  # same rows, same exact types
+    python_ids = run_plans(project.files, data.connection, engine="python", deals="ids").payout_deals
+    assert python_ids.equals(run_plans(project.files, data.connection, deals="ids").payout_deals)
     assert python_result.territories.to_csv(index=False) == sql.territories.to_csv(index=False)
 
 
