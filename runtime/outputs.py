@@ -44,16 +44,21 @@ def statements(payout_lines: pd.DataFrame) -> pd.DataFrame:
     keys = ["rep_id", "period", "currency"]
     if payout_lines.empty:
         return pd.DataFrame(columns=[*keys, "total"])
-    # Python sums of Decimal objects keep money exact (pandas would not for floats).
-    by_type = (
-        payout_lines.groupby([*keys, "line_type"], sort=True)["amount"]
-        .agg(lambda amounts: sum(amounts, Decimal("0.00")))
-        .unstack("line_type")
-    )
-    by_type = by_type.apply(lambda column: column.map(lambda v: Decimal("0.00") if pd.isna(v) else v))
-    by_type["total"] = by_type.apply(lambda row: sum(row, Decimal("0.00")), axis=1)
+    # Whole cents as Python integers: exact sums at pandas speed, back to Decimal cents at the end.
+    cents = payout_lines["amount"].map(_whole_cents)
+    by_type = cents.groupby([payout_lines[k] for k in [*keys, "line_type"]], sort=True).sum().unstack("line_type")
+    by_type = by_type.fillna(0).astype("int64")
+    by_type["total"] = by_type.sum(axis=1)
+    by_type = by_type.apply(lambda column: column.map(lambda c: Decimal(int(c)).scaleb(-2)))
     by_type.columns.name = None
     return by_type.reset_index()
+
+
+def _whole_cents(amount: Decimal) -> int:
+    cents = amount.scaleb(2)
+    if cents != cents.to_integral_value():  # payout lines are rounded to cents; anything else is a bug
+        raise ValueError(f"payout amount {amount} is not in whole cents")
+    return int(cents)
 
 
 def file_sha256(path: Path) -> str:
@@ -226,11 +231,19 @@ def _swap_in(staging: Path, out_dir: Path, names: Sequence[str], previous: Seque
 
 
 def write_csv(table: pd.DataFrame | pa.Table, path: Path) -> None:
-    if isinstance(table, pa.Table):  # millions of rows: no Python object per cell
-        with duckdb.connect() as connection:
-            connection.from_arrow(table).write_csv(str(path), header=True)
-    else:
+    if isinstance(table, pd.DataFrame):  # a row per rep or line: Python formats each cell
         csv_frame(table).to_csv(path, index=False)
+        return
+    # Millions of rows: DuckDB's writer, decimals cast to text first (the writer drops the 0 of 0.5).
+    with duckdb.connect() as connection:
+        relation = connection.from_arrow(table)
+        columns = [
+            duckdb.ColumnExpression(name).cast(duckdb.sqltypes.VARCHAR).alias(name)
+            if pa.types.is_decimal(table.schema.field(name).type)
+            else duckdb.ColumnExpression(name)
+            for name in table.column_names
+        ]
+        relation.select(*columns).write_csv(str(path), header=True)
 
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -240,7 +253,18 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     >>> csv_frame(pd.DataFrame({"a": [Decimal("0E-10"), None], "b": [True, False]})).to_dict("list")
     {'a': ['0.0000000000', ''], 'b': ['true', 'false']}
     """
-    return frame.apply(lambda column: column.map(_cell)) if len(frame) else frame
+    if not len(frame):
+        return frame
+    return pd.DataFrame({name: _column_text(frame[name].tolist()) for name in frame.columns}, columns=frame.columns)
+
+
+def _column_text(values: list) -> list:
+    kinds = set(map(type, values))
+    if kinds <= {str, int, type(None)}:  # as they are: to_csv writes None as empty
+        return values
+    if kinds <= {Decimal, type(None)}:
+        return ["" if v is None else format(v, "f") for v in values]
+    return [_cell(v) for v in values]
 
 
 def _cell(value: object) -> object:
