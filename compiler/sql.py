@@ -421,15 +421,15 @@ class _PlanCompiler(RowCompiler):
             .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "a")), copy=False)
         )
         intervals = exp.Subquery(
-            this=union_all([unassigned, assigned]), alias=exp.TableAlias(this=exp.to_identifier("r", quoted=True))
+            this=union_all([unassigned, assigned]), alias=exp.TableAlias(this=exp.to_identifier("iv", quoted=True))
         )
-        in_range = exp.LTE(this=col("first_day", "r"), expression=col("last_day", "r"))
+        keep = exp.LTE(this=col("first_day", "iv"), expression=col("last_day", "iv"))
         if plan.eligibility is not None:
-            in_range = and_(in_range, is_true(self.row(plan.eligibility, "rep", "r")))
+            keep = and_(keep, is_true(self.row(plan.eligibility, "rep", "iv")))
         return (
-            exp.select(col("rep_id", "r"), col("first_day", "r"), col("last_day", "r"), copy=False)
+            exp.select(col("rep_id", "iv"), col("first_day", "iv"), col("last_day", "iv"), copy=False)
             .from_(intervals, copy=False)
-            .where(in_range, copy=False)
+            .where(keep, copy=False)
         )
 
     def eligibility_fields(self) -> list[str]:
@@ -675,7 +675,8 @@ class _PlanCompiler(RowCompiler):
             select = select.join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "c")), copy=False)
         select = select.join(table("periods", "p"), on=period_join, copy=False)
         # A deal counts for a rep only on a day the rep is in the plan (their role that day).
-        select = select.join(table("rep_intervals", "i"), on=self.in_plan_on(rep.copy(), self.booking_date("d")), copy=False)
+        in_plan = self.in_plan_on(rep.copy(), self.booking_date("d"))
+        select = select.join(table("rep_intervals", "i"), on=in_plan, copy=False)
         in_range = self.in_force(self.booking_date("d"))
         select = select.where(and_(in_range, self.deal_filter()), copy=False)
         if owner_only:

@@ -513,7 +513,10 @@ class _Checker:
         ).fetchall()
         if not rows:
             return []
-        total = len(rows) if len(rows) < MAX_ROWS else self.db.execute(f"SELECT count(*) {overlapping}").fetchall()[0][0]
+        if len(rows) < MAX_ROWS:
+            total = len(rows)
+        else:
+            (total,) = self.db.execute(f"SELECT count(*) {overlapping}").fetchall()[0]
 
         def message(rep_id, next_start, start_date, end_date, row) -> str:
             until = f"to {_show(end_date)}" if end_date is not None else "with no end_date"

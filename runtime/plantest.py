@@ -296,7 +296,7 @@ def _check_assignments_do_not_overlap(table_rows: list[tuple[ir.TestRow, dict[st
         by_rep.setdefault(values["rep_id"], []).append((given, values))
     for assignments in by_rep.values():
         assignments.sort(key=lambda row: row[1]["start_date"])
-        for (earlier_given, earlier), (given, later) in zip(assignments, assignments[1:]):
+        for (earlier_given, earlier), (given, later) in zip(assignments, assignments[1:], strict=False):
             if earlier["end_date"] is None or earlier["end_date"] >= later["start_date"]:
                 raise PlanTestError(
                     f"rep {later['rep_id']!r} has two assignments on {later['start_date']}",
