@@ -846,6 +846,41 @@ def test_duckdb_and_python_pay_the_same(case):
     check_duckdb_and_python(plan_text, rows, generated=True)
 
 
+@st.composite
+def unchanged_histories(draw):
+    """A random case, and assignments that repeat each rep's reps row for all time, sometimes cut in two
+    consecutive rows at a random day: a role history that changes nothing."""
+    plan_text, rows = draw(cases())
+    repeated = []
+    for rep in rows["reps"]:
+        attributes = {"rep_id": rep["id"], "role": rep["role"], "segment": rep["segment"], "region": rep["region"]}
+        cut = day(draw(days)) if draw(st.booleans()) else None
+        if cut is None:
+            repeated.append({**attributes, "start_date": dt.date(1900, 1, 1), "end_date": None})
+        else:
+            repeated.append({**attributes, "start_date": dt.date(1900, 1, 1), "end_date": cut - dt.timedelta(days=1)})
+            repeated.append({**attributes, "start_date": cut, "end_date": None})
+    return plan_text, {**rows, "rep_assignments": []}, {**rows, "rep_assignments": repeated}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(unchanged_histories())
+def test_assignments_that_repeat_the_reps_row_change_nothing(case):
+    """A rep without assignments pays exactly as one whose assignments say what the reps row says:
+    existing data keeps its payouts, and a rep's intervals add up to the whole."""
+    plan_text, without, repeated = case
+    project = project_of(plan_text, generated=True)
+    for engine in ("duckdb", "python"):
+        results = []
+        for rows in (without, repeated):
+            connection = connection_for(tables_of(rows))
+            try:
+                results.append(outcome(project, connection, engine))
+            finally:
+                connection.close()
+        assert_same(results[0], results[1], f"{engine}: without / with repeating assignments")
+
+
 @pytest.mark.postgres
 def test_postgres_and_python_pay_the_same():
     if not POSTGRES_URL:  # decided before Hypothesis starts, so a missing server costs nothing
