@@ -3,7 +3,7 @@
 In: a checked `ir.CompPlan`, the measures in scope, the territory plans (for
 `credit overlay`). Out: a `Calculator` whose `run(tables)` takes the contract
 tables as Arrow tables (reps, deals, deal_splits, accounts, quotas, fx_rates,
-activities, mbo_scores) and returns the payout lines as a pandas DataFrame
+activities, mbo_scores, rep_assignments) and returns the payout lines as a pandas DataFrame
 with the columns, rows and values of the SQL path (`compiler/sql.py`), to the
 last digit.
 
@@ -55,7 +55,10 @@ EPOCH = dt.date(1970, 1, 1)
 FAR_FUTURE = dt.date(9999, 12, 31)
 LITERALS = (ir.Number, ir.Percent, ir.Money, ir.Date, ir.Duration, ir.Text, ir.Boolean, ir.Null)
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
-TABLES = ("reps", "deals", "deal_splits", "accounts", "quotas", "fx_rates", "activities", "mbo_scores")
+TABLES = ("reps", "deals", "deal_splits", "accounts", "quotas", "fx_rates", "activities", "mbo_scores",
+          "rep_assignments")
+DATED_REP_FIELDS = ("role", "segment", "region")  # what rep_assignments says per day; other fields: the reps row
+DAY_SPAN = 1 << 32  # (rep, day) keys: rep x DAY_SPAN + day + DAY_SPAN / 2 orders by rep, then day
 
 __all__ = ["Calculator", "CompileError", "PythonRun", "QuotaAmounts", "run_files", "territory_table", "to_python"]
 
@@ -620,11 +623,11 @@ class Rows:
     """Rows of one input table (all, or picked by `index`): what row expressions read."""
 
     def __init__(self, inputs: Inputs, table: str, index: np.ndarray | None = None,
-                 amounts: tuple[Num, Num] | None = None):
+                 amounts: tuple[Num, Num] | None = None, fields: Mapping[str, Value] | None = None):
         self.inputs, self.table, self.index = inputs, table, index
         self.n = inputs.rows(table) if index is None else len(index)
         self.amounts = amounts  # deals: (amount in plan currency, credited amount)
-        self.cache: dict = {}
+        self.cache: dict = dict(fields or {})  # `fields`: columns that stand in for the table's (per row)
 
     def field(self, name: str, credited: bool = False) -> Value:
         if self.amounts is not None and name == "amount":
@@ -1332,22 +1335,71 @@ class _Run:
 
     # ------------------------------------------------------------ roster and calendar
 
+    def in_plan_intervals(self) -> None:
+        """The days each rep is in the plan by role (iv_rep, iv_first, iv_last: rep row and day numbers).
+
+        A rep without rep_assignments rows: one interval, the plan's whole range,
+        if the reps row is eligible. A rep with rows: one per assignment whose
+        role, segment and region (other fields: the reps row) are eligible,
+        clipped to the range; days no assignment covers are in no plan.
+        Employment is applied to active days, not here. Sorted by rep, then
+        first day; a rep's intervals do not overlap (the contract's RD021).
+        """
+        plan, inputs = self.plan, self.inputs
+        n_reps = inputs.rows("reps")
+        effective_from, effective_to = days(plan.effective_from), days(plan.effective_to)
+        eligibility = self.calculator.eligibility
+        if inputs.rows("rep_assignments"):
+            a_rep = inputs.index_of("reps", "id", inputs.text("rep_assignments", "rep_id"))
+        else:
+            a_rep = np.zeros(0, dtype=np.int64)
+        has_assignments = np.zeros(n_reps, dtype=bool)
+        has_assignments[a_rep[a_rep >= 0]] = True
+        rep_eligible = np.ones(n_reps, dtype=bool)
+        if eligibility is not None:
+            rep_eligible = truth(eligibility(Rows(inputs, "reps"))).v
+        plain = np.flatnonzero(~has_assignments & rep_eligible)
+        rows = np.flatnonzero(a_rep >= 0)  # assignments of known reps
+        start = number(inputs.column("rep_assignments", "start_date")).take(rows)
+        end = number(inputs.column("rep_assignments", "end_date")).take(rows)
+        first = np.maximum(start.v, effective_from)
+        last = np.where(end.null, effective_to, np.minimum(end.v, effective_to))
+        keep = ~start.null & (first <= last)
+        if eligibility is not None and len(rows):
+            dated = {f: inputs.column("rep_assignments", f).take(rows) for f in DATED_REP_FIELDS}
+            keep &= truth(eligibility(Rows(inputs, "reps", a_rep[rows], fields=dated))).v
+        iv_rep = np.r_[plain, a_rep[rows][keep]].astype(np.int64)
+        iv_first = np.r_[np.full(len(plain), effective_from), first[keep]].astype(np.int64)
+        iv_last = np.r_[np.full(len(plain), effective_to), last[keep]].astype(np.int64)
+        order = np.lexsort((iv_first, iv_rep))
+        self.iv_rep, self.iv_first, self.iv_last = iv_rep[order], iv_first[order], iv_last[order]
+
+    def in_plan_on(self, rep: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Whether each (rep row, day number) falls in one of the rep's in-plan intervals."""
+        if not len(self.iv_rep):
+            return np.zeros(len(rep), dtype=bool)
+        interval_keys = self.iv_rep * DAY_SPAN + self.iv_first + DAY_SPAN // 2
+        keys = rep.astype(np.int64) * DAY_SPAN + day.astype(np.int64) + DAY_SPAN // 2
+        at = np.searchsorted(interval_keys, keys, side="right") - 1  # the last interval starting on or before
+        found = np.maximum(at, 0)
+        return (at >= 0) & (self.iv_rep[found] == rep) & (day <= self.iv_last[found])
+
     def rep_periods(self) -> None:
         plan, inputs = self.plan, self.inputs
         n_reps = inputs.rows("reps")
         self.n_reps = n_reps
-        eligible = np.ones(n_reps, dtype=bool)
-        if self.calculator.eligibility is not None:
-            eligible = truth(self.calculator.eligibility(Rows(inputs, "reps"))).v
+        self.in_plan_intervals()
         hire = number(inputs.column("reps", "hire_date"))
         term = number(inputs.column("reps", "termination_date"))
-        effective_from, effective_to = days(plan.effective_from), days(plan.effective_to)
-        first = np.maximum(self.starts, effective_from)[None, :]
-        start = np.maximum(hire.v[:, None], first)  # no hire date: no active day (GREATEST is NULL)
-        last = np.minimum(self.ends, effective_to)[None, :]
-        end = np.where(term.null[:, None], last, np.minimum(term.v[:, None], last))
-        active = end - start + 1
-        keep = eligible[:, None] & (active > 0) & ~hire.null[:, None]
+        # Days in each (interval, period): the interval clipped to the period and to employment.
+        rep_of = self.iv_rep
+        start = np.maximum(np.maximum(hire.v[rep_of][:, None], self.starts[None, :]), self.iv_first[:, None])
+        end = np.minimum(self.ends[None, :], self.iv_last[:, None])
+        end = np.where(term.null[rep_of][:, None], end, np.minimum(end, term.v[rep_of][:, None]))
+        interval_days = np.where(hire.null[rep_of][:, None], 0, np.maximum(end - start + 1, 0))
+        active = np.zeros((n_reps, len(self.periods)), dtype=np.int64)
+        np.add.at(active, rep_of, interval_days)  # a rep's intervals do not overlap: their days add up
+        keep = active > 0
         rep, period = np.nonzero(keep)  # ordered by rep, then period: the windows' order
         self.rp_rep, self.rp_period, self.rp_count = rep, period, len(rep)
         self.rp_lookup = np.full((n_reps, len(self.periods)), -1, dtype=np.int64)
@@ -1542,6 +1594,7 @@ class _Run:
         close = number(inputs.column("deals", "close_date")) if inputs.rows("deals") else Num.nulls(0)
         day, unknown = close.v[deals], close.null[deals]
         unknown = unknown | ~self.in_force(day)  # a deal counts in the plan version in force on its date
+        unknown = unknown | ~self.in_plan_on(reps, day)  # and only on a day its rep is in the plan by role
         picked_credit, picked_rp = [], []
         window_start = self.year_starts if self.calculator.ytd else self.starts
         for period in range(len(self.periods)):
@@ -1572,7 +1625,7 @@ class _Run:
         date = number(inputs.column("activities", "date"))
         window_start = self.year_starts if self.calculator.ytd else self.starts
         picked_row, picked_rp = [], []
-        valid = (rep >= 0) & ~date.null & self.in_force(date.v)
+        valid = (rep >= 0) & ~date.null & self.in_force(date.v) & self.in_plan_on(rep, date.v)
         for period in range(len(self.periods)):
             inside = valid & (date.v >= window_start[period]) & (date.v <= self.ends[period])
             rp = self.rp_lookup[np.maximum(rep, 0), period]

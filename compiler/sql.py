@@ -2,13 +2,14 @@
 
 In: a checked `ir.CompPlan`, the measures in scope, a sqlglot dialect.
 Out: `exp.Select` over the contract tables (reps, deals, deal_splits,
-quotas, fx_rates, activities, mbo_scores) returning one row per payout line
+quotas, fx_rates, activities, mbo_scores, rep_assignments) returning one row per payout line
 (see PAYOUT_COLUMNS). `compile_plan(...).sql(dialect)` is the SQL text.
 
 The query is a chain of CTEs, one job each:
 
     periods      the plan's periods (literal rows)
-    rep_periods  eligible reps x periods they are active in, prorated quota and TI
+    rep_intervals  the days each rep is in the plan by role (rep_assignments, else the reps row)
+    rep_periods  reps x periods they are in the plan and employed in, prorated quota and TI
     chain        manager closure (recursive), only for roll-up credit
     credits      (rep, deal, share): owner, splits, roll-up
     deal_rows    credited deals in each rep-period, amounts in plan currency
@@ -57,6 +58,7 @@ PAYOUT_COLUMNS = (
 DEAL_COLUMNS = ("plan", "version", "component", "rep_id", "period", "deal_id", "credited_base", "share_of_line")
 DEAL_ID_COLUMNS = DEAL_COLUMNS[:-1]  # what `revplan run` writes: shares need each deal's line (explain has them)
 BUILTINS = ("attainment", "quota", "target_incentive")
+ASSIGNED_FIELDS = ("role", "segment", "region")  # rep fields rep_assignments date; the others are the reps row's
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
 ZERO = number(0)
 LITERALS = (ir.Number, ir.Percent, ir.Money, ir.Date, ir.Duration, ir.Text, ir.Boolean, ir.Null)
@@ -70,7 +72,6 @@ class Credited:
     rep: exp.Expression
     share: exp.Expression
     joins: list[tuple[exp.Table, exp.Expression, str]]
-    filtered: bool  # already only the plan's reps
 
 
 class CompileError(Exception):
@@ -326,6 +327,7 @@ class _PlanCompiler(RowCompiler):
                 plan.quota.plan, self.quota_plans, self.territories, self.dialect, plan.period, self.quota_tables
             )
             ctes.append(("plan_quotas", body))
+        ctes.append(("rep_intervals", self.rep_intervals()))
         ctes.append(("rep_periods", self.rep_periods()))
         if plan.crediting.rollup:
             ctes.append(("chain", self.chain()))
@@ -407,33 +409,106 @@ class _PlanCompiler(RowCompiler):
         )
         return exp.select(*[col(n) for n in names], copy=False).from_(values, copy=False)
 
-    def rep_periods(self) -> exp.Select:
+    def rep_intervals(self) -> exp.Select:
+        """(rep_id, first_day, last_day): the days a rep is in the plan by role, within its effective range.
+
+        A rep without rep_assignments rows has one interval, the whole range,
+        judged on the reps row (as always). A rep with rows has one per
+        assignment, judged on the assignment's role, segment and region (other
+        fields from the reps row); days no assignment covers are in no plan.
+        Intervals of one rep never overlap (the contract refuses overlapping
+        assignments, RD021), so joining a deal to them finds at most one.
+        Employment does not clip them: it clips active days (rep_periods), and
+        deals count as they always did, whether or not the rep was employed.
+        """
         plan = self.plan
-        active_start = greatest(col("hire_date", "r"), col("period_start", "p"), date(plan.effective_from))
-        active_end = least(
-            coalesce(col("termination_date", "r"), col("period_end", "p")),
-            col("period_end", "p"),
-            date(plan.effective_to),
+        first, last = date(plan.effective_from), date(plan.effective_to)
+        fields = self.eligibility_fields()
+        assigned_reps = exp.Subquery(
+            this=exp.select(col("rep_id"), copy=False)
+            .from_(table("rep_assignments"), copy=False)
+            .where(exp.Not(this=exp.Is(this=col("rep_id"), expression=exp.null())), copy=False)
         )
-        active_days = exp.Add(this=days_between(active_start, active_end), expression=exp.Literal.number(1))
-        inner = (
+        unassigned = (
             exp.select(
                 alias(col("id", "r"), "rep_id"),
-                col("period", "p"),
-                col("period_start", "p"),
-                col("period_end", "p"),
-                col("period_index", "p"),
-                col("year_start", "p"),
-                col("period_days", "p"),
-                alias(col("target_incentive", "r"), "annual_ti"),
-                alias(active_days, "active_days"),
+                alias(first, "first_day"),
+                alias(last, "last_day"),
+                *[alias(col(f, "r"), f) for f in fields],
                 copy=False,
             )
             .from_(table("reps", "r"), copy=False)
-            .join(table("periods", "p"), join_type="cross", copy=False)
+            .where(exp.Not(this=exp.In(this=col("id", "r"), query=assigned_reps)), copy=False)
         )
+        assigned = (
+            exp.select(
+                alias(col("id", "r"), "rep_id"),
+                alias(greatest(col("start_date", "a"), first.copy()), "first_day"),
+                alias(least(coalesce(col("end_date", "a"), last.copy()), last.copy()), "last_day"),
+                *[alias(col(f, "a" if f in ASSIGNED_FIELDS else "r"), f) for f in fields],
+                copy=False,
+            )
+            .from_(table("rep_assignments", "a"), copy=False)
+            .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "a")), copy=False)
+        )
+        intervals = exp.Subquery(
+            this=union_all([unassigned, assigned]), alias=exp.TableAlias(this=exp.to_identifier("iv", quoted=True))
+        )
+        keep = exp.LTE(this=col("first_day", "iv"), expression=col("last_day", "iv"))
         if plan.eligibility is not None:
-            inner = inner.where(is_true(self.row(plan.eligibility, "rep", "r")), copy=False)
+            keep = and_(keep, is_true(self.row(plan.eligibility, "rep", "iv")))
+        return (
+            exp.select(col("rep_id", "iv"), col("first_day", "iv"), col("last_day", "iv"), copy=False)
+            .from_(intervals, copy=False)
+            .where(keep, copy=False)
+        )
+
+    def eligibility_fields(self) -> list[str]:
+        """The rep fields the plan's `applies to` reads (what each interval carries to be judged on)."""
+        if self.plan.eligibility is None:
+            return []
+        found = {n.field for n in _walk(self.plan.eligibility) if isinstance(n, ir.FieldRef) and n.entity == "rep"}
+        return sorted(found)
+
+    def in_plan_on(self, rep: exp.Expression, day: exp.Expression) -> exp.Expression:
+        """Join condition: `day` falls in one of `rep`'s in-plan intervals (alias i)."""
+        return and_(
+            eq(col("rep_id", "i"), rep),
+            exp.Between(this=day, low=col("first_day", "i"), high=col("last_day", "i")),
+        )
+
+    def rep_periods(self) -> exp.Select:
+        """Active days per rep and period: the in-plan intervals clipped to the period and employment, added up."""
+        plan = self.plan
+        active_start = greatest(col("hire_date", "r"), col("period_start", "p"), col("first_day", "i"))
+        active_end = least(
+            coalesce(col("termination_date", "r"), col("period_end", "p")),
+            col("period_end", "p"),
+            col("last_day", "i"),
+        )
+        interval_days = case(
+            exp.GTE(this=active_end, expression=active_start),
+            exp.Add(this=days_between(active_start.copy(), active_end.copy()), expression=exp.Literal.number(1)),
+            exp.Literal.number(0),
+        )
+        active_days = exp.Cast(this=exp.Sum(this=interval_days), to=exp.DataType.build("BIGINT"))
+        keys = [
+            alias(col("id", "r"), "rep_id"),
+            col("period", "p"),
+            col("period_start", "p"),
+            col("period_end", "p"),
+            col("period_index", "p"),
+            col("year_start", "p"),
+            col("period_days", "p"),
+            alias(col("target_incentive", "r"), "annual_ti"),
+        ]
+        inner = (
+            exp.select(*keys, alias(active_days, "active_days"), copy=False)
+            .from_(table("rep_intervals", "i"), copy=False)
+            .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "i")), copy=False)
+            .join(table("periods", "p"), join_type="cross", copy=False)
+            .group_by(*[(k.this if isinstance(k, exp.Alias) else k).copy() for k in keys], copy=False)
+        )
         days = col("active_days", "e") if plan.prorate else col("period_days", "e")
         quota = div(mul(dec(col("amount", "q")), dec(days)), dec(col("period_days", "e")), self.dialect)
         ti = div(
@@ -605,6 +680,10 @@ class _PlanCompiler(RowCompiler):
         # Deals are matched to periods (a handful of rows), not to rep-periods: aggregates
         # are joined to the plan's reps afterwards, which keeps the big join cheap.
         select = select.join(table("periods", "p"), on=self.in_window(self.booking_date("d"), "p"), copy=False)
+        # A deal counts for a rep only on a day the rep is in the plan (their role that day): this
+        # join also keeps only the plan's reps.
+        in_plan = self.in_plan_on(credited.rep.copy(), self.booking_date("d"))
+        select = select.join(table("rep_intervals", "i"), on=in_plan, copy=False)
         fx_day = self.booking_date("d")
         if self.plan.fx_at == ir.FxDate.PERIOD_END:  # the rate of the deal's own period's end
             fx_day = col("period_end", "bp")
@@ -615,8 +694,6 @@ class _PlanCompiler(RowCompiler):
         where = [self.in_force(self.booking_date("d")), self.deal_filter()]
         if only_cancelled:
             where.append(exp.Not(this=exp.Is(this=col("cancel_date", "d"), expression=exp.null())))
-        if not credited.filtered:  # only reps on this plan matter
-            where.append(exp.In(this=credited.rep.copy(), query=exp.Subquery(this=self.plan_reps())))
         return select.where(and_(*where), copy=False)
 
     def credited_deals(self) -> Credited:
@@ -628,7 +705,7 @@ class _PlanCompiler(RowCompiler):
         deals = table("deals", "d")
         if self.credits_table_needed():
             on_id = eq(col("id", "d"), col("deal_id", "c"))
-            return Credited(table("credits", "c"), col("rep_id", "c"), col("share", "c"), [(deals, on_id, "inner")], True)
+            return Credited(table("credits", "c"), col("rep_id", "c"), col("share", "c"), [(deals, on_id, "inner")])
         joins, rep, share = [], col("owner_rep_id", "d"), number(1)
         if crediting.splits:  # a split deal credits its split reps instead of its owner
             joins.append((table("deal_splits", "s"), eq(col("deal_id", "s"), col("id", "d")), "left"))
@@ -643,7 +720,7 @@ class _PlanCompiler(RowCompiler):
         if crediting.overlay:
             joins += self.overlay_joins("d")
             rep = col("rep_id", "h")
-        return Credited(deals, rep, share, joins, False)
+        return Credited(deals, rep, share, joins)
 
     def credits_table_needed(self) -> bool:
         crediting = self.plan.crediting
@@ -657,9 +734,6 @@ class _PlanCompiler(RowCompiler):
             eq(col("territory", "h"), col("territory", "t")), eq(col("role", "h"), text("overlay")), on_close("h")
         )
         return [(table("assignments", "t"), territory_of_account, "inner"), (table("holders", "h"), overlay_holder, "inner")]
-
-    def plan_reps(self) -> exp.Select:
-        return exp.select(col("rep_id"), copy=False).from_(table("rep_periods"), copy=False)
 
     def days(self) -> exp.Select:
         """Every day a deal can count on: from the first period's window to the last period's end."""
@@ -748,6 +822,7 @@ class _PlanCompiler(RowCompiler):
                 on=and_(eq(col("rep_id", "rp"), col("rep_id", "a")), self.in_window(col("date", "a"), "rp")),
                 copy=False,
             )
+            .join(table("rep_intervals", "i"), on=self.in_plan_on(col("rep_id", "a"), col("date", "a")), copy=False)
             .where(self.in_force(col("date", "a")), copy=False)
         )
 

@@ -207,6 +207,23 @@ SCHEMA = Schema(
             ),
         ),
         Entity(
+            name="rep_assignment",
+            table="rep_assignments",
+            key=("rep_id", "start_date"),
+            optional_table=True,
+            doc="Dated roster attributes: a rep's role, segment and region from start_date to end_date "
+            "(both included). A rep with rows here is in the plans their assignment of each day selects; "
+            "on days no row covers, in none. A rep without rows keeps the reps table's attributes.",
+            fields=(
+                _f("rep_id", S, "rep id"),
+                _f("start_date", D, "first day of the assignment"),
+                _f("end_date", D, "last day of the assignment; empty while it lasts", required=False),
+                _f("role", S, "role from start_date, e.g. AE, SDR"),
+                _f("segment", S, "segment from start_date", required=False),
+                _f("region", S, "region from start_date", required=False),
+            ),
+        ),
+        Entity(
             name="mbo_score",
             table="mbo_scores",
             key=("rep_id", "period"),

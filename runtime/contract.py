@@ -25,15 +25,17 @@ each.
 | RD009 | error    | a duplicate key (deal id, rep id, deal and rep of a split, ...)         |
 | RD010 | error    | a negative money amount                                                |
 | RD011 | error    | the splits of a deal do not sum to 100 %                               |
-| RD012 | error    | an unknown rep: deal owner, split rep, manager, quota/activity/MBO rep |
+| RD012 | error    | an unknown rep: deal owner, split rep, manager, quota/activity/MBO/assignment rep |
 | RD013 | error    | a split of an unknown deal                                             |
 | RD014 | error    | a cycle in the manager hierarchy                                       |
 | RD015 | error    | a currency with no fx rate to or from the company currency             |
 | RD016 | error    | a deal closes before the first fx rate of its currency                 |
 | RD017 | error    | an fx rate that is zero or negative                                    |
-| RD018 | error    | a termination_date before the hire_date                                |
+| RD018 | error    | an end before its start: termination_date before hire_date, or an      |
+|       |          | assignment's end_date before its start_date                            |
 | RD019 | warning  | a cancel_date before the close_date                                    |
 | RD020 | error    | an unknown account (deal or activity account not in accounts)          |
+| RD021 | error    | two rep_assignments of one rep overlap (a rep has one role on each day) |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -79,6 +81,7 @@ REFERENCES = (
     ("quotas", "rep_id", "reps", "id", "RD012", "rep"),
     ("activities", "rep_id", "reps", "id", "RD012", "rep"),
     ("mbo_scores", "rep_id", "reps", "id", "RD012", "rep"),
+    ("rep_assignments", "rep_id", "reps", "id", "RD012", "rep"),
     ("deal_splits", "deal_id", "deals", "id", "RD013", "deal"),
     ("deals", "account_id", "accounts", "id", "RD020", "account"),
     ("activities", "account_id", "accounts", "id", "RD020", "account"),
@@ -160,6 +163,7 @@ class _Checker:
         yield self.split_sums
         yield self.currencies_without_rates
         yield self.manager_cycles
+        yield self.overlapping_assignments
 
     def usable_tables(self) -> list[TableSource]:
         return [t for t in self.tables.values() if t.present and not t.broken]
@@ -244,6 +248,11 @@ class _Checker:
             hire, end = c["hire_date"].typed(), c["termination_date"].typed()
             yield _RowRule("RD018", "termination_date", f"{end} < {hire}", (end, hire),
                            lambda end, hire: f"termination_date {end} is before hire_date {hire}")
+        if table.table == "rep_assignments" and self.usable("rep_assignments", "start_date", "end_date"):
+            start, end = c["start_date"].typed(), c["end_date"].typed()
+            yield _RowRule("RD018", "end_date", f"{end} < {start}", (end, start),
+                           lambda end, start: f"end_date {end} is before start_date {start}",
+                           ("an assignment's end_date is its last day, on or after start_date",))
         if table.table == "fx_rates" and self.usable("fx_rates", "rate"):
             rate = c["rate"].typed()
             yield _RowRule("RD017", "rate", f"{rate} <= 0", (rate,),
@@ -476,6 +485,48 @@ class _Checker:
                 hints=("someone in the cycle reports to no one in it: empty their manager_id or fix it",),
             ))
         return found
+
+    def overlapping_assignments(self) -> list[Diagnostic]:
+        """A rep's assignments may not share a day: on each day one assignment says which plans apply.
+
+        Each assignment is compared with the one of the same rep that starts next
+        (the first one it can overlap); an open end (empty end_date) lasts for
+        ever. Two rows with the same start are a duplicate key (RD009) and rows
+        with an end before their start are RD018's: neither is repeated here.
+        """
+        if not self.usable("rep_assignments", "rep_id", "start_date", "end_date"):
+            return []
+        table = self.tables["rep_assignments"]
+        rep, start, end = (table.columns[n].typed() for n in ("rep_id", "start_date", "end_date"))
+        ordered = (
+            f"SELECT {rep} AS rep, {start} AS start_date, {end} AS end_date, t.{FILE} AS file, t.{ROW} AS row,"
+            f" lead({start}) OVER w AS next_start, lead(t.{FILE}) OVER w AS next_file,"
+            f" lead(t.{ROW}) OVER w AS next_row"
+            f" FROM {table.raw_view} AS t"
+            f" WHERE {rep} IS NOT NULL AND {start} IS NOT NULL AND NOT coalesce({end} < {start}, false)"
+            f" WINDOW w AS (PARTITION BY {rep} ORDER BY {start}, t.{FILE}, t.{ROW})"
+        )
+        overlapping = f"FROM ({ordered}) WHERE next_start > start_date AND (end_date IS NULL OR end_date >= next_start)"
+        rows = self.db.execute(
+            f"SELECT next_file, next_row, rep, next_start, start_date, end_date, row {overlapping}"
+            f" ORDER BY next_file, next_row LIMIT {MAX_ROWS}"
+        ).fetchall()
+        if not rows:
+            return []
+        if len(rows) < MAX_ROWS:
+            total = len(rows)
+        else:
+            (total,) = self.db.execute(f"SELECT count(*) {overlapping}").fetchall()[0]
+
+        def message(rep_id, next_start, start_date, end_date, row) -> str:
+            until = f"to {_show(end_date)}" if end_date is not None else "with no end_date"
+            return (f"rep {_show(rep_id)}'s assignment from {_show(next_start)} overlaps the one from "
+                    f"{_show(start_date)} {until} ({self.row_label(table, row)})")
+
+        return self.row_diagnostics(
+            table, "RD021", "start_date", rows, total, message,
+            ("end the earlier assignment the day before the next one starts",),
+        )
 
     # --- messages -------------------------------------------------------------------
 

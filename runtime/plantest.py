@@ -27,7 +27,9 @@ What always holds:
     rows, the quota plan runs on the test's reps, accounts and deals.
 
 Given rows (`given TABLE field value, ...`; TABLE is the entity name: rep,
-deal, split, account, quota, fx_rate, activity, mbo_score; or the table name):
+deal, split, account, quota, fx_rate, activity, mbo_score, rep_assignment; or
+the table name). Given rows are not contract-checked: keep a rep's
+rep_assignment rows from overlapping, as the contract requires (RD021).
 
 | table | defaults for omitted columns |
 | --- | --- |
@@ -148,6 +150,8 @@ def build_tables(test: ir.PlanTest, plan: ir.PlanBase, schema: Schema = SCHEMA) 
     for name, table_rows in rows.items():
         entity = schema.entity(name)
         _check_keys(entity, table_rows)
+        if name == "rep_assignments":
+            _check_assignments_do_not_overlap(table_rows)
         arrow_schema = arrow_schema_for(entity)
         columns = {f.name: [values[f.name] for _, values in table_rows] for f in entity.fields}
         tables[name] = pa.table(columns, schema=arrow_schema)
@@ -280,6 +284,26 @@ def _check_keys(entity: Entity, table_rows: list[tuple[ir.TestRow, dict[str, Any
                 f"the first is on line {first.line}" if first else None,
             )
         seen[key] = given
+
+
+def _check_assignments_do_not_overlap(table_rows: list[tuple[ir.TestRow, dict[str, Any]]]) -> None:
+    """What the data contract refuses (RD018, RD021) is refused in a test too: the calculators assume it."""
+    by_rep: dict[str, list[tuple[ir.TestRow, dict[str, Any]]]] = {}
+    for given, values in table_rows:
+        if values["end_date"] is not None and values["end_date"] < values["start_date"]:
+            raise PlanTestError("the rep_assignment ends before it starts", given.span,
+                                "end_date is the last day of the assignment, on or after start_date")
+        by_rep.setdefault(values["rep_id"], []).append((given, values))
+    for assignments in by_rep.values():
+        assignments.sort(key=lambda row: row[1]["start_date"])
+        for (earlier_given, earlier), (given, later) in zip(assignments, assignments[1:], strict=False):
+            if earlier["end_date"] is None or earlier["end_date"] >= later["start_date"]:
+                raise PlanTestError(
+                    f"rep {later['rep_id']!r} has two assignments on {later['start_date']}",
+                    given.span,
+                    f"end the one on line {earlier_given.span.line} the day before"
+                    if earlier_given.span else "end the earlier one the day before",
+                )
 
 
 def connection_for(tables: Mapping[str, pa.Table], schema: Schema = SCHEMA) -> duckdb.DuckDBPyConnection:

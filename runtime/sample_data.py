@@ -27,7 +27,14 @@ or open; ~3 % of won deals are cancelled later (half within 90 days); most
 won deals are paid; ~5 % are split between two reps. Quotas are quarterly
 (`2027-Q1`), set from target incentives (AE quota = 10 x TI) and rolled up to
 managers, VPs and the CRO, in USD (the plans' currency); target incentives
-are in each rep's pay currency.
+are in each rep's pay currency. About a fifth of the SDRs employed all year
+(at least one) are promoted to Commercial AE on a day between March and
+September: `rep_assignments` holds their two roles (SDR from hire, then AE
+Commercial, open-ended), so the SDR and Commercial AE plans each pay them
+for their days. The reps row keeps the role they were hired into, which is
+what the quota plans (and everything else that reads the roster) still see;
+their deals and activities are generated as an SDR's, so their AE months
+start with an empty pipeline.
 
 Generation is vectorised (NumPy arrays, never a Python loop per row), so 10,000
 reps and 10,000,000 deals take seconds (`bench/bench_sample_data.py`).
@@ -35,7 +42,7 @@ reps and 10,000,000 deals take seconds (`bench/bench_sample_data.py`).
 >>> import tempfile
 >>> files = generate_sample_company(tempfile.mkdtemp(), reps=20, deals=100)
 >>> sorted(files)
-['accounts', 'activities', 'deal_splits', 'deals', 'fx_rates', 'mbo_scores', 'quotas', 'reps']
+['accounts', 'activities', 'deal_splits', 'deals', 'fx_rates', 'mbo_scores', 'quotas', 'rep_assignments', 'reps']
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ ACTIVITIES_PER_SDR = 200
 REGIONS = ("NA", "EMEA", "APAC")
 CURRENCIES = ("USD", "EUR", "GBP")
 QUARTER_PHASING = (22, 24, 25, 29)  # percent of the annual quota per quarter
+PROMOTED_PERCENT = 20  # of the SDRs employed all year: promoted to Commercial AE during it
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ _ACTIVITY_TYPES = ("meeting", "call", "email")
 _ACTIVITY_POINTS = (100, 20, 5)  # hundredths
 
 # Streams of random numbers, one per table, so that adding deals keeps the roster.
-_ROSTER, _ACCOUNTS, _DEALS, _ACTIVITIES, _MBO, _FX = range(6)
+_ROSTER, _ACCOUNTS, _DEALS, _ACTIVITIES, _MBO, _FX, _ASSIGNMENTS = range(7)
 
 _EPOCH = datetime.date(1970, 1, 1)
 
@@ -180,6 +188,8 @@ def generate_sample_company(
         written["activities"] = _write(out, "activities", _activities(roster, accounts, seed, year), fmt)
         say("fx_rates")
         written["fx_rates"] = _write(out, "fx_rates", _fx_rates(seed, year), fmt)
+        say("rep_assignments")
+        written["rep_assignments"] = _write(out, "rep_assignments", roster.promotions(seed), fmt)
     except OSError as error:
         raise RevplanError([Diagnostic(code="RD030", message=f"cannot write the sample company: {error}",
                                        file=str(out))]) from None
@@ -327,6 +337,34 @@ class _Roster:
             "rep_id": _take_ids(self.ids, rep),
             "period": _take(labels, quarter),
             "score": _decimal(hundredths, 2, precision=5),
+        })
+
+    def promotions(self, seed: int) -> pa.Table:
+        """rep_assignments: SDRs promoted to Commercial AE mid-year, two rows each (SDR, then AE Commercial).
+
+        Only SDRs employed the whole year, so both roles fall inside employment;
+        at least one when there is such an SDR, so small companies show it too.
+        Its own random stream: the other tables do not change.
+        """
+        rng = _rng(seed, _ASSIGNMENTS)
+        first = _day(self.year, 1, 1)
+        candidates = np.flatnonzero((self.kind == SDR) & (self.hire < first) & (self.termination < 0))
+        chosen = rng.integers(0, 100, len(candidates)) < PROMOTED_PERCENT
+        chosen[:1] = True
+        promoted = candidates[chosen]
+        march, october = _day(self.year, 3, 1), _day(self.year, 10, 1)
+        promotion = march + rng.integers(0, october - march, len(promoted))
+        rep = np.repeat(promoted, 2)
+        is_ae = np.tile([0, 1], len(promoted))
+        start = np.column_stack([self.hire[promoted], promotion]).ravel()
+        end = np.column_stack([promotion - 1, np.full(len(promoted), -1)]).ravel()
+        return pa.table({
+            "rep_id": _take_ids(self.ids, rep),
+            "start_date": _dates(start),
+            "end_date": _dates(end),
+            "role": _take(("SDR", "AE"), is_ae),
+            "segment": _take(("Commercial",), np.where(is_ae == 1, 0, -1)),
+            "region": _take(REGIONS, self.region[rep]),
         })
 
     def window(self, positions: np.ndarray, year: int) -> tuple[np.ndarray, np.ndarray]:

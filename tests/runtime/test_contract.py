@@ -46,6 +46,12 @@ GOOD: dict[str, list[dict[str, str]]] = {
         dict(id="A2", name="Bravo", country="DE", state="", industry="Retail", employees="20", potential="10000.00"),
     ],
     "quotas": [dict(rep_id="R2", period="2027-Q1", amount="100000.00")],
+    # R3 moves from Commercial to Enterprise on 2027-02-15
+    "rep_assignments": [
+        dict(rep_id="R3", start_date="2021-06-01", end_date="2027-02-14", role="AE", segment="Commercial",
+             region="EMEA"),
+        dict(rep_id="R3", start_date="2027-02-15", end_date="", role="AE", segment="Enterprise", region="EMEA"),
+    ],
     "fx_rates": [
         dict(date="2027-01-01", **{"from": "EUR", "to": "USD"}, rate="1.08"),
         dict(date="2027-01-01", **{"from": "USD", "to": "EUR"}, rate="0.925926"),
@@ -172,6 +178,25 @@ CASES = [
      [("RD017", "fx_rates.csv", 2, "rate")]),
     ("termination before hire", edit("reps", 2, termination_date="2020-12-31"),
      [("RD018", "reps.csv", 2, "termination_date")]),
+    ("assignment ends before it starts", edit("rep_assignments", 1, end_date="2021-05-31"),
+     [("RD018", "rep_assignments.csv", 1, "end_date")]),
+    ("assignment of an unknown rep", edit("rep_assignments", 2, rep_id="R9"),
+     [("RD012", "rep_assignments.csv", 2, "rep_id")]),
+    ("assignments overlap by one day", edit("rep_assignments", 1, end_date="2027-02-15"),
+     [("RD021", "rep_assignments.csv", 2, "start_date")]),
+    ("an open assignment overlaps a later one", edit("rep_assignments", 1, end_date=""),
+     [("RD021", "rep_assignments.csv", 2, "start_date")]),
+    ("a later row that starts inside an earlier one", add("rep_assignments", start_date="2025-01-01",
+                                                          end_date="2025-12-31"),
+     [("RD021", "rep_assignments.csv", 3, "start_date")]),
+    ("assignments of different reps may share days",
+     add("rep_assignments", rep_id="R2", start_date="2027-01-01", end_date="", segment="Enterprise"), []),
+    ("a gap between assignments is fine", edit("rep_assignments", 1, end_date="2026-12-31"), []),
+    ("same start twice is a duplicate key", add("rep_assignments", start_date="2027-02-15", end_date=""),
+     [("RD009", "rep_assignments.csv", 3, "rep_id")]),
+    ("assignments need a role", edit("rep_assignments", 2, role=""),
+     [("RD008", "rep_assignments.csv", 2, "role")]),
+    ("assignments not given", drop_table("rep_assignments"), []),
     ("cancel before close", edit("deals", 1, cancel_date="2027-01-14"),
      [("RD019", "deals.csv", 1, "cancel_date")]),
     ("unknown account", edit("deals", 2, account_id="A3"),
@@ -210,6 +235,16 @@ def test_messages_say_what_is_wrong(tmp_path):
         ("percent is a fraction: 0.6 means 60 %",),
     )
     assert messages["RD009"][0] == "duplicate id 'D1' (line 4); first on row 1 (line 2)"
+
+
+def test_overlapping_assignments_name_both_rows(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    edit("rep_assignments", 1, end_date="2027-03-01")(tables)
+    with open_data(write_company(tmp_path, tables)) as data:
+        (diagnostic,) = check_data(data)
+    assert diagnostic.message == (
+        "rep 'R3''s assignment from 2027-02-15 overlaps the one from 2021-06-01 to 2027-03-01 (row 1 (line 2)) (line 3)"
+    )
 
 
 def test_a_warning_is_not_an_error(tmp_path):

@@ -46,6 +46,34 @@ def test_money_is_decimal_and_every_plan_pays(duckdb_lines):
     assert {"Enterprise AE", "Commercial AE", "SDR", "Sales Manager", "Solutions Engineer", "Customer Success"} <= plans
 
 
+def test_promoted_sdrs_are_paid_by_both_plans_for_their_days(sample_company, duckdb_lines):
+    """An SDR promoted to Commercial AE mid-year: SDR lines up to the promotion month, Commercial AE
+    lines from the promotion quarter, and that quarter's AE line prorated by the days as an AE when the
+    plan prorates (the sample Commercial AE plan does not: a partial quarter counts whole, as for a hire)."""
+    project, data = sample_company
+    (commercial,) = [p for f in project.files for p in f.plans if p.name == "Commercial AE"]
+    promotions = data.connection.execute(
+        "SELECT rep_id, start_date FROM rep_assignments WHERE role = 'AE' ORDER BY rep_id").fetchall()
+    assert promotions
+    for rep_id, promoted in promotions:
+        lines = duckdb_lines[duckdb_lines["rep_id"] == rep_id]
+        sdr = sorted(set(lines[lines["plan"] == "SDR"]["period"]))
+        ae = lines[lines["plan"] == "Commercial AE"]
+        assert sdr and sdr[-1] == f"{promoted:%Y-%m}", (rep_id, promoted, sdr)
+        quarter = f"{promoted.year}-Q{(promoted.month - 1) // 3 + 1}"
+        assert sorted(set(ae["period"]))[0] == quarter
+        first = ae[(ae["period"] == quarter) & ae["proration"].notna()]
+        quarter_start = promoted.replace(month=3 * ((promoted.month - 1) // 3) + 1, day=1)
+        quarter_end = (quarter_start.replace(month=quarter_start.month + 2, day=28) + pd.Timedelta(days=4))
+        quarter_end = quarter_end.replace(day=1) - pd.Timedelta(days=1)
+        days_as_ae = (quarter_end - promoted).days + 1
+        period_days = (quarter_end - quarter_start).days + 1
+        expected = (Decimal(days_as_ae) / Decimal(period_days)).quantize(Decimal("0.0000000001"))
+        if not commercial.prorate:
+            expected = Decimal("1.0000000000")
+        assert set(first["proration"]) == {expected}, (rep_id, promoted)
+
+
 def test_runs_are_repeatable(sample_company, duckdb_lines):
     project, data = sample_company
     again = run_plans(project.files, data.connection).payout_lines

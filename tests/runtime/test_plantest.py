@@ -191,6 +191,23 @@ def test_table_names_work_too():
         ),
         ('given account id "a", employees 1.5', "is a whole number", None),
         ('given rep id "A", id "B"', "given twice", None),
+        (
+            'given rep_assignment rep_id "A", start_date 2027-02-01, end_date 2027-01-31, role "SDR"',
+            "ends before it starts",
+            "on or after start_date",
+        ),
+        (
+            'given rep_assignment rep_id "A", start_date 2027-01-01, role "SDR"\n'
+            'given rep_assignment rep_id "A", start_date 2027-02-01, role "AE"',
+            "rep 'A' has two assignments on 2027-02-01",
+            "end the one on line",
+        ),
+        (
+            'given rep_assignment rep_id "A", start_date 2027-03-01, role "AE"\n'
+            'given rep_assignment rep_id "A", start_date 2027-01-01, end_date 2027-03-01, role "SDR"',
+            "rep 'A' has two assignments on 2027-03-01",
+            None,
+        ),
     ],
 )
 def test_bad_given_rows_name_the_line(row, message, hint):
@@ -202,6 +219,15 @@ def test_bad_given_rows_name_the_line(row, message, hint):
     assert str(raised.value).startswith("bad.plan:")
     if hint:
         assert hint in raised.value.hint
+
+
+def test_assignments_that_follow_each_other_or_leave_a_gap_are_fine():
+    plan, test = plan_with_test(
+        'given rep_assignment rep_id "A", start_date 2027-01-01, end_date 2027-01-31, role "SDR"\n'
+        'given rep_assignment rep_id "A", start_date 2027-03-01, role "AE"\n'
+        'given rep_assignment rep_id "A", start_date 2027-02-01, end_date 2027-02-10, role "AE"\n'
+        'expect payout rep "A", amount 0.00 USD')
+    assert build_tables(test, plan)["rep_assignments"].num_rows == 3
 
 
 def test_duplicate_keys_are_an_error():

@@ -14,7 +14,8 @@ from runtime.contract import check_data
 from runtime.data import open_data
 from runtime.sample_data import generate_sample_company
 
-TABLES = ["accounts", "activities", "deal_splits", "deals", "fx_rates", "mbo_scores", "quotas", "reps"]
+TABLES = ["accounts", "activities", "deal_splits", "deals", "fx_rates", "mbo_scores", "quotas", "rep_assignments",
+          "reps"]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,8 @@ def test_bad_arguments_are_diagnostics(tmp_path, arguments):
 def test_progress_names_each_step(tmp_path):
     steps = []
     generate_sample_company(tmp_path, reps=10, deals=10, progress=steps.append)
-    assert steps == ["reps", "accounts", "deals", "deal_splits", "quotas", "mbo_scores", "activities", "fx_rates"]
+    assert steps == ["reps", "accounts", "deals", "deal_splits", "quotas", "mbo_scores", "activities", "fx_rates",
+                     "rep_assignments"]
 
 
 # --- a coherent company --------------------------------------------------------------
@@ -244,6 +246,21 @@ def test_activities_are_sdr_work(db):
     assert roles == [("SDR",)]
     types = {t for (t,) in db.execute("SELECT DISTINCT type FROM activities").fetchall()}
     assert types == {"meeting", "call", "email"}
+
+
+def test_some_sdrs_are_promoted_to_commercial_ae_mid_year(db):
+    rows = db.execute(
+        "SELECT a.rep_id, r.role, r.hire_date, r.termination_date, a.start_date, a.end_date, a.role, a.segment,"
+        " a.region = r.region FROM rep_assignments a JOIN reps r ON r.id = a.rep_id ORDER BY a.rep_id, a.start_date"
+    ).fetchall()
+    sdrs = db.execute("SELECT count(*) FROM reps WHERE role = 'SDR'").fetchall()[0][0]
+    assert 2 <= len(rows) // 2 < sdrs and len(rows) % 2 == 0
+    for sdr, ae in zip(rows[::2], rows[1::2], strict=True):
+        rep_id, role, hired, terminated = sdr[:4]
+        assert ae[0] == rep_id and role == "SDR" and terminated is None and sdr[8] and ae[8]
+        assert (sdr[4], sdr[6], sdr[7]) == (hired, "SDR", None)
+        assert (ae[5], ae[6], ae[7]) == (None, "AE", "Commercial")
+        assert (ae[4] - sdr[5]).days == 1 and 3 <= ae[4].month <= 9  # promoted March .. September
 
 
 def test_mbo_scores_per_rep_and_quarter(db):
