@@ -62,6 +62,12 @@ def timed(action):
     return result, time.perf_counter() - start
 
 
+def best_of(times: int, action):
+    action()
+    runs = [timed(action) for _ in range(times)]
+    return runs[0][0], min(seconds for _, seconds in runs)
+
+
 def child(*args: str) -> tuple[float, float]:
     """Run `python -m revplan ARGS` in its own process: (wall seconds, its peak RSS in MB)."""
     start = time.perf_counter()
@@ -85,21 +91,18 @@ def bench(reps: int, deals: int) -> None:
         with open_data(data) as source:
             sql = compile_plan(w1.plans[0], w1.shared_measures).sql(dialect="duckdb")
             connection = source.connection
-            connection.sql(sql).fetchall()  # warm both once: the comparison is engine time
-            connection.sql(HAND_WRITTEN).fetchall()
-            compiled_rows, compiled_s = timed(lambda: connection.sql(sql).fetchall())
-            compiled_columns = connection.sql(sql).columns
-            hand_rows, hand_s = timed(lambda: connection.sql(HAND_WRITTEN).fetchall())
+            # Engine time: results as Arrow (what a run reads), best of three, both warmed up once.
+            compiled_rows, compiled_s = best_of(3, lambda: connection.sql(sql).to_arrow_table())
+            hand_rows, hand_s = best_of(3, lambda: connection.sql(HAND_WRITTEN).to_arrow_table())
         lines = sum(1 for _ in open(out / "payout_lines.csv", encoding="utf-8")) - 1
         print(f"reps {reps:,}  deals {deals:,}")
         print(f"  generate sample company  {generate_s:7.2f} s   {deals / generate_s:,.0f} deals/s   peak {generate_mb:,.0f} MB")
         print(f"  revplan run (all plans)  {run_s:7.2f} s   {deals / run_s:,.0f} deals/s   peak {run_mb:,.0f} MB   "
               f"{lines:,} payout lines")
-        print(f"  W1 compiled              {compiled_s:7.3f} s   ({len(compiled_rows):,} rows)")
-        print(f"  W1 hand-written          {hand_s:7.3f} s   ({len(hand_rows):,} rows)")
+        print(f"  W1 compiled              {compiled_s:7.3f} s   ({compiled_rows.num_rows:,} rows)")
+        print(f"  W1 hand-written          {hand_s:7.3f} s   ({hand_rows.num_rows:,} rows)")
         print(f"  ratio compiled / hand    {compiled_s / hand_s:7.2f} x")
-        amount = compiled_columns.index("amount")
-        same = sum(row[amount] for row in compiled_rows) == sum(row[2] for row in hand_rows)
+        same = sum(compiled_rows["amount"].to_pylist()) == sum(hand_rows["payout"].to_pylist())
         print(f"  same W1 total both ways  {'yes' if same else 'NO'}")
         print(f"  peak RSS of this process {peak_rss_mb():7.0f} MB (the W1 comparison)")
     finally:

@@ -509,14 +509,19 @@ class _PlanCompiler(RowCompiler):
             .join(table("periods", "p"), join_type="cross", copy=False)
             .group_by(*[(k.this if isinstance(k, exp.Alias) else k).copy() for k in keys], copy=False)
         )
-        days = col("active_days", "e") if plan.prorate else col("period_days", "e")
-        quota = div(mul(dec(col("amount", "q")), dec(days)), dec(col("period_days", "e")), self.dialect)
-        ti = div(
-            mul(dec(col("annual_ti", "e")), dec(days)),
-            dec(exp.Mul(this=col("period_days", "e"), expression=exp.Literal.number(plan.period.per_year))),
-            self.dialect,
-        )
-        proration = div(dec(days), dec(col("period_days", "e")), self.dialect)
+        if plan.prorate:  # quota and TI scale with the days worked
+            days = col("active_days", "e")
+            quota = div(mul(dec(col("amount", "q")), dec(days)), dec(col("period_days", "e")), self.dialect)
+            ti = div(
+                mul(dec(col("annual_ti", "e")), dec(days)),
+                dec(exp.Mul(this=col("period_days", "e"), expression=exp.Literal.number(plan.period.per_year))),
+                self.dialect,
+            )
+            proration = div(dec(days), dec(col("period_days", "e")), self.dialect)
+        else:  # the same values without the exact divisions by the period's own length
+            quota = dec(col("amount", "q"))
+            ti = div(dec(col("annual_ti", "e")), number(plan.period.per_year), self.dialect)
+            proration = number(1)
         return (
             exp.select(
                 *[
@@ -883,35 +888,22 @@ class _PlanCompiler(RowCompiler):
                 window(exp.Sum(this=col("period_ti", "rp")), partition, [col("period_index", "rp")]),
             ]
         keys = ("rep_id", "period")
-        return (
-            exp.select(
-                *[col(n, "rp") for n in ("rep_id", "period", "period_index", "year_start", "annual_ti", "proration")],
-                alias(ytd[0], "quota"),
-                alias(ytd[1], "target_incentive"),
-                alias(dec(col("score", "s")), "mbo_score"),
-                *agg_columns,
-                copy=False,
-            )
-            .from_(table("rep_periods", "rp"), copy=False)
-            .join(
-                table("deal_aggs", "da"),
-                on=and_(*[eq(col(k, "da"), col(k, "rp")) for k in keys]),
-                join_type="left",
-                copy=False,
-            )
-            .join(
-                table("activity_aggs", "aa"),
-                on=and_(*[eq(col(k, "aa"), col(k, "rp")) for k in keys]),
-                join_type="left",
-                copy=False,
-            )
-            .join(
-                table("mbo_scores", "s"),
-                on=and_(*[eq(col(k, "s"), col(k, "rp")) for k in keys]),
-                join_type="left",
-                copy=False,
-            )
-        )
+        select = exp.select(
+            *[col(n, "rp") for n in ("rep_id", "period", "period_index", "year_start", "annual_ti", "proration")],
+            alias(ytd[0], "quota"),
+            alias(ytd[1], "target_incentive"),
+            alias(dec(col("score", "s")), "mbo_score"),
+            *agg_columns,
+            copy=False,
+        ).from_(table("rep_periods", "rp"), copy=False)
+        used = {key.entity for key in self.aggregates}
+        # Only the aggregates the plan uses: an engine computes a left-joined table even when unread.
+        for entity, name, alias_ in (("deal", "deal_aggs", "da"), ("activity", "activity_aggs", "aa")):
+            if entity in used:
+                on = and_(*[eq(col(k, alias_), col(k, "rp")) for k in keys])
+                select = select.join(table(name, alias_), on=on, join_type="left", copy=False)
+        on_score = and_(*[eq(col(k, "s"), col(k, "rp")) for k in keys])
+        return select.join(table("mbo_scores", "s"), on=on_score, join_type="left", copy=False)
 
     def measure_value(self, name: str, condition: ir.Expr | None) -> exp.Expression:
         if name == "attainment":
