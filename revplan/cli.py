@@ -329,7 +329,7 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
                   period: str | None = None) -> RunSummary:
     """Load plans, open and check data, run, filter to a period, write outputs; stop with diagnostics."""
     from revplan.progress import Steps
-    from runtime.contract import check_data
+    from runtime.contract import check_data, check_plan_references
     from runtime.data import open_data
     from runtime.outputs import build_manifest, check_output_folder, statements, write_run
     from runtime.run import comp_plans, run_plans
@@ -354,6 +354,7 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
                                  + "; fix the rows above (README.md: 'Data contract')")
                 raise error
             warnings.extend(diagnostics)
+            warnings.extend(check_plan_references(project.files, dataset))
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
                                deals="ids")

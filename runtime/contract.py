@@ -36,6 +36,7 @@ each.
 | RD019 | warning  | a cancel_date before the close_date                                    |
 | RD020 | error    | an unknown account (deal or activity account not in accounts)          |
 | RD021 | error    | two rep_assignments of one rep overlap (a rep has one role on each day) |
+| RD022 | warning  | a territory plan names a rep (owner, overlay) or an account the data does not have |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -47,13 +48,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow.compute as pc
 
+from dsl import ir
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
 from dsl.schema import SCHEMA, FieldType, Schema
 from runtime.data import (
@@ -634,3 +636,42 @@ def _percent(fraction: decimal.Decimal) -> str:
 
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Diagnostic]:
+    """RD022 warnings, at the plan's line: reps and accounts territory plans name that the data lacks.
+
+    A territory held by a rep who is not on the roster credits nobody, and a
+    named account that does not exist assigns nothing: legal, but rarely meant.
+    """
+    named: dict[tuple[str, str], list[tuple[ir.Node, str]]] = {}
+    for plan in (p for f in files for p in f.plans if isinstance(p, ir.TerritoryPlan)):
+        for territory in plan.territories:
+            for role, holders in (("owner", territory.owners), ("overlay", territory.overlays)):
+                for holder in holders:
+                    what = f'{plan.key}: territory "{territory.name}" names {role} {holder.rep}'
+                    named.setdefault(("reps", holder.rep), []).append((holder, what))
+        for rule in plan.rules:
+            for account in rule.accounts:
+                what = f'{plan.key}: the rule for "{rule.territory}" names account {account}'
+                named.setdefault(("accounts", account), []).append((rule, what))
+    diagnostics = []
+    for table in ("reps", "accounts"):
+        wanted = sorted(key for kind, key in named if kind == table)
+        if not wanted:
+            continue
+        found = {row[0] for row in dataset.connection.execute(
+            f'SELECT id FROM "{table}" WHERE list_contains(?, id)', [wanted]  # our table name, ids bound
+        ).fetchall()}
+        for key in wanted:
+            if key in found:
+                continue
+            for node, what in named[(table, key)]:
+                diagnostics.append(Diagnostic(
+                    code="RD022", severity=Severity.WARNING, span=node.span,
+                    message=f"{what}, who is not in the data's {table}" if table == "reps"
+                    else f"{what}, which is not in the data's {table}",
+                    hints=("it credits nobody: check the id against the data, or remove it from the plan",)
+                    if table == "reps" else ("it assigns nothing: check the id against the data",),
+                ))
+    return diagnostics

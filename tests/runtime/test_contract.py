@@ -16,7 +16,8 @@ import pytest
 
 from dsl.diagnostics import RevplanError, Severity
 from dsl.schema import SCHEMA, FieldType
-from runtime.contract import MAX_ROWS, check_data, open_checked
+from dsl.project import load_texts
+from runtime.contract import MAX_ROWS, check_data, check_plan_references, open_checked
 from runtime.data import open_data, quote
 
 GOOD: dict[str, list[dict[str, str]]] = {
@@ -513,3 +514,28 @@ def test_a_duckdb_file_with_views(tmp_path):
         connection.execute("UPDATE raw_deals SET amount = '12.345' WHERE id = 'D2'")
     with open_data(database) as data:
         assert [summary(d) for d in check_data(data)] == [("RD007", "crm.duckdb:deals", 2, "amount")]
+
+
+TERRITORIES = """revplan 1
+
+territory plan "T" version 1
+  effective 2027-01-01 to 2027-12-31
+  period year
+  currency USD
+  owners sales "@s" finance "@f"
+  territory "East"
+    owner "R2"
+    overlay "R9"
+  assign named accounts "A1", "A7" to "East" priority 1
+"""
+
+
+def test_territory_plans_naming_reps_or_accounts_the_data_lacks_warn_at_their_line(tmp_path):
+    project = load_texts([("t.plan", TERRITORIES)])
+    with open_data(write_company(tmp_path, GOOD)) as dataset:
+        warnings = check_plan_references(project.files, dataset)
+    assert [(w.code, w.severity, w.span.line) for w in warnings] == [
+        ("RD022", Severity.WARNING, 10),  # overlay R9: not on the roster
+        ("RD022", Severity.WARNING, 11),  # account A7: not in accounts
+    ]
+    assert "overlay R9" in warnings[0].message and "A7" in warnings[1].message
