@@ -71,11 +71,15 @@ def best_of(times: int, action):
 def child(*args: str) -> tuple[float, float]:
     """Run `python -m revplan ARGS` in its own process: (wall seconds, its peak RSS in MB)."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "revplan", *args], cwd=ROOT, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"revplan {' '.join(args)} failed")
+    with tempfile.TemporaryFile() as stderr:  # progress and warnings: shown only if the step fails
+        process = subprocess.Popen([sys.executable, "-m", "revplan", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
+            sys.stderr.write(stderr.read().decode(errors="replace"))
+            raise SystemExit(f"revplan {' '.join(args)} failed")
     return elapsed, usage.ru_maxrss / 1024
 
 
