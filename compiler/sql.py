@@ -11,8 +11,12 @@ The query is a chain of CTEs, one job each:
     rep_intervals  the days each rep is in the plan by role (rep_assignments, else the reps row)
     rep_periods  reps x periods they are in the plan and employed in, prorated quota and TI
     chain        manager closure (recursive), only for roll-up credit
-    credits      (rep, deal, share): owner, splits, roll-up
-    deal_rows    credited deals in each rep-period, amounts in plan currency
+    days, fx     every day of the plan's periods; each currency's rate on each day
+    credits      (rep, deal, share), only for plans with several credit sources
+    deal_rows    credited deals in each period, amounts in plan currency; one
+                 credit source credits deals as they are read (splits as a left
+                 join, roll-up through chain, overlay through the territories)
+    cancelled_rows  the same for cancelled deals only: what clawbacks trace
     deal_aggs, activity_aggs   every aggregate the plan uses, per rep-period
     measures     rep_periods + aggregates: what every component reads
     c<n>         one row per rep-period per component: base, payout, gate, caps
