@@ -277,7 +277,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.period is not None:
         period_range(args.period)  # a malformed label fails before any work
     plans = default_plans_folder(args.plans)
-    summary = run_and_write(plans, args.data, Path(args.out), args.engine, args.url, args.period)
+    summary = run_and_write(plans, args.data, Path(args.out), args.engine, args.url, args.period,
+                            memory_limit=args.memory_limit)
     print_summary(summary)
     return EXIT_OK
 
@@ -326,13 +327,33 @@ class RunSummary:
 
 
 def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None,
-                  period: str | None = None) -> RunSummary:
+                  period: str | None = None, memory_limit: str | None = None) -> RunSummary:
     """Load plans, open and check data, run, filter to a period, write outputs; stop with diagnostics."""
+    import tempfile
+
+    # Scratch space: the deal trace on its way to the CSV, and what DuckDB spills past --memory-limit.
+    with tempfile.TemporaryDirectory(prefix="revplan-run-") as scratch:
+        return _run_and_write(plans, data, out_dir, engine, url, period, Path(scratch), memory_limit)
+
+
+def limit_memory(connection, limit: str, spill: Path) -> None:
+    import duckdb
+
+    try:
+        connection.execute("SET memory_limit = ?", [limit])
+        connection.execute("SET temp_directory = ?", [str(spill)])
+    except duckdb.Error as error:
+        raise usage_error("RP413", f"--memory-limit {limit}: {str(error).splitlines()[-1]}",
+                          "a size such as 500MB or 2GB") from None
+
+
+def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None, period: str | None,
+                   scratch: Path, memory_limit: str | None) -> RunSummary:
     from revplan.progress import Steps
     from runtime.contract import check_data, check_plan_references
     from runtime.data import open_data
-    from runtime.outputs import build_manifest, check_output_folder, statements, write_run
-    from runtime.run import comp_plans, run_plans
+    from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
+    from runtime.run import comp_plans, deal_schema, run_plans
 
     check_output_folder(out_dir)  # before the work, not after it
     warnings: list[Diagnostic] = []  # printed once the progress lines are done
@@ -346,6 +367,8 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
         steps.start(f"opening data in {data}")
         dataset = open_data(data, project.schema)
         try:
+            if memory_limit is not None:
+                limit_memory(dataset.connection, memory_limit, scratch / "spill")
             steps.start("checking the data contract")
             diagnostics = check_data(dataset, base_currency=_company_currency(comp))
             if has_errors(diagnostics):
@@ -357,7 +380,7 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
             warnings.extend(check_plan_references(project.files, dataset))
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
-                               deals="ids")
+                               deals="ids", deals_to=scratch)
         finally:
             dataset.close()
         lines = result.payout_lines
@@ -365,12 +388,10 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
         if period is not None:
             steps.start(f"selecting period {period}")
             lines = filter_period(lines, period)
-        deals = result.payout_deals  # the deals behind each commission line, by the period they were earned in
-        if deals is not None and period is not None:
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            deals = deals.filter(pc.is_in(deals["period"], value_set=pa.array(sorted(set(lines["period"])))))
+        # The deals behind each commission line (by the period they were earned in): Parquet files the
+        # engine wrote, copied into the CSV without loading them (14M rows at 10M deals).
+        kept = frozenset(lines["period"]) if period is not None else None
+        deals = ParquetRows(result.payout_deal_files, deal_schema(shares=False), kept)
         steps.start(f"writing outputs to {out_dir}")
         periods = sorted(set(lines["period"]), key=_period_order)
         manifest = build_manifest(
@@ -378,9 +399,7 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
             revplan_version=_version(), periods=periods, payout_lines=lines, data_source=dataset.source,
             period_filter=period,
         )
-        tables = {"payout_lines": lines, "statements": statements(lines)}
-        if deals is not None:
-            tables["payout_deals"] = deals
+        tables = {"payout_lines": lines, "statements": statements(lines), "payout_deals": deals}
         territories = getattr(result, "territories", None)
         if territories is not None:
             tables["territories"] = territories
@@ -734,6 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--period", metavar="P", help="only payouts of this period: 2027, 2027-H1, 2027-Q1, 2027-01")
     run.add_argument("--out", default="out", metavar="DIR", help="output folder (default out/)")
     _add_engine_options(run)
+    run.add_argument("--memory-limit", metavar="SIZE",
+                     help="cap the embedded DuckDB's memory (500MB, 2GB); past it, it spills to a temporary "
+                          "folder, a little slower (default: DuckDB's own, 80%% of RAM)")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="generate the sample company, run plans/ on it, print the payouts")

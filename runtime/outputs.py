@@ -14,6 +14,7 @@ The manifest records what is needed to reproduce a payout: plan files
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -31,6 +32,7 @@ import pyarrow as pa
 from dsl.diagnostics import Diagnostic, RevplanError
 
 MONEY_COLUMNS = ("base", "uncapped", "amount", "quota", "target_incentive")
+WRITER_MEMORY = "256MB"  # DuckDB's, to write a big table
 
 
 def statements(payout_lines: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +132,7 @@ KNOWN_OUTPUTS = ("payout_lines.csv", "statements.csv", "territories.csv", "quota
                  "payout_deals.csv")
 
 
-def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | pa.Table], manifest: Mapping[str, object]) -> Path:
+def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | pa.Table | ParquetRows], manifest: Mapping[str, object]) -> Path:
     """Write each table as `<name>.csv` (exact decimal text) plus manifest.json into `out_dir`, atomically.
 
     Arrow tables (the big ones) are written by DuckDB's CSV writer, in the same
@@ -230,20 +232,41 @@ def _swap_in(staging: Path, out_dir: Path, names: Sequence[str], previous: Seque
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def write_csv(table: pd.DataFrame | pa.Table, path: Path) -> None:
+def write_csv(table: pd.DataFrame | pa.Table | ParquetRows, path: Path) -> None:
     if isinstance(table, pd.DataFrame):  # a row per rep or line: Python formats each cell
         csv_frame(table).to_csv(path, index=False)
         return
-    # Millions of rows: DuckDB's writer, decimals cast to text first (the writer drops the 0 of 0.5).
-    with duckdb.connect() as connection:
-        relation = connection.from_arrow(table)
+    # Millions of rows: DuckDB's writer, streaming, decimals cast to text first (its writer drops
+    # the 0 of 0.5), in the rows' order.
+    # Its own small memory: copying rows needs little, and a run's memory peak is the engine's.
+    config = {"memory_limit": WRITER_MEMORY, "temp_directory": str(path.parent / ".spill")}
+    with duckdb.connect(config=config) as connection:
+        if isinstance(table, ParquetRows):
+            relation = connection.read_parquet([str(f) for f in table.files]) if table.files else None
+            if relation is not None and table.periods is not None:
+                wanted = [duckdb.ConstantExpression(p) for p in sorted(table.periods)]
+                relation = relation.filter(duckdb.ColumnExpression("period").isin(*wanted))
+            schema = table.schema
+            if relation is None:  # no plan traced deals: the header alone
+                relation = connection.from_arrow(schema.empty_table())
+        else:
+            relation, schema = connection.from_arrow(table), table.schema
         columns = [
-            duckdb.ColumnExpression(name).cast(duckdb.sqltypes.VARCHAR).alias(name)
-            if pa.types.is_decimal(table.schema.field(name).type)
-            else duckdb.ColumnExpression(name)
-            for name in table.column_names
+            duckdb.ColumnExpression(field.name).cast(duckdb.sqltypes.VARCHAR).alias(field.name)
+            if pa.types.is_decimal(field.type)
+            else duckdb.ColumnExpression(field.name)
+            for field in schema
         ]
         relation.select(*columns).write_csv(str(path), header=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParquetRows:
+    """Rows in Parquet files (in order), optionally only those of some periods: written without loading them."""
+
+    files: tuple[Path, ...]
+    schema: pa.Schema
+    periods: frozenset[str] | None = None
 
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:

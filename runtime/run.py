@@ -25,11 +25,13 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from compiler import territory
@@ -54,6 +56,7 @@ class RunResult:
     # The deals behind each commission line (DEAL_COLUMNS, DEALS_SCHEMA): an Arrow table, because it is
     # the one big output (millions of rows at scale) and Arrow keeps its decimals exact without Python objects.
     payout_deals: pa.Table | None = None
+    payout_deal_files: tuple[Path, ...] = ()  # the same, in Parquet files, with run_plans(deals_to=...)
 
     @property
     def total(self):
@@ -117,9 +120,14 @@ def run_plans(
     url: str | None = None,
     schema: Schema = SCHEMA,
     deals: bool | str = False,
+    deals_to: Path | None = None,
 ) -> RunResult:
     """Every plan's results; `deals=True` also computes the deals behind each commission line and
-    their exact shares of it, `deals="ids"` the deals and their credited base only (one pass)."""
+    their exact shares of it, `deals="ids"` the deals and their credited base only (one pass).
+
+    With `deals_to` (a folder) the deals go to one Parquet file per plan there, in plan order,
+    streamed by the engine where it can (`RunResult.payout_deal_files`), instead of memory:
+    at 10M deals they are the biggest result by far."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if engine == "python":  # the Python calculator (compiler/python.py) on the same tables
@@ -137,7 +145,13 @@ def run_plans(
         for plan, frame in zip(quotas, quota_frames, strict=True):
             session.add_table(quota_tables[plan.key], quota_rows(frame))
         payouts = [session.run(sql) for _, sql in compiled]
-        deal_tables = [session.run_arrow(sql) for _, sql in compile_all(files, dialect, deals, quota_tables)] if deals else []
+        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, quota_tables)] if deals else []
+        if deals_to is not None:
+            deal_files = tuple(Path(deals_to) / f"deals-{index:03d}.parquet" for index in range(len(deal_queries)))
+            for sql, path in zip(deal_queries, deal_files, strict=True):
+                session.write_parquet(sql, path, deal_schema(shares=deals is True))
+            deal_queries = []
+        deal_tables = [session.run_arrow(sql) for sql in deal_queries]
         territory_frame = report = None
         if territories:
             territory_frame = session.run(sql_text(territory.territory_table(list(territories), dialect), dialect))
@@ -147,8 +161,11 @@ def run_plans(
     lines = pd.concat(payouts, ignore_index=True) if payouts else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
     plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in quotas) + tuple(p.key for p in territories)
     quota_frame = normalise_quotas(quota_frames) if quotas else None
-    deal_table = deal_rows(deal_tables, shares=deals is True) if deals else None
-    return RunResult(normalise(lines), plans, territory_frame, quota_frame, report, deal_table)
+    deal_table = deal_rows(deal_tables, shares=deals is True) if deals and deals_to is None else None
+    return RunResult(
+        normalise(lines), plans, territory_frame, quota_frame, report, deal_table,
+        deal_files if deals and deals_to is not None else (),
+    )
 
 
 DEALS_SCHEMA = pa.schema(
@@ -165,16 +182,23 @@ DEALS_SCHEMA = pa.schema(
 )
 
 
+def deal_schema(shares: bool = True) -> pa.Schema:
+    """DEALS_SCHEMA, or without `shares` its DEAL_ID_COLUMNS."""
+    return DEALS_SCHEMA if shares else pa.schema([DEALS_SCHEMA.field(n) for n in DEAL_ID_COLUMNS])
+
+
+def exact_table(rows: pa.Table | pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """An engine's rows with the schema's columns and exact types."""
+    if isinstance(rows, pd.DataFrame):
+        return pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
+    return rows.select(schema.names).cast(schema)
+
+
 def deal_rows(tables: Sequence[pa.Table | pd.DataFrame], shares: bool = True) -> pa.Table:
     """Every plan's deals behind its lines as one table of DEALS_SCHEMA (exact types on every engine);
     without `shares`, the columns of DEAL_ID_COLUMNS."""
-    schema = DEALS_SCHEMA if shares else pa.schema([DEALS_SCHEMA.field(n) for n in DEAL_ID_COLUMNS])
-    converted = [
-        pa.Table.from_pandas(t[schema.names], schema=schema, preserve_index=False)
-        if isinstance(t, pd.DataFrame)
-        else t.select(schema.names).cast(schema)
-        for t in tables
-    ]
+    schema = deal_schema(shares)
+    converted = [exact_table(t, schema) for t in tables]
     return pa.concat_tables(converted) if converted else schema.empty_table()
 
 
@@ -210,6 +234,8 @@ class Session(Protocol):
 
     def run_arrow(self, sql: str) -> pa.Table | pd.DataFrame: ...
 
+    def write_parquet(self, sql: str, path: Path, schema: pa.Schema) -> None: ...
+
     def add_table(self, name: str, rows: pa.Table) -> None: ...
 
 
@@ -232,6 +258,12 @@ def open_session(engine: str, connection: duckdb.DuckDBPyConnection, url: str | 
             session.close()
 
 
+def _duckdb_type(arrow_type: pa.DataType) -> duckdb.sqltypes.DuckDBPyType:
+    if pa.types.is_decimal(arrow_type):
+        return duckdb.decimal_type(arrow_type.precision, arrow_type.scale)
+    return {pa.string(): duckdb.sqltypes.VARCHAR, pa.int64(): duckdb.sqltypes.BIGINT}[arrow_type]
+
+
 class DuckDBSession:
     """The contract tables are the connection's; added tables are Arrow views, gone on close."""
 
@@ -243,6 +275,13 @@ class DuckDBSession:
 
     def run_arrow(self, sql: str) -> pa.Table:
         return self.connection.sql(sql).to_arrow_table()
+
+    def write_parquet(self, sql: str, path: Path, schema: pa.Schema) -> None:
+        """Streamed by DuckDB, in the query's order; the columns cast to the schema's exact types."""
+        columns = [
+            duckdb.ColumnExpression(field.name).cast(_duckdb_type(field.type)).alias(field.name) for field in schema
+        ]
+        self.connection.sql(sql).select(*columns).write_parquet(str(path))
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         self.connection.register(name, rows)
@@ -269,6 +308,9 @@ class PostgresSession:
             return pd.DataFrame(cursor.fetchall(), columns=names)
 
     run_arrow = run  # psycopg gives Python objects either way
+
+    def write_parquet(self, sql: str, path: Path, schema: pa.Schema) -> None:
+        pq.write_table(exact_table(self.run(sql), schema), path)
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         self.connection.register(name, rows)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import Schema
@@ -132,6 +133,11 @@ class SparkRun:
         return _collect(self.spark.sql(sql))
 
     run_arrow = run
+
+    def write_parquet(self, sql: str, path, schema: pa.Schema) -> None:
+        from runtime.run import exact_table
+
+        pq.write_table(exact_table(self.run(sql), schema), path)
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         _to_spark(self.spark, rows).createOrReplaceTempView(name)

@@ -213,6 +213,16 @@ def test_run_period_keeps_the_periods_inside_it(sample, flat_plans, tmp_path, ca
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["period_filter"] == period
 
 
+def test_run_with_a_memory_limit_writes_the_same_files(sample, sample_run, tmp_path, capsys):
+    """Past --memory-limit DuckDB spills to the run's scratch folder: slower, never different."""
+    code, _, _ = run_cli(capsys, "run", "--data", sample, "--plans", PLANS, "--out", tmp_path / "o",
+                         "--memory-limit", "64MB")
+    assert code == 0
+    limited, unlimited = folder_bytes(tmp_path / "o"), folder_bytes(sample_run[0])
+    assert limited.pop("manifest.json") and unlimited.pop("manifest.json")  # it has the time of the run
+    assert limited == unlimited
+
+
 @pytest.mark.parametrize("fail_at", ["second table", "manifest", "swap"])
 @pytest.mark.parametrize("previous", [True, False], ids=["over-previous-run", "fresh-folder"])
 def test_a_crash_while_writing_leaves_no_partial_output(sample, flat_plans, tmp_path, capsys, monkeypatch,
@@ -294,12 +304,13 @@ def test_run_with_a_bad_cell_names_file_row_and_column(sample, flat_plans, tmp_p
         (["compile", "{plans}", "--dialect", "oracle"], 2, "invalid choice: 'oracle'"),
         (["sample-data", "--out", "{tmp}/s", "--reps", "3"], 1, "reps must be at least 10"),
         (["sample-data", "--out", "{tmp}/s", "--deals", "many"], 2, "'many' is not a whole number"),
+        (["run", "--data", "{sample}", "--memory-limit", "lots"], 1, "--memory-limit lots"),
     ],
     ids=["missing-data", "malformed-period", "unknown-period", "unknown-engine", "postgres-without-url",
          "url-without-postgres", "out-is-a-file",
          "out-holds-other-payout-lines", "missing-plans", "no-data-option",
          "test-postgres-without-url", "compile-unknown-plan", "compile-unknown-dialect", "too-few-reps",
-         "deals-not-a-number"],
+         "deals-not-a-number", "memory-limit-not-a-size"],
 )
 def test_user_mistakes_get_one_clear_message(sample, flat_plans, tmp_path, capsys, argv, code, expected):
     write(tmp_path / "mine" / "payout_lines.csv", "someone else's file\n")
