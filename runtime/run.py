@@ -133,7 +133,12 @@ def run_plans(
     if engine == "python":  # the Python calculator (compiler/python.py) on the same tables
         from runtime.python_engine import run_python
 
-        return run_python(files, connection, schema, deals)
+        result = run_python(files, connection, schema, deals)
+        if deals_to is None or result.payout_deals is None:
+            return result
+        path = Path(deals_to) / "deals-000.parquet"  # one table already: one file, as the engines write them
+        pq.write_table(result.payout_deals, path)
+        return dataclasses.replace(result, payout_deals=None, payout_deal_files=(path,))
     dialect = {"postgres": "postgres", "spark": "spark"}.get(engine, "duckdb")
     territories = territory_plans(files)
     quotas = quota_plans(files)
