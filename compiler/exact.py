@@ -83,8 +83,8 @@ def div(numerator: exp.Expression, denominator: exp.Expression, dialect: str) ->
     top = op(exp.Add, twice_a, exp.Abs(this=b.copy()))
     bottom = op(exp.Mul, exp.Abs(this=b.copy()), exp.Literal.number(2))
     magnitude = _floor_div(top, bottom, dialect)
-    sign = op(exp.Mul, _sign(a.copy(), dialect), _sign(b.copy(), dialect))
-    scaled = op(exp.Mul, exp.Cast(this=op(exp.Mul, sign, magnitude), to=INTEGER.copy()), number(STEP))
+    signs = op(exp.Mul, sign(a.copy()), sign(b.copy()))
+    scaled = op(exp.Mul, exp.Cast(this=op(exp.Mul, signs, magnitude), to=INTEGER.copy()), number(STEP))
     return dec(scaled)
 
 
@@ -96,11 +96,22 @@ def _as_integer(value: exp.Expression) -> exp.Expression:
     return exp.Cast(this=op(exp.Mul, dec(value), exp.Literal.number(10**SCALE)), to=INTEGER.copy())
 
 
-def _sign(value: exp.Expression, dialect: str) -> exp.Expression:
-    """-1, 0 or 1; Spark's SIGN returns DOUBLE, which would turn sign x magnitude into a DOUBLE product."""
-    if dialect in SPARK_DIALECTS:
-        return exp.Cast(this=exp.Sign(this=value), to=exp.DataType.build("DECIMAL(1, 0)"))
-    return exp.Sign(this=value)
+def sign(value: exp.Expression) -> exp.Expression:
+    """-1, 0 or 1 by comparing with 0: exact everywhere. (SIGN is not: DuckDB takes the sign of a
+    DOUBLE copy of a decimal, Spark returns a DOUBLE.)"""
+    zero = exp.Literal.number(0)
+    return (
+        exp.Case()
+        .when(op(exp.GT, value, zero), exp.Literal.number(1), copy=False)
+        .when(op(exp.LT, value.copy(), zero.copy()), exp.Literal.number(-1), copy=False)
+        .else_(zero.copy(), copy=False)
+    )
+
+
+def _decimal_div(top: exp.Expression, bottom: exp.Expression) -> exp.Expression:
+    """top / bottom as the engine divides decimals: typed, so sqlglot does not make it a DOUBLE division
+    (its Trino printer casts an untyped division's operand to DOUBLE)."""
+    return exp.Div(this=wrap(top), expression=wrap(bottom), typed=True)
 
 
 def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp.Expression:
@@ -115,10 +126,10 @@ def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp
     if dialect in SPARK_DIALECTS:
         # Take off the remainder (exact), then the division of a multiple is exact: top and bottom are
         # written twice, not seven times as below (nested quotients made SQL Spark's parser ran out of memory on).
-        return op(exp.Div, op(exp.Sub, top, op(exp.Mod, top.copy(), bottom)), bottom.copy())
+        return _decimal_div(op(exp.Sub, top, op(exp.Mod, top.copy(), bottom)), bottom.copy())
     # Elsewhere decimal division is exact to a few places: floor it, then correct the last unit.
     one = exp.Literal.number(1)
-    guess = exp.Cast(this=exp.Floor(this=op(exp.Div, top, bottom)), to=INTEGER.copy())
+    guess = exp.Cast(this=exp.Floor(this=_decimal_div(top, bottom)), to=INTEGER.copy())
     too_big = op(exp.GT, op(exp.Mul, guess, bottom.copy()), top.copy())
     too_small = op(exp.LTE, op(exp.Mul, op(exp.Add, guess.copy(), one), bottom.copy()), top.copy())
     return (
@@ -136,6 +147,6 @@ def py_div(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     a = int(numerator.scaleb(SCALE).to_integral_value(ROUND_HALF_UP))
     b = int(denominator.scaleb(SCALE).to_integral_value(ROUND_HALF_UP))
     magnitude = (2 * abs(a) * 10**SCALE + abs(b)) // (2 * abs(b))
-    sign = (a > 0) - (a < 0)
-    sign *= (b > 0) - (b < 0)
-    return Decimal(sign * magnitude).scaleb(-SCALE)
+    signs = (a > 0) - (a < 0)
+    signs *= (b > 0) - (b < 0)
+    return Decimal(signs * magnitude).scaleb(-SCALE)

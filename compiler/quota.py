@@ -42,7 +42,7 @@ from decimal import Decimal
 from sqlglot import exp
 
 from compiler.calendar import plan_periods
-from compiler.exact import DECIMAL, INTEGER, SCALE, STEP, _floor_div, dec, div, mul, number, op, round_cents, sub
+from compiler.exact import DECIMAL, INTEGER, SCALE, STEP, _floor_div, dec, div, mul, number, op, round_cents, sign, sub
 from compiler.sql import (
     CompileError,
     RowCompiler,
@@ -193,7 +193,7 @@ def round_to_step(value: exp.Expression, mode: ir.RoundingMode, step: Decimal, d
     else:
         top, bottom = magnitude, s
     steps = _int(_floor_div(top, bottom, dialect))
-    signed = op(exp.Mul, exp.Sign(this=units.copy()), steps)
+    signed = op(exp.Mul, sign(units.copy()), steps)
     return mul(dec(_int(signed)), number(step))
 
 

@@ -1,0 +1,41 @@
+"""Exact decimal arithmetic in SQL: no float anywhere near money, on any dialect."""
+
+from decimal import Decimal
+
+import duckdb
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from compiler.exact import div, py_div
+from revplan.cli import DIALECTS
+
+# Near the top of what the exact division takes (a product below 10^18, compiler/exact.py), and ties at half a unit of the last place.
+CASES = [
+    ("99999999999999.9999999999", "3"),
+    ("-99999999999999.9999999999", "7"),
+    ("0.0000000001", "2"),  # 0.00000000005: a tie, away from zero
+    ("-0.0000000001", "2"),
+    ("12345678901234.12", "-0.37"),
+    ("0", "5"),
+]
+
+
+def quotient(numerator: str, denominator: str, dialect: str) -> exp.Expression:
+    return div(exp.Literal.number(numerator), exp.Literal.number(denominator), dialect)
+
+
+@pytest.mark.parametrize("numerator, denominator", CASES)
+def test_division_on_duckdb_is_the_exact_python_quotient(numerator, denominator):
+    sql = exp.select(quotient(numerator, denominator, "duckdb")).sql(dialect="duckdb")
+    assert duckdb.sql(sql).fetchall()[0][0] == py_div(Decimal(numerator), Decimal(denominator))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_division_uses_no_float_and_no_sign_function(dialect):
+    """SIGN is a float on some engines (DuckDB takes the sign of a DOUBLE copy, Spark returns DOUBLE)."""
+    sql = exp.select(quotient(*CASES[0], dialect)).sql(dialect=dialect)
+    tree = sqlglot.parse_one(sql, read=dialect)
+    assert not list(tree.find_all(exp.Sign))
+    floats = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
+    assert not [t for t in tree.find_all(exp.DataType) if t.this in floats]
