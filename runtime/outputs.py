@@ -132,10 +132,10 @@ KNOWN_OUTPUTS = ("payout_lines.csv", "statements.csv", "territories.csv", "quota
                  "payout_deals.csv")
 
 
-def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | pa.Table | ParquetRows], manifest: Mapping[str, object]) -> Path:
+def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | ParquetRows], manifest: Mapping[str, object]) -> Path:
     """Write each table as `<name>.csv` (exact decimal text) plus manifest.json into `out_dir`, atomically.
 
-    Arrow tables (the big ones) are written by DuckDB's CSV writer, in the same
+    `ParquetRows` (the big tables) are copied by DuckDB's CSV writer, in the same
     format as the DataFrames: plain decimals with their scale, empty for missing.
 
     A previous run's files in `out_dir` (those its manifest lists) are
@@ -232,30 +232,26 @@ def _swap_in(staging: Path, out_dir: Path, names: Sequence[str], previous: Seque
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def write_csv(table: pd.DataFrame | pa.Table | ParquetRows, path: Path) -> None:
+def write_csv(table: pd.DataFrame | ParquetRows, path: Path) -> None:
     if isinstance(table, pd.DataFrame):  # a row per rep or line: Python formats each cell
         csv_frame(table).to_csv(path, index=False)
         return
     # Millions of rows: DuckDB's writer, streaming, decimals cast to text first (its writer drops
-    # the 0 of 0.5), in the rows' order.
-    # Its own small memory: copying rows needs little, and a run's memory peak is the engine's.
+    # the 0 of 0.5), in the files' order. Its own small memory: copying rows needs little.
     config = {"memory_limit": WRITER_MEMORY, "temp_directory": str(path.parent / ".spill")}
     with duckdb.connect(config=config) as connection:
-        if isinstance(table, ParquetRows):
-            relation = connection.read_parquet([str(f) for f in table.files]) if table.files else None
-            if relation is not None and table.periods is not None:
+        if not table.files:  # no plan traced deals: the header alone
+            relation = connection.from_arrow(table.schema.empty_table())
+        else:
+            relation = connection.read_parquet([str(f) for f in table.files])
+            if table.periods is not None:
                 wanted = [duckdb.ConstantExpression(p) for p in sorted(table.periods)]
                 relation = relation.filter(duckdb.ColumnExpression("period").isin(*wanted))
-            schema = table.schema
-            if relation is None:  # no plan traced deals: the header alone
-                relation = connection.from_arrow(schema.empty_table())
-        else:
-            relation, schema = connection.from_arrow(table), table.schema
         columns = [
             duckdb.ColumnExpression(field.name).cast(duckdb.sqltypes.VARCHAR).alias(field.name)
             if pa.types.is_decimal(field.type)
             else duckdb.ColumnExpression(field.name)
-            for field in schema
+            for field in table.schema
         ]
         relation.select(*columns).write_csv(str(path), header=True)
 

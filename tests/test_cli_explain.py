@@ -17,16 +17,10 @@ import pandas as pd
 import pytest
 
 from revplan.cli import main
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANS = ROOT / "plans"
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err, err
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

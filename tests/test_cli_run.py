@@ -29,6 +29,7 @@ import runtime.run
 from dsl import ir
 from dsl.schema import SCHEMA
 from revplan.cli import DIALECTS, ENGINES, main
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
@@ -59,13 +60,6 @@ FLAT_TEST = """
     given deal id "D1", owner_rep_id "A", amount 1,000 USD, close_date 2027-02-01
     expect payout rep "A", period "2027-Q1", amount {amount} USD
 """
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err, err
-    return code, out, err
 
 
 def write(path: Path, text: str) -> Path:

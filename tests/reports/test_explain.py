@@ -22,9 +22,9 @@ import pytest
 from dsl import ir
 from reports import payout_explain
 from reports.explain import NotFound
-from revplan.cli import main
 from runtime.plantest import build_tables, connection_for, load_checked, plan_files_for
 from runtime.run import comp_plans, run_plans
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "tests" / "examples"
@@ -314,13 +314,6 @@ def test_unknown_rep_and_period_name_what_exists(sample_company):
     with pytest.raises(NotFound) as missing:
         payout_explain.select_lines(result.payout_lines, rep, "2031-Q1")
     assert missing.value.known == ["2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4"]
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err, err
-    return code, out, err
 
 
 def test_cli_explains_a_rep_as_text_and_json(sample_company, capsys):

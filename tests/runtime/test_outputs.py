@@ -4,12 +4,13 @@ from decimal import Decimal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from runtime.outputs import write_csv
+from runtime.outputs import ParquetRows, write_csv
 
 
 def test_big_tables_are_written_in_the_same_text_as_small_ones(tmp_path):
-    """Arrow tables go through DuckDB's CSV writer; the text must match the DataFrame path cell for cell."""
+    """Parquet rows go through DuckDB's CSV writer; the text must match the DataFrame path cell for cell."""
     frame = pd.DataFrame(
         {
             "deal_id": ["D1", "D,2", 'D"3', None],
@@ -21,6 +22,7 @@ def test_big_tables_are_written_in_the_same_text_as_small_ones(tmp_path):
         [("deal_id", pa.string()), ("version", pa.int64()), ("credited_base", pa.decimal128(38, 10))]
     ), preserve_index=False)
     write_csv(frame, tmp_path / "small.csv")
-    write_csv(table, tmp_path / "big.csv")
+    pq.write_table(table, tmp_path / "rows.parquet")
+    write_csv(ParquetRows((tmp_path / "rows.parquet",), table.schema), tmp_path / "big.csv")
     assert (tmp_path / "big.csv").read_text() == (tmp_path / "small.csv").read_text()
     assert "0.5000000000" in (tmp_path / "big.csv").read_text()
