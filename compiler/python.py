@@ -1345,34 +1345,9 @@ class _Run:
         Employment is applied to active days, not here. Sorted by rep, then
         first day; a rep's intervals do not overlap (the contract's RD021).
         """
-        plan, inputs = self.plan, self.inputs
-        n_reps = inputs.rows("reps")
-        effective_from, effective_to = days(plan.effective_from), days(plan.effective_to)
-        eligibility = self.calculator.eligibility
-        if inputs.rows("rep_assignments"):
-            a_rep = inputs.index_of("reps", "id", inputs.text("rep_assignments", "rep_id"))
-        else:
-            a_rep = np.zeros(0, dtype=np.int64)
-        has_assignments = np.zeros(n_reps, dtype=bool)
-        has_assignments[a_rep[a_rep >= 0]] = True
-        rep_eligible = np.ones(n_reps, dtype=bool)
-        if eligibility is not None:
-            rep_eligible = truth(eligibility(Rows(inputs, "reps"))).v
-        plain = np.flatnonzero(~has_assignments & rep_eligible)
-        rows = np.flatnonzero(a_rep >= 0)  # assignments of known reps
-        start = number(inputs.column("rep_assignments", "start_date")).take(rows)
-        end = number(inputs.column("rep_assignments", "end_date")).take(rows)
-        first = np.maximum(start.v, effective_from)
-        last = np.where(end.null, effective_to, np.minimum(end.v, effective_to))
-        keep = ~start.null & (first <= last)
-        if eligibility is not None and len(rows):
-            dated = {f: inputs.column("rep_assignments", f).take(rows) for f in DATED_REP_FIELDS}
-            keep &= truth(eligibility(Rows(inputs, "reps", a_rep[rows], fields=dated))).v
-        iv_rep = np.r_[plain, a_rep[rows][keep]].astype(np.int64)
-        iv_first = np.r_[np.full(len(plain), effective_from), first[keep]].astype(np.int64)
-        iv_last = np.r_[np.full(len(plain), effective_to), last[keep]].astype(np.int64)
-        order = np.lexsort((iv_first, iv_rep))
-        self.iv_rep, self.iv_first, self.iv_last = iv_rep[order], iv_first[order], iv_last[order]
+        plan = self.plan
+        intervals = roster_intervals(self.inputs, self.calculator.eligibility, plan.effective_from, plan.effective_to)
+        self.iv_rep, self.iv_first, self.iv_last, _ = intervals
 
     def in_plan_on(self, rep: np.ndarray, day: np.ndarray) -> np.ndarray:
         """Whether each (rep row, day number) falls in one of the rep's in-plan intervals."""
@@ -2038,8 +2013,13 @@ class QuotaAmounts:
         term = number(inputs.column("reps", "termination_date"))
         active = ~hire.null & (hire.v <= days(plan.effective_to))
         active &= term.null | (term.v >= days(plan.effective_from))
-        if self.eligibility is not None:
-            active &= truth(self.eligibility(Rows(inputs, "reps"))).v
+        # In the plan: eligible on some day of its range (by rep_assignments where a rep has them), from the
+        # later of the hire and the first eligible assignment's start (a promotion ramps like a hire).
+        iv_rep, _, _, iv_start = roster_intervals(inputs, self.eligibility, plan.effective_from, plan.effective_to)
+        role_start = np.full(len(active), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(role_start, iv_rep, iv_start)
+        active &= role_start != np.iinfo(np.int64).max
+        plan_start = np.maximum(hire.v, role_start)
         ids = inputs.text("reps", "id").decode()
         rows = np.flatnonzero(active & ~inputs.text("reps", "id").null)
         rows = np.array(sorted(rows, key=lambda r: ids[r]), dtype=np.int64)  # cumulative order: rep_id
@@ -2065,7 +2045,7 @@ class QuotaAmounts:
         high, low = Num(high, SCALE, np.zeros(n, dtype=bool)), Num(low, SCALE, np.zeros(n, dtype=bool))
         allocated = sub(cents(high), cents(low)) if self.rounding is None else sub(high, low)
         annual = self.round(coalesce(_overrides([self.annual_overrides.get(r) for r in rep_ids]), allocated))
-        hire_days = hire.v[rows]
+        hire_days = plan_start[rows]
         out_rep, out_label, out_amount = [], [], []
         for index, (period, (before, upto, denominator)) in enumerate(zip(self.periods, self.fractions, strict=True)):
             high_p, low_p = self.phase(annual, upto, denominator), self.phase(annual, before, denominator)
@@ -2394,3 +2374,42 @@ def run_files(files: Sequence[ir.PlanFile], connection, schema=None, deals: bool
     if deals:
         deal_frame = pd.concat(detail, ignore_index=True) if detail else pd.DataFrame(columns=list(DEAL_COLUMNS))
     return PythonRun(lines, tuple(p.key for p in comp), territory_frame, deal_frame)
+
+
+def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effective_to: dt.date):
+    """The eligible roster intervals within a plan's range, sorted by rep, then first day: arrays of
+    (rep row, first day, last day, role start), day numbers.
+
+    A rep without rep_assignments rows: one interval, the whole range, if the
+    reps row is eligible; its role start is the hire date. A rep with rows: one
+    per assignment whose role, segment and region (other fields: the reps row)
+    are eligible, clipped to the range; its role start is the assignment's start.
+    """
+    n_reps = inputs.rows("reps")
+    first_day, last_day = days(effective_from), days(effective_to)
+    if inputs.rows("rep_assignments"):
+        a_rep = inputs.index_of("reps", "id", inputs.text("rep_assignments", "rep_id"))
+    else:
+        a_rep = np.zeros(0, dtype=np.int64)
+    has_assignments = np.zeros(n_reps, dtype=bool)
+    has_assignments[a_rep[a_rep >= 0]] = True
+    rep_eligible = np.ones(n_reps, dtype=bool)
+    if eligibility is not None:
+        rep_eligible = truth(eligibility(Rows(inputs, "reps"))).v
+    plain = np.flatnonzero(~has_assignments & rep_eligible)
+    rows = np.flatnonzero(a_rep >= 0)  # assignments of known reps
+    start = number(inputs.column("rep_assignments", "start_date")).take(rows)
+    end = number(inputs.column("rep_assignments", "end_date")).take(rows)
+    first = np.maximum(start.v, first_day)
+    last = np.where(end.null, last_day, np.minimum(end.v, last_day))
+    keep = ~start.null & (first <= last)
+    if eligibility is not None and len(rows):
+        dated = {f: inputs.column("rep_assignments", f).take(rows) for f in DATED_REP_FIELDS}
+        keep &= truth(eligibility(Rows(inputs, "reps", a_rep[rows], fields=dated))).v
+    hire = number(inputs.column("reps", "hire_date")).v
+    iv_rep = np.r_[plain, a_rep[rows][keep]].astype(np.int64)
+    iv_first = np.r_[np.full(len(plain), first_day), first[keep]].astype(np.int64)
+    iv_last = np.r_[np.full(len(plain), last_day), last[keep]].astype(np.int64)
+    iv_start = np.r_[hire[plain], start.v[keep]].astype(np.int64)
+    order = np.lexsort((iv_first, iv_rep))
+    return iv_rep[order], iv_first[order], iv_last[order], iv_start[order]

@@ -53,10 +53,12 @@ from compiler.sql import (
     col,
     date,
     days_between,
+    eligibility_fields,
     eq,
     greatest,
     is_true,
     least,
+    roster_intervals,
     table,
     text,
     union_all,
@@ -241,6 +243,13 @@ class _QuotaCompiler(RowCompiler):
         return round_to_step(value, mode, step, self.dialect)
 
     def reps(self) -> exp.Select:
+        """(rep_id, hire_date): the reps the plan's `applies to` selects on some day of its range, employed then.
+
+        Role, segment and region are read as in comp plans (`rep_assignments`
+        when a rep has rows, else the reps row). `hire_date` is when the rep
+        starts in the plan: the later of the hire date and the start of their
+        first eligible assignment, so a rep promoted into the plan mid-year is
+        ramped and phased like a new hire from the promotion on."""
         plan = self.plan
         active = and_(
             exp.LTE(this=col("hire_date", "r"), expression=date(plan.effective_to)),
@@ -249,13 +258,18 @@ class _QuotaCompiler(RowCompiler):
                 exp.GTE(this=col("termination_date", "r"), expression=date(plan.effective_from)),
             ),
         )
-        select = exp.select(alias(col("id", "r"), "rep_id"), col("hire_date", "r"), copy=False).from_(
-            table("reps", "r"), copy=False
-        )
-        conditions = [exp.paren(active)]
+        intervals = roster_intervals(plan.effective_from, plan.effective_to, eligibility_fields(plan.eligibility))
+        conditions = [exp.paren(active), exp.LTE(this=col("first_day", "iv"), expression=col("last_day", "iv"))]
         if plan.eligibility is not None:
-            conditions.append(is_true(self.row(plan.eligibility, "rep", "r")))
-        return select.where(and_(*conditions), copy=False)
+            conditions.append(is_true(self.row(plan.eligibility, "rep", "iv")))
+        starts = greatest(exp.Max(this=col("hire_date", "r")), exp.Min(this=col("role_start", "iv")))
+        return (
+            exp.select(alias(col("rep_id", "iv"), "rep_id"), alias(starts, "hire_date"), copy=False)
+            .from_(intervals, copy=False)
+            .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "iv")), copy=False)
+            .where(and_(*conditions), copy=False)
+            .group_by(col("rep_id", "iv"), copy=False)
+        )
 
     def potential(self) -> exp.Select:
         """Per owner: sum of potential (cents) x days owned within the plan's range."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlglot import exp
 
@@ -426,38 +427,7 @@ class _PlanCompiler(RowCompiler):
         deals count as they always did, whether or not the rep was employed.
         """
         plan = self.plan
-        first, last = date(plan.effective_from), date(plan.effective_to)
-        fields = self.eligibility_fields()
-        assigned_reps = exp.Subquery(
-            this=exp.select(col("rep_id"), copy=False)
-            .from_(table("rep_assignments"), copy=False)
-            .where(exp.Not(this=exp.Is(this=col("rep_id"), expression=exp.null())), copy=False)
-        )
-        unassigned = (
-            exp.select(
-                alias(col("id", "r"), "rep_id"),
-                alias(first, "first_day"),
-                alias(last, "last_day"),
-                *[alias(col(f, "r"), f) for f in fields],
-                copy=False,
-            )
-            .from_(table("reps", "r"), copy=False)
-            .where(exp.Not(this=exp.In(this=col("id", "r"), query=assigned_reps)), copy=False)
-        )
-        assigned = (
-            exp.select(
-                alias(col("id", "r"), "rep_id"),
-                alias(greatest(col("start_date", "a"), first.copy()), "first_day"),
-                alias(least(coalesce(col("end_date", "a"), last.copy()), last.copy()), "last_day"),
-                *[alias(col(f, "a" if f in ASSIGNED_FIELDS else "r"), f) for f in fields],
-                copy=False,
-            )
-            .from_(table("rep_assignments", "a"), copy=False)
-            .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "a")), copy=False)
-        )
-        intervals = exp.Subquery(
-            this=union_all([unassigned, assigned]), alias=exp.TableAlias(this=exp.to_identifier("iv", quoted=True))
-        )
+        intervals = roster_intervals(plan.effective_from, plan.effective_to, eligibility_fields(plan.eligibility))
         keep = exp.LTE(this=col("first_day", "iv"), expression=col("last_day", "iv"))
         if plan.eligibility is not None:
             keep = and_(keep, is_true(self.row(plan.eligibility, "rep", "iv")))
@@ -466,13 +436,6 @@ class _PlanCompiler(RowCompiler):
             .from_(intervals, copy=False)
             .where(keep, copy=False)
         )
-
-    def eligibility_fields(self) -> list[str]:
-        """The rep fields the plan's `applies to` reads (what each interval carries to be judged on)."""
-        if self.plan.eligibility is None:
-            return []
-        found = {n.field for n in _walk(self.plan.eligibility) if isinstance(n, ir.FieldRef) and n.entity == "rep"}
-        return sorted(found)
 
     def in_plan_on(self, rep: exp.Expression, day: exp.Expression) -> exp.Expression:
         """Join condition: `day` falls in one of `rep`'s in-plan intervals (alias i)."""
@@ -742,14 +705,19 @@ class _PlanCompiler(RowCompiler):
         overlay_holder = and_(
             eq(col("territory", "h"), col("territory", "t")), eq(col("role", "h"), text("overlay")), on_close("h")
         )
-        return [(table("assignments", "t"), territory_of_account, "inner"), (table("holders", "h"), overlay_holder, "inner")]
+        return [
+            (table("assignments", "t"), territory_of_account, "inner"),
+            (table("holders", "h"), overlay_holder, "inner"),
+        ]
 
     def days(self) -> exp.Select:
         """Every day a deal can count on: from the first period's window to the last period's end."""
         periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
         first, last = min(periods[0].year_start, periods[0].start), periods[-1].end
         values = exp.Values(
-            expressions=[exp.Tuple(expressions=[date(first + dt.timedelta(days=n))]) for n in range((last - first).days + 1)],
+            expressions=[
+                exp.Tuple(expressions=[date(first + dt.timedelta(days=n))]) for n in range((last - first).days + 1)
+            ],
             alias=exp.TableAlias(this=exp.to_identifier("v"), columns=[exp.to_identifier("day", quoted=True)]),
         )
         return exp.select(col("day"), copy=False).from_(values, copy=False)
@@ -1524,3 +1492,53 @@ def _walk(node):
     elif isinstance(node, (tuple, list)):
         for item in node:
             yield from _walk(item)
+
+
+def eligibility_fields(eligibility: ir.Expr | None) -> list[str]:
+    """The rep fields an `applies to` reads (what each roster interval carries to be judged on)."""
+    if eligibility is None:
+        return []
+    return sorted({n.field for n in _walk(eligibility) if isinstance(n, ir.FieldRef) and n.entity == "rep"})
+
+
+def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str]) -> exp.Subquery:
+    """Each rep's roster attributes over time within [first_day, last_day], as a subquery `iv`:
+    (rep_id, first_day, last_day, role_start, *fields); `first_day > last_day` when outside the range.
+
+    A rep without rep_assignments rows has one row, the whole range, with the
+    reps row's fields; `role_start` is the hire date. A rep with rows has one
+    per assignment: role, segment and region from it (other fields from the
+    reps row), clipped to the range; `role_start` is the assignment's start.
+    """
+    first, last = date(first_day), date(last_day)
+    assigned_reps = exp.Subquery(
+        this=exp.select(col("rep_id"), copy=False)
+        .from_(table("rep_assignments"), copy=False)
+        .where(exp.Not(this=exp.Is(this=col("rep_id"), expression=exp.null())), copy=False)
+    )
+    unassigned = (
+        exp.select(
+            alias(col("id", "r"), "rep_id"),
+            alias(first, "first_day"),
+            alias(last, "last_day"),
+            alias(col("hire_date", "r"), "role_start"),
+            *[alias(col(f, "r"), f) for f in fields],
+            copy=False,
+        )
+        .from_(table("reps", "r"), copy=False)
+        .where(exp.Not(this=exp.In(this=col("id", "r"), query=assigned_reps)), copy=False)
+    )
+    assigned = (
+        exp.select(
+            alias(col("id", "r"), "rep_id"),
+            alias(greatest(col("start_date", "a"), first.copy()), "first_day"),
+            alias(least(coalesce(col("end_date", "a"), last.copy()), last.copy()), "last_day"),
+            alias(col("start_date", "a"), "role_start"),
+            *[alias(col(f, "a" if f in ASSIGNED_FIELDS else "r"), f) for f in fields],
+            copy=False,
+        )
+        .from_(table("rep_assignments", "a"), copy=False)
+        .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "a")), copy=False)
+    )
+    name = exp.TableAlias(this=exp.to_identifier("iv", quoted=True))
+    return exp.Subquery(this=union_all([unassigned, assigned]), alias=name)

@@ -350,7 +350,7 @@ def limit_memory(connection, limit: str, spill: Path) -> None:
 def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None, period: str | None,
                    scratch: Path, memory_limit: str | None) -> RunSummary:
     from revplan.progress import Steps
-    from runtime.contract import check_data, check_plan_references
+    from runtime.contract import check_data, check_plan_references, check_quota_coverage
     from runtime.data import open_data
     from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
     from runtime.run import comp_plans, deal_schema, run_plans
@@ -388,6 +388,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         if period is not None:
             steps.start(f"selecting period {period}")
             lines = filter_period(lines, period)
+        warnings.extend(check_quota_coverage(comp, lines))
         # The deals behind each commission line (by the period they were earned in): Parquet files the
         # engine wrote, copied into the CSV without loading them (14M rows at 10M deals).
         kept = frozenset(lines["period"]) if period is not None else None

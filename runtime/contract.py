@@ -37,6 +37,7 @@ each.
 | RD020 | error    | an unknown account (deal or activity account not in accounts)          |
 | RD021 | error    | two rep_assignments of one rep overlap (a rep has one role on each day) |
 | RD022 | warning  | a territory plan names a rep (owner, overlay) or an account the data does not have |
+| RD023 | warning  | a rep in a plan measured on attainment has no quota (or 0) for a period of it |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -674,4 +675,38 @@ def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> lis
                     hints=("it credits nobody: check the id against the data, or remove it from the plan",)
                     if table == "reps" else ("it assigns nothing: check the id against the data",),
                 ))
+    return diagnostics
+
+
+def check_quota_coverage(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]:
+    """RD023 warnings, at the plan's `quota` line: reps a plan measures on attainment but who have no quota,
+    or a zero one, in a period they are in it. Their attainment is empty, so tiers, curves, gates and bonuses on it pay 0:
+    legal (a rep between quotas), but on payroll money it must not go unnoticed.
+
+    `lines` are the run's payout lines; a rep-period counts when it has a line of its own period (paid
+    lines of earlier periods carry no quota) and none of its lines has a quota."""
+    diagnostics = []
+    own = lines[lines["proration"].notna()]  # lines computed for the rep-period itself
+    for plan in plans:
+        if plan.attainment is None:
+            continue
+        rows = own[(own["plan"] == plan.name) & (own["version"] == plan.version)]
+        if rows.empty:
+            continue
+        quota = rows["quota"]
+        has_quota = (quota.notna() & (quota.fillna(0) != 0)).groupby([rows["rep_id"], rows["period"]], sort=True).any()
+        missing = [f"{rep} {period}" for (rep, period), covered in has_quota.items() if not covered]
+        if not missing:
+            continue
+        reps = len({m.split(" ")[0] for m in missing})
+        shown = ", ".join(missing[:5]) + (f", and {len(missing) - 5} more" if len(missing) > 5 else "")
+        source = f'quota plan "{plan.quota.plan}"' if plan.quota.plan else "the quotas table"
+        diagnostics.append(Diagnostic(
+            code="RD023", severity=Severity.WARNING, span=plan.quota.span or plan.span,
+            message=f"{plan.key}: {reps} rep{'s' * (reps != 1)} ha{'ve' if reps != 1 else 's'} no quota (or 0) from "
+                    f"{source} in {len(missing)} rep-period{'s' * (len(missing) != 1)} of the plan ({shown}); "
+                    "their attainment is empty there: check what the plan pays them",
+            hints=(f"give them quotas in {source}" + (" (its `applies to` decides who gets one)"
+                                                      if plan.quota.plan else ""),),
+        ))
     return diagnostics

@@ -36,7 +36,7 @@ from sqlglot import exp
 
 from compiler import territory
 from compiler.quota import quota_table
-from compiler.sql import DEAL_COLUMNS, DEAL_ID_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_plan
+from compiler.sql import DEAL_ID_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_plan
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema

@@ -12,13 +12,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from dsl.diagnostics import RevplanError, Severity
 from dsl.schema import SCHEMA, FieldType
 from dsl.project import load_texts
-from runtime.contract import MAX_ROWS, check_data, check_plan_references, open_checked
+from runtime.contract import MAX_ROWS, check_data, check_plan_references, check_quota_coverage, open_checked
 from runtime.data import open_data, quote
+from runtime.run import comp_plans, run_plans
 
 GOOD: dict[str, list[dict[str, str]]] = {
     "reps": [
@@ -539,3 +541,53 @@ def test_territory_plans_naming_reps_or_accounts_the_data_lacks_warn_at_their_li
         ("RD022", Severity.WARNING, 11),  # account A7: not in accounts
     ]
     assert "overlay R9" in warnings[0].message and "A7" in warnings[1].message
+
+
+ATTAINMENT_PLAN = """revplan 1
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+comp plan "AE" version 1
+  effective 2027-01-01 to 2027-06-30
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  applies to reps where rep.role = "AE"
+  quota from quotas
+  attainment = bookings / quota
+  component "Bookings" on bookings
+    rate 5%
+"""
+
+
+def test_reps_paid_on_attainment_without_a_quota_warn_at_the_quota_line(tmp_path):
+    """GOOD has one quota row (R2, Q1): R2's Q2 and R3's two quarters have none."""
+    project = load_texts([("ae.plan", ATTAINMENT_PLAN)])
+    with open_data(write_company(tmp_path, GOOD)) as dataset:
+        lines = run_plans(project.files, dataset.connection).payout_lines
+    [warning] = check_quota_coverage(comp_plans(project.files), lines)
+    assert (warning.code, warning.severity, warning.span.line) == ("RD023", Severity.WARNING, 9)
+    assert "2 reps have no quota (or 0) from the quotas table in 3 rep-periods" in warning.message
+    assert "attainment is empty there" in warning.message
+    assert "(R2 2027-Q2, R3 2027-Q1, R3 2027-Q2)" in warning.message
+
+
+def line(rep_id: str, period: str, quota: str | None, proration: str | None = "1") -> dict:
+    return dict(plan="AE", version=1, rep_id=rep_id, period=period, quota=quota and Decimal(quota),
+                proration=proration and Decimal(proration))
+
+
+@pytest.mark.parametrize("lines, missing", [
+    ([line("R1", "2027-Q1", "100")], None),
+    ([line("R1", "2027-Q1", None)], "R1 2027-Q1"),
+    ([line("R1", "2027-Q1", "0")], "R1 2027-Q1"),  # a zero quota: attainment is empty too
+    ([line("R1", "2027-Q1", None), line("R1", "2027-Q1", "100")], None),  # one line of the rep-period has it
+    ([line("R1", "2027-Q2", None, proration=None)], None),  # a paid line of an earlier period: no quota there
+])
+def test_quota_coverage_by_rep_period(lines, missing):
+    project = load_texts([("ae.plan", ATTAINMENT_PLAN)])
+    warnings = check_quota_coverage(comp_plans(project.files), pd.DataFrame(lines))
+    assert [w.message.split("(")[-1].split(")")[0] for w in warnings] == ([missing] if missing else [])
+
+
+def test_plans_without_attainment_never_warn_of_quotas():
+    project = load_texts([("ae.plan", ATTAINMENT_PLAN.replace("  attainment = bookings / quota\n", ""))])
+    assert check_quota_coverage(comp_plans(project.files), pd.DataFrame([line("R1", "2027-Q1", None)])) == []

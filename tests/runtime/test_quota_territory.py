@@ -62,10 +62,10 @@ def load_unchecked(text: str):
     return (resolved.plan_file,)
 
 
-def data(reps=(), accounts=(), deals=()):
+def data(reps=(), accounts=(), deals=(), assignments=()):
     """A DuckDB connection with every contract table; rows as dicts of SQL literals by column."""
     connection = connection_for({})
-    for table, rows in (("reps", reps), ("accounts", accounts), ("deals", deals)):
+    for table, rows in (("reps", reps), ("accounts", accounts), ("deals", deals), ("rep_assignments", assignments)):
         for row in rows:
             columns = ", ".join(f'"{c}"' for c in row)
             connection.execute(
@@ -235,6 +235,38 @@ def test_ramp_override_and_equal_phasing(tmp_path):
     assert periods(quotas, "C") == {q: Decimal("22.50") for q in ("2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4")}
     derivation = quotas[(quotas["rep_id"] == "B") & (quotas["period"] == "2027-Q2")]["derivation"].iloc[0]
     assert "ramp 50% (new hire)" in derivation
+
+
+def assignment(rep_id: str, start: str, end: str | None, role: str) -> dict:
+    return dict(rep_id=rep_id, start_date=start, end_date=end, role=role)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "python", ENGINES[1]])
+def test_quota_plans_read_roles_from_rep_assignments(tmp_path, engine):
+    """`applies to` reads the dated role, as comp plans do: a rep promoted into the plan's role gets a quota,
+    ramped from the promotion like a new hire; a rep whose assignments never hold the role gets none."""
+    text = 'quota plan "P" version 1\n' + HEADER + '  period quarter\n  applies to reps where rep.role = "AE"\n'
+    text += "  target 1000 USD\n  allocate by equal\n  ramp 50%, 75%\n"
+    files = load(tmp_path, text)
+    connection = data(
+        reps=[rep("A"), rep("P", role="SDR"), rep("S"), rep("V", role="SDR")],
+        assignments=[
+            assignment("P", "2020-01-01", "2027-02-14", "SDR"),
+            assignment("P", "2027-02-15", None, "AE"),  # promoted: in the plan from 2027-02-15
+            assignment("S", "2020-01-01", None, "SDR"),  # the reps row says AE, the assignment SDR: not in it
+            assignment("V", "2021-03-01", None, "AE"),  # an AE since 2021: not ramped
+        ],
+    )
+    quotas = run_plans(files, connection, engine=engine, url=engine_url(engine)).quotas
+    assert annual(quotas) == {"A": Decimal("333.33"), "P": Decimal("333.34"), "V": Decimal("333.33")}
+    # P as a hire on 2027-02-15: Q1 (partial) and Q2 (first full quarter) at 50 %, Q3 75 %, Q4 full
+    assert periods(quotas, "P") == {
+        "2027-Q1": Decimal("41.67"),
+        "2027-Q2": Decimal("41.67"),
+        "2027-Q3": Decimal("62.51"),
+        "2027-Q4": Decimal("83.33"),
+    }
+    assert periods(quotas, "V") == periods(quotas, "A")
 
 
 # ---------------------------------------------------------------- territories: coverage, overlaps, balance
