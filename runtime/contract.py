@@ -680,8 +680,8 @@ def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> lis
 
 def check_quota_coverage(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]:
     """RD023 warnings, at the plan's `quota` line: reps a plan measures on attainment but who have no quota,
-    or a zero one, in a period they are in it. Their attainment is empty, so tiers, curves, gates and bonuses on it pay 0:
-    legal (a rep between quotas), but on payroll money it must not go unnoticed.
+    or a zero one, in a period they are in it. Their attainment is empty, so tiers, curves, gates and
+    bonuses do not see their results: legal (a rep between quotas), but on payroll it must not go unnoticed.
 
     `lines` are the run's payout lines; a rep-period counts when it has a line of its own period (paid
     lines of earlier periods carry no quota) and none of its lines has a quota."""

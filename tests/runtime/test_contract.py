@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from dsl.diagnostics import RevplanError, Severity
-from dsl.schema import SCHEMA, FieldType
 from dsl.project import load_texts
+from dsl.schema import SCHEMA, FieldType
 from runtime.contract import MAX_ROWS, check_data, check_plan_references, check_quota_coverage, open_checked
 from runtime.data import open_data, quote
 from runtime.run import comp_plans, run_plans
