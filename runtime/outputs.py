@@ -233,14 +233,14 @@ def _swap_in(staging: Path, out_dir: Path, names: Sequence[str], previous: Seque
 
 
 def write_csv(table: pd.DataFrame | ParquetRows, path: Path) -> None:
-    if isinstance(table, pd.DataFrame):  # a row per rep or line: Python formats each cell
-        csv_frame(table).to_csv(path, index=False)
-        return
-    # Millions of rows: DuckDB's writer, streaming, decimals cast to text first (its writer drops
-    # the 0 of 0.5), in the files' order. Its own small memory: copying rows needs little.
+    """DuckDB's CSV writer for every table: DataFrames as text columns (`text_table`), the big
+    tables streamed from their Parquet files, decimals cast to text first (its writer drops the 0
+    of 0.5), in the files' order. Its own small memory: copying rows needs little."""
     config = {"memory_limit": WRITER_MEMORY, "temp_directory": str(path.parent / ".spill")}
     with duckdb.connect(config=config) as connection:
-        if not table.files:  # no plan traced deals: the header alone
+        if isinstance(table, pd.DataFrame):
+            relation = connection.from_arrow(text_table(table))
+        elif not table.files:  # no plan traced deals: the header alone
             relation = connection.from_arrow(table.schema.empty_table())
         else:
             relation = connection.read_parquet([str(f) for f in table.files])
@@ -248,10 +248,10 @@ def write_csv(table: pd.DataFrame | ParquetRows, path: Path) -> None:
                 wanted = [duckdb.ConstantExpression(p) for p in sorted(table.periods)]
                 relation = relation.filter(duckdb.ColumnExpression("period").isin(*wanted))
         columns = [
-            duckdb.ColumnExpression(field.name).cast(duckdb.sqltypes.VARCHAR).alias(field.name)
-            if pa.types.is_decimal(field.type)
-            else duckdb.ColumnExpression(field.name)
-            for field in table.schema
+            duckdb.ColumnExpression(name).cast(duckdb.sqltypes.VARCHAR).alias(name)
+            if str(kind).startswith("DECIMAL")
+            else duckdb.ColumnExpression(name)
+            for name, kind in zip(relation.columns, relation.types, strict=True)
         ]
         relation.select(*columns).write_csv(str(path), header=True)
 
@@ -265,32 +265,34 @@ class ParquetRows:
     periods: frozenset[str] | None = None
 
 
-def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Cells as CSV text: Decimals in plain notation with their scale (`0.0000000000`,
-    never `0E-10`), missing values empty, booleans `true`/`false`.
+def text_table(frame: pd.DataFrame) -> pa.Table:
+    """A DataFrame as the columns DuckDB's CSV writer should print: strings, whole numbers, dates and
+    booleans as they are (`true`/`false`), Decimals as text in plain notation with their own scale
+    (`0.0000000000`, never `0E-10`), anything else as text; missing values null (empty in the file).
 
-    >>> csv_frame(pd.DataFrame({"a": [Decimal("0E-10"), None], "b": [True, False]})).to_dict("list")
-    {'a': ['0.0000000000', ''], 'b': ['true', 'false']}
+    >>> text_table(pd.DataFrame({"a": [Decimal("0E-10"), None], "b": [True, False]})).to_pydict()
+    {'a': ['0.0000000000', None], 'b': [True, False]}
     """
-    if not len(frame):
-        return frame
-    return pd.DataFrame({name: _column_text(frame[name].tolist()) for name in frame.columns}, columns=frame.columns)
+    return pa.table({name: _column(frame[name].tolist()) for name in frame.columns})
 
 
-def _column_text(values: list) -> list:
-    kinds = set(map(type, values))
-    if kinds <= {str, int, type(None)}:  # as they are: to_csv writes None as empty
-        return values
-    if kinds <= {Decimal, type(None)}:
-        return ["" if v is None else format(v, "f") for v in values]
-    return [_cell(v) for v in values]
+NATIVE = {str: pa.string(), int: pa.int64(), bool: pa.bool_(), dt.date: pa.date32()}  # printed as they are
 
 
-def _cell(value: object) -> object:
+def _column(values: list) -> pa.Array:
+    kinds = set(map(type, values)) - {type(None)}
+    if len(kinds) == 1 and next(iter(kinds)) in NATIVE:
+        return pa.array(values, NATIVE[next(iter(kinds))])
+    if not kinds:
+        return pa.array(values, pa.string())
+    return pa.array([_cell(v) for v in values], pa.string())
+
+
+def _cell(value: object) -> str | None:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return value
+        return None
+    return str(value)

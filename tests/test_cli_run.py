@@ -230,16 +230,16 @@ def test_a_crash_while_writing_leaves_no_partial_output(sample, flat_plans, tmp_
         raise OSError("disk full (simulated)")
 
     if fail_at == "second table":  # the first file is written, the second fails half way
-        real_to_csv, calls = pd.DataFrame.to_csv, []
+        real_write_csv, calls = runtime.outputs.write_csv, []
 
-        def to_csv(frame, path, **kwargs):
+        def write_csv(table, path):
             calls.append(path)
             if len(calls) == 2:
                 Path(path).write_text("rep_id,per")
                 boom()
-            return real_to_csv(frame, path, **kwargs)
+            return real_write_csv(table, path)
 
-        monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
+        monkeypatch.setattr(runtime.outputs, "write_csv", write_csv)
     elif fail_at == "manifest":
         monkeypatch.setattr(runtime.outputs, "json", types.SimpleNamespace(dumps=boom))
     else:
