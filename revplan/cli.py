@@ -326,29 +326,57 @@ class RunSummary:
     notes: tuple[str, ...] = ()  # one line each: quotas, territories
 
 
+# DuckDB's memory when --memory-limit is not given: 400MB, or 40 bytes per deal for more than 10M deals,
+# at most DuckDB's own default (80% of RAM). Past it DuckDB spills to the run's scratch folder. At 10M
+# deals a whole run then stays under 1 GiB and takes about as long as without a limit; what cannot spill
+# grows with the deals (a 1M-deal run needs 100-200MB, 10M 200-400MB), hence the per-deal part.
+MEMORY_FLOOR_MB = 400
+MEMORY_PER_DEAL = 40  # bytes
+
+
+def default_memory_limit(connection) -> str:
+    import duckdb
+
+    try:
+        deals = connection.execute('SELECT count(*) FROM "deals"').fetchall()[0][0]
+    except duckdb.Error:  # no deals table: the contract check says so
+        deals = 0
+    ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return f"{min(max(MEMORY_FLOOR_MB, MEMORY_PER_DEAL * deals // 2**20), ram_mb * 8 // 10)}MB"
+
+
 def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None,
                   period: str | None = None, memory_limit: str | None = None) -> RunSummary:
     """Load plans, open and check data, run, filter to a period, write outputs; stop with diagnostics."""
     import tempfile
 
+    import duckdb
+
     # Scratch space: the deal trace on its way to the CSV, and what DuckDB spills past --memory-limit.
+    limits: list[str] = []  # the one in force, once the data is open
     with tempfile.TemporaryDirectory(prefix="revplan-run-") as scratch:
-        return _run_and_write(plans, data, out_dir, engine, url, period, Path(scratch), memory_limit)
+        try:
+            return _run_and_write(plans, data, out_dir, engine, url, period, Path(scratch), memory_limit, limits)
+        except duckdb.OutOfMemoryException as error:  # a need the limit cannot hold, not a bug
+            raise usage_error("RP414", f"DuckDB ran out of memory at --memory-limit {limits[-1]}: "
+                                       f"{str(error).splitlines()[0].removeprefix('Out of Memory Error: ')}",
+                              "raise it, e.g. --memory-limit 4GB (most steps spill to disk past the limit; "
+                              "this one needed the memory itself)") from None
 
 
 def limit_memory(connection, limit: str, spill: Path) -> None:
     import duckdb
 
     try:
+        connection.execute("SET temp_directory = ?", [str(spill)])  # first: a small limit spills at once
         connection.execute("SET memory_limit = ?", [limit])
-        connection.execute("SET temp_directory = ?", [str(spill)])
     except duckdb.Error as error:
         raise usage_error("RP413", f"--memory-limit {limit}: {str(error).splitlines()[-1]}",
                           "a size such as 500MB or 2GB") from None
 
 
 def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None, period: str | None,
-                   scratch: Path, memory_limit: str | None) -> RunSummary:
+                   scratch: Path, memory_limit: str | None, limits: list[str]) -> RunSummary:
     from revplan.progress import Steps
     from runtime.contract import check_data, check_plan_references, check_quota_coverage
     from runtime.data import open_data
@@ -367,8 +395,8 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         steps.start(f"opening data in {data}")
         dataset = open_data(data, project.schema)
         try:
-            if memory_limit is not None:
-                limit_memory(dataset.connection, memory_limit, scratch / "spill")
+            limits.append(memory_limit or default_memory_limit(dataset.connection))
+            limit_memory(dataset.connection, limits[-1], scratch / "spill")
             steps.start("checking the data contract")
             diagnostics = check_data(dataset, base_currency=_company_currency(comp))
             if has_errors(diagnostics):
@@ -755,8 +783,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out", metavar="DIR", help="output folder (default out/)")
     _add_engine_options(run)
     run.add_argument("--memory-limit", metavar="SIZE",
-                     help="cap the embedded DuckDB's memory (500MB, 2GB); past it, it spills to a temporary "
-                          "folder, a little slower (default: DuckDB's own, 80%% of RAM)")
+                     help="the embedded DuckDB's memory (500MB, 2GB); past it, it spills to a temporary folder "
+                          f"(default {MEMORY_FLOOR_MB}MB, or {MEMORY_PER_DEAL} bytes per deal above 10M deals, "
+                          "at most 80%% of RAM)")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="generate the sample company, run plans/ on it, print the payouts")

@@ -126,6 +126,8 @@ def check_data(dataset: DataSet, base_currency: str = "USD") -> list[Diagnostic]
     for check in checker.checks():
         try:
             diagnostics.extend(check())
+        except duckdb.OutOfMemoryException:  # the machine's limit, not the data's fault: the caller says so
+            raise
         except duckdb.Error as error:  # unreadable data found mid-query: report, keep checking
             diagnostics.append(Diagnostic(code="RD005", message=f"cannot read the data: {_first_line(error)}",
                                           file=dataset.source))

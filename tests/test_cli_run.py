@@ -19,6 +19,7 @@ import types
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import sqlglot
@@ -28,7 +29,7 @@ import runtime.outputs
 import runtime.run
 from dsl import ir
 from dsl.schema import SCHEMA
-from revplan.cli import DIALECTS, ENGINES, main
+from revplan.cli import DIALECTS, ENGINES, default_memory_limit, main
 from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,7 +209,8 @@ def test_run_period_keeps_the_periods_inside_it(sample, flat_plans, tmp_path, ca
 
 
 def test_run_with_a_memory_limit_writes_the_same_files(sample, sample_run, tmp_path, capsys):
-    """Past --memory-limit DuckDB spills to the run's scratch folder: slower, never different."""
+    """Past --memory-limit DuckDB spills to the run's scratch folder: slower, never different
+    (the sample fits the default limit; 64MB makes it spill)."""
     code, _, _ = run_cli(capsys, "run", "--data", sample, "--plans", PLANS, "--out", tmp_path / "o",
                          "--memory-limit", "64MB")
     assert code == 0
@@ -299,12 +301,13 @@ def test_run_with_a_bad_cell_names_file_row_and_column(sample, flat_plans, tmp_p
         (["sample-data", "--out", "{tmp}/s", "--reps", "3"], 1, "reps must be at least 10"),
         (["sample-data", "--out", "{tmp}/s", "--deals", "many"], 2, "'many' is not a whole number"),
         (["run", "--data", "{sample}", "--memory-limit", "lots"], 1, "--memory-limit lots"),
+        (["run", "--data", "{sample}", "--memory-limit", "1MB"], 1, "RP414]: DuckDB ran out of memory at"),
     ],
     ids=["missing-data", "malformed-period", "unknown-period", "unknown-engine", "postgres-without-url",
          "url-without-postgres", "out-is-a-file",
          "out-holds-other-payout-lines", "missing-plans", "no-data-option",
          "test-postgres-without-url", "compile-unknown-plan", "compile-unknown-dialect", "too-few-reps",
-         "deals-not-a-number", "memory-limit-not-a-size"],
+         "deals-not-a-number", "memory-limit-not-a-size", "memory-limit-too-small"],
 )
 def test_user_mistakes_get_one_clear_message(sample, flat_plans, tmp_path, capsys, argv, code, expected):
     write(tmp_path / "mine" / "payout_lines.csv", "someone else's file\n")
@@ -475,3 +478,16 @@ def test_demo_from_another_folder_with_small_sizes(tmp_path, capsys, monkeypatch
     assert "all plans" in out and str(Path("out", "demo", "results", "payout_lines.csv")) in out  # as given
     lines = pd.read_csv(demo / "results" / "payout_lines.csv", dtype=str)
     assert len(lines) > 0
+
+
+@pytest.mark.parametrize("deals, limit", [
+    (None, "400MB"),  # no deals table: the contract check reports it
+    (0, "400MB"),
+    (10_000_000, "400MB"),
+    (50_000_000, "1907MB"),  # 40 bytes a deal
+])
+def test_the_default_memory_limit_grows_with_the_deals(deals, limit):
+    connection = duckdb.connect()
+    if deals is not None:
+        connection.execute(f"CREATE VIEW deals AS SELECT range AS id FROM range({deals})")
+    assert default_memory_limit(connection) == limit
