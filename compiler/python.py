@@ -1347,7 +1347,7 @@ class _Run:
         """
         plan = self.plan
         intervals = roster_intervals(self.inputs, self.calculator.eligibility, plan.effective_from, plan.effective_to)
-        self.iv_rep, self.iv_first, self.iv_last, _ = intervals
+        self.iv_rep, self.iv_first, self.iv_last, _, self.iv_ti = intervals
 
     def in_plan_on(self, rep: np.ndarray, day: np.ndarray) -> np.ndarray:
         """Whether each (rep row, day number) falls in one of the rep's in-plan intervals."""
@@ -1405,11 +1405,19 @@ class _Run:
             amount = Num(np.where(picked < 0, 0, amount.v), amount.scale, amount.null | (picked < 0))
         else:
             amount = Num.nulls(len(rep))
-        annual_ti = number(inputs.column("reps", "target_incentive")).take(rep)
-        self.rp_annual_ti = annual_ti
+        # TI x days over the rep's intervals (NULL when no interval has a TI, as SQL's SUM): the annual TI of
+        # a period is their days-weighted TI, the TI itself when there is one.
+        ti = self.iv_ti
+        ti_days = np.zeros((n_reps, len(self.periods)), dtype=object)
+        np.add.at(ti_days, rep_of, _wide(ti.v)[:, None] * interval_days)
+        has_ti = np.zeros(n_reps, dtype=bool)
+        has_ti[rep_of[~ti.null]] = True
+        weighted = Num(_narrow(ti_days[rep, period]), ti.scale, ~has_ti[rep])
+        self.rp_annual_ti = div(weighted, Num.of(active_days, 0))
         self.rp_quota = div(mul(amount, counted), length)
-        per_year = Num.of(period_days * plan.period.per_year, 0)
-        self.rp_ti = div(mul(annual_ti, counted), per_year)
+        # Prorated: TI x active days / period days; else the TI itself (TI x active days / active days).
+        ti_days_per = (period_days if plan.prorate else active_days) * plan.period.per_year
+        self.rp_ti = div(weighted, Num.of(ti_days_per, 0))
         self.rp_proration = div(counted, length)
         self.rp_year = self.year_starts[period]
         self.year_first = _window_starts([rep, self.rp_year])
@@ -1444,8 +1452,10 @@ class _Run:
         owner_rep = inputs.index_of("reps", "id", inputs.text("deals", "owner_rep_id")) if n_deals else \
             np.zeros(0, dtype=np.int64)
         deal_all = np.arange(n_deals)
-        # Shares matter with split credit only (the credited amount is amount x share); else None.
-        direct_share = Num.const(1, n_deals) if crediting.splits else None
+        # Shares matter with split credit, and when a rep credited twice for a deal (owner and overlay, say)
+        # gets the shares added, as in SQL's credits table; else None (every share is 1).
+        multiple = sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
+        direct_share = Num.const(1, n_deals) if crediting.splits or multiple else None
         direct_rep, direct_deal = owner_rep, deal_all
         if crediting.splits and inputs.rows("deal_splits"):
             split_deal = inputs.index_of("deals", "id", inputs.text("deal_splits", "deal_id"))
@@ -1466,7 +1476,7 @@ class _Run:
             sources.append(self.overlay())
         reps = np.concatenate([s[0] for s in sources])
         deals = np.concatenate([s[1] for s in sources])
-        shares = _concat_nums([s[2] for s in sources]) if crediting.splits else None
+        shares = _concat_nums([s[2] for s in sources]) if crediting.splits or multiple else None
         keep = (reps >= 0) & (deals >= 0)  # a rep or deal that does not exist joins nothing
         reps, deals = reps[keep], deals[keep]
         shares = shares.take(np.flatnonzero(keep)) if shares is not None else None
@@ -1584,7 +1594,7 @@ class _Run:
         credit, rp = credit[order], rp[order]
         deal_index = deals[credit]
         amount_fx = self.amount_fx().take(deal_index)
-        amount = mul(amount_fx, shares.take(credit)) if self.plan.crediting.splits else amount_fx
+        amount = mul(amount_fx, shares.take(credit)) if shares is not None else amount_fx
         self.deal_index, self.deal_rp = deal_index, rp
         self.deal_rows_ctx = Rows(inputs, "deals", deal_index, (amount_fx, amount))
         self.deal_groups = Groups(rp, self.rp_count)
@@ -2015,7 +2025,7 @@ class QuotaAmounts:
         active &= term.null | (term.v >= days(plan.effective_from))
         # In the plan: eligible on some day of its range (by rep_assignments where a rep has them), from the
         # later of the hire and the first eligible assignment's start (a promotion ramps like a hire).
-        iv_rep, _, _, iv_start = roster_intervals(inputs, self.eligibility, plan.effective_from, plan.effective_to)
+        iv_rep, _, _, iv_start, _ = roster_intervals(inputs, self.eligibility, plan.effective_from, plan.effective_to)
         role_start = np.full(len(active), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(role_start, iv_rep, iv_start)
         active &= role_start != np.iinfo(np.int64).max
@@ -2378,12 +2388,13 @@ def run_files(files: Sequence[ir.PlanFile], connection, schema=None, deals: bool
 
 def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effective_to: dt.date):
     """The eligible roster intervals within a plan's range, sorted by rep, then first day: arrays of
-    (rep row, first day, last day, role start), day numbers.
+    (rep row, first day, last day, role start) (day numbers) and their annual TIs (a Num).
 
     A rep without rep_assignments rows: one interval, the whole range, if the
     reps row is eligible; its role start is the hire date. A rep with rows: one
     per assignment whose role, segment and region (other fields: the reps row)
-    are eligible, clipped to the range; its role start is the assignment's start.
+    are eligible, clipped to the range; its role start is the assignment's start
+    and its TI the assignment's, else the reps row's.
     """
     n_reps = inputs.rows("reps")
     first_day, last_day = days(effective_from), days(effective_to)
@@ -2407,9 +2418,13 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
         dated = {f: inputs.column("rep_assignments", f).take(rows) for f in DATED_REP_FIELDS}
         keep &= truth(eligibility(Rows(inputs, "reps", a_rep[rows], fields=dated))).v
     hire = number(inputs.column("reps", "hire_date")).v
+    rep_ti = number(inputs.column("reps", "target_incentive"))
+    assigned_ti = coalesce(number(inputs.column("rep_assignments", "target_incentive")).take(rows),
+                           rep_ti.take(a_rep[rows]))
     iv_rep = np.r_[plain, a_rep[rows][keep]].astype(np.int64)
     iv_first = np.r_[np.full(len(plain), first_day), first[keep]].astype(np.int64)
     iv_last = np.r_[np.full(len(plain), last_day), last[keep]].astype(np.int64)
     iv_start = np.r_[hire[plain], start.v[keep]].astype(np.int64)
+    iv_ti = _concat_nums([rep_ti.take(plain), assigned_ti.take(np.flatnonzero(keep))])
     order = np.lexsort((iv_first, iv_rep))
-    return iv_rep[order], iv_first[order], iv_last[order], iv_start[order]
+    return iv_rep[order], iv_first[order], iv_last[order], iv_start[order], iv_ti.take(order)

@@ -432,7 +432,9 @@ class _PlanCompiler(RowCompiler):
         if plan.eligibility is not None:
             keep = and_(keep, is_true(self.row(plan.eligibility, "rep", "iv")))
         return (
-            exp.select(col("rep_id", "iv"), col("first_day", "iv"), col("last_day", "iv"), copy=False)
+            exp.select(
+                col("rep_id", "iv"), col("first_day", "iv"), col("last_day", "iv"), col("interval_ti", "iv"), copy=False
+            )
             .from_(intervals, copy=False)
             .where(keep, copy=False)
         )
@@ -459,6 +461,8 @@ class _PlanCompiler(RowCompiler):
             exp.Literal.number(0),
         )
         active_days = exp.Cast(this=exp.Sum(this=interval_days), to=exp.DataType.build("BIGINT"))
+        # TI x days over the rep's intervals: one TI, or each interval's by its days (a promotion mid-period).
+        ti_days = exp.Sum(this=mul(dec(col("interval_ti", "i")), interval_days.copy()))
         keys = [
             alias(col("id", "r"), "rep_id"),
             col("period", "p"),
@@ -467,27 +471,28 @@ class _PlanCompiler(RowCompiler):
             col("period_index", "p"),
             col("year_start", "p"),
             col("period_days", "p"),
-            alias(col("target_incentive", "r"), "annual_ti"),
         ]
         inner = (
-            exp.select(*keys, alias(active_days, "active_days"), copy=False)
+            exp.select(*keys, alias(active_days, "active_days"), alias(ti_days, "ti_days"), copy=False)
             .from_(table("rep_intervals", "i"), copy=False)
             .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "i")), copy=False)
             .join(table("periods", "p"), join_type="cross", copy=False)
             .group_by(*[(k.this if isinstance(k, exp.Alias) else k).copy() for k in keys], copy=False)
         )
+        days, per_year = col("active_days", "e"), exp.Literal.number(plan.period.per_year)
+        # The annual TI of the period: the days-weighted TI of its intervals (the TI itself when there is one).
+        annual_ti = div(dec(col("ti_days", "e")), dec(days.copy()), self.dialect)
         if plan.prorate:  # quota and TI scale with the days worked
-            days = col("active_days", "e")
-            quota = div(mul(dec(col("amount", "q")), dec(days)), dec(col("period_days", "e")), self.dialect)
+            quota = div(mul(dec(col("amount", "q")), dec(days.copy())), dec(col("period_days", "e")), self.dialect)
             ti = div(
-                mul(dec(col("annual_ti", "e")), dec(days)),
-                dec(exp.Mul(this=col("period_days", "e"), expression=exp.Literal.number(plan.period.per_year))),
+                dec(col("ti_days", "e")),
+                dec(exp.Mul(this=col("period_days", "e"), expression=per_year)),
                 self.dialect,
             )
-            proration = div(dec(days), dec(col("period_days", "e")), self.dialect)
+            proration = div(dec(days.copy()), dec(col("period_days", "e")), self.dialect)
         else:  # the same values without the exact divisions by the period's own length
             quota = dec(col("amount", "q"))
-            ti = div(dec(col("annual_ti", "e")), number(plan.period.per_year), self.dialect)
+            ti = div(dec(col("ti_days", "e")), dec(exp.Mul(this=days.copy(), expression=per_year)), self.dialect)
             proration = number(1)
         return (
             exp.select(
@@ -502,9 +507,9 @@ class _PlanCompiler(RowCompiler):
                         "year_start",
                         "period_days",
                         "active_days",
-                        "annual_ti",
                     )
                 ],
+                alias(annual_ti, "annual_ti"),
                 alias(quota, "period_quota"),
                 alias(ti, "period_ti"),
                 alias(proration, "proration"),
@@ -1503,12 +1508,14 @@ def eligibility_fields(eligibility: ir.Expr | None) -> list[str]:
 
 def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str]) -> exp.Subquery:
     """Each rep's roster attributes over time within [first_day, last_day], as a subquery `iv`:
-    (rep_id, first_day, last_day, role_start, *fields); `first_day > last_day` when outside the range.
+    (rep_id, first_day, last_day, role_start, interval_ti, *fields); `first_day > last_day` when outside
+    the range.
 
     A rep without rep_assignments rows has one row, the whole range, with the
     reps row's fields; `role_start` is the hire date. A rep with rows has one
     per assignment: role, segment and region from it (other fields from the
     reps row), clipped to the range; `role_start` is the assignment's start.
+    `interval_ti` is the annual target incentive: the assignment's, else the reps row's.
     """
     first, last = date(first_day), date(last_day)
     assigned_reps = exp.Subquery(
@@ -1522,6 +1529,7 @@ def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str
             alias(first, "first_day"),
             alias(last, "last_day"),
             alias(col("hire_date", "r"), "role_start"),
+            alias(col("target_incentive", "r"), "interval_ti"),
             *[alias(col(f, "r"), f) for f in fields],
             copy=False,
         )
@@ -1534,6 +1542,7 @@ def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str
             alias(greatest(col("start_date", "a"), first.copy()), "first_day"),
             alias(least(coalesce(col("end_date", "a"), last.copy()), last.copy()), "last_day"),
             alias(col("start_date", "a"), "role_start"),
+            alias(coalesce(col("target_incentive", "a"), col("target_incentive", "r")), "interval_ti"),
             *[alias(col(f, "a" if f in ASSIGNED_FIELDS else "r"), f) for f in fields],
             copy=False,
         )

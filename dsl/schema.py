@@ -211,7 +211,8 @@ SCHEMA = Schema(
             table="rep_assignments",
             key=("rep_id", "start_date"),
             optional_table=True,
-            doc="Dated roster attributes: a rep's role, segment and region from start_date to end_date "
+            doc="Dated roster attributes: a rep's role, segment, region and target incentive from start_date to "
+            "end_date "
             "(both included). A rep with rows here is in the plans their assignment of each day selects; "
             "on days no row covers, in none. A rep without rows keeps the reps table's attributes.",
             fields=(
@@ -221,6 +222,8 @@ SCHEMA = Schema(
                 _f("role", S, "role from start_date, e.g. AE, SDR"),
                 _f("segment", S, "segment from start_date", required=False),
                 _f("region", S, "region from start_date", required=False),
+                _f("target_incentive", M, "annual target incentive from start_date; empty: the reps row's",
+                   required=False),
             ),
         ),
         Entity(

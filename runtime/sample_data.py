@@ -30,11 +30,12 @@ managers, VPs and the CRO, in USD (the plans' currency); target incentives
 are in each rep's pay currency. About a fifth of the SDRs employed all year
 (at least one) are promoted to Commercial AE on a day between March and
 September: `rep_assignments` holds their two roles (SDR from hire, then AE
-Commercial, open-ended), so the SDR and Commercial AE plans each pay them
-for their days. The reps row keeps the role they were hired into, which is
-what the quota plans (and everything else that reads the roster) still see;
-their deals and activities are generated as an SDR's, so their AE months
-start with an empty pipeline.
+Commercial, open-ended, with the Commercial AE target incentive), so the SDR
+and Commercial AE plans each pay them for their days, each at its TI, and the
+AE quota plan takes them in from the promotion. The reps row keeps the role
+and TI they were hired on (manager roll-ups still read it); their deals and
+activities are generated as an SDR's, so their AE months start with an empty
+pipeline.
 
 Generation is vectorised (NumPy arrays, never a Python loop per row), so 10,000
 reps and 10,000,000 deals take seconds (`bench/bench_sample_data.py`).
@@ -358,6 +359,8 @@ class _Roster:
         is_ae = np.tile([0, 1], len(promoted))
         start = np.column_stack([self.hire[promoted], promotion]).ravel()
         end = np.column_stack([promotion - 1, np.full(len(promoted), -1)]).ravel()
+        ae_ti_usd = np.full(len(rep), _KINDS[AE_COM].target_incentive)
+        ae_ti = _decimal(_in_currency(ae_ti_usd, self.currency[rep]) * 100, 2).to_pylist()
         return pa.table({
             "rep_id": _take_ids(self.ids, rep),
             "start_date": _dates(start),
@@ -365,6 +368,11 @@ class _Roster:
             "role": _take(("SDR", "AE"), is_ae),
             "segment": _take(("Commercial",), np.where(is_ae == 1, 0, -1)),
             "region": _take(REGIONS, self.region[rep]),
+            # The AE row carries the Commercial AE target incentive (in the rep's pay currency); the SDR
+            # row none: the reps row's, the TI they were hired on.
+            "target_incentive": pa.array(
+                [None if not ae else value for ae, value in zip(is_ae, ae_ti, strict=True)], pa.decimal128(18, 2)
+            ),
         })
 
     def window(self, positions: np.ndarray, year: int) -> tuple[np.ndarray, np.ndarray]:

@@ -432,6 +432,8 @@ def assignments(draw, rep_id: str) -> list[dict]:
             "role": draw(st.sampled_from(["AE", "SDR"])),
             "segment": draw(st.sampled_from([None, "Commercial"])),
             "region": draw(st.sampled_from(["NA", None])),
+            # usually the reps row's TI; else a raise or a new role's TI (an odd amount: inexact divisions)
+            "target_incentive": draw(st.sampled_from([None, None, Decimal("48000.00"), Decimal("100000.01")])),
         })
     return rows
 
@@ -725,6 +727,45 @@ REGRESSIONS = [
         extra=QUOTA_PLAN,
     ),
     Case(
+        "a rep who owns a deal and is an overlay on its account is credited twice (the shares add up)",
+        "  credit owner\n  credit overlay\n  component \"C\" on bookings\n    rate 2.5%",
+        {"reps": [rep(), rep("R1"), rep("R2")], "accounts": [{"id": "A1", "name": "A1", "country": "US"}],
+         "deals": [deal("D1", "1000.10", "2027-03-01", account_id="A1", owner_rep_id="R2"),
+                   deal("D2", "999.90", "2027-03-02", account_id="A1", owner_rep_id="R0")]},
+        extra=TERRITORIES,
+    ),
+    Case(
+        "a TI change mid-period on the assignments: days-weighted TI, a yearly cap on it, without proration",
+        "  applies to reps where rep.role = \"AE\"\n  attainment = bookings / quota\n"
+        "  component \"C\" on bookings\n    rate 20%\n    cap 1 x target_incentive per year\n"
+        "  component \"B\"\n    curve on attainment of target_incentive\n      0% pays 0%\n"
+        "      100% pays 100%\n      150% pays 200%",
+        {"reps": [rep(target_incentive=Decimal("50000.00")), rep("R1", role="SDR")],
+         "rep_assignments": [
+             {"rep_id": "R0", "start_date": dt.date(2020, 1, 1), "end_date": dt.date(2027, 2, 9), "role": "AE",
+              "target_incentive": Decimal("40000.01")},
+             {"rep_id": "R0", "start_date": dt.date(2027, 2, 10), "end_date": None, "role": "AE"},
+             {"rep_id": "R1", "start_date": dt.date(2027, 5, 17), "end_date": None, "role": "AE",
+              "target_incentive": Decimal("77777.77")},
+         ],
+         "quotas": [quota("90000.00", f"2027-Q{q}", r) for q in range(1, 5) for r in ("R0", "R1")],
+         "deals": [deal("D1", "60000.00", "2027-02-01"), deal("D2", "200000.00", "2027-08-20"),
+                   deal("D3", "150000.00", "2027-06-20", owner_rep_id="R1")]},
+    ),
+    Case(
+        "a TI change mid-period on the assignments, prorated by active days",
+        "  applies to reps where rep.role = \"AE\"\n  prorate by active_days\n  attainment = bookings / quota\n"
+        "  component \"C\" on bookings\n    rate target_incentive / quota",
+        {"reps": [rep(target_incentive=Decimal("50000.00"))],
+         "rep_assignments": [
+             {"rep_id": "R0", "start_date": dt.date(2020, 1, 1), "end_date": dt.date(2027, 2, 9), "role": "AE",
+              "target_incentive": Decimal("40000.01")},
+             {"rep_id": "R0", "start_date": dt.date(2027, 2, 10), "end_date": None, "role": "AE"},
+         ],
+         "quotas": [quota("90000.00", f"2027-Q{q}") for q in range(1, 5)],
+         "deals": [deal("D1", "60000.00", "2027-02-01")]},
+    ),
+    Case(
         "a recoverable draw recovered across a year, with a rep hired mid-year",
         "  draw 1,000.01 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%\n"
         "    cap 1 x target_incentive per year",
@@ -853,7 +894,8 @@ def unchanged_histories(draw):
     plan_text, rows = draw(cases())
     repeated = []
     for rep in rows["reps"]:
-        attributes = {"rep_id": rep["id"], "role": rep["role"], "segment": rep["segment"], "region": rep["region"]}
+        attributes = {"rep_id": rep["id"], "role": rep["role"], "segment": rep["segment"], "region": rep["region"],
+                      "target_incentive": rep["target_incentive"] if draw(st.booleans()) else None}
         cut = day(draw(days)) if draw(st.booleans()) else None
         if cut is None:
             repeated.append({**attributes, "start_date": dt.date(1900, 1, 1), "end_date": None})

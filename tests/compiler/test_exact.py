@@ -10,7 +10,8 @@ from sqlglot import exp
 from compiler.exact import div, py_div
 from revplan.cli import DIALECTS
 
-# Near the top of what the exact division takes (a product below 10^18, compiler/exact.py), and ties at half a unit of the last place.
+# Near the top of what the exact division takes (a product below 10^18, compiler/exact.py),
+# and ties at half a unit of the last place.
 CASES = [
     ("99999999999999.9999999999", "3"),
     ("-99999999999999.9999999999", "7"),

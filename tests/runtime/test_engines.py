@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from compiler.sql import DEAL_ID_COLUMNS
 from dsl import ir
 from dsl.project import load_paths
-from compiler.sql import DEAL_ID_COLUMNS
 from runtime.contract import check_data
 from runtime.data import open_data
 from runtime.run import run_plans
