@@ -350,18 +350,17 @@ def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | 
     """Load plans, open and check data, run, filter to a period, write outputs; stop with diagnostics."""
     import tempfile
 
-    import duckdb
-
     # Scratch space: the deal trace on its way to the CSV, and what DuckDB spills past --memory-limit.
-    limits: list[str] = []  # the one in force, once the data is open
     with tempfile.TemporaryDirectory(prefix="revplan-run-") as scratch:
-        try:
-            return _run_and_write(plans, data, out_dir, engine, url, period, Path(scratch), memory_limit, limits)
-        except duckdb.OutOfMemoryException as error:  # a need the limit cannot hold, not a bug
-            raise usage_error("RP414", f"DuckDB ran out of memory at --memory-limit {limits[-1]}: "
-                                       f"{str(error).splitlines()[0].removeprefix('Out of Memory Error: ')}",
-                              "raise it, e.g. --memory-limit 4GB (most steps spill to disk past the limit; "
-                              "this one needed the memory itself)") from None
+        return _run_and_write(plans, data, out_dir, engine, url, period, Path(scratch), memory_limit)
+
+
+def out_of_memory(limit: str, error: Exception) -> RevplanError:
+    """RP414: a need the memory limit cannot hold (most steps spill past it), not a bug."""
+    detail = str(error).splitlines()[0].removeprefix("Out of Memory Error: ")
+    return usage_error("RP414", f"DuckDB ran out of memory at --memory-limit {limit}: {detail}",
+                       "raise it, e.g. --memory-limit 4GB (most steps spill to disk past the limit; "
+                       "this one needed the memory itself)")
 
 
 def limit_memory(connection, limit: str, spill: Path) -> None:
@@ -376,7 +375,9 @@ def limit_memory(connection, limit: str, spill: Path) -> None:
 
 
 def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None, period: str | None,
-                   scratch: Path, memory_limit: str | None, limits: list[str]) -> RunSummary:
+                   scratch: Path, memory_limit: str | None) -> RunSummary:
+    import duckdb
+
     from revplan.progress import Steps
     from runtime.contract import check_data, check_plan_references, check_quota_coverage
     from runtime.data import open_data
@@ -394,9 +395,9 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             raise usage_error("RP406", f"no comp plans in {plans}", "run computes payouts of comp plans")
         steps.start(f"opening data in {data}")
         dataset = open_data(data, project.schema)
+        limit = memory_limit or default_memory_limit(dataset.connection)
         try:
-            limits.append(memory_limit or default_memory_limit(dataset.connection))
-            limit_memory(dataset.connection, limits[-1], scratch / "spill")
+            limit_memory(dataset.connection, limit, scratch / "spill")
             steps.start("checking the data contract")
             diagnostics = check_data(dataset, base_currency=_company_currency(comp))
             if has_errors(diagnostics):
@@ -409,6 +410,8 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
                                deals="ids", deals_to=scratch)
+        except duckdb.OutOfMemoryException as error:
+            raise out_of_memory(limit, error) from None
         finally:
             dataset.close()
         lines = result.payout_lines
