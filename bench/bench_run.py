@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -72,30 +73,38 @@ def best_of(times: int, action):
     return runs[0][0], min(seconds for _, seconds in runs)
 
 
-def child(*args: str) -> tuple[float, float]:
-    """Run `python -m revplan ARGS` in its own process: (wall seconds, its peak RSS in MB)."""
+STEP = re.compile(r"^  (?P<step>.+): done in (?P<seconds>[0-9.]+) s$", re.MULTILINE)
+
+
+def child(*args: str) -> tuple[float, float, list[tuple[str, str]]]:
+    """Run `python -m revplan ARGS` in its own process: (wall seconds, its peak RSS in MB, and the steps it
+    timed: (step, seconds) from its progress lines)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as stderr:  # progress and warnings: shown only if the step fails
         process = subprocess.Popen([sys.executable, "-m", "revplan", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                    stderr=stderr)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
+        stderr.seek(0)
+        text = stderr.read().decode(errors="replace")
         if os.waitstatus_to_exitcode(status) != 0:
-            stderr.seek(0)
-            sys.stderr.write(stderr.read().decode(errors="replace"))
+            sys.stderr.write(text)
             raise SystemExit(f"revplan {' '.join(args)} failed")
-    return elapsed, usage.ru_maxrss / 1024
+    steps = [(m["step"].split(" ")[0], m["seconds"]) for m in STEP.finditer(text)]  # loading, checking, ...
+    return elapsed, usage.ru_maxrss / 1024, steps
 
 
 def bench(reps: int, deals: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="revplan-bench-run-"))
     data, out = folder / "data", folder / "out"
     try:
-        generate_s, generate_mb = child(
+        generate_s, generate_mb, _ = child(
             "sample-data", "--out", str(data), "--reps", str(reps), "--deals", str(deals), "--format", "parquet"
         )
-        run_s, run_mb = child("run", "--data", str(data), "--out", str(out))
-        generous_s, generous_mb = child("run", "--data", str(data), "--out", str(out), "--memory-limit", GENEROUS_LIMIT)
+        run_s, run_mb, steps = child("run", "--data", str(data), "--out", str(out))
+        generous_s, generous_mb, _ = child(
+            "run", "--data", str(data), "--out", str(out), "--memory-limit", GENEROUS_LIMIT
+        )
         w1 = load_paths([ROOT / "tests" / "examples" / "w01_graduated_tiers.plan"])
         with open_data(data) as source:
             sql = compile_plan(w1.plans[0], w1.shared_measures).sql(dialect="duckdb")
@@ -109,6 +118,7 @@ def bench(reps: int, deals: int) -> None:
               f"peak {generate_mb:,.0f} MB")
         print(f"  revplan run (all plans)  {run_s:7.2f} s   {deals / run_s:,.0f} deals/s   peak {run_mb:,.0f} MB   "
               f"{lines:,} payout lines")
+        print("    " + ", ".join(f"{step} {seconds} s" for step, seconds in steps))
         print(f"  ... --memory-limit {GENEROUS_LIMIT}  {generous_s:6.2f} s   peak {generous_mb:,.0f} MB")
         print(f"  W1 compiled              {compiled_s:7.3f} s   ({compiled_rows.num_rows:,} rows)")
         print(f"  W1 hand-written          {hand_s:7.3f} s   ({hand_rows.num_rows:,} rows)")
