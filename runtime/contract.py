@@ -682,7 +682,7 @@ def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> lis
 
 def check_quota_coverage(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]:
     """RD023 warnings, at the plan's `quota` line: reps a plan measures on attainment but who have no quota,
-    or a zero one, in a period they are in it. Their attainment is empty (graduated tiers then pay the
+    or a zero one, in a period they are in it. Their attainment is empty (on a zero quota graduated tiers pay the
     whole base at the top band's rate, a gate on attainment fails): legal, rarely meant, and on payroll
     it must not go unnoticed.
 
