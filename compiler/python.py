@@ -1347,17 +1347,11 @@ class _Run:
         """
         plan = self.plan
         intervals = roster_intervals(self.inputs, self.calculator.eligibility, plan.effective_from, plan.effective_to)
-        self.iv_rep, self.iv_first, self.iv_last, _, self.iv_ti = intervals
+        self.iv_rep, self.iv_first, self.iv_last, _, self.iv_ti, _ = intervals
 
     def in_plan_on(self, rep: np.ndarray, day: np.ndarray) -> np.ndarray:
         """Whether each (rep row, day number) falls in one of the rep's in-plan intervals."""
-        if not len(self.iv_rep):
-            return np.zeros(len(rep), dtype=bool)
-        interval_keys = self.iv_rep * DAY_SPAN + self.iv_first + DAY_SPAN // 2
-        keys = rep.astype(np.int64) * DAY_SPAN + day.astype(np.int64) + DAY_SPAN // 2
-        at = np.searchsorted(interval_keys, keys, side="right") - 1  # the last interval starting on or before
-        found = np.maximum(at, 0)
-        return (at >= 0) & (self.iv_rep[found] == rep) & (day <= self.iv_last[found])
+        return _covering(self.iv_rep, self.iv_first, self.iv_last, rep, day) >= 0
 
     def rep_periods(self) -> None:
         plan, inputs = self.plan, self.inputs
@@ -1490,16 +1484,21 @@ class _Run:
         return reps, deals, shares
 
     def rollup(self, reps: np.ndarray, deals: np.ndarray, shares: Num | None):
-        """The managers above each credited rep (up to the depth), with the rep's share."""
-        inputs = self.inputs
-        manager = inputs.index_of("reps", "id", inputs.text("reps", "manager_id"))
+        """The managers above each credited rep on the deal's close date (up to the depth), with the rep's
+        share: a rep's manager on a day is their assignment's (rep_assignments), else the reps row's."""
+        inputs, plan = self.inputs, self.plan
+        iv_rep, iv_first, iv_last, _, _, iv_manager = roster_intervals(inputs, None, plan.effective_from,
+                                                                       plan.effective_to)
+        close = number(inputs.column("deals", "close_date"))
+        day = np.where(close.null, -DAY_SPAN, close.v)[deals]  # an unknown date: no day holds it
         depth = self.plan.crediting.rollup_depth or 64
         out_reps, out_deals, out_shares = [], [], []
         current, rows = reps, np.arange(len(reps))
         for _ in range(min(depth, 64)):
             valid = current >= 0
             current, rows = current[valid], rows[valid]
-            above = manager[current]
+            link = _covering(iv_rep, iv_first, iv_last, current, day[rows])
+            above = np.where(link >= 0, iv_manager[np.maximum(link, 0)], -1)
             found = above >= 0
             current, rows = above[found], rows[found]
             if not len(current):
@@ -2025,7 +2024,8 @@ class QuotaAmounts:
         active &= term.null | (term.v >= days(plan.effective_from))
         # In the plan: eligible on some day of its range (by rep_assignments where a rep has them), from the
         # later of the hire and the first eligible assignment's start (a promotion ramps like a hire).
-        iv_rep, _, _, iv_start, _ = roster_intervals(inputs, self.eligibility, plan.effective_from, plan.effective_to)
+        iv_rep, _, _, iv_start, *_ = roster_intervals(inputs, self.eligibility, plan.effective_from,
+                                                      plan.effective_to)
         role_start = np.full(len(active), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(role_start, iv_rep, iv_start)
         active &= role_start != np.iinfo(np.int64).max
@@ -2388,13 +2388,14 @@ def run_files(files: Sequence[ir.PlanFile], connection, schema=None, deals: bool
 
 def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effective_to: dt.date):
     """The eligible roster intervals within a plan's range, sorted by rep, then first day: arrays of
-    (rep row, first day, last day, role start) (day numbers) and their annual TIs (a Num).
+    (rep row, first day, last day, role start) (day numbers), their annual TIs (a Num) and their
+    managers (rep rows, -1 for none).
 
     A rep without rep_assignments rows: one interval, the whole range, if the
     reps row is eligible; its role start is the hire date. A rep with rows: one
     per assignment whose role, segment and region (other fields: the reps row)
     are eligible, clipped to the range; its role start is the assignment's start
-    and its TI the assignment's, else the reps row's.
+    and its TI and manager the assignment's, else the reps row's.
     """
     n_reps = inputs.rows("reps")
     first_day, last_day = days(effective_from), days(effective_to)
@@ -2426,5 +2427,24 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
     iv_last = np.r_[np.full(len(plain), last_day), last[keep]].astype(np.int64)
     iv_start = np.r_[hire[plain], start.v[keep]].astype(np.int64)
     iv_ti = _concat_nums([rep_ti.take(plain), assigned_ti.take(np.flatnonzero(keep))])
+    rep_manager = inputs.index_of("reps", "id", inputs.text("reps", "manager_id"))
+    a_manager_text = inputs.text("rep_assignments", "manager_id")
+    a_manager = inputs.index_of("reps", "id", a_manager_text)[rows]
+    a_manager = np.where(a_manager_text.codes[rows] < 0, rep_manager[a_rep[rows]], a_manager)
+    iv_manager = np.r_[rep_manager[plain], a_manager[keep]].astype(np.int64)
     order = np.lexsort((iv_first, iv_rep))
-    return iv_rep[order], iv_first[order], iv_last[order], iv_start[order], iv_ti.take(order)
+    return (iv_rep[order], iv_first[order], iv_last[order], iv_start[order], iv_ti.take(order),
+            iv_manager[order])
+
+
+def _covering(iv_rep: np.ndarray, iv_first: np.ndarray, iv_last: np.ndarray, rep: np.ndarray,
+              day: np.ndarray) -> np.ndarray:
+    """For each (rep row, day number): the interval of that rep holding the day, or -1 (intervals sorted
+    by rep, then first day; a rep's never overlap, the contract's RD021)."""
+    if not len(iv_rep):
+        return np.full(len(rep), -1, dtype=np.int64)
+    interval_keys = iv_rep * DAY_SPAN + iv_first + DAY_SPAN // 2
+    keys = rep.astype(np.int64) * DAY_SPAN + day.astype(np.int64) + DAY_SPAN // 2
+    at = np.searchsorted(interval_keys, keys, side="right") - 1  # the last interval starting on or before
+    found = np.maximum(at, 0)
+    return np.where((at >= 0) & (iv_rep[found] == rep) & (day <= iv_last[found]), at, -1)

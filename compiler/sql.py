@@ -10,7 +10,7 @@ The query is a chain of CTEs, one job each:
     periods      the plan's periods (literal rows)
     rep_intervals  the days each rep is in the plan by role (rep_assignments, else the reps row)
     rep_periods  reps x periods they are in the plan and employed in, prorated quota and TI
-    chain        manager closure (recursive), only for roll-up credit
+    links, chain each rep's dated manager; the dated manager closure (recursive), only for roll-up credit
     days, fx     every day of the plan's periods; each currency's rate on each day
     credits      (rep, deal, share), only for plans with several credit sources
     deal_rows    credited deals in each period, amounts in plan currency; one
@@ -335,7 +335,7 @@ class _PlanCompiler(RowCompiler):
         ctes.append(("rep_intervals", self.rep_intervals()))
         ctes.append(("rep_periods", self.rep_periods()))
         if plan.crediting.rollup:
-            ctes.append(("chain", self.chain()))
+            ctes += [("links", self.links()), ("chain", self.chain())]
         if plan.crediting.overlay:
             from compiler import territory
 
@@ -525,36 +525,64 @@ class _PlanCompiler(RowCompiler):
             .where(exp.GT(this=col("active_days", "e"), expression=exp.Literal.number(0)), copy=False)
         )
 
-    def chain(self) -> exp.Expression:
-        """(rep, manager, depth) for every manager above a rep; recursion stops at 64 levels (a cycle)."""
-        base = (
+    def links(self) -> exp.Select:
+        """(rep_id, manager_id, first_day, last_day): each rep's manager over the plan's range, dated by
+        rep_assignments where a rep has them (days no assignment covers have no manager), else the reps row's."""
+        plan = self.plan
+        intervals = roster_intervals(plan.effective_from, plan.effective_to, [])
+        return (
             exp.select(
-                alias(col("id"), "rep_id"),
-                alias(col("manager_id"), "manager_id"),
-                alias(exp.Literal.number(1), "depth"),
+                col("rep_id", "iv"),
+                alias(col("interval_manager", "iv"), "manager_id"),
+                col("first_day", "iv"),
+                col("last_day", "iv"),
                 copy=False,
             )
-            .from_(table("reps"), copy=False)
-            .where(exp.Not(this=exp.Is(this=col("manager_id"), expression=exp.null())), copy=False)
-        )
-        step = (
-            exp.select(
-                col("rep_id", "c"),
-                alias(col("manager_id", "r"), "manager_id"),
-                alias(exp.Add(this=col("depth", "c"), expression=exp.Literal.number(1)), "depth"),
-                copy=False,
-            )
-            .from_(table("chain", "c"), copy=False)
-            .join(table("reps", "r"), on=eq(col("id", "r"), col("manager_id", "c")), copy=False)
+            .from_(intervals, copy=False)
             .where(
                 and_(
-                    exp.Not(this=exp.Is(this=col("manager_id", "r"), expression=exp.null())),
-                    exp.LT(this=col("depth", "c"), expression=exp.Literal.number(64)),
+                    exp.LTE(this=col("first_day", "iv"), expression=col("last_day", "iv")),
+                    exp.Not(this=exp.Is(this=col("interval_manager", "iv"), expression=exp.null())),
                 ),
                 copy=False,
             )
         )
+
+    def chain(self) -> exp.Expression:
+        """(rep, manager, depth, first_day, last_day) for every manager above a rep and the days that
+        holds (each link's days, intersected up the chain); recursion stops at 64 levels (a cycle)."""
+        base = exp.select(
+            col("rep_id"), col("manager_id"), alias(exp.Literal.number(1), "depth"), col("first_day"),
+            col("last_day"), copy=False,
+        ).from_(table("links"), copy=False)
+        overlap = and_(
+            eq(col("rep_id", "l"), col("manager_id", "c")),
+            exp.LTE(this=col("first_day", "l"), expression=col("last_day", "c")),
+            exp.GTE(this=col("last_day", "l"), expression=col("first_day", "c")),
+        )
+        step = (
+            exp.select(
+                col("rep_id", "c"),
+                alias(col("manager_id", "l"), "manager_id"),
+                alias(exp.Add(this=col("depth", "c"), expression=exp.Literal.number(1)), "depth"),
+                alias(greatest(col("first_day", "c"), col("first_day", "l")), "first_day"),
+                alias(least(col("last_day", "c"), col("last_day", "l")), "last_day"),
+                copy=False,
+            )
+            .from_(table("chain", "c"), copy=False)
+            .join(table("links", "l"), on=overlap, copy=False)
+            .where(exp.LT(this=col("depth", "c"), expression=exp.Literal.number(64)), copy=False)
+        )
         return exp.union(base, step, distinct=False, copy=False)
+
+    def on_chain(self, rep: exp.Expression, day: exp.Expression) -> exp.Expression:
+        """Join condition: chain row h is a manager above `rep` on `day`, within the roll-up depth."""
+        within = exp.Between(this=day, low=col("first_day", "h"), high=col("last_day", "h"))
+        on = and_(eq(col("rep_id", "h"), rep), within)
+        depth = self.plan.crediting.rollup_depth
+        if depth is not None:
+            on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(depth)))
+        return on
 
     # ------------------------------------------------------------ crediting
 
@@ -580,14 +608,12 @@ class _PlanCompiler(RowCompiler):
                     direct_sub, copy=False
                 )
             )
-        if crediting.rollup:
-            on = eq(col("rep_id", "h"), col("rep_id", "d"))
-            if crediting.rollup_depth is not None:
-                on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(crediting.rollup_depth)))
+        if crediting.rollup:  # the managers above the credited rep on the deal's booking date
             selects.append(
                 exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"), copy=False)
                 .from_(direct_sub.copy(), copy=False)
-                .join(table("chain", "h"), on=on, copy=False)
+                .join(table("deals", "dd"), on=eq(col("id", "dd"), col("deal_id", "d")), copy=False)
+                .join(table("chain", "h"), on=self.on_chain(col("rep_id", "d"), self.booking_date("dd")), copy=False)
             )
         if crediting.overlay:
             overlay = exp.select(
@@ -689,10 +715,7 @@ class _PlanCompiler(RowCompiler):
             rep = coalesce(col("rep_id", "s"), col("owner_rep_id", "d"))
             share = case(exp.Is(this=col("deal_id", "s"), expression=exp.null()), number(1), dec(col("percent", "s")))
         if crediting.rollup:
-            on = eq(col("rep_id", "h"), rep)
-            if crediting.rollup_depth is not None:
-                on = and_(on, exp.LTE(this=col("depth", "h"), expression=exp.Literal.number(crediting.rollup_depth)))
-            joins.append((table("chain", "h"), on, "inner"))
+            joins.append((table("chain", "h"), self.on_chain(rep, self.booking_date("d")), "inner"))
             rep = col("manager_id", "h")
         if crediting.overlay:
             joins += self.overlay_joins("d")
@@ -1508,14 +1531,15 @@ def eligibility_fields(eligibility: ir.Expr | None) -> list[str]:
 
 def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str]) -> exp.Subquery:
     """Each rep's roster attributes over time within [first_day, last_day], as a subquery `iv`:
-    (rep_id, first_day, last_day, role_start, interval_ti, *fields); `first_day > last_day` when outside
-    the range.
+    (rep_id, first_day, last_day, role_start, interval_ti, interval_manager, *fields); `first_day >
+    last_day` when outside the range.
 
     A rep without rep_assignments rows has one row, the whole range, with the
     reps row's fields; `role_start` is the hire date. A rep with rows has one
     per assignment: role, segment and region from it (other fields from the
     reps row), clipped to the range; `role_start` is the assignment's start.
-    `interval_ti` is the annual target incentive: the assignment's, else the reps row's.
+    `interval_ti` is the annual target incentive and `interval_manager` the manager: the assignment's,
+    else the reps row's.
     """
     first, last = date(first_day), date(last_day)
     assigned_reps = exp.Subquery(
@@ -1530,6 +1554,7 @@ def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str
             alias(last, "last_day"),
             alias(col("hire_date", "r"), "role_start"),
             alias(col("target_incentive", "r"), "interval_ti"),
+            alias(col("manager_id", "r"), "interval_manager"),
             *[alias(col(f, "r"), f) for f in fields],
             copy=False,
         )
@@ -1543,6 +1568,7 @@ def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str
             alias(least(coalesce(col("end_date", "a"), last.copy()), last.copy()), "last_day"),
             alias(col("start_date", "a"), "role_start"),
             alias(coalesce(col("target_incentive", "a"), col("target_incentive", "r")), "interval_ti"),
+            alias(coalesce(col("manager_id", "a"), col("manager_id", "r")), "interval_manager"),
             *[alias(col(f, "a" if f in ASSIGNED_FIELDS else "r"), f) for f in fields],
             copy=False,
         )

@@ -211,8 +211,8 @@ SCHEMA = Schema(
             table="rep_assignments",
             key=("rep_id", "start_date"),
             optional_table=True,
-            doc="Dated roster attributes: a rep's role, segment, region and target incentive from start_date to "
-            "end_date "
+            doc="Dated roster attributes: a rep's role, segment, region, target incentive and manager from "
+            "start_date to end_date "
             "(both included). A rep with rows here is in the plans their assignment of each day selects; "
             "on days no row covers, in none. A rep without rows keeps the reps table's attributes.",
             fields=(
@@ -223,6 +223,8 @@ SCHEMA = Schema(
                 _f("segment", S, "segment from start_date", required=False),
                 _f("region", S, "region from start_date", required=False),
                 _f("target_incentive", M, "annual target incentive from start_date; empty: the reps row's",
+                   required=False),
+                _f("manager_id", S, "the rep's manager from start_date (roll-up credit); empty: the reps row's",
                    required=False),
             ),
         ),

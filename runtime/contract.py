@@ -25,7 +25,7 @@ each.
 | RD009 | error    | a duplicate key (deal id, rep id, deal and rep of a split, ...)         |
 | RD010 | error    | a negative money amount                                                |
 | RD011 | error    | the splits of a deal do not sum to 100 %                               |
-| RD012 | error    | an unknown rep: deal owner, split rep, manager, quota/activity/MBO/assignment rep |
+| RD012 | error    | an unknown rep: deal owner, split rep, manager, quota/activity/MBO/assignment rep or manager |
 | RD013 | error    | a split of an unknown deal                                             |
 | RD014 | error    | a cycle in the manager hierarchy                                       |
 | RD015 | error    | a currency with no fx rate to or from the company currency             |
@@ -85,6 +85,7 @@ REFERENCES = (
     ("activities", "rep_id", "reps", "id", "RD012", "rep"),
     ("mbo_scores", "rep_id", "reps", "id", "RD012", "rep"),
     ("rep_assignments", "rep_id", "reps", "id", "RD012", "rep"),
+    ("rep_assignments", "manager_id", "reps", "id", "RD012", "rep"),
     ("deal_splits", "deal_id", "deals", "id", "RD013", "deal"),
     ("deals", "account_id", "accounts", "id", "RD020", "account"),
     ("activities", "account_id", "accounts", "id", "RD020", "account"),

@@ -406,11 +406,11 @@ def datasets(draw, plan: Plan) -> dict[str, list[dict]]:
     ]
     return {"reps": reps, "deals": deals, "deal_splits": splits, "accounts": accounts, "quotas": quotas,
             "fx_rates": fx_rates, "activities": activities, "mbo_scores": scores,
-            "rep_assignments": [a for rep in reps for a in draw(assignments(rep["id"]))]}
+            "rep_assignments": [a for i, rep in enumerate(reps) for a in draw(assignments(rep["id"], i))]}
 
 
 @st.composite
-def assignments(draw, rep_id: str) -> list[dict]:
+def assignments(draw, rep_id: str, index: int = 0) -> list[dict]:
     """Usually none (the reps row holds); else 1-3 that keep the contract: in date order, no overlap,
     sometimes a gap (a leave), the last one often open-ended. Changes land on boundaries often."""
     if draw(st.integers(0, 2)):
@@ -434,6 +434,8 @@ def assignments(draw, rep_id: str) -> list[dict]:
             "region": draw(st.sampled_from(["NA", None])),
             # usually the reps row's TI; else a raise or a new role's TI (an odd amount: inexact divisions)
             "target_incentive": draw(st.sampled_from([None, None, Decimal("48000.00"), Decimal("100000.01")])),
+            # usually the reps row's manager; else one of the reps before it (no cycles, as on the reps rows)
+            "manager_id": f"R{draw(st.integers(0, index - 1))}" if index and draw(st.integers(0, 2)) == 0 else None,
         })
     return rows
 
@@ -766,6 +768,28 @@ REGRESSIONS = [
          "deals": [deal("D1", "60000.00", "2027-02-01")]},
     ),
     Case(
+        "roll-up through a dated chain: a rep and their manager both change managers mid-year, depth 2",
+        "  applies to reps where rep.role = \"Manager\"\n  credit splits\n  credit rollup depth 2\n"
+        "  component \"C\" on bookings\n    rate 10%",
+        {"reps": [rep(role="Manager"), rep("R1", role="Manager"), rep("R2", role="Manager", manager_id="R0"),
+                  rep("R3", manager_id="R2"), rep("R4", manager_id="R1")],
+         "rep_assignments": [
+             {"rep_id": "R2", "start_date": dt.date(2020, 1, 1), "end_date": dt.date(2027, 4, 30),
+              "role": "Manager", "manager_id": "R1"},
+             {"rep_id": "R2", "start_date": dt.date(2027, 5, 1), "end_date": None, "role": "Manager"},
+             {"rep_id": "R3", "start_date": dt.date(2020, 1, 1), "end_date": dt.date(2027, 2, 14), "role": "AE",
+              "manager_id": "R1"},
+             {"rep_id": "R3", "start_date": dt.date(2027, 2, 15), "end_date": dt.date(2027, 9, 30), "role": "AE"},
+         ],
+         "deals": [deal("D1", "1000.00", "2027-02-14", owner_rep_id="R3"),
+                   deal("D2", "2000.00", "2027-02-15", owner_rep_id="R3"),
+                   deal("D3", "3000.00", "2027-06-01", owner_rep_id="R3"),
+                   deal("D4", "4000.00", "2027-11-01", owner_rep_id="R3"),
+                   deal("D5", "5000.00", "2027-03-01", owner_rep_id="R4")],
+         "deal_splits": [{"deal_id": "D5", "rep_id": "R4", "percent": Decimal("0.5")},
+                         {"deal_id": "D5", "rep_id": "R3", "percent": Decimal("0.5")}]},
+    ),
+    Case(
         "a recoverable draw recovered across a year, with a rep hired mid-year",
         "  draw 1,000.01 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%\n"
         "    cap 1 x target_incentive per year",
@@ -895,7 +919,8 @@ def unchanged_histories(draw):
     repeated = []
     for rep in rows["reps"]:
         attributes = {"rep_id": rep["id"], "role": rep["role"], "segment": rep["segment"], "region": rep["region"],
-                      "target_incentive": rep["target_incentive"] if draw(st.booleans()) else None}
+                      "target_incentive": rep["target_incentive"] if draw(st.booleans()) else None,
+                      "manager_id": rep["manager_id"] if draw(st.booleans()) else None}
         cut = day(draw(days)) if draw(st.booleans()) else None
         if cut is None:
             repeated.append({**attributes, "start_date": dt.date(1900, 1, 1), "end_date": None})

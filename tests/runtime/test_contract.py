@@ -52,8 +52,9 @@ GOOD: dict[str, list[dict[str, str]]] = {
     # R3 moves from Commercial to Enterprise on 2027-02-15
     "rep_assignments": [
         dict(rep_id="R3", start_date="2021-06-01", end_date="2027-02-14", role="AE", segment="Commercial",
-             region="EMEA"),
-        dict(rep_id="R3", start_date="2027-02-15", end_date="", role="AE", segment="Enterprise", region="EMEA"),
+             region="EMEA", target_incentive="", manager_id=""),
+        dict(rep_id="R3", start_date="2027-02-15", end_date="", role="AE", segment="Enterprise", region="EMEA",
+             target_incentive="70000.00", manager_id="R1"),
     ],
     "fx_rates": [
         dict(date="2027-01-01", **{"from": "EUR", "to": "USD"}, rate="1.08"),
@@ -185,6 +186,10 @@ CASES = [
      [("RD018", "rep_assignments.csv", 1, "end_date")]),
     ("assignment of an unknown rep", edit("rep_assignments", 2, rep_id="R9"),
      [("RD012", "rep_assignments.csv", 2, "rep_id")]),
+    ("an assignment's unknown manager", edit("rep_assignments", 2, manager_id="R9"),
+     [("RD012", "rep_assignments.csv", 2, "manager_id")]),
+    ("an assignment's negative target incentive", edit("rep_assignments", 2, target_incentive="-5.00"),
+     [("RD010", "rep_assignments.csv", 2, "target_incentive")]),
     ("assignments overlap by one day", edit("rep_assignments", 1, end_date="2027-02-15"),
      [("RD021", "rep_assignments.csv", 2, "start_date")]),
     ("an open assignment overlaps a later one", edit("rep_assignments", 1, end_date=""),
