@@ -1498,7 +1498,8 @@ class _Run:
             valid = current >= 0
             current, rows = current[valid], rows[valid]
             link = _covering(iv_rep, iv_first, iv_last, current, day[rows])
-            above = np.where(link >= 0, iv_manager[np.maximum(link, 0)], -1)
+            above = np.full(len(current), -1, dtype=np.int64)
+            above[link >= 0] = iv_manager[link[link >= 0]]
             found = above >= 0
             current, rows = above[found], rows[found]
             if not len(current):

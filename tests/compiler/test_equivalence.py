@@ -790,6 +790,14 @@ REGRESSIONS = [
                          {"deal_id": "D5", "rep_id": "R3", "percent": Decimal("0.5")}]},
     ),
     Case(
+        "roll-up credit when no rep has a day in the plan's range (an assignment that ended before it)",
+        "  credit rollup\n  component \"C\"\n    bonus 250 USD when won >= 1",
+        {"reps": [rep()],
+         "rep_assignments": [{"rep_id": "R0", "start_date": dt.date(2026, 12, 31), "end_date": dt.date(2026, 12, 31),
+                              "role": "AE"}],
+         "deals": [deal("D1", "12.50", "2027-01-10")]},
+    ),
+    Case(
         "a recoverable draw recovered across a year, with a rep hired mid-year",
         "  draw 1,000.01 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%\n"
         "    cap 1 x target_incentive per year",
