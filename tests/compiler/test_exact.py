@@ -40,3 +40,28 @@ def test_division_uses_no_float_and_no_sign_function(dialect):
     assert not list(tree.find_all(exp.Sign))
     floats = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
     assert not [t for t in tree.find_all(exp.DataType) if t.this in floats]
+
+
+def every_query(dialect: str) -> list[str]:
+    """The SQL of every sample plan: payouts (the deal trace reads the same CTEs), quota and territory plans."""
+    from compiler import territory
+    from compiler.quota import quota_table
+    from dsl.project import load_paths
+    from runtime.run import compile_all, quota_plans, sql_text, territory_plans
+
+    files = load_paths(["plans"]).files
+    territories = territory_plans(files)
+    queries = [sql for _, sql in compile_all(files, dialect)]
+    queries += [sql_text(quota_table(plan, territories, dialect), dialect) for plan in quota_plans(files)]
+    queries.append(sql_text(territory.territory_table(list(territories), dialect), dialect))
+    return queries
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_no_sample_plan_query_uses_a_float_or_the_sign_function(dialect):
+    """What a payout passes through, end to end: no DOUBLE or FLOAT cast and no SIGN in any query."""
+    floats = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
+    for sql in every_query(dialect):
+        tree = sqlglot.parse_one(sql, read=dialect)
+        assert not list(tree.find_all(exp.Sign))
+        assert not [t for t in tree.find_all(exp.DataType) if t.this in floats]
