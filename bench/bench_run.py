@@ -8,7 +8,10 @@ in its own process (load, contract check, every plan in plans/, outputs
 written), printing wall time, deals per second and that process's peak RSS
 (with the default memory limit, then with memory to spare);
 then, side by side on one connection, runs one plan of ours (W1 graduated
-tiers) compiled and as a hand-written DuckDB query, printing the ratio.
+tiers) compiled and as a hand-written DuckDB query, printing the ratio;
+and last the floor any run of the sample plans pays on this machine, with
+no plan arithmetic and no outputs at all: importing the libraries a run
+needs, the duplicate deal id check, one grouped scan of the deals.
 Targets (issue 3): the whole run at 10M deals under 3 s and 1 GiB; the
 compiled plan within 1.5x of the hand-written query; generation under 10 s.
 """
@@ -53,6 +56,15 @@ SELECT b.rep_id, b.q, ROUND(
 FROM bookings b JOIN quotas q ON q.rep_id = b.rep_id AND q.period = '2027-' || b.q
 """
 
+
+# The least a run does with the deals: one grouped scan (every plan needs at least this much)
+# and the one contract check no source can skip (deal ids are unique).
+ONE_SCAN = """
+SELECT owner_rep_id, date_trunc('quarter', close_date) AS quarter, product, stage, currency, sum(amount), count(*)
+FROM deals WHERE close_date >= DATE '2027-01-01' GROUP BY ALL
+"""
+UNIQUE_IDS = "SELECT count(*) = count(DISTINCT id) FROM deals"
+LIBRARIES = "import duckdb, lark, pandas, pyarrow, pydantic, rich, sqlglot"
 
 GENEROUS_LIMIT = "8GB"  # DuckDB's, for the second run: memory to spare, as DuckDB's own default would give
 
@@ -112,6 +124,10 @@ def bench(reps: int, deals: int) -> None:
             # Engine time: results as Arrow (what a run reads), best of three, both warmed up once.
             compiled_rows, compiled_s = best_of(3, lambda: connection.sql(sql).to_arrow_table())
             hand_rows, hand_s = best_of(3, lambda: connection.sql(HAND_WRITTEN).to_arrow_table())
+            _, scan_s = best_of(3, lambda: connection.sql(ONE_SCAN).to_arrow_table())
+            _, unique_s = best_of(3, lambda: connection.sql(UNIQUE_IDS).fetchall())
+        import_s = min(timed(lambda: subprocess.run([sys.executable, "-c", LIBRARIES], check=True))[1]
+                       for _ in range(3))
         lines = sum(1 for _ in open(out / "payout_lines.csv", encoding="utf-8")) - 1
         print(f"reps {reps:,}  deals {deals:,}")
         print(f"  generate sample company  {generate_s:7.2f} s   {deals / generate_s:,.0f} deals/s   "
@@ -126,6 +142,9 @@ def bench(reps: int, deals: int) -> None:
         same = sum(compiled_rows["amount"].to_pylist()) == sum(hand_rows["payout"].to_pylist())
         print(f"  same W1 total both ways  {'yes' if same else 'NO'}")
         print(f"  peak RSS of this process {peak_rss_mb():7.0f} MB (the W1 comparison)")
+        floor = import_s + unique_s + scan_s
+        print(f"  floor of any run         {floor:7.2f} s   (importing libraries {import_s:.2f} s + unique deal ids "
+              f"{unique_s:.2f} s + one grouped scan of the deals {scan_s:.2f} s; no plan arithmetic, no outputs)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

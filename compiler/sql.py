@@ -107,6 +107,22 @@ def compile_plan(
     return _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables or {}).query(detail)
 
 
+def compile_payouts_and_deal_ids(
+    plan: ir.CompPlan,
+    measures: dict[str, ir.Measure],
+    dialect: str = "duckdb",
+    territories: tuple[ir.TerritoryPlan, ...] = (),
+    quota_plans: tuple[ir.QuotaPlan, ...] = (),
+    quota_tables: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """The SQL texts of `compile_plan` and of `compile_plan(detail="ids")`, from one compile: the
+    second query takes the CTEs it reads from the first, so a run builds each plan's tree once."""
+    measures = {**measures, **{m.name: m for m in plan.measures}}
+    compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables or {})
+    payouts = compiler.query().sql(dialect=dialect, copy=False)  # printed before its CTEs join the second tree
+    return payouts, compiler.deal_ids_query(compiler.ctes).sql(dialect=dialect, copy=False)
+
+
 # ---------------------------------------------------------------- small builders
 
 
@@ -305,6 +321,7 @@ class _PlanCompiler(RowCompiler):
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
         self.uses_attainment = False
+        self.ctes: list[tuple[str, exp.Expression]] = []  # of the last query built, by name
 
     # ------------------------------------------------------------ the query
 
@@ -368,6 +385,7 @@ class _PlanCompiler(RowCompiler):
             )
         )
         final = ["component_lines"]
+        self.ctes = ctes
         if detail == "ids":
             return self.deal_ids_query(ctes)
         if detail:
@@ -1349,7 +1367,7 @@ class _PlanCompiler(RowCompiler):
             empty = [alias(exp.null(), n) for n in DEAL_ID_COLUMNS[:-1]]
             selects = [exp.select(*empty, alias(dec(exp.null()), "credited_base"), copy=False).where(exp.false())]
         select = exp.select("*", copy=False).from_(union_all(selects).subquery("deals_behind", copy=False), copy=False)
-        for name, body in ctes:
+        for name, body in read_ctes(select, ctes):
             name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
             select = select.with_(name_alias, as_=body, recursive=self.plan.crediting.rollup, copy=False)
         return select.order_by(col("rep_id"), col("period"), col("component"), col("deal_id"), copy=False)
@@ -1488,6 +1506,20 @@ class _PlanCompiler(RowCompiler):
                     return None
                 return add(left, right) if o == "+" else sub(left, right)
         return None
+
+
+def read_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) -> list[tuple[str, exp.Expression]]:
+    """The CTEs `query` reads, directly or through other CTEs, in their order: a query that
+    needs a few of a plan's CTEs is smaller to print and for the engine to plan without the rest."""
+    bodies = dict(ctes)
+    read: set[str] = set()
+    pending = [query]
+    while pending:
+        for node in pending.pop().find_all(exp.Table):
+            if node.name in bodies and not node.db and node.name not in read:
+                read.add(node.name)
+                pending.append(bodies[node.name])
+    return [(name, body) for name, body in ctes if name in read]
 
 
 def _conjuncts(condition: ir.Expr | None) -> list[ir.Expr]:

@@ -36,7 +36,7 @@ from sqlglot import exp
 
 from compiler import territory
 from compiler.quota import quota_table
-from compiler.sql import DEAL_ID_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_plan
+from compiler.sql import DEAL_ID_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_payouts_and_deal_ids, compile_plan
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
@@ -86,14 +86,35 @@ def compile_all(
 
     `detail=True` compiles the queries of the deals behind the lines instead;
     `quota_tables` names the tables holding quota plans a run already computed."""
+    return _compile_each(
+        files,
+        lambda plan, measures, territories, quotas: sql_text(
+            compile_plan(plan, measures, dialect, territories, quotas, detail, quota_tables), dialect
+        ),
+    )
+
+
+def compile_with_deal_ids(
+    files: Sequence[ir.PlanFile], dialect: str, quota_tables: dict[str, str] | None = None
+) -> list[tuple[ir.CompPlan, tuple[str, str]]]:
+    """(plan, (payout SQL, SQL of the deals behind the lines)) for every comp plan: what a run
+    computes, one compile per plan."""
+    return _compile_each(
+        files,
+        lambda plan, measures, territories, quotas: compile_payouts_and_deal_ids(
+            plan, measures, dialect, territories, quotas, quota_tables
+        ),
+    )
+
+
+def _compile_each(files: Sequence[ir.PlanFile], compile_one) -> list:
     measures = shared_measures(files)
     territories = territory_plans(files)
     quotas = quota_plans(files)
     compiled, problems = [], []
     for plan in comp_plans(files):
         try:
-            query = compile_plan(plan, measures, dialect, territories, quotas, detail, quota_tables)
-            compiled.append((plan, sql_text(query, dialect)))
+            compiled.append((plan, compile_one(plan, measures, territories, quotas)))
         except CompileError as error:
             problems.append(
                 Diagnostic(
@@ -144,13 +165,19 @@ def run_plans(
     quotas = quota_plans(files)
     # Quota plans run once; comp plans that take their quotas read their rows from these tables.
     quota_tables = {plan.key: f"revplan_quotas_{uuid.uuid4().hex[:12]}" for plan in quotas}
-    compiled = compile_all(files, dialect, quota_tables=quota_tables)  # every problem before any query runs
+    # Every problem before any query runs.
+    if deals == "ids":
+        both = compile_with_deal_ids(files, dialect, quota_tables)
+        compiled = [(plan, payouts) for plan, (payouts, _) in both]
+        deal_queries = [ids for _, (_, ids) in both]
+    else:
+        compiled = compile_all(files, dialect, quota_tables=quota_tables)
+        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, quota_tables)] if deals else []
     with open_session(engine, connection, url, schema) as session:
         quota_frames = [session.run(sql_text(quota_table(plan, territories, dialect), dialect)) for plan in quotas]
         for plan, frame in zip(quotas, quota_frames, strict=True):
             session.add_table(quota_tables[plan.key], quota_rows(frame))
         payouts = [session.run(sql) for _, sql in compiled]
-        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, quota_tables)] if deals else []
         if deals_to is not None:
             deal_files = tuple(Path(deals_to) / f"deals-{index:03d}.parquet" for index in range(len(deal_queries)))
             for sql, path in zip(deal_queries, deal_files, strict=True):
