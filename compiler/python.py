@@ -275,6 +275,11 @@ def greatest(*values: Num) -> Num:
     return _extreme(values, lambda x, y: np.where(x >= y, x, y))
 
 
+def no_zero(a: Num) -> Num:
+    """NULLIF(a, 0)."""
+    return case(compare("=", a, zeros(len(a))).v, Num.nulls(len(a)), a)
+
+
 def zeros(n: int) -> Num:
     return Num(np.zeros(n, dtype=np.int64), 0, np.zeros(n, dtype=bool))
 
@@ -1085,12 +1090,13 @@ class Calculator(_Expressions):
 
         def pay(m: Measures, base: Num):
             variable = number(variable_fn(m))
+            quota = no_zero(m.quota)  # a zero quota is none: no band is reached (SQL: tier_variable)
             scaled = []
             for lower, upper, rate in bands:
                 low, up = number(lower(m)), number(upper(m)) if upper is not None else None
                 if by_quota:
-                    low = mul(low, m.quota)
-                    up = mul(up, m.quota) if up is not None else None
+                    low = mul(low, quota)
+                    up = mul(up, quota) if up is not None else None
                 scaled.append((low, up, number(rate(m))))
             reached = zeros(m.n)
             for low, _, rate in scaled:  # the highest band reached wins
@@ -1118,14 +1124,15 @@ class Calculator(_Expressions):
         def pay(m: Measures) -> Num:
             variable, of = number(variable_fn(m)), number(of_fn(m))
             xy = [(number(x(m)), number(y(m))) for x, y in points]
+            quota = no_zero(m.quota)
 
             def at(x: Num) -> Num:
-                return mul(x, m.quota) if by_quota else x
+                return mul(x, quota) if by_quota else x
 
             result = mul(of, xy[0][1])  # below the first point
             for (x0, y0), (x1, y1) in zip(xy, xy[1:], strict=False):
                 rise = mul(mul(of, sub(variable, at(x0))), sub(y1, y0))
-                run = mul(sub(x1, x0), m.quota) if by_quota else sub(x1, x0)
+                run = mul(sub(x1, x0), quota) if by_quota else sub(x1, x0)
                 value = add(mul(of, y0), div(rise, run))
                 result = case(compare(">=", variable, at(x0)).v, value, result)
             last_x, last_y = xy[-1]

@@ -1073,12 +1073,14 @@ class _PlanCompiler(RowCompiler):
         """What the bands are read on, in base units, and what a band bound is multiplied by.
 
         Attainment bands are compared as measure >= bound x quota, which is exact
-        (no division); a money measure's bands are compared as they are.
+        (no division); a money measure's bands are compared as they are. A zero quota
+        counts as none: every bound would be 0 and any bookings would reach the top
+        band, so a missing quota would pay the most a plan pays (RD023 warns of both).
         """
         if on == "attainment":
             saved, self.multipliers = self.multipliers, ()
             try:
-                return self.attainment_measure(), col("quota")
+                return self.attainment_measure(), exp.Nullif(this=col("quota"), expression=ZERO.copy())
             finally:
                 self.multipliers = saved
         saved, self.multipliers = self.multipliers, ()
