@@ -683,8 +683,9 @@ def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> lis
 
 def check_quota_coverage(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]:
     """RD023 warnings, at the plan's `quota` line: reps a plan measures on attainment but who have no quota,
-    or a zero one, in a period they are in it. Their attainment is empty, so tiers and curves on attainment
-    pay nothing there and gates on attainment fail (a zero quota counts as none: tests/examples/zero_quota.plan):
+    or a zero one, in a period they are in it. Their attainment is empty, so tiers on attainment pay nothing
+    there, curves pay their value below the first point and gates on attainment fail (a zero quota counts as
+    none: tests/examples/zero_quota.plan):
     legal, rarely meant, and on payroll it must not go unnoticed.
 
     `lines` are the run's payout lines; a rep-period counts when it has a line of its own period (paid
@@ -709,7 +710,7 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic
             code="RD023", severity=Severity.WARNING, span=plan.quota.span or plan.span,
             message=f"{plan.key}: {reps} rep{'s' * (reps != 1)} ha{'ve' if reps != 1 else 's'} no quota (or 0) from "
                     f"{source} in {len(missing)} rep-period{'s' * (len(missing) != 1)} of the plan ({shown}); "
-                    "their attainment is empty there, so tiers and curves on attainment pay them nothing",
+                    "their attainment is empty there, so no tier band or curve point on attainment is reached",
             hints=(f"give them quotas in {source}" + (" (its `applies to`, `allocate by` and overrides decide "
                                                       "who gets what)" if plan.quota.plan else ""),),
         ))
