@@ -424,6 +424,10 @@ def _tier_steps(row, plan, component, tiers: ir.Tiers, sources) -> tuple[list[St
         values={"mode": mode, "on": tiers.on},
     )
     steps = [head]
+    if on_attainment and not quota:  # none, or a zero one, which counts as none (compiler/README.md)
+        why = "no quota" if quota is None else "a zero quota counts as none"
+        steps.append(Step("rule", f"attainment is empty ({why}): no band is reached", values={"pay": Decimal(0)}))
+        return steps, Decimal(0) if base is not None else None
     if mode == "retroactive" or variable is None or scale is None:
         raw = base * rate if base is not None and rate is not None else None
         for index, (_, _, band_rate, band) in enumerate(bands):
@@ -483,6 +487,9 @@ def _curve_steps(row, curve: ir.Curve, sources) -> tuple[list[Step], Decimal | N
     x = attainment if curve.on == "attainment" else None
     points = [(_literal(p.x), _literal(p.y), p) for p in curve.points]
     steps = [Step("rule", f"curve on {curve.on}: {curve.of} x f({curve.on})", _source(curve.span, sources))]
+    if curve.on == "attainment" and x is None:  # no quota, or a zero one (which counts as none)
+        steps.append(Step("rule", "attainment is empty (no quota, or a zero one): the curve pays its value below "
+                                  "the first point"))
     if x is None or any(px is None or py is None for px, py, _ in points):
         return steps, None
     if x <= points[0][0]:

@@ -114,6 +114,7 @@ EXAMPLE_CASES = [
     ("w10_recoverable_draw", "A", "2027-Q1"),
     ("w11_spiff", "A", None),
     ("w12_ytd_true_up", "A", "2027-H1"),
+    ("zero_quota", "Z", "2027-Q1"),
 ]
 SAMPLE_CASES = [
     ("Enterprise AE", "commission"),
@@ -226,6 +227,15 @@ def test_graduated_tiers_show_each_slice_and_the_band_reached():
 def test_retroactive_tiers_pay_the_whole_base_at_the_band_reached():
     (band,) = steps(example("w02_retroactive_tiers", "A", "2027-Q1"), "band")
     assert band.decision == "reached" and band.values["rate"] == Decimal("0.12")
+
+
+def test_a_zero_quota_reaches_no_band_and_no_curve_point():
+    explained = example("zero_quota", "Z", "2027-Q1")
+    assert not steps(explained, "band") and not steps(explained, "curve")
+    for component in ("Graduated", "Retroactive", "Curve"):
+        (line,) = [line for line in explained.lines if line.component == component]
+        assert line.amount == 0 and line.quota == 0 and line.attainment is None
+        assert any(step.text.startswith("attainment is empty") for step in line.steps), component
 
 
 def test_a_cap_says_it_was_reached_and_what_it_took():
