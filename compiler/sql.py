@@ -103,8 +103,7 @@ def compile_plan(
     `revplan run` writes); with `detail=True` it also returns their shares
     instead (DEAL_COLUMNS): each deal's credited base and exact share of its line.
     """
-    measures = {**measures, **{m.name: m for m in plan.measures}}
-    return _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables or {}).query(detail)
+    return _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables).query(detail)
 
 
 def compile_payouts_and_deal_ids(
@@ -117,8 +116,7 @@ def compile_payouts_and_deal_ids(
 ) -> tuple[str, str]:
     """The SQL texts of `compile_plan` and of `compile_plan(detail="ids")`, from one compile: the
     second query takes the CTEs it reads from the first, so a run builds each plan's tree once."""
-    measures = {**measures, **{m.name: m for m in plan.measures}}
-    compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables or {})
+    compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables)
     payouts = compiler.query().sql(dialect=dialect, copy=False)  # printed before its CTEs join the second tree
     return payouts, compiler.deal_ids_query(compiler.ctes).sql(dialect=dialect, copy=False)
 
@@ -315,7 +313,8 @@ class _PlanCompiler(RowCompiler):
     ):
         super().__init__(dialect)
         self.quota_tables = quota_tables or {}
-        self.plan, self.measures, self.territories = plan, measures, territories
+        self.plan, self.territories = plan, territories
+        self.measures = {**measures, **{m.name: m for m in plan.measures}}  # shared, then the plan's own
         self.quota_plans = quota_plans
         self.aggregates: dict[AggregateKey, str] = {}
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled

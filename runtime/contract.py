@@ -700,11 +700,12 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic
             continue
         quota = rows["quota"]
         has_quota = (quota.notna() & (quota.fillna(0) != 0)).groupby([rows["rep_id"], rows["period"]], sort=True).any()
-        missing = [f"{rep} {period}" for (rep, period), covered in has_quota.items() if not covered]
+        missing = [key for key, covered in has_quota.items() if not covered]  # (rep, period)
         if not missing:
             continue
-        reps = len({m.split(" ")[0] for m in missing})
-        shown = ", ".join(missing[:5]) + (f", and {len(missing) - 5} more" if len(missing) > 5 else "")
+        reps = len({rep for rep, _ in missing})
+        shown = ", ".join(f"{rep} {period}" for rep, period in missing[:5])
+        shown += f", and {len(missing) - 5} more" if len(missing) > 5 else ""
         source = f'quota plan "{plan.quota.plan}"' if plan.quota.plan else "the quotas table"
         diagnostics.append(Diagnostic(
             code="RD023", severity=Severity.WARNING, span=plan.quota.span or plan.span,

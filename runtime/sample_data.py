@@ -360,7 +360,7 @@ class _Roster:
         start = np.column_stack([self.hire[promoted], promotion]).ravel()
         end = np.column_stack([promotion - 1, np.full(len(promoted), -1)]).ravel()
         ae_ti_usd = np.full(len(rep), _KINDS[AE_COM].target_incentive)
-        ae_ti = _decimal(_in_currency(ae_ti_usd, self.currency[rep]) * 100, 2).to_pylist()
+        ae_ti = _decimal(_in_currency(ae_ti_usd, self.currency[rep]) * 100, 2)
         return pa.table({
             "rep_id": _take_ids(self.ids, rep),
             "start_date": _dates(start),
@@ -370,9 +370,7 @@ class _Roster:
             "region": _take(REGIONS, self.region[rep]),
             # The AE row carries the Commercial AE target incentive (in the rep's pay currency); the SDR
             # row none: the reps row's, the TI they were hired on.
-            "target_incentive": pa.array(
-                [None if not ae else value for ae, value in zip(is_ae, ae_ti, strict=True)], pa.decimal128(18, 2)
-            ),
+            "target_incentive": pc.if_else(pa.array(is_ae == 1), ae_ti, pa.scalar(None, ae_ti.type)),
         })
 
     def window(self, positions: np.ndarray, year: int) -> tuple[np.ndarray, np.ndarray]:
