@@ -38,6 +38,7 @@ each.
 | RD021 | error    | two rep_assignments of one rep overlap (a rep has one role on each day) |
 | RD022 | warning  | a territory plan names a rep (owner, overlay) or an account the data does not have |
 | RD023 | warning  | a rep in a plan measured on attainment has no quota (or 0) for a period of it |
+| RD024 | warning  | a value differs only in case or spacing from a text a plan compares it with |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -57,6 +58,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from dsl import ir
+from dsl.check import walk
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
 from dsl.schema import SCHEMA, FieldType, Schema
 from runtime.data import (
@@ -716,3 +718,67 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic
                                                       "who gets what)" if plan.quota.plan else ""),),
         ))
     return diagnostics
+
+
+def check_near_miss_values(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Diagnostic]:
+    """RD024 warnings, at the data's first such row: a value that differs from a text a plan compares its
+    column with only in case, spaces, `_` or `-` (`Closed Won` where plans say "closed_won", `ae` for
+    "AE"). Texts match exactly, so those rows meet none of the plan's conditions on that value: a deal
+    that counts in no measure, a rep in no plan, and nothing says so. Values no plan names stay quiet:
+    a product no plan mentions is normal data."""
+    found = []
+    for (entity, field), texts in sorted(_compared_texts(files).items()):
+        near = {_loose(text): text for text in texts}
+        for source in _tables_with(dataset, entity, field):
+            value = source.columns[field].typed()
+            counts = dataset.connection.execute(
+                f"SELECT {value}, count(*) FROM {source.raw_view} AS t WHERE {value} IS NOT NULL GROUP BY ALL"
+            ).fetchall()
+            for data_value, count in sorted(counts):
+                meant = near.get(_loose(data_value))
+                if data_value in texts or meant is None:
+                    continue
+                file, row = dataset.connection.execute(
+                    f"SELECT t.{FILE}, t.{ROW} FROM {source.raw_view} AS t WHERE {value} = ?"
+                    f" ORDER BY t.{FILE}, t.{ROW} LIMIT 1", [data_value]
+                ).fetchone()
+                rows = f"the {count:,} rows with it meet" if count != 1 else "the row with it meets"
+                where = texts[meant].span or "a plan"
+                found.append(Diagnostic(
+                    code="RD024", severity=Severity.WARNING,
+                    message=f"{_show(data_value)} is not {_show(meant)}, which {where} compares {entity}.{field} "
+                            f"with; texts match exactly, so {rows} no condition on {_show(meant)}"
+                            + _Checker.line_suffix(source, row),
+                    data=DataLocation(file=_file_of(source, file), row=row, column=field),
+                    hints=(f"write {_show(meant)} in the data, or name both values in the plan",),
+                ))
+    return found
+
+
+def _compared_texts(files: Sequence[ir.PlanFile]) -> dict[tuple[str, str], dict[str, ir.Node]]:
+    """(entity, field) -> {text: the first condition comparing them} for `field = "text"`, `!=` and `in`."""
+    compared: dict[tuple[str, str], dict[str, ir.Node]] = {}
+    for node in (node for file in files for node in walk(file)):
+        pairs = []
+        if isinstance(node, ir.Compare) and node.op in ("=", "!="):
+            pairs = [(node.left, node.right), (node.right, node.left)]
+        elif isinstance(node, ir.InList):
+            pairs = [(node.operand, value) for value in node.values]
+        for field, text in pairs:
+            if isinstance(field, ir.FieldRef) and isinstance(text, ir.Text):
+                compared.setdefault((field.entity, field.field), {}).setdefault(text.value, node)
+    return compared
+
+
+def _tables_with(dataset: DataSet, entity: str, field: str) -> list[TableSource]:
+    """The readable tables holding `entity.field`: the entity's own, and for a rep its dated assignments."""
+    return [
+        source for source in dataset.tables.values()
+        if (source.entity.name == entity or (entity == "rep" and source.table == "rep_assignments"))
+        and field in source.columns and source.present and not source.broken and _convertible(source.columns[field])
+    ]
+
+
+def _loose(text: str) -> str:
+    """A text without case, and with every run of spaces, `_` and `-` as one `_`: what a near miss shares."""
+    return "_".join(part for part in text.lower().replace("-", " ").replace("_", " ").split())

@@ -18,7 +18,14 @@ import pytest
 from dsl.diagnostics import RevplanError, Severity
 from dsl.project import load_texts
 from dsl.schema import SCHEMA, FieldType
-from runtime.contract import MAX_ROWS, check_data, check_plan_references, check_quota_coverage, open_checked
+from runtime.contract import (
+    MAX_ROWS,
+    check_data,
+    check_near_miss_values,
+    check_plan_references,
+    check_quota_coverage,
+    open_checked,
+)
 from runtime.data import open_data, quote
 from runtime.run import comp_plans, run_plans
 
@@ -596,3 +603,46 @@ def test_quota_coverage_by_rep_period(lines, missing):
 def test_plans_without_attainment_never_warn_of_quotas():
     project = load_texts([("ae.plan", ATTAINMENT_PLAN.replace("  attainment = bookings / quota\n", ""))])
     assert check_quota_coverage(comp_plans(project.files), pd.DataFrame([line("R1", "2027-Q1", None)])) == []
+
+
+NEAR_MISS_PLAN = ATTAINMENT_PLAN + """  component "Logos" on bookings
+    rate 1%
+    multiplier 2 where deal.product in ("new_logo", "expansion")
+"""
+
+
+@pytest.mark.parametrize("change, expected", [
+    (None, []),
+    (edit("deals", 2, stage="Closed_Won"), [("RD024", "deals.csv", 2, "stage", "'Closed_Won' is not 'closed_won'")]),
+    (edit("deals", 2, stage=" closed won"), [("RD024", "deals.csv", 2, "stage", "' closed won' is not 'closed_won'")]),
+    (edit("deals", 1, product="New-Logo"), [("RD024", "deals.csv", 1, "product", "'New-Logo' is not 'new_logo'")]),
+    (edit("reps", 3, role="ae"), [("RD024", "reps.csv", 3, "role", "'ae' is not 'AE'")]),
+    # a role on a dated assignment is compared too
+    (edit("rep_assignments", 2, role="Ae "), [("RD024", "rep_assignments.csv", 2, "role", "'Ae ' is not 'AE'")]),
+    # values no plan names are normal data: "open", a product the plan does not mention
+    (edit("deals", 2, stage="open", product="renewal"), []),
+    # texts that differ in more than case and spacing are not near misses
+    (edit("deals", 2, stage="closedwon"), []),
+])
+def test_values_that_differ_from_a_plan_text_only_in_case_or_spacing_warn(tmp_path, change, expected):
+    tables = copy.deepcopy(GOOD)
+    if change:
+        change(tables)
+    project = load_texts([("ae.plan", NEAR_MISS_PLAN)])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        warnings = check_near_miss_values(project.files, dataset)
+    assert [(*summary(w), w.message.split(",")[0]) for w in warnings] == expected
+    assert all(w.severity is Severity.WARNING for w in warnings)
+
+
+def test_a_near_miss_names_the_plan_text_its_place_and_how_many_rows(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    tables["deals"][0]["stage"] = tables["deals"][1]["stage"] = "Closed Won"
+    project = load_texts([("ae.plan", NEAR_MISS_PLAN)])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        [warning] = check_near_miss_values(project.files, dataset)
+    assert warning.message == (
+        "'Closed Won' is not 'closed_won', which ae.plan:2:43 compares deal.stage with; texts match exactly, "
+        "so the 2 rows with it meet no condition on 'closed_won' (line 2)"
+    )
+    assert warning.hints == ("write 'closed_won' in the data, or name both values in the plan",)
