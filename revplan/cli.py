@@ -379,7 +379,13 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
     import duckdb
 
     from revplan.progress import Steps
-    from runtime.contract import check_data, check_near_miss_values, check_plan_references, check_quota_coverage
+    from runtime.contract import (
+        check_data,
+        check_near_miss_values,
+        check_plan_references,
+        check_plans_reach_reps,
+        check_quota_coverage,
+    )
     from runtime.data import open_data
     from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
     from runtime.run import comp_plans, deal_schema, run_plans
@@ -411,6 +417,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
                                deals="ids", deals_to=scratch)
+            warnings.extend(check_plans_reach_reps(comp, result.payout_lines, dataset))
         except duckdb.OutOfMemoryException as error:
             raise out_of_memory(limit, error) from None
         finally:

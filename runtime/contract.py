@@ -39,6 +39,7 @@ each.
 | RD022 | warning  | a territory plan names a rep (owner, overlay) or an account the data does not have |
 | RD023 | warning  | a rep in a plan measured on attainment has no quota (or 0) for a period of it |
 | RD024 | warning  | a value differs only in case or spacing from a text a plan compares it with |
+| RD025 | warning  | a comp plan applies to no rep of the data while it is in force          |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -782,3 +783,40 @@ def _tables_with(dataset: DataSet, entity: str, field: str) -> list[TableSource]
 def _loose(text: str) -> str:
     """A text without case, and with every run of spaces, `_` and `-` as one `_`: what a near miss shares."""
     return "_".join(part for part in text.lower().replace("-", " ").replace("_", " ").split())
+
+
+def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) -> list[Diagnostic]:
+    """RD025 warnings, at the plan's `applies to`: a comp plan no rep of the data is in on any day it is in
+    force. It pays nobody, which is never the point of a plan: most often `applies to` names a value the
+    data spells another way ("Sales Engineer" for SE). The hint lists the values the data has.
+
+    `lines` are the run's payout lines, of every period (a rep in a plan has a line in each of its periods)."""
+    paying = set(zip(lines["plan"], lines["version"], strict=True))
+    found = []
+    for plan in plans:
+        if (plan.name, plan.version) in paying:
+            continue
+        fields = sorted({(n.entity, n.field) for n in walk(plan.eligibility)
+                         if isinstance(n, ir.FieldRef)}) if plan.eligibility else []
+        hints = tuple(hint for entity, field in fields if (hint := _values_hint(dataset, entity, field)))
+        found.append(Diagnostic(
+            code="RD025", severity=Severity.WARNING, span=(plan.eligibility or plan).span,
+            message=f"{plan.key} applies to no rep of the data from {plan.effective_from} to "
+                    f"{plan.effective_to}, so it pays nobody",
+            hints=(*hints, "check `applies to` and the plan's dates against the data (hire and termination dates)"),
+        ))
+    return found
+
+
+def _values_hint(dataset: DataSet, entity: str, field: str, shown: int = 12) -> str | None:
+    """`rep.role in the data: 'AE', 'CSM', ...`: what a condition on `entity.field` can match."""
+    values: set = set()
+    for source in _tables_with(dataset, entity, field):
+        value = source.columns[field].typed()
+        values.update(v for (v,) in dataset.connection.execute(
+            f"SELECT DISTINCT {value} FROM {source.raw_view} AS t WHERE {value} IS NOT NULL LIMIT {shown + 1}"
+        ).fetchall())
+    if not values:
+        return None
+    listed = ", ".join(_show(v) for v in sorted(values, key=str)[:shown])
+    return f"{entity}.{field} in the data: {listed}" + (", ..." if len(values) > shown else "")

@@ -282,6 +282,25 @@ def test_run_with_a_bad_cell_names_file_row_and_column(sample, flat_plans, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def test_run_warns_of_near_miss_values_and_plans_that_pay_nobody(sample, tmp_path, capsys):
+    """A deal exported as 'Closed Won' (RD024) and a plan for a role the data spells otherwise (RD025): the run
+    pays what it can and says why the rest is missing."""
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    deals = pd.read_csv(data / "deals.csv", dtype=str, keep_default_na=False)
+    deals.loc[1, "stage"] = "Closed Won"  # data row 2, file line 3
+    deals.to_csv(data / "deals.csv", index=False)
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS, plans)
+    csm = plans / "comp" / "customer_success.plan"
+    csm.write_text(csm.read_text().replace('rep.role = "CSM"', 'rep.role = "Customer Success"'))
+    code, out, err = run_cli(capsys, "run", "--data", data, "--plans", plans, "--out", tmp_path / "out")
+    assert code == 0
+    assert f"{data / 'deals.csv'}, row 2, column 'stage': warning[RD024]: 'Closed Won' is not 'closed_won'" in err
+    assert f"{csm}:18:25: warning[RD025]: comp plan \"Customer Success\" version 1 applies to no rep" in err
+    assert "rep.role in the data: 'AE', 'CSM', 'Manager', 'SDR'" in err  # the small sample has no SE
+
+
 @pytest.mark.parametrize(
     "argv, code, expected",
     [
