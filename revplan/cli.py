@@ -370,7 +370,9 @@ def limit_memory(connection, limit: str, spill: Path) -> None:
         connection.execute("SET temp_directory = ?", [str(spill)])  # first: a small limit spills at once
         connection.execute("SET memory_limit = ?", [limit])
     except duckdb.Error as error:
-        raise usage_error("RP413", f"--memory-limit {limit}: {str(error).splitlines()[-1]}",
+        # DuckDB's first line says what is wrong ("Failed to change memory limit to 1000: could not free up
+        # enough memory ..."); the last is a link.
+        raise usage_error("RP413", f"--memory-limit {limit}: {str(error).splitlines()[0]}",
                           "a size such as 500MB or 2GB") from None
 
 

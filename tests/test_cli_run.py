@@ -320,13 +320,15 @@ def test_run_warns_of_near_miss_values_and_plans_that_pay_nobody(sample, tmp_pat
         (["sample-data", "--out", "{tmp}/s", "--reps", "3"], 1, "reps must be at least 10"),
         (["sample-data", "--out", "{tmp}/s", "--deals", "many"], 2, "'many' is not a whole number"),
         (["run", "--data", "{sample}", "--memory-limit", "lots"], 1, "--memory-limit lots"),
+        (["run", "--data", "{sample}", "--memory-limit", "1KB"], 1, "1KB: Out of Memory Error: Failed to change"),
         (["run", "--data", "{sample}", "--memory-limit", "1MB"], 1, "RP414]: DuckDB ran out of memory at"),
     ],
     ids=["missing-data", "malformed-period", "unknown-period", "unknown-engine", "postgres-without-url",
          "url-without-postgres", "out-is-a-file",
          "out-holds-other-payout-lines", "missing-plans", "no-data-option",
          "test-postgres-without-url", "compile-unknown-plan", "compile-unknown-dialect", "too-few-reps",
-         "deals-not-a-number", "memory-limit-not-a-size", "memory-limit-too-small"],
+         "deals-not-a-number", "memory-limit-not-a-size", "memory-limit-below-the-data",
+         "memory-limit-too-small"],
 )
 def test_user_mistakes_get_one_clear_message(sample, flat_plans, tmp_path, capsys, argv, code, expected):
     write(tmp_path / "mine" / "payout_lines.csv", "someone else's file\n")
