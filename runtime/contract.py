@@ -76,6 +76,7 @@ from runtime.data import (
 )
 
 MAX_ROWS = 20  # offending rows listed per check; the rest are counted
+PERIOD_LABEL = r"\d{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?"  # 2027, 2027-H1, 2027-Q1, 2027-01
 
 REQUIRED_TABLES = ("reps", "deals")
 
@@ -262,6 +263,12 @@ class _Checker:
             yield _RowRule("RD018", "end_date", f"{end} < {start}", (end, start),
                            lambda end, start: f"end_date {end} is before start_date {start}",
                            ("an assignment's end_date is its last day, on or after start_date",))
+        if table.table in ("quotas", "mbo_scores") and self.usable(table.table, "period"):
+            # A label no plan can have (2027Q1, Q1 2027) matches no period: its row would be unused, unseen.
+            period = c["period"].typed()
+            yield _RowRule("RD006", "period", f"NOT regexp_full_match({period}, '{PERIOD_LABEL}')", (period,),
+                           lambda period: f"{_show(period)} is not a valid period",
+                           ("write periods as 2027, 2027-H1, 2027-Q1 or 2027-01",))
         if table.table == "fx_rates" and self.usable("fx_rates", "rate"):
             rate = c["rate"].typed()
             yield _RowRule("RD017", "rate", f"{rate} <= 0", (rate,),

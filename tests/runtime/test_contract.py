@@ -145,6 +145,12 @@ CASES = [
      [("RD006", "deal_splits.csv", 1, "percent")]),
     ("integer that is not", edit("accounts", 2, employees="twenty"),
      [("RD006", "accounts.csv", 2, "employees")]),
+    ("period label no plan can have", edit("quotas", 1, period="2027Q1"),
+     [("RD006", "quotas.csv", 1, "period")]),
+    ("period label of a quarter 5", edit("quotas", 1, period="2027-Q5"),
+     [("RD006", "quotas.csv", 1, "period")]),
+    ("every kind of period label is valid", lambda t: t["quotas"].extend(
+        dict(rep_id="R3", period=p, amount="1.00") for p in ("2027", "2027-H2", "2027-Q4", "2027-12")), []),
     ("empty required value", edit("deals", 3, owner_rep_id=""),
      [("RD008", "deals.csv", 3, "owner_rep_id")]),
     ("blank required value", edit("deals", 3, stage="   "),
