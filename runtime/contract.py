@@ -816,14 +816,17 @@ def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet
 
 
 def _values_hint(dataset: DataSet, entity: str, field: str, shown: int = 12) -> str | None:
-    """`rep.role in the data: 'AE', 'CSM', ...`: what a condition on `entity.field` can match."""
+    """`rep.role in the data: 'AE', 'CSM', ...`: what a condition on a text `entity.field` can match."""
     values: set = set()
     for source in _tables_with(dataset, entity, field):
+        if source.columns[field].field.type is not FieldType.STRING:  # 10,000 amounts or dates help nobody
+            continue
         value = source.columns[field].typed()
         values.update(v for (v,) in dataset.connection.execute(
-            f"SELECT DISTINCT {value} FROM {source.raw_view} AS t WHERE {value} IS NOT NULL LIMIT {shown + 1}"
+            f"SELECT DISTINCT {value} AS v FROM {source.raw_view} AS t WHERE v IS NOT NULL"
+            f" ORDER BY v LIMIT {shown + 1}"
         ).fetchall())
     if not values:
         return None
-    listed = ", ".join(_show(v) for v in sorted(values, key=str)[:shown])
+    listed = ", ".join(_show(v) for v in sorted(values)[:shown])
     return f"{entity}.{field} in the data: {listed}" + (", ..." if len(values) > shown else "")
