@@ -65,6 +65,8 @@ class TerritoryReport:
                 if name in by:
                     row = by[name]
                     shown, limit = _figure(row["value"], name), _figure(row["limit"], name)
+                    if name == "max_min_ratio" and shown == "n/a" and not row["ok"]:  # some territory has 0
+                        shown = "unbounded (a territory's potential is 0)"
                     limit = f" (limit {limit})" if row["limit"] is not None else ""
                     text.append(f"{name} {shown}{limit}{'' if row['ok'] else ' EXCEEDED'}")
             parts.append(f"{plan} v{version}: " + ", ".join(text))

@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from runtime.plantest import connection_for, load_checked
 from runtime.run import run_plans
-from runtime.territory_report import coefficient_of_variation, max_min_ratio
+import pandas as pd
+
+from runtime.territory_report import TerritoryReport, coefficient_of_variation, max_min_ratio
 
 POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
 ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -498,3 +500,19 @@ def test_sample_company_quotas_and_report_agree_across_engines(tmp_path):
     assert duck.quotas[columns].equals(postgres.quotas[columns])
     assert len(duck.quotas) > 0
     assert duck.territory_report.to_frame().equals(postgres.territory_report.to_frame())
+
+
+@pytest.mark.parametrize("value, ok, shown", [
+    (Decimal("2.5"), True, "max_min_ratio 2.5 (limit 3)"),
+    (Decimal("4"), False, "max_min_ratio 4 (limit 3) EXCEEDED"),
+    (None, False, "max_min_ratio unbounded (a territory's potential is 0) (limit 3) EXCEEDED"),  # not "n/a"
+    (None, True, "max_min_ratio n/a (limit 3)"),  # every potential 0: nothing to compare
+])
+def test_the_summary_says_why_a_ratio_has_no_value(value, ok, shown):
+    checks = pd.DataFrame([
+        dict(plan="T", version=1, check="coverage", value=0, limit=None, ok=True, detail=None),
+        dict(plan="T", version=1, check="overlaps", value=0, limit=None, ok=True, detail=None),
+        dict(plan="T", version=1, check="max_min_ratio", value=value, limit=Decimal(3), ok=ok, detail=None),
+    ], dtype=object)  # as the run builds it: figures stay Decimals
+    report = TerritoryReport(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), checks)
+    assert report.summary() == f"territories: T v1: 0 gap(s), 0 overlap(s), {shown}"
