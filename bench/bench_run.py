@@ -7,6 +7,7 @@ place) in a child process; runs `revplan run` on it exactly as a user would,
 in its own process (load, contract check, every plan in plans/, outputs
 written), printing wall time, deals per second and that process's peak RSS
 (with the default memory limit, then with memory to spare);
+then once more with the deal trace computed nowhere (a what-if of its cost);
 then, side by side on one connection, runs one plan of ours (W1 graduated
 tiers) compiled and as a hand-written DuckDB query, printing the ratio;
 and last the floor any run of the sample plans pays on this machine, with
@@ -66,6 +67,13 @@ FROM deals WHERE close_date >= DATE '2027-01-01' GROUP BY ALL
 UNIQUE_IDS = "SELECT count(*) = count(DISTINCT id) FROM deals"
 LIBRARIES = "import duckdb, lark, pandas, pyarrow, pydantic, rich, sqlglot"
 
+# A what-if for the deal trace's cost: the same run with the trace computed nowhere (payout_deals.csv empty).
+WITHOUT_TRACE = """import sys, runtime.run as run
+plans = run.run_plans
+run.run_plans = lambda *a, **k: plans(*a, **{**k, "deals": False, "deals_to": None})
+from revplan.cli import main
+sys.exit(main(sys.argv[1:]))"""
+
 GENEROUS_LIMIT = "8GB"  # DuckDB's, for the second run: memory to spare, as DuckDB's own default would give
 
 
@@ -88,12 +96,12 @@ def best_of(times: int, action):
 STEP = re.compile(r"^  (?P<step>.+): done in (?P<seconds>[0-9.]+) s$", re.MULTILINE)
 
 
-def child(*args: str) -> tuple[float, float, list[tuple[str, str]]]:
-    """Run `python -m revplan ARGS` in its own process: (wall seconds, its peak RSS in MB, and the steps it
-    timed: (step, seconds) from its progress lines)."""
+def child(*args: str, via: tuple[str, ...] = ("-m", "revplan")) -> tuple[float, float, list[tuple[str, str]]]:
+    """Run `python -m revplan ARGS` (or `python VIA ARGS`) in its own process: (wall seconds, its peak RSS in
+    MB, and the steps it timed: (step, seconds) from its progress lines)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as stderr:  # progress and warnings: shown only if the step fails
-        process = subprocess.Popen([sys.executable, "-m", "revplan", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+        process = subprocess.Popen([sys.executable, *via, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                    stderr=stderr)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
@@ -117,6 +125,7 @@ def bench(reps: int, deals: int) -> None:
         generous_s, generous_mb, _ = child(
             "run", "--data", str(data), "--out", str(out), "--memory-limit", GENEROUS_LIMIT
         )
+        bare_s, bare_mb, bare_steps = child("run", "--data", str(data), "--out", str(out), via=("-c", WITHOUT_TRACE))
         w1 = load_paths([ROOT / "tests" / "examples" / "w01_graduated_tiers.plan"])
         with open_data(data) as source:
             sql = compile_plan(w1.plans[0], w1.shared_measures).sql(dialect="duckdb")
@@ -136,6 +145,8 @@ def bench(reps: int, deals: int) -> None:
               f"{lines:,} payout lines")
         print("    " + ", ".join(f"{step} {seconds} s" for step, seconds in steps))
         print(f"  ... --memory-limit {GENEROUS_LIMIT}  {generous_s:6.2f} s   peak {generous_mb:,.0f} MB")
+        print(f"  ... without deal trace  {bare_s:7.2f} s   peak {bare_mb:,.0f} MB   (what-if: "
+              + ", ".join(f"{step} {seconds} s" for step, seconds in bare_steps) + ")")
         print(f"  W1 compiled              {compiled_s:7.3f} s   ({compiled_rows.num_rows:,} rows)")
         print(f"  W1 hand-written          {hand_s:7.3f} s   ({hand_rows.num_rows:,} rows)")
         print(f"  ratio compiled / hand    {compiled_s / hand_s:7.2f} x")
