@@ -447,14 +447,18 @@ class _Checker:
                 f" WHERE {currency} IS NOT NULL AND {currency} <> getvariable('rp_base_currency')"
                 f" AND {currency} NOT IN (SELECT currency FROM _rp_fx_first) GROUP BY 1 ORDER BY 3"
             ).fetchall()
+            known = {self.base} | {c for (c,) in self.db.execute("SELECT currency FROM _rp_fx_first").fetchall()}
             for cur, count, row in missing:
                 used = f"{count:,} rows" if count > 1 else "1 row"
+                meant = cur.strip().upper()  # 'usd', 'EUR ': a known code written another way
+                hint = (f"currency codes are upper-case ISO codes: did you mean {_show(meant)}?" if meant in known
+                        else f"add fx_rates rows with from = {cur} and to = {self.base}")
                 found.append(Diagnostic(
                     code="RD015",
                     message=f"currency {_show(cur)} has no fx rate to or from {self.base} "
                     f"(used by {used}; first on {self.row_label(table, row)})",
                     data=DataLocation(file=table.location, row=row, column="currency"),
-                    hints=(f"add fx_rates rows with from = {cur} and to = {self.base}",),
+                    hints=(hint,),
                 ))
         return found
 

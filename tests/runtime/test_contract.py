@@ -259,6 +259,20 @@ def test_messages_say_what_is_wrong(tmp_path):
     assert messages["RD009"][0] == "duplicate id 'D1' (line 4); first on row 1 (line 2)"
 
 
+@pytest.mark.parametrize("currency, hint", [
+    ("CHF", "add fx_rates rows with from = CHF and to = USD"),
+    ("eur", "currency codes are upper-case ISO codes: did you mean 'EUR'?"),  # EUR has rates
+    ("usd", "currency codes are upper-case ISO codes: did you mean 'USD'?"),  # the company's currency
+])
+def test_a_currency_without_rates_says_whether_it_is_a_known_one_misspelt(tmp_path, currency, hint):
+    tables = copy.deepcopy(GOOD)
+    edit("deals", 1, currency=currency)(tables)
+    with open_data(write_company(tmp_path, tables)) as data:
+        [problem] = [d for d in check_data(data) if d.code == "RD015"]
+    assert summary(problem) == ("RD015", "deals.csv", 1, "currency")
+    assert problem.hints == (hint,)
+
+
 def test_overlapping_assignments_name_both_rows(tmp_path):
     tables = copy.deepcopy(GOOD)
     edit("rep_assignments", 1, end_date="2027-03-01")(tables)
