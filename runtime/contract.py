@@ -391,9 +391,15 @@ class _Checker:
         if not rows:
             return []
         total = len(rows) if len(rows) < MAX_ROWS else self.db.execute(f"SELECT count(*) {unknown}").fetchall()[0][0]
+        # 'R0157 ' or 'r0157' for R0157: the id that is there, written another way.
+        meant = dict(self.db.execute(
+            f"SELECT x, min(r.{quote(target_column)}) FROM (SELECT UNNEST(?) AS x) JOIN {quote(target_name)} AS r"
+            f" ON lower(trim(r.{quote(target_column)})) = lower(trim(x)) GROUP BY x", [[v for *_, v in rows]]
+        ).fetchall())
         return self.row_diagnostics(
             table, code, column, rows, total,
-            lambda v: f"{noun} {_show(v)} is not in {target_name}",
+            lambda v: f"{noun} {_show(v)} is not in {target_name}"
+            + (f" (did you mean {_show(meant[v])}?)" if v in meant else ""),
             (f"each {column} must be an {target_column} in {target.location}",),
         )
 

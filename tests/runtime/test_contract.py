@@ -273,6 +273,19 @@ def test_a_currency_without_rates_says_whether_it_is_a_known_one_misspelt(tmp_pa
     assert problem.hints == (hint,)
 
 
+@pytest.mark.parametrize("owner, message", [
+    ("R9", "rep 'R9' is not in reps (line 2)"),
+    ("R2 ", "rep 'R2 ' is not in reps (did you mean 'R2'?) (line 2)"),  # a space from a spreadsheet
+    ("r2", "rep 'r2' is not in reps (did you mean 'R2'?) (line 2)"),
+])
+def test_an_unknown_id_says_which_id_was_meant_when_only_case_or_spaces_differ(tmp_path, owner, message):
+    tables = copy.deepcopy(GOOD)
+    edit("deals", 1, owner_rep_id=owner)(tables)
+    with open_data(write_company(tmp_path, tables)) as data:
+        [problem] = [d for d in check_data(data) if d.code == "RD012"]
+    assert (summary(problem), problem.message) == (("RD012", "deals.csv", 1, "owner_rep_id"), message)
+
+
 def test_overlapping_assignments_name_both_rows(tmp_path):
     tables = copy.deepcopy(GOOD)
     edit("rep_assignments", 1, end_date="2027-03-01")(tables)
