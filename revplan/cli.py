@@ -445,7 +445,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         territories = getattr(result, "territories", None)
         if territories is not None:
             tables["territories"] = territories
-        notes = []
+        notes = [note] if period is not None and (note := period_note(result.payout_lines, lines, period)) else []
         quotas = getattr(result, "quotas", None)
         if quotas is not None:
             tables["quotas"] = quotas
@@ -534,6 +534,21 @@ def filter_period(lines, period: str):
         raise usage_error("RP404", f"no payout period {period!r} in this run",
                           f"periods: {', '.join(known) or 'none (no payout lines)'}")
     return lines[lines["period"].isin(inside)].reset_index(drop=True)
+
+
+def period_note(all_lines, kept, period: str) -> str | None:
+    """The plans `--period` left without lines, and which of their periods hold it: a month's run of quarterly
+    plans is empty by design, and the summary must not read as if nobody earned anything."""
+    start, end = period_range(period)
+    left_out = sorted(set(zip(all_lines["plan"], all_lines["version"])) - set(zip(kept["plan"], kept["version"])))
+    if not left_out:
+        return None
+    theirs = all_lines[[key in set(left_out) for key in zip(all_lines["plan"], all_lines["version"])]]
+    holding = {label for label in set(theirs["period"])
+               if period_range(label)[0] <= start and end <= period_range(label)[1]}
+    plans = ", ".join(f"{plan} v{version}" for plan, version in left_out)
+    where = f"; their lines are in {', '.join(sorted(holding, key=_period_order))}" if holding else ""
+    return f"--period {period} holds no whole period of {plans}, so they have no lines here{where}"
 
 
 def print_summary(summary: RunSummary, title: str = "payouts") -> None:

@@ -208,6 +208,26 @@ def test_run_period_keeps_the_periods_inside_it(sample, flat_plans, tmp_path, ca
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["period_filter"] == period
 
 
+@pytest.mark.parametrize("period, note", [
+    ("2027-02", "--period 2027-02 holds no whole period of Flat v1, so they have no lines here; "
+                "their lines are in 2027-Q1"),
+    ("2027-Q1", None),  # both plans have periods inside it
+])
+def test_run_period_says_which_plans_pay_by_a_longer_period(sample, tmp_path, capsys, period, note):
+    """A month's run of a quarterly plan is empty by design: the summary says so, and where its lines are."""
+    owners = '  owners sales "@acme/sales-ops" finance "@acme/fpa"\n'
+    quarterly = FLAT.replace(owners, owners + '  applies to reps where rep.role = "AE"\n')
+    monthly = (quarterly.replace('"Flat"', '"Monthly"').replace("period quarter", "period month")
+               .replace('"AE"', '"SDR"').replace("measure bookings", "measure sdr_bookings")
+               .replace("on bookings", "on sdr_bookings"))
+    write(tmp_path / "plans" / "flat.plan", quarterly)
+    write(tmp_path / "plans" / "monthly.plan", monthly)
+    code, out, _ = run_cli(capsys, "run", "--data", sample, "--plans", tmp_path / "plans", "--out", tmp_path / "o",
+                           "--period", period)
+    assert code == 0
+    assert [line for line in out.splitlines() if line.startswith("--period")] == ([note] if note else [])
+
+
 def test_run_with_a_memory_limit_writes_the_same_files(sample, sample_run, tmp_path, capsys):
     """Past --memory-limit DuckDB spills to the run's scratch folder: slower, never different
     (the sample fits the default limit; 64MB makes it spill)."""
