@@ -31,6 +31,7 @@ from typing import Protocol
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
@@ -80,17 +81,31 @@ def quota_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.QuotaPlan, ...]:
 
 
 def compile_all(
-    files: Sequence[ir.PlanFile], dialect: str, detail: bool | str = False, quota_tables: dict[str, str] | None = None
+    files: Sequence[ir.PlanFile],
+    dialect: str,
+    detail: bool | str = False,
+    quota_tables: dict[str, str] | None = None,
+    rep: str | None = None,
 ) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic.
 
-    `detail=True` compiles the queries of the deals behind the lines instead;
-    `quota_tables` names the tables holding quota plans a run already computed."""
-    return _compile_each(
-        files,
-        lambda plan, measures, territories, quotas: sql_text(
-            compile_plan(plan, measures, dialect, territories, quotas, detail, quota_tables), dialect
-        ),
+    `detail=True` compiles the queries of the deals behind the lines instead, with `rep` those of one
+    rep's lines only; `quota_tables` names the tables holding quota plans a run already computed."""
+    def compile_one(plan, measures, territories, quotas):
+        query = compile_plan(plan, measures, dialect, territories, quotas, detail, quota_tables)
+        return sql_text(of_rep(query, rep) if detail and rep is not None else query, dialect)
+
+    return _compile_each(files, compile_one)
+
+
+def of_rep(deals: exp.Select, rep: str) -> exp.Select:
+    """The rows of one rep from a query of the deals behind lines, in its order."""
+    keys = [exp.column(name, quoted=True) for name in ("rep_id", "period", "component", "deal_id")]
+    return (
+        exp.select("*", copy=False)
+        .from_(deals.subquery("behind", copy=False), copy=False)
+        .where(exp.EQ(this=keys[0].copy(), expression=exp.Literal.string(rep)), copy=False)
+        .order_by(*keys, copy=False)
     )
 
 
@@ -142,19 +157,24 @@ def run_plans(
     schema: Schema = SCHEMA,
     deals: bool | str = False,
     deals_to: Path | None = None,
+    deals_of: str | None = None,
 ) -> RunResult:
     """Every plan's results; `deals=True` also computes the deals behind each commission line and
     their exact shares of it, `deals="ids"` the deals and their credited base only (one pass).
 
     With `deals_to` (a folder) the deals go to one Parquet file per plan there, in plan order,
     streamed by the engine where it can (`RunResult.payout_deal_files`), instead of memory:
-    at 10M deals they are the biggest result by far."""
+    at 10M deals they are the biggest result by far. With `deals_of` (a rep id) only the deals behind that
+    rep's lines are computed: what `revplan explain --rep` shows, without every rep's deals in memory."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if engine == "python":  # the Python calculator (compiler/python.py) on the same tables
         from runtime.python_engine import run_python
 
         result = run_python(files, connection, schema, deals)
+        if deals_of is not None and result.payout_deals is not None:
+            mine = pc.equal(result.payout_deals["rep_id"], deals_of)
+            result = dataclasses.replace(result, payout_deals=result.payout_deals.filter(mine))
         if deals_to is None or result.payout_deals is None:
             return result
         path = Path(deals_to) / "deals-000.parquet"  # one table already: one file, as the engines write them
@@ -172,7 +192,7 @@ def run_plans(
         deal_queries = [ids for _, (_, ids) in both]
     else:
         compiled = compile_all(files, dialect, quota_tables=quota_tables)
-        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, quota_tables)] if deals else []
+        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, quota_tables, deals_of)] if deals else []
     with open_session(engine, connection, url, schema) as session:
         quota_frames = [session.run(sql_text(quota_table(plan, territories, dialect), dialect)) for plan in quotas]
         for plan, frame in zip(quotas, quota_frames, strict=True):

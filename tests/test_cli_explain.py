@@ -95,6 +95,7 @@ def test_explain_account(sample, capsys):
         (["--quota", "R0001", "--date", "2027-01-01"], "--date is for --account"),
         (["--account", "A00001", "--period", "2027-Q1"], "--period is for --rep and --quota"),
         (["--account", "A00001", "--date", "July"], "'July' is not a date"),
+        (["--rep", "R0027", "--memory-limit", "1MB"], "RP414]: DuckDB ran out of memory at --memory-limit 1MB"),
     ],
 )
 def test_explain_mistakes_get_one_clear_message(sample, capsys, argv, expected):
