@@ -126,7 +126,11 @@ def _floor_div(top: exp.Expression, bottom: exp.Expression, dialect: str) -> exp
     if dialect in SPARK_DIALECTS:
         # Take off the remainder (exact), then the division of a multiple is exact: top and bottom are
         # written twice, not seven times as below (nested quotients made SQL Spark's parser ran out of memory on).
-        return _decimal_div(op(exp.Sub, top, op(exp.Mod, top.copy(), bottom)), bottom.copy())
+        # The divisor as DECIMAL(22, 0): Spark types a quotient by its divisor's precision, and over a
+        # DECIMAL(38, 0) one it keeps 18 places and 20 digits, too few for 10^-10 units of a total territory
+        # potential. Over DECIMAL(22, 0) it keeps 27 digits: quotients below 10^17, divisors below 5 x 10^11.
+        divisor = exp.Cast(this=bottom, to=exp.DataType.build("DECIMAL(22, 0)"))
+        return _decimal_div(op(exp.Sub, top, op(exp.Mod, top.copy(), divisor)), divisor.copy())
     # Elsewhere decimal division is exact to a few places: floor it, then correct the last unit.
     one = exp.Literal.number(1)
     guess = exp.Cast(this=exp.Floor(this=_decimal_div(top, bottom)), to=INTEGER.copy())

@@ -294,6 +294,40 @@ class Session(Protocol):
 @contextlib.contextmanager
 def open_session(engine: str, connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
     """A place to run a run's queries that holds the contract tables (and tables a run adds)."""
+    try:
+        with _engine_session(engine, connection, url, schema) as session:
+            yield session
+    except Exception as error:
+        if not _out_of_range(error):
+            raise
+        raise RevplanError([Diagnostic(
+            code="RP415",
+            # Spark's text goes on to suggest turning ANSI mode off, i.e. NULL for the overflow: never on payroll.
+            message=f"a value is too big for exact decimal arithmetic on {engine}: "
+                    + _first_line(error).split(" If necessary set")[0],
+            hints=("money and its products must stay below 10^18, and on Spark quotients below 10^17 and "
+                   "divisors below 5 x 10^11 (compiler/exact.py, runtime/spark.py); check the data for an "
+                   "amount in the wrong unit",),
+        )]) from None
+
+
+def _out_of_range(error: BaseException) -> bool:
+    """A decimal that does not fit its type, on any engine: DuckDB's own exceptions, SQLSTATE 22003 (numeric
+    value out of range) from PostgreSQL (psycopg) and Spark (ANSI mode)."""
+    if isinstance(error, (duckdb.OutOfRangeException, duckdb.ConversionException)):
+        return True
+    state = getattr(error, "sqlstate", None)
+    if state is None and callable(getattr(error, "getSqlState", None)):
+        state = error.getSqlState()
+    return state == "22003"
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+@contextlib.contextmanager
+def _engine_session(engine: str, connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
     if engine == "postgres":
         with postgres_session(connection, url, schema) as session:
             yield session

@@ -321,6 +321,22 @@ def test_run_warns_of_near_miss_values_and_plans_that_pay_nobody(sample, tmp_pat
     assert "rep.role in the data: 'AE', 'CSM', 'Manager', 'SDR'" in err  # the small sample has no SE
 
 
+def test_a_value_too_big_for_exact_arithmetic_is_a_diagnostic_not_a_traceback(sample, tmp_path, capsys):
+    """A deal of 9 x 10^15 USD times a multiplier of 1,000 passes 10^18: DuckDB refuses the product (RP415)."""
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    deals = pd.read_csv(data / "deals.csv", dtype=str, keep_default_na=False)
+    won = deals.index[(deals["stage"] == "closed_won") & (deals["currency"] == "USD")
+                      & deals["close_date"].str.startswith("2027")][0]
+    deals.loc[won, "amount"] = "9000000000000000.00"
+    deals.to_csv(data / "deals.csv", index=False)
+    plans = write(tmp_path / "plans" / "flat.plan", FLAT + "    multiplier 1000 where deal.amount > 1,000,000,000 USD\n")
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", plans, "--out", tmp_path / "out")
+    assert code == 1
+    assert "error[RP415]: a value is too big for exact decimal arithmetic on duckdb: Out of Range Error" in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "argv, code, expected",
     [

@@ -480,6 +480,24 @@ def test_moving_a_state_moves_accounts_quotas_and_payouts(tmp_path, engine):
     assert q1(after, "B") == (Decimal("100000.00"), Decimal("0.6000000000"), Decimal("3000.00"))
 
 
+@pytest.mark.parametrize("engine", [*ENGINES, pytest.param("spark", marks=pytest.mark.spark)])
+def test_territory_potential_in_the_tens_of_billions_allocates_on_every_engine(tmp_path, engine):
+    """A total potential above 10^10 overflowed Spark's exact division (a DECIMAL(38, 18) quotient): the
+    200-rep sample company's, 1.6 x 10^10, stopped `revplan run --engine spark` with a traceback."""
+    accounts = [
+        dict(id="ca", name="ca", state="CA", potential=Decimal("60000000000.00")),
+        dict(id="wa", name="wa", state="WA", potential=Decimal("20000000000.00")),
+        dict(id="ny", name="ny", state="NY", potential=Decimal("20000000000.00")),
+    ]
+    files = load(tmp_path, REALIGNMENT.format(header=HEADER, west='"CA", "WA"', east='"NY"'))
+    connection = data(reps=[rep("A"), rep("B")], accounts=accounts)
+    result = run_plans(files, connection, engine=engine, url=engine_url(engine))
+    assert annual(result.quotas) == {"A": Decimal("800000.00"), "B": Decimal("200000.00")}
+    shown = result.quotas[result.quotas["rep_id"] == "A"].iloc[0]
+    assert (shown["territory_potential"], shown["territory_potential_total"]) == (
+        Decimal("80000000000.0000000000"), Decimal("100000000000.0000000000"))
+
+
 # ---------------------------------------------------------------- the sample company on both engines
 
 

@@ -28,6 +28,13 @@ QUOTIENTS = [
     (Decimal("999999999.9999999999"), Decimal("999999999.9999999998")),
     (Decimal("270000") * 50, Decimal("90")),
     (Decimal("5"), Decimal("0")),  # NULL, as on every engine
+    # quotients of 10^10 and more: the sample company's total territory potential, a quota over a tiny
+    # share (they overflowed Spark's DECIMAL(38, 18) quotient before the divisor was a DECIMAL(22, 0))
+    (Decimal("15772651635.00"), Decimal("1")),
+    (Decimal("79200000"), Decimal("0.000123")),
+    (Decimal("-99999999999999999.9999999999"), Decimal("1")),  # near the numerator limit, 5 x 10^17
+    (Decimal("1"), Decimal("499999999999.9999999999")),  # the largest divisor
+    (Decimal("7000000000"), Decimal("6000000000")),  # a target of billions: a divisor
 ]
 
 
@@ -47,10 +54,14 @@ def test_quotients_are_exact_and_round_half_away_from_zero(spark_session):
     assert got == [py_div(a, b) for a, b in QUOTIENTS]
 
 
-def test_a_quotient_too_big_for_spark_fails_loudly(spark_session):
-    """Quotients of 10^10 and more do not fit Spark's DECIMAL(38, 18) division: an error, never NULL."""
+@pytest.mark.parametrize("numerator, denominator", [
+    (Decimal("1000000000000"), Decimal("0.00001")),  # a quotient of 10^17
+    (Decimal("1"), Decimal("500000000000")),  # a divisor of 5 x 10^11
+])
+def test_a_quotient_or_divisor_too_big_for_spark_fails_loudly(spark_session, numerator, denominator):
+    """Past the limits (runtime/spark.py) Spark's decimals overflow: an error, never NULL or a wrong digit."""
     with pytest.raises(Exception, match="(?i)overflow|out of range|cannot be represented"):
-        _run(spark_session, [div(number(Decimal("79200000")), number(Decimal("0.000123")), "spark")])
+        _run(spark_session, [div(number(numerator), number(denominator), "spark")])
 
 
 def test_products_keep_ten_places(spark_session):
@@ -127,3 +138,21 @@ comp plan "Flat" version 1
     multiplier 1.25 when bookings >= 100,000 USD
     cap 20,000 USD per period
 """
+
+
+def test_an_overflow_on_spark_is_a_diagnostic(spark_session, tmp_path):
+    """What ANSI mode raises (SQLSTATE 22003) reaches the user as RP415, without Spark's advice to turn ANSI
+    off (which would make the overflow a NULL)."""
+    from dsl.diagnostics import RevplanError
+    from runtime.data import open_data
+    from runtime.run import open_session
+    from runtime.sample_data import generate_sample_company
+
+    generate_sample_company(tmp_path, reps=10, deals=10, seed=1)
+    too_big = exp.select(div(number(Decimal("1")), number(Decimal("500000000000")), "spark")).sql(dialect="spark")
+    with open_data(tmp_path) as data, pytest.raises(RevplanError) as raised:
+        with open_session("spark", data.connection, None, data.schema) as session:
+            session.run(too_big)
+    [problem] = raised.value.diagnostics
+    assert problem.code == "RP415" and "too big for exact decimal arithmetic on spark" in problem.message
+    assert "ansi" not in problem.message.lower()
