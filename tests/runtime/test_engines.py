@@ -81,12 +81,17 @@ def test_runs_are_repeatable(sample_company, duckdb_lines):
     assert again.equals(duckdb_lines)
 
 
-@pytest.mark.postgres
-def test_postgres_pays_the_same_as_duckdb(sample_company, duckdb_lines):
+def require_postgres() -> None:
+    """Skip without a server, visibly; in CI its absence is a failure."""
     if not POSTGRES_URL:
         if os.environ.get("CI"):
             pytest.fail("CI must provide a PostgreSQL server (REVPLAN_TEST_POSTGRES_URL)")
         pytest.skip("no PostgreSQL server: set REVPLAN_TEST_POSTGRES_URL (source .ci/postgres.sh; start_postgres)")
+
+
+@pytest.mark.postgres
+def test_postgres_pays_the_same_as_duckdb(sample_company, duckdb_lines):
+    require_postgres()
     project, data = sample_company
     postgres = run_plans(project.files, data.connection, engine="postgres", url=POSTGRES_URL).payout_lines
     assert len(postgres) == len(duckdb_lines)
@@ -174,10 +179,7 @@ def test_the_deals_of_one_rep_are_the_full_traces_rows_of_that_rep(sample_compan
 
 @pytest.mark.postgres
 def test_postgres_computes_one_reps_deals_as_duckdb_does(sample_company, duckdb_trace):
-    if not POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide a PostgreSQL server (REVPLAN_TEST_POSTGRES_URL)")
-        pytest.skip("no PostgreSQL server: set REVPLAN_TEST_POSTGRES_URL (source .ci/postgres.sh; start_postgres)")
+    require_postgres()
     project, data = sample_company
     full = duckdb_trace.payout_deals
     for rep in reps_of_traced_plans(full):
