@@ -540,10 +540,12 @@ def period_note(all_lines, kept, period: str) -> str | None:
     """The plans `--period` left without lines, and which of their periods hold it: a month's run of quarterly
     plans is empty by design, and the summary must not read as if nobody earned anything."""
     start, end = period_range(period)
-    left_out = sorted(set(zip(all_lines["plan"], all_lines["version"])) - set(zip(kept["plan"], kept["version"])))
-    if not left_out:
+    every = list(zip(all_lines["plan"], all_lines["version"], strict=True))
+    unpaid = set(every) - set(zip(kept["plan"], kept["version"], strict=True))
+    if not unpaid:
         return None
-    theirs = all_lines[[key in set(left_out) for key in zip(all_lines["plan"], all_lines["version"])]]
+    left_out = sorted(unpaid)
+    theirs = all_lines[[key in unpaid for key in every]]
     holding = {label for label in set(theirs["period"])
                if period_range(label)[0] <= start and end <= period_range(label)[1]}
     plans = ", ".join(f"{plan} v{version}" for plan, version in left_out)

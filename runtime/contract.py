@@ -71,6 +71,7 @@ from runtime.data import (
     DataSet,
     TableSource,
     decimal_scale,
+    first_line,
     open_data,
     quote,
 )
@@ -134,7 +135,7 @@ def check_data(dataset: DataSet, base_currency: str = "USD") -> list[Diagnostic]
         except duckdb.OutOfMemoryException:  # the machine's limit, not the data's fault: the caller says so
             raise
         except duckdb.Error as error:  # unreadable data found mid-query: report, keep checking
-            diagnostics.append(Diagnostic(code="RD005", message=f"cannot read the data: {_first_line(error)}",
+            diagnostics.append(Diagnostic(code="RD005", message=f"cannot read the data: {first_line(error)}",
                                           file=dataset.source))
     return diagnostics
 
@@ -656,10 +657,6 @@ def _plain(value: decimal.Decimal) -> str:
 def _percent(fraction: decimal.Decimal) -> str:
     """0.9 -> '90 %'."""
     return f"{_plain(fraction * 100)} %"
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Diagnostic]:

@@ -298,7 +298,7 @@ def _load_csv(
             f" rejects_scan = {literal(scans)}, rejects_limit = {_CSV_MAX_REJECTS})"
         )
     except duckdb.Error as error:
-        problem = Diagnostic(code="RD005", message=f"cannot read {location}: {_first_line(error)}",
+        problem = Diagnostic(code="RD005", message=f"cannot read {location}: {first_line(error)}",
                              data=DataLocation(file=location))
         return _broken_table(connection, entity, kind, location, (path,)), [problem]
     rejected = connection.execute(
@@ -353,7 +353,7 @@ def _attach_parquet(
         )
         return _table_source(connection, entity, "parquet", location, tuple(files)), []
     except duckdb.Error as error:
-        problem = Diagnostic(code="RD005", message=f"cannot read {location}: {_first_line(error)}",
+        problem = Diagnostic(code="RD005", message=f"cannot read {location}: {first_line(error)}",
                              data=DataLocation(file=location))
         return _broken_table(connection, entity, "parquet", location, tuple(files)), [problem]
 
@@ -367,7 +367,7 @@ def _open_duckdb_file(path: Path, schema: Schema) -> DataSet:
         connection.execute(f"ATTACH {literal(str(path))} AS src (READ_ONLY)")
     except duckdb.Error as error:
         connection.close()
-        raise _source_error(str(path), f"cannot open {path} as a DuckDB database: {_first_line(error)}") from None
+        raise _source_error(str(path), f"cannot open {path} as a DuckDB database: {first_line(error)}") from None
     try:
         objects = dict(connection.execute(
             "SELECT table_name, 'table' FROM duckdb_tables() WHERE database_name = 'src' AND schema_name = 'main'"
@@ -417,7 +417,7 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
         try:
             pg = psycopg.connect(url, connect_timeout=10)
         except psycopg.Error as error:
-            raise _source_error(shown, f"cannot connect to {shown}: {_first_line(error)}") from None
+            raise _source_error(shown, f"cannot connect to {shown}: {first_line(error)}") from None
         with pg:
             present = {name for (name,) in pg.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
@@ -611,7 +611,8 @@ def _hide_password(url: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """An engine's error message without its details and advice."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 

@@ -41,6 +41,7 @@ from compiler.sql import DEAL_ID_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
+from runtime.data import first_line
 from runtime.quotas import normalise_quotas
 from runtime.territory_report import TerritoryReport, build_report
 
@@ -304,7 +305,7 @@ def open_session(engine: str, connection: duckdb.DuckDBPyConnection, url: str | 
             code="RP415",
             # Spark's text goes on to suggest turning ANSI mode off, i.e. NULL for the overflow: never on payroll.
             message=f"a value is too big for exact decimal arithmetic on {engine}: "
-                    + _first_line(error).split(" If necessary set")[0],
+                    + first_line(error).split(" If necessary set")[0],
             hints=("money and its products must stay below 10^18, and on Spark quotients below 10^17 and "
                    "divisors below 5 x 10^11 (compiler/exact.py, runtime/spark.py); check the data for an "
                    "amount in the wrong unit",),
@@ -320,10 +321,6 @@ def _out_of_range(error: BaseException) -> bool:
     if state is None and callable(getattr(error, "getSqlState", None)):
         state = error.getSqlState()
     return state == "22003"
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @contextlib.contextmanager

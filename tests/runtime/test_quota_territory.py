@@ -16,14 +16,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.plantest import connection_for, load_checked
 from runtime.run import run_plans
-import pandas as pd
-
 from runtime.territory_report import TerritoryReport, coefficient_of_variation, max_min_ratio
 
 POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
