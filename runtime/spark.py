@@ -55,6 +55,10 @@ SESSION_CONF = {
     "spark.driver.memory": "2g",  # big query plans; the 1g default ran out building broadcasts
     "spark.sql.adaptive.enabled": "false",  # plans are small; re-planning costs more than it saves
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Spark's SQL parser keeps an ANTLR cache that grows with every long query it reads: our plans'
+    # queries took it to 400 MB over a few runs, and a broadcast then ran out of heap (Spark 4.x).
+    "spark.sql.parser.manageParserCaches": "true",
+    "spark.sql.parser.parserDfaCacheFlushRatio": "5",  # flush past 5 % of the driver's memory
 }
 # Per-run SQL settings (set on every run's own session): exact decimals, loud overflow.
 RUN_CONF = {
