@@ -63,6 +63,9 @@ PAYOUT_COLUMNS = (
 DEAL_COLUMNS = ("plan", "version", "component", "rep_id", "period", "deal_id", "credited_base", "share_of_line")
 DEAL_ID_COLUMNS = DEAL_COLUMNS[:-1]  # what `revplan run` writes: shares need each deal's line (explain has them)
 BUILTINS = ("attainment", "quota", "target_incentive")
+# The key of `computed` naming a table of the territory assignments a run computed once: a real table
+# gives an engine's planner row counts (PostgreSQL guessed 4 rows for 50k accounts and chose nested loops).
+ASSIGNMENTS = "territory assignments"
 ASSIGNED_FIELDS = ("role", "segment", "region")  # rep fields rep_assignments date; the others are the reps row's
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
 ZERO = number(0)
@@ -90,20 +93,21 @@ def compile_plan(
     territories: tuple[ir.TerritoryPlan, ...] = (),
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
     detail: bool | str = False,
-    quota_tables: dict[str, str] | None = None,
+    computed: dict[str, str] | None = None,
 ) -> exp.Select:
     """The payout-line query of a comp plan; `territories` feed `credit overlay` (and quota
     plans' territory potential); `quota_plans` feed `quota from plan "NAME"`.
 
-    `quota_tables` (quota plan key -> table name) reads quota plans a run has already
-    computed (rows of `compiler.quota.quota_table`) instead of computing them again.
+    `computed` names tables holding what a run has already computed, read instead of computing it
+    again: quota plans' rows (`compiler.quota.quota_table`) by quota plan key, and the territory
+    assignments (`compiler.territory.assignments`) under `ASSIGNMENTS`.
 
     With `detail="ids"` the query returns the deals behind the commission lines
     (DEAL_ID_COLUMNS: each deal's credited base; one pass over the deals, what
     `revplan run` writes); with `detail=True` it also returns their shares
     instead (DEAL_COLUMNS): each deal's credited base and exact share of its line.
     """
-    return _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables).query(detail)
+    return _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed).query(detail)
 
 
 def compile_payouts_and_deal_ids(
@@ -112,11 +116,11 @@ def compile_payouts_and_deal_ids(
     dialect: str = "duckdb",
     territories: tuple[ir.TerritoryPlan, ...] = (),
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
-    quota_tables: dict[str, str] | None = None,
+    computed: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """The SQL texts of `compile_plan` and of `compile_plan(detail="ids")`, from one compile: the
     second query takes the CTEs it reads from the first, so a run builds each plan's tree once."""
-    compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, quota_tables)
+    compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed)
     payouts = compiler.query().sql(dialect=dialect, copy=False)  # printed before its CTEs join the second tree
     return payouts, compiler.deal_ids_query(compiler.ctes).sql(dialect=dialect, copy=False)
 
@@ -309,10 +313,10 @@ class _PlanCompiler(RowCompiler):
         dialect: str,
         territories: tuple[ir.TerritoryPlan, ...] = (),
         quota_plans: tuple[ir.QuotaPlan, ...] = (),
-        quota_tables: dict[str, str] | None = None,
+        computed: dict[str, str] | None = None,
     ):
         super().__init__(dialect)
-        self.quota_tables = quota_tables or {}
+        self.computed = computed or {}
         self.plan, self.territories = plan, territories
         self.measures = {**measures, **{m.name: m for m in plan.measures}}  # shared, then the plan's own
         self.quota_plans = quota_plans
@@ -345,7 +349,7 @@ class _PlanCompiler(RowCompiler):
             from compiler import quota
 
             body = quota.plan_quotas(
-                plan.quota.plan, self.quota_plans, self.territories, self.dialect, plan.period, self.quota_tables
+                plan.quota.plan, self.quota_plans, self.territories, self.dialect, plan.period, self.computed
             )
             ctes.append(("plan_quotas", body))
         ctes.append(("rep_intervals", self.rep_intervals()))
@@ -355,10 +359,7 @@ class _PlanCompiler(RowCompiler):
         if plan.crediting.overlay:
             from compiler import territory
 
-            ctes += [
-                ("assignments", territory.assignments(list(self.territories), self.dialect)),
-                ("holders", territory.holders(list(self.territories))),
-            ]
+            ctes += [("assignments", self.assignments()), ("holders", territory.holders(list(self.territories)))]
         ctes += [("days", self.days()), ("fx", self.fx())]
         if self.credits_table_needed():
             ctes.append(("credits", self.credits()))
@@ -742,6 +743,15 @@ class _PlanCompiler(RowCompiler):
     def credits_table_needed(self) -> bool:
         crediting = self.plan.crediting
         return sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
+
+    def assignments(self) -> exp.Expression:
+        """Each account's territory, dated: from the table of them a run computed once, if it did."""
+        from compiler import territory
+
+        if ASSIGNMENTS not in self.computed:
+            return territory.assignments(list(self.territories), self.dialect)
+        columns = [col(name) for name in ("account_id", "territory", "start", "end")]
+        return exp.select(*columns, copy=False).from_(table(self.computed[ASSIGNMENTS]), copy=False)
 
     def overlay_joins(self, deal: str) -> list[tuple[exp.Table, exp.Expression, str]]:
         """The territory holding the deal's account on its close date, and that territory's overlay reps."""

@@ -37,7 +37,14 @@ from sqlglot import exp
 
 from compiler import territory
 from compiler.quota import quota_table
-from compiler.sql import DEAL_ID_COLUMNS, PAYOUT_COLUMNS, CompileError, compile_payouts_and_deal_ids, compile_plan
+from compiler.sql import (
+    ASSIGNMENTS,
+    DEAL_ID_COLUMNS,
+    PAYOUT_COLUMNS,
+    CompileError,
+    compile_payouts_and_deal_ids,
+    compile_plan,
+)
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
@@ -85,15 +92,15 @@ def compile_all(
     files: Sequence[ir.PlanFile],
     dialect: str,
     detail: bool | str = False,
-    quota_tables: dict[str, str] | None = None,
+    computed: dict[str, str] | None = None,
     rep: str | None = None,
 ) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic.
 
     `detail=True` compiles the queries of the deals behind the lines instead, with `rep` those of one
-    rep's lines only; `quota_tables` names the tables holding quota plans a run already computed."""
+    rep's lines only; `computed` names the tables holding what a run already computed (see `compile_plan`)."""
     def compile_one(plan, measures, territories, quotas):
-        query = compile_plan(plan, measures, dialect, territories, quotas, detail, quota_tables)
+        query = compile_plan(plan, measures, dialect, territories, quotas, detail, computed)
         return sql_text(of_rep(query, rep) if detail and rep is not None else query, dialect)
 
     return _compile_each(files, compile_one)
@@ -111,14 +118,14 @@ def of_rep(deals: exp.Select, rep: str) -> exp.Select:
 
 
 def compile_with_deal_ids(
-    files: Sequence[ir.PlanFile], dialect: str, quota_tables: dict[str, str] | None = None
+    files: Sequence[ir.PlanFile], dialect: str, computed: dict[str, str] | None = None
 ) -> list[tuple[ir.CompPlan, tuple[str, str]]]:
     """(plan, (payout SQL, SQL of the deals behind the lines)) for every comp plan: what a run
     computes, one compile per plan."""
     return _compile_each(
         files,
         lambda plan, measures, territories, quotas: compile_payouts_and_deal_ids(
-            plan, measures, dialect, territories, quotas, quota_tables
+            plan, measures, dialect, territories, quotas, computed
         ),
     )
 
@@ -185,19 +192,24 @@ def run_plans(
     territories = territory_plans(files)
     quotas = quota_plans(files)
     # Quota plans run once; comp plans that take their quotas read their rows from these tables.
-    quota_tables = {plan.key: f"revplan_quotas_{uuid.uuid4().hex[:12]}" for plan in quotas}
+    computed = {plan.key: f"revplan_quotas_{uuid.uuid4().hex[:12]}" for plan in quotas}
+    if territories:  # as are territory assignments, for the plans credited by territory
+        computed[ASSIGNMENTS] = f"revplan_assignments_{uuid.uuid4().hex[:12]}"
     # Every problem before any query runs.
     if deals == "ids":
-        both = compile_with_deal_ids(files, dialect, quota_tables)
+        both = compile_with_deal_ids(files, dialect, computed)
         compiled = [(plan, payouts) for plan, (payouts, _) in both]
         deal_queries = [ids for _, (_, ids) in both]
     else:
-        compiled = compile_all(files, dialect, quota_tables=quota_tables)
-        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, quota_tables, deals_of)] if deals else []
+        compiled = compile_all(files, dialect, computed=computed)
+        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, computed, deals_of)] if deals else []
     with open_session(engine, connection, url, schema) as session:
         quota_frames = [session.run(sql_text(quota_table(plan, territories, dialect), dialect)) for plan in quotas]
         for plan, frame in zip(quotas, quota_frames, strict=True):
-            session.add_table(quota_tables[plan.key], quota_rows(frame))
+            session.add_table(computed[plan.key], quota_rows(frame))
+        if territories:
+            assignments = session.run_arrow(sql_text(territory.assignments(list(territories), dialect), dialect))
+            session.add_table(computed[ASSIGNMENTS], exact_table(assignments, ASSIGNMENT_ROWS))
         payouts = [session.run(sql) for _, sql in compiled]
         if deals_to is not None:
             deal_files = tuple(Path(deals_to) / f"deals-{index:03d}.parquet" for index in range(len(deal_queries)))
@@ -247,6 +259,16 @@ def exact_table(rows: pa.Table | pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return rows.select(schema.names).cast(schema)
 
 
+# Rows per Parquet row group, DuckDB's own: the output writer reads a group at a time in its small memory,
+# and one group of a whole plan's deals (pyarrow's default is 1M rows) did not fit at 1M deals.
+ROW_GROUP_ROWS = 122_880
+
+
+def write_rows(rows: pa.Table, path: Path) -> None:
+    """Rows an engine returned as a Parquet file in row groups the output writer can stream."""
+    pq.write_table(rows, path, row_group_size=ROW_GROUP_ROWS)
+
+
 def deal_rows(tables: Sequence[pa.Table | pd.DataFrame], shares: bool = True) -> pa.Table:
     """Every plan's deals behind its lines as one table of DEALS_SCHEMA (exact types on every engine);
     without `shares`, the columns of DEAL_ID_COLUMNS."""
@@ -257,6 +279,12 @@ def deal_rows(tables: Sequence[pa.Table | pd.DataFrame], shares: bool = True) ->
 
 QUOTA_ROWS = pa.schema(
     [("rep_id", pa.string()), ("period", pa.string()), ("period_kind", pa.string()), ("amount", pa.decimal128(38, 10))]
+)
+
+
+# The columns of territory assignments that plans credited by territory read.
+ASSIGNMENT_ROWS = pa.schema(
+    [("account_id", pa.string()), ("territory", pa.string()), ("start", pa.date32()), ("end", pa.date32())]
 )
 
 
@@ -393,7 +421,7 @@ class PostgresSession:
     run_arrow = run  # psycopg gives Python objects either way
 
     def write_parquet(self, sql: str, path: Path, schema: pa.Schema) -> None:
-        pq.write_table(exact_table(self.run(sql), schema), path)
+        write_rows(exact_table(self.run(sql), schema), path)
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         self.connection.register(name, rows)

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import Schema
@@ -140,9 +139,9 @@ class SparkRun:
     run_arrow = run
 
     def write_parquet(self, sql: str, path, schema: pa.Schema) -> None:
-        from runtime.run import exact_table
+        from runtime.run import exact_table, write_rows
 
-        pq.write_table(exact_table(self.run(sql), schema), path)
+        write_rows(exact_table(self.run(sql), schema), path)
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         _to_spark(self.spark, rows).createOrReplaceTempView(name)

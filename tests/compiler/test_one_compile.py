@@ -5,26 +5,26 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from compiler.sql import compile_payouts_and_deal_ids, compile_plan
+from compiler.sql import ASSIGNMENTS, compile_payouts_and_deal_ids, compile_plan
 from dsl.project import load_paths
 from revplan.cli import DIALECTS
 from runtime.run import comp_plans, quota_plans, shared_measures, territory_plans
 
 FILES = load_paths(["plans"]).files
 PLANS = comp_plans(FILES)
-# As a run compiles them: quota plans already computed into tables.
-QUOTA_TABLES = {plan.key: f"quotas_{index}" for index, plan in enumerate(quota_plans(FILES))}
+# As a run compiles them: quota plans and territory assignments already computed into tables.
+COMPUTED = {plan.key: f"quotas_{index}" for index, plan in enumerate(quota_plans(FILES))} | {ASSIGNMENTS: "assigned"}
 
 
 def compile_both(plan, dialect: str) -> tuple[str, str]:
     return compile_payouts_and_deal_ids(
-        plan, shared_measures(FILES), dialect, territory_plans(FILES), quota_plans(FILES), QUOTA_TABLES
+        plan, shared_measures(FILES), dialect, territory_plans(FILES), quota_plans(FILES), COMPUTED
     )
 
 
 def compile_alone(plan, dialect: str, detail) -> str:
     query = compile_plan(
-        plan, shared_measures(FILES), dialect, territory_plans(FILES), quota_plans(FILES), detail, QUOTA_TABLES
+        plan, shared_measures(FILES), dialect, territory_plans(FILES), quota_plans(FILES), detail, COMPUTED
     )
     return query.sql(dialect=dialect)
 

@@ -10,12 +10,12 @@ import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
-from compiler.sql import DEAL_ID_COLUMNS
+from compiler.sql import DEAL_ID_COLUMNS, compile_plan
 from dsl import ir
 from dsl.project import load_paths
 from runtime.contract import check_data
 from runtime.data import open_data
-from runtime.run import run_plans
+from runtime.run import comp_plans, normalise, quota_plans, run_plans, shared_measures, territory_plans
 from runtime.sample_data import generate_sample_company
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +79,19 @@ def test_runs_are_repeatable(sample_company, duckdb_lines):
     project, data = sample_company
     again = run_plans(project.files, data.connection).payout_lines
     assert again.equals(duckdb_lines)
+
+
+def test_compiled_sql_on_its_own_pays_what_a_run_pays(sample_company, duckdb_lines):
+    """`revplan compile` prints SQL that computes everything itself (territory assignments, quota
+    plans); a run computes those once and its plans read them from tables. Both pay the same."""
+    project, data = sample_company
+    files = project.files
+    measures, territories, quotas = shared_measures(files), territory_plans(files), quota_plans(files)
+    plans = comp_plans(files)
+    assert any(plan.crediting.overlay for plan in plans) and any(plan.quota.plan for plan in plans)
+    queries = [compile_plan(plan, measures, "duckdb", territories, quotas).sql("duckdb") for plan in plans]
+    alone = [data.connection.sql(sql).to_arrow_table().to_pandas() for sql in queries]
+    assert normalise(pd.concat(alone, ignore_index=True)).equals(duckdb_lines)
 
 
 def require_postgres() -> None:

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime.outputs import ParquetRows, write_csv
+from runtime.run import write_rows
 
 
 def test_big_tables_are_written_in_the_same_text_as_small_ones(tmp_path):
@@ -26,3 +27,29 @@ def test_big_tables_are_written_in_the_same_text_as_small_ones(tmp_path):
     write_csv(ParquetRows((tmp_path / "rows.parquet",), table.schema), tmp_path / "big.csv")
     assert (tmp_path / "big.csv").read_text() == (tmp_path / "small.csv").read_text()
     assert "0.5000000000" in (tmp_path / "big.csv").read_text()
+
+
+def test_the_deals_an_engine_returns_are_written_in_the_writers_small_memory(tmp_path):
+    """PostgreSQL and Spark return each plan's deals whole. As one Parquet row group per plan
+    (pyarrow's default holds up to 1M rows), two plans' files did not fit the CSV writer's memory
+    together (at 1M deals: 791k and 413k rows). Written by `write_rows`, they stream."""
+    files = []
+    for plan, count in (("Sales Manager", 1_000_000), ("Commercial AE", 1_000_000)):
+        table = pa.table(
+            {
+                "plan": pa.array([plan] * count),
+                "version": pa.array([1] * count, pa.int64()),
+                "component": pa.array(["Bookings"] * count),
+                "rep_id": pa.array([f"R{n % 10_000:05d}" for n in range(count)]),
+                "period": pa.array([f"2027-Q{n % 4 + 1}" for n in range(count)]),
+                "deal_id": pa.array([f"D{n * 7919 % count:07d}" for n in range(count)]),
+                "credited_base": pa.array(
+                    [Decimal(n * 7919 % 10**9).scaleb(-2) for n in range(count)], pa.decimal128(38, 10)
+                ),
+            }
+        )
+        files.append(tmp_path / f"deals-{len(files)}.parquet")
+        write_rows(table, files[-1])
+    write_csv(ParquetRows(tuple(files), table.schema), tmp_path / "deals.csv")
+    with open(tmp_path / "deals.csv") as written:
+        assert sum(1 for _ in written) == 1 + 2_000_000
