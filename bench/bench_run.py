@@ -1,6 +1,6 @@
 """Benchmark `revplan run`: the sample plans on DuckDB, and compiled vs hand-written SQL.
 
-    python bench/bench_run.py [--reps 10000] [--deals 1000000 10000000]
+    python bench/bench_run.py [--reps 10000] [--deals 1000000 10000000] [--postgres-url URL]
 
 For each deal count: generates the sample company as Parquet (queried in
 place) in a child process; runs `revplan run` on it exactly as a user would,
@@ -13,6 +13,7 @@ tiers) compiled and as a hand-written DuckDB query, printing the ratio;
 and last the floor any run of the sample plans pays on this machine, with
 no plan arithmetic and no outputs at all: importing the libraries a run
 needs, the duplicate deal id check, one grouped scan of the deals.
+With --postgres-url, also `revplan run --engine postgres` on that server.
 Targets (issue 3): the whole run at 10M deals under 3 s and 1 GiB; the
 compiled plan within 1.5x of the hand-written query; generation under 10 s.
 """
@@ -114,7 +115,7 @@ def child(*args: str, via: tuple[str, ...] = ("-m", "revplan")) -> tuple[float, 
     return elapsed, usage.ru_maxrss / 1024, steps
 
 
-def bench(reps: int, deals: int) -> None:
+def bench(reps: int, deals: int, postgres_url: str | None = None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="revplan-bench-run-"))
     data, out = folder / "data", folder / "out"
     try:
@@ -126,6 +127,9 @@ def bench(reps: int, deals: int) -> None:
             "run", "--data", str(data), "--out", str(out), "--memory-limit", GENEROUS_LIMIT
         )
         bare_s, bare_mb, bare_steps = child("run", "--data", str(data), "--out", str(out), via=("-c", WITHOUT_TRACE))
+        if postgres_url:
+            on_server = ("--engine", "postgres", "--url", postgres_url)
+            postgres = child("run", "--data", str(data), "--out", str(out), *on_server)
         w1 = load_paths([ROOT / "tests" / "examples" / "w01_graduated_tiers.plan"])
         with open_data(data) as source:
             sql = compile_plan(w1.plans[0], w1.shared_measures).sql(dialect="duckdb")
@@ -147,6 +151,10 @@ def bench(reps: int, deals: int) -> None:
         print(f"  ... --memory-limit {GENEROUS_LIMIT}  {generous_s:6.2f} s   peak {generous_mb:,.0f} MB")
         print(f"  ... without deal trace  {bare_s:7.2f} s   peak {bare_mb:,.0f} MB   (what-if: "
               + ", ".join(f"{step} {seconds} s" for step, seconds in bare_steps) + ")")
+        if postgres_url:
+            postgres_s, postgres_mb, postgres_steps = postgres
+            print(f"  ... --engine postgres   {postgres_s:7.2f} s   peak {postgres_mb:,.0f} MB (this process)   "
+                  + ", ".join(f"{step} {seconds} s" for step, seconds in postgres_steps))
         print(f"  W1 compiled              {compiled_s:7.3f} s   ({compiled_rows.num_rows:,} rows)")
         print(f"  W1 hand-written          {hand_s:7.3f} s   ({hand_rows.num_rows:,} rows)")
         print(f"  ratio compiled / hand    {compiled_s / hand_s:7.2f} x")
@@ -164,9 +172,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10_000)
     parser.add_argument("--deals", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--postgres-url", help="also run on this PostgreSQL server (postgresql://...)")
     args = parser.parse_args()
     for deals in args.deals:
-        bench(args.reps, deals)
+        bench(args.reps, deals, args.postgres_url)
     return 0
 
 
