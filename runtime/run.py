@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -426,7 +427,7 @@ class PostgresSession:
     def add_table(self, name: str, rows: pa.Table) -> None:
         self.connection.register(name, rows)
         try:
-            _copy_table(self.connection, self.pg, name)
+            copy_table(self.connection, self.pg, name)
         finally:
             self.connection.unregister(name)
 
@@ -443,7 +444,7 @@ def postgres_session(connection: duckdb.DuckDBPyConnection, url: str | None, sch
         try:
             pg.execute(f'SET search_path TO "{namespace}"')
             for entity in schema.entities:
-                _copy_table(connection, pg, entity.table)
+                copy_table(connection, pg, entity.table)
             yield PostgresSession(connection, pg)
         finally:
             pg.execute(f'DROP SCHEMA "{namespace}" CASCADE')
@@ -459,7 +460,10 @@ PG_TYPES = {
 }
 
 
-def _copy_table(connection: duckdb.DuckDBPyConnection, pg, name: str) -> None:
+COPY_BLOCK = 1 << 20  # bytes of CSV per write to the server
+
+
+def copy_table(connection: duckdb.DuckDBPyConnection, pg, name: str) -> None:
     relation = connection.table(name)
     columns = []
     for column, duck_type in zip(relation.columns, relation.types, strict=False):
@@ -467,13 +471,16 @@ def _copy_table(connection: duckdb.DuckDBPyConnection, pg, name: str) -> None:
         pg_type = PG_TYPES.get(type_name, type_name.replace("DECIMAL", "NUMERIC"))
         columns.append(f'"{column}" {pg_type}')
     pg.execute(f'CREATE TABLE "{name}" ({", ".join(columns)})')
-    table: pa.Table = relation.to_arrow_table()
-    if table.num_rows == 0:
-        return
     quoted = ", ".join(f'"{c}"' for c in relation.columns)
-    with pg.cursor() as cursor, cursor.copy(f'COPY "{name}" ({quoted}) FROM STDIN') as copy:
-        for row in table.to_pylist():
-            copy.write_row([row[c] for c in relation.columns])
+    # As CSV written by DuckDB, in blocks: row by row through Python took 6 s for 1M deals.
+    # Both read an unquoted empty field as NULL and a quoted one ("") as an empty string.
+    with tempfile.TemporaryDirectory(prefix="revplan-copy-") as folder:
+        path = Path(folder) / f"{name}.csv"
+        relation.write_csv(str(path), header=False)
+        with open(path, "rb") as rows, pg.cursor() as cursor:
+            with cursor.copy(f'COPY "{name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
+                while block := rows.read(COPY_BLOCK):
+                    copy.write(block)
     # Statistics for the planner: without them it guesses a few rows per table and picks nested loops,
     # which took a 200k-deal plan 43 s instead of 1 s.
     pg.execute(f'ANALYZE "{name}"')

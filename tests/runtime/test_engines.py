@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow.compute as pc
 import pytest
@@ -15,7 +17,15 @@ from dsl import ir
 from dsl.project import load_paths
 from runtime.contract import check_data
 from runtime.data import open_data
-from runtime.run import comp_plans, normalise, quota_plans, run_plans, shared_measures, territory_plans
+from runtime.run import (
+    comp_plans,
+    copy_table,
+    normalise,
+    quota_plans,
+    run_plans,
+    shared_measures,
+    territory_plans,
+)
 from runtime.sample_data import generate_sample_company
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +125,35 @@ def test_postgres_pays_the_same_as_duckdb(sample_company, duckdb_lines):
             left = [None if v is None else Decimal(v) for v in left]
             right = [None if v is None else Decimal(v) for v in right]
         assert left == right, f"column {column} differs between DuckDB and PostgreSQL"
+
+
+@pytest.mark.postgres
+def test_tables_reach_postgres_cell_for_cell(tmp_path):
+    """The contract tables go to the server as CSV: empty text stays empty, NULL stays NULL, and
+    quotes, commas, line breaks, decimals, dates and booleans arrive as they were."""
+    require_postgres()
+    import psycopg
+
+    rows = [
+        ("", None, "a,b", 'say "hi"', "two\nlines", Decimal("0.50"), Decimal("-1E-10"), dt.date(2027, 1, 1), True),
+        (None, "x", None, None, None, None, None, None, None),
+    ]
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE TABLE sent (a VARCHAR, b VARCHAR, c VARCHAR, d VARCHAR, e VARCHAR, f DECIMAL(18, 2), "
+        "g DECIMAL(38, 10), h DATE, i BOOLEAN)"
+    )
+    connection.executemany("INSERT INTO sent VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as pg:
+        pg.execute("CREATE SCHEMA IF NOT EXISTS revplan_copy_test")
+        pg.execute("SET search_path TO revplan_copy_test")
+        pg.execute("DROP TABLE IF EXISTS sent")
+        try:
+            copy_table(connection, pg, "sent")
+            got = pg.execute("SELECT * FROM sent ORDER BY b NULLS FIRST").fetchall()
+        finally:
+            pg.execute("DROP SCHEMA revplan_copy_test CASCADE")
+    assert got == rows
 
 
 @pytest.fixture(scope="module")
