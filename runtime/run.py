@@ -422,7 +422,13 @@ class PostgresSession:
     run_arrow = run  # psycopg gives Python objects either way
 
     def write_parquet(self, sql: str, path: Path, schema: pa.Schema) -> None:
-        write_rows(exact_table(self.run(sql), schema), path)
+        """The rows a row group at a time from a server-side cursor: a plan's deals never all in memory."""
+        with self.pg.transaction(), self.pg.cursor(name=f"revplan_{uuid.uuid4().hex[:12]}") as cursor:
+            cursor.execute(sql)
+            with pq.ParquetWriter(path, schema) as writer:
+                while rows := cursor.fetchmany(ROW_GROUP_ROWS):
+                    frame = pd.DataFrame(rows, columns=[d.name for d in cursor.description])
+                    writer.write_table(exact_table(frame, schema))
 
     def add_table(self, name: str, rows: pa.Table) -> None:
         self.connection.register(name, rows)

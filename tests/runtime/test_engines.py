@@ -10,17 +10,22 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from compiler.sql import DEAL_ID_COLUMNS, compile_plan
 from dsl import ir
 from dsl.project import load_paths
+from dsl.schema import Schema
 from runtime.contract import check_data
 from runtime.data import open_data
 from runtime.run import (
+    ROW_GROUP_ROWS,
     comp_plans,
     copy_table,
+    deal_schema,
     normalise,
+    postgres_session,
     quota_plans,
     run_plans,
     shared_measures,
@@ -154,6 +159,26 @@ def test_tables_reach_postgres_cell_for_cell(tmp_path):
         finally:
             pg.execute("DROP SCHEMA revplan_copy_test CASCADE")
     assert got == rows
+
+
+@pytest.mark.postgres
+def test_postgres_streams_a_plans_deals_to_parquet_in_row_groups(tmp_path):
+    """A plan's deals come from the server a row group at a time (a server-side cursor), never
+    all in memory: more rows than one group arrive whole, exact and in order."""
+    require_postgres()
+    count = 2 * ROW_GROUP_ROWS + 5
+    sql = (
+        "SELECT 'Sales Manager' AS plan, 1 AS version, 'Team override' AS component, 'R' || (n % 7) AS rep_id, "
+        "'2027-Q1' AS period, 'D' || n AS deal_id, CAST(n / 7.0 AS NUMERIC(38, 10)) AS credited_base "
+        f"FROM generate_series(1, {count}) AS n ORDER BY n"
+    )
+    with postgres_session(duckdb.connect(), POSTGRES_URL, Schema(entities=())) as session:
+        session.write_parquet(sql, tmp_path / "deals.parquet", deal_schema(shares=False))
+    written = pq.ParquetFile(tmp_path / "deals.parquet")
+    assert written.metadata.num_rows == count and written.metadata.num_row_groups == 3
+    rows = written.read()
+    assert rows["deal_id"][count - 1].as_py() == f"D{count}"
+    assert rows["credited_base"][count - 1].as_py() == (Decimal(count) / 7).quantize(Decimal("1E-10"))
 
 
 @pytest.fixture(scope="module")
