@@ -63,9 +63,7 @@ PAYOUT_COLUMNS = (
 DEAL_COLUMNS = ("plan", "version", "component", "rep_id", "period", "deal_id", "credited_base", "share_of_line")
 DEAL_ID_COLUMNS = DEAL_COLUMNS[:-1]  # what `revplan run` writes: shares need each deal's line (explain has them)
 BUILTINS = ("attainment", "quota", "target_incentive")
-# The key of `computed` naming a table of the territory assignments a run computed once: a real table
-# gives an engine's planner row counts (PostgreSQL guessed 4 rows for 50k accounts and chose nested loops).
-ASSIGNMENTS = "territory assignments"
+ASSIGNMENTS = "territory assignments"  # the key of `computed` naming a run's table of them (territory.assigned)
 ASSIGNED_FIELDS = ("role", "segment", "region")  # rep fields rep_assignments date; the others are the reps row's
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
 ZERO = number(0)
@@ -359,7 +357,11 @@ class _PlanCompiler(RowCompiler):
         if plan.crediting.overlay:
             from compiler import territory
 
-            ctes += [("assignments", self.assignments()), ("holders", territory.holders(list(self.territories)))]
+            territories = list(self.territories)
+            ctes += [
+                ("assignments", territory.assigned(territories, self.dialect, self.computed.get(ASSIGNMENTS))),
+                ("holders", territory.holders(territories)),
+            ]
         ctes += [("days", self.days()), ("fx", self.fx())]
         if self.credits_table_needed():
             ctes.append(("credits", self.credits()))
@@ -743,15 +745,6 @@ class _PlanCompiler(RowCompiler):
     def credits_table_needed(self) -> bool:
         crediting = self.plan.crediting
         return sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
-
-    def assignments(self) -> exp.Expression:
-        """Each account's territory, dated: from the table of them a run computed once, if it did."""
-        from compiler import territory
-
-        if ASSIGNMENTS not in self.computed:
-            return territory.assignments(list(self.territories), self.dialect)
-        columns = [col(name) for name in ("account_id", "territory", "start", "end")]
-        return exp.select(*columns, copy=False).from_(table(self.computed[ASSIGNMENTS]), copy=False)
 
     def overlay_joins(self, deal: str) -> list[tuple[exp.Table, exp.Expression, str]]:
         """The territory holding the deal's account on its close date, and that territory's overlay reps."""

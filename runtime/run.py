@@ -194,7 +194,7 @@ def run_plans(
     quotas = quota_plans(files)
     # Quota plans run once; comp plans that take their quotas read their rows from these tables.
     computed = {plan.key: f"revplan_quotas_{uuid.uuid4().hex[:12]}" for plan in quotas}
-    if territories:  # as are territory assignments, for the plans credited by territory
+    if territories:  # as are territory assignments, for plans credited by territory and the territory outputs
         computed[ASSIGNMENTS] = f"revplan_assignments_{uuid.uuid4().hex[:12]}"
     # Every problem before any query runs.
     if deals == "ids":
@@ -220,9 +220,10 @@ def run_plans(
         deal_tables = [session.run_arrow(sql) for sql in deal_queries]
         territory_frame = report = None
         if territories:
-            territory_frame = session.run(sql_text(territory.territory_table(list(territories), dialect), dialect))
+            maps, assigned = list(territories), computed[ASSIGNMENTS]
+            territory_frame = session.run(sql_text(territory.territory_table(maps, dialect, assigned), dialect))
             overlaps = [session.run(sql_text(territory.rule_matches(p, dialect), dialect)) for p in territories]
-            balance = session.run(sql_text(territory.balance(list(territories), dialect), dialect))
+            balance = session.run(sql_text(territory.balance(maps, dialect, assigned), dialect))
             report = build_report(territories, territory_frame, pd.concat(overlaps, ignore_index=True), balance)
     lines = pd.concat(payouts, ignore_index=True) if payouts else pd.DataFrame(columns=list(PAYOUT_COLUMNS))
     plans = tuple(plan.key for plan, _ in compiled) + tuple(p.key for p in quotas) + tuple(p.key for p in territories)
@@ -283,10 +284,9 @@ QUOTA_ROWS = pa.schema(
 )
 
 
-# The columns of territory assignments that plans credited by territory read.
-ASSIGNMENT_ROWS = pa.schema(
-    [("account_id", pa.string()), ("territory", pa.string()), ("start", pa.date32()), ("end", pa.date32())]
-)
+# Territory assignments (territory.ASSIGNMENT_COLUMNS) with exact types on every engine.
+ASSIGNMENT_TYPES = (pa.string(),) * 3 + (pa.int64(), pa.string(), pa.int64()) + (pa.date32(),) * 2
+ASSIGNMENT_ROWS = pa.schema(list(zip(territory.ASSIGNMENT_COLUMNS, ASSIGNMENT_TYPES, strict=True)))
 
 
 def quota_rows(frame: pd.DataFrame) -> pa.Table:
