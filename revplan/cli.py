@@ -301,7 +301,7 @@ def check_engine(engine: str, url: str | None) -> None:
 
 
 def _check_postgres(url: str) -> None:
-    from runtime.data import _hide_password
+    from runtime.data import _hide_password, first_line
 
     try:
         import psycopg
@@ -311,8 +311,7 @@ def _check_postgres(url: str) -> None:
     try:
         psycopg.connect(url, connect_timeout=10).close()
     except psycopg.Error as error:
-        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise usage_error("RP402", f"cannot connect to {_hide_password(url)}: {detail}",
+        raise usage_error("RP402", f"cannot connect to {_hide_password(url)}: {first_line(error)}",
                           "check the URL, and that the server is running") from None
 
 

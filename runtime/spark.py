@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import Schema
+from runtime.data import first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -172,9 +173,8 @@ def _start() -> SparkSession:
             warnings.simplefilter("ignore", FutureWarning)
             spark = builder.getOrCreate()
     except Exception as error:  # no Java, a JVM that does not start: say what to install
-        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise RevplanError(
-            [Diagnostic(code="RP402", message=f"cannot start Spark: {detail}", hints=(INSTALL_HINT,))]
+            [Diagnostic(code="RP402", message=f"cannot start Spark: {first_line(error)}", hints=(INSTALL_HINT,))]
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
