@@ -17,7 +17,8 @@ What always holds:
     same folder, then renamed).
 
 The company: a CRO, one VP per region (NA, EMEA, APAC), first-line managers
-(role "Manager") each leading a team of one kind, and the team members:
+each leading a team of one kind (role "Manager"; "SDR Manager" and "SE Manager"
+for the teams no bookings roll up from), and the team members:
 account executives (AE, segment Enterprise or Commercial), SDRs, solutions
 engineers (SE, overlay) and customer success managers (CSM: renewals and
 expansion). EMEA reps are mostly paid in EUR or GBP. About 10 % of reps are
@@ -100,6 +101,9 @@ _KINDS = (
 AE_ENT, AE_COM, SDR, CSM, SE, MANAGER, VP, CRO = range(len(_KINDS))
 SELLERS = (AE_ENT, AE_COM, CSM)  # kinds that own deals
 ROLLED_UP = SELLERS  # teams whose quotas add up to their managers' (SEs are an overlay, SDRs book none)
+# Managers of the other teams have a role (and title) of their own: nothing rolls up to them, so they are
+# not on the Sales Manager plan, which pays on the team's bookings against the team's quota.
+_TEAM_MANAGERS = {SDR: ("SDR Manager", "SDR Manager"), SE: ("SE Manager", "Solutions Engineering Manager")}
 
 # The kind of each manager's team, in turn: small companies still get every kind.
 _TEAM_ROTATION = (AE_ENT, AE_COM, SDR, CSM, SE, AE_COM, AE_ENT, SDR, CSM, AE_COM)
@@ -276,13 +280,19 @@ class _Roster:
     def table(self) -> pa.Table:
         """reps: the schema's columns, then `title` (a custom field, as CRMs have)."""
         ti = _in_currency(self.ti_usd, self.currency)
-        titles = [k.title for k in _KINDS] + [f"VP Sales {r}" for r in REGIONS]
-        title = np.where(self.kind == VP, len(_KINDS) + np.maximum(self.region, 0), self.kind)
+        # Codes past _KINDS: the team managers of _TEAM_MANAGERS, then the VPs by region.
+        role = self.kind.copy()
+        for number, team in enumerate(_TEAM_MANAGERS):
+            role[(self.kind == MANAGER) & (self.team == team)] = len(_KINDS) + number
+        roles = [k.role for k in _KINDS] + [role for role, _ in _TEAM_MANAGERS.values()]
+        titles = [k.title for k in _KINDS] + [title for _, title in _TEAM_MANAGERS.values()]
+        titles += [f"VP Sales {r}" for r in REGIONS]
+        title = np.where(self.kind == VP, len(roles) + np.maximum(self.region, 0), role)
         return pa.table({
             "id": self.ids,
             "name": self.names,
             "manager_id": _take_ids(self.ids, self.manager),
-            "role": _take([k.role for k in _KINDS], self.kind),
+            "role": _take(roles, role),
             "segment": _take([k.segment for k in _KINDS], self.team),
             "region": _take(REGIONS, self.region),
             "currency": _take(CURRENCIES, self.currency),

@@ -318,7 +318,7 @@ def test_run_warns_of_near_miss_values_and_plans_that_pay_nobody(sample, tmp_pat
     assert code == 0
     assert f"{data / 'deals.csv'}, row 2, column 'stage': warning[RD024]: 'Closed Won' is not 'closed_won'" in err
     assert f"{csm}:18:25: warning[RD025]: comp plan \"Customer Success\" version 1 applies to no rep" in err
-    assert "rep.role in the data: 'AE', 'CSM', 'Manager', 'SDR'" in err  # the small sample has no SE
+    assert "rep.role in the data: 'AE', 'CSM', 'Manager', 'SDR', 'SDR Manager'" in err  # the small sample has no SE
 
 
 def test_a_value_too_big_for_exact_arithmetic_is_a_diagnostic_not_a_traceback(sample, tmp_path, capsys):
@@ -535,6 +535,16 @@ def test_demo_from_another_folder_with_small_sizes(tmp_path, capsys, monkeypatch
     assert "all plans" in out and str(Path("out", "demo", "results", "payout_lines.csv")) in out  # as given
     lines = pd.read_csv(demo / "results" / "payout_lines.csv", dtype=str)
     assert len(lines) > 0
+
+
+def test_the_demo_company_fits_the_plans_without_a_warning(tmp_path, capsys, monkeypatch):
+    """The sample company at the demo's size is what plans/ were written for: every rep an attainment plan
+    applies to has a quota, every rep and account the territory plan names exists, every plan pays someone.
+    A warning here is the first thing a newcomer would see."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "demo")
+    assert code == 0 and "all plans" in out
+    assert "warning" not in err
 
 
 @pytest.mark.parametrize("deals, limit", [

@@ -126,17 +126,18 @@ def test_hierarchy_cro_vps_managers_teams(db):
     assert top == [("R0001", "Manager", "Chief Revenue Officer")]
     vps = db.execute("SELECT region FROM reps WHERE manager_id = 'R0001' ORDER BY id").fetchall()
     assert vps == [("NA",), ("EMEA",), ("APAC",)]
-    # Every team member reports to a Manager of the same region.
-    mismatched = db.execute(
-        "SELECT count(*) FROM reps r JOIN reps m ON m.id = r.manager_id"
-        " WHERE r.role <> 'Manager' AND (m.role <> 'Manager' OR m.region <> r.region)"
+    # Every team member reports to a manager of the same region, who leads a team of their kind.
+    teams = db.execute(
+        "SELECT m.role, list(DISTINCT r.role ORDER BY r.role), count(*) FILTER (WHERE m.region <> r.region)"
+        " FROM reps r JOIN reps m ON m.id = r.manager_id"
+        " WHERE r.role NOT LIKE '%Manager' GROUP BY 1 ORDER BY 1"
     ).fetchall()
-    assert mismatched == [(0,)]
+    assert teams == [("Manager", ["AE", "CSM"], 0), ("SDR Manager", ["SDR"], 0), ("SE Manager", ["SE"], 0)]
 
 
 def test_roles_segments_regions_and_currencies(db):
     roles = dict(db.execute("SELECT role, count(*) FROM reps GROUP BY 1").fetchall())
-    assert set(roles) == {"AE", "SDR", "SE", "CSM", "Manager"}
+    assert set(roles) == {"AE", "SDR", "SE", "CSM", "Manager", "SDR Manager", "SE Manager"}
     segments = {s for (s,) in db.execute("SELECT DISTINCT segment FROM reps WHERE role = 'AE'").fetchall()}
     assert segments == {"Enterprise", "Commercial"}
     emea = dict(db.execute("SELECT currency, count(*) FROM reps WHERE region = 'EMEA' GROUP BY 1").fetchall())
