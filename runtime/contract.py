@@ -19,7 +19,7 @@ each.
 | RD003 | error    | a required column is missing                                           |
 | RD004 | error    | a column has a type that cannot hold its values exactly (DOUBLE money)  |
 | RD005 | error    | a file or a line cannot be read (malformed CSV line, not UTF-8, empty)  |
-| RD006 | error    | a value is not valid for its column (a bad date, a non-numeric amount) |
+| RD006 | error    | a value is not valid for its column (a bad date, a non-numeric amount, a number in scientific notation) |
 | RD007 | error    | a value has more decimal places than the column keeps (money: cents)   |
 | RD008 | error    | a required value is empty                                              |
 | RD009 | error    | a duplicate key (deal id, rep id, deal and rep of a split, ...)         |
@@ -601,6 +601,12 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
         yield _RowRule("RD006", column.name, f"NOT {column.is_blank()} AND {typed} IS NULL", (raw_text,),
                        lambda value: f"{_show(value)} is not a valid {expected}", (how,))
     scale = SCALES.get(kind)
+    if scale is not None and column.source_type == "VARCHAR" and column.conversion is not Conversion.SAME:
+        # DuckDB reads 1.23457E+5 as a number, but a spreadsheet writes one so only after rounding it to 6 digits.
+        yield _RowRule("RD006", column.name, f"{typed} IS NOT NULL AND contains(upper({raw}), 'E')", (raw_text,),
+                       lambda value: f"{_show(value)} is in scientific notation",
+                       ("spreadsheets write numbers so once rounded to 6 digits: export the column as plain decimals "
+                        "(format the cells as numbers with their decimal places)",))
     if scale is not None and column.conversion is not Conversion.SAME:
         if column.source_type == "VARCHAR":
             exact = f"TRY_CAST(TRIM({raw}) AS DECIMAL(38,18))"
