@@ -7,11 +7,14 @@ query, money as `Decimal` (never floats), like the DuckDB path.
     spark_session(connection, schema)         -> a run's session: .run(sql), .add_table(name, arrow)
     session()                                 -> the process's SparkSession (started on first use)
 
-How: every contract table goes from DuckDB to Spark through Arrow
-(DECIMAL(18,2) stays DECIMAL(18,2)), as temporary views of a fresh
+How: every contract table goes from DuckDB to Spark with its types
+(DECIMAL(18,2) stays DECIMAL(18,2)) as a temporary view of a fresh
 `newSession()` (its own views and SQL settings, the shared SparkContext), so
-runs in one process never see each other's tables. Results come back
-through Arrow too.
+runs in one process never see each other's tables. Small tables go through
+Arrow, in memory; tables of more than IN_MEMORY_ROWS rows as Parquet files in
+a scratch folder: Spark keeps data handed over in memory in the driver's heap,
+where 1M deals left too little room to build a join's broadcast (and files
+cost a small table's queries time). Results come back through Arrow.
 
 Exactness: the compiled SQL keeps every intermediate value DECIMAL(38, 10)
 (compiler/exact.py). Spark's default `allowPrecisionLoss=true` would cut a
@@ -31,11 +34,13 @@ import os
 import tempfile
 import threading
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import Schema
@@ -52,7 +57,6 @@ SESSION_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
-    "spark.driver.memory": "2g",  # big query plans; the 1g default ran out building broadcasts
     "spark.sql.adaptive.enabled": "false",  # plans are small; re-planning costs more than it saves
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # Spark's SQL parser keeps an ANTLR cache that grows with every long query it reads: our plans'
@@ -60,6 +64,11 @@ SESSION_CONF = {
     "spark.sql.parser.manageParserCaches": "true",
     "spark.sql.parser.parserDfaCacheFlushRatio": "5",  # flush past 5 % of the driver's memory
 }
+# The driver's heap, where local mode runs everything: REVPLAN_SPARK_DRIVER_MEMORY, else 2g (our query plans
+# are big; the 1g default ran out building broadcasts). Read when revplan starts Spark, not later.
+DRIVER_MEMORY = "2g"
+# Tables of more rows go to Spark as Parquet files (see above).
+IN_MEMORY_ROWS = 100_000
 # Per-run SQL settings (set on every run's own session): exact decimals, loud overflow.
 RUN_CONF = {
     "spark.sql.decimalOperations.allowPrecisionLoss": "false",
@@ -120,19 +129,36 @@ def spark_session(connection: duckdb.DuckDBPyConnection, schema: Schema):
     spark = session().newSession()
     for key, value in RUN_CONF.items():
         spark.conf.set(key, value)
-    run = SparkRun(spark)
-    try:
-        for entity in schema.entities:
-            run.add_table(entity.table, connection.table(entity.table).to_arrow_table())
-        yield run
-    finally:
-        for name in run.views:
-            spark.catalog.dropTempView(name)
+    with tempfile.TemporaryDirectory(prefix="revplan-spark-") as folder:
+        run = SparkRun(spark, Path(folder))
+        try:
+            for entity in schema.entities:
+                relation = connection.table(entity.table)
+                if _row_count(relation) <= IN_MEMORY_ROWS:
+                    run.add_table(entity.table, relation.to_arrow_table())
+                else:
+                    path = run.folder / f"{entity.table}.parquet"
+                    relation.write_parquet(str(path))
+                    run.add_view(entity.table, path)
+            yield run
+        except Exception as error:
+            if not _out_of_memory(error):
+                raise
+            memory = spark.sparkContext.getConf().get("spark.driver.memory", DRIVER_MEMORY)
+            raise RevplanError([Diagnostic(
+                code="RP414",
+                message=f"Spark ran out of memory with a {memory} driver: {_java_message(error)}",
+                hints=("give the driver more, e.g. REVPLAN_SPARK_DRIVER_MEMORY=4g revplan run ... (local mode "
+                       "runs everything in the driver), or run on DuckDB, which spills to disk",),
+            )]) from None
+        finally:
+            for name in run.views:
+                spark.catalog.dropTempView(name)
 
 
 class SparkRun:
-    def __init__(self, spark: SparkSession):
-        self.spark, self.views = spark, []
+    def __init__(self, spark: SparkSession, folder: Path):
+        self.spark, self.folder, self.views = spark, folder, []
 
     def run(self, sql: str) -> pd.DataFrame:
         return _collect(self.spark.sql(sql))
@@ -140,12 +166,21 @@ class SparkRun:
     run_arrow = run
 
     def write_parquet(self, sql: str, path, schema: pa.Schema) -> None:
+        """The rows as Arrow, not pandas: no Python object per decimal of a plan's deals (millions at scale)."""
         from runtime.run import exact_table, write_rows
 
-        write_rows(exact_table(self.run(sql), schema), path)
+        write_rows(exact_table(_collect_arrow(self.spark.sql(sql)), schema), path)
 
     def add_table(self, name: str, rows: pa.Table) -> None:
-        _to_spark(self.spark, rows).createOrReplaceTempView(name)
+        if rows.num_rows <= IN_MEMORY_ROWS:
+            _to_spark(self.spark, rows).createOrReplaceTempView(name)
+            self.views.append(name)
+        else:
+            pq.write_table(rows, self.folder / f"{name}.parquet")
+            self.add_view(name, self.folder / f"{name}.parquet")
+
+    def add_view(self, name: str, path: Path) -> None:
+        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
         self.views.append(name)
 
 
@@ -167,6 +202,7 @@ def _start() -> SparkSession:
     builder = SparkSession.builder
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
+    builder = builder.config("spark.driver.memory", os.environ.get("REVPLAN_SPARK_DRIVER_MEMORY", DRIVER_MEMORY))
     builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log_config()}")
     try:
         with warnings.catch_warnings():
@@ -201,6 +237,27 @@ def _log_config() -> str:
     return path
 
 
+# What Spark says when the driver's heap is too small: for a broadcast it builds, or anywhere.
+OUT_OF_MEMORY = ("Not enough memory to build and broadcast", "java.lang.OutOfMemoryError")
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    return any(sign in str(error) for sign in OUT_OF_MEMORY)
+
+
+def _java_message(error: BaseException) -> str:
+    """The line of a Java stack trace that says what ran out, without the rest (or the advice to tune joins)."""
+    for line in str(error).splitlines():
+        for sign in OUT_OF_MEMORY:
+            if sign in line:
+                return line[line.index(sign):].split(". As a workaround")[0]
+    return first_line(error)
+
+
+def _row_count(relation: duckdb.DuckDBPyRelation) -> int:
+    return relation.aggregate("count(*)").fetchall()[0][0]
+
+
 def _to_spark(spark: SparkSession, table: pa.Table) -> DataFrame:
     """An Arrow table as a Spark DataFrame with the same column types (decimals keep precision and scale)."""
     if _pyspark_major() >= 4:  # Arrow in directly
@@ -215,6 +272,12 @@ def _collect(frame: DataFrame) -> pd.DataFrame:
     if _pyspark_major() >= 4:
         return frame.toArrow().to_pandas()
     return frame.toPandas()  # 3.5: through Arrow too (spark.sql.execution.arrow.pyspark.enabled)
+
+
+def _collect_arrow(frame: DataFrame) -> pa.Table:
+    if _pyspark_major() >= 4:
+        return frame.toArrow()
+    return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)  # 3.5 has no public Arrow collect
 
 
 def _pyspark_major() -> int:

@@ -156,3 +156,37 @@ def test_an_overflow_on_spark_is_a_diagnostic(spark_session, tmp_path):
     [problem] = raised.value.diagnostics
     assert problem.code == "RP415" and "too big for exact decimal arithmetic on spark" in problem.message
     assert "ansi" not in problem.message.lower()
+
+
+# The line of pyspark's error that said what failed at 1M deals in a 2g driver, before the big tables went
+# over as files; the error carries it among Java stack frames.
+BROADCAST_FAILED = """\tat org.apache.spark.sql.classic.Dataset.collectAsArrowToPython(Dataset.scala:2242)
+Caused by: org.apache.spark.SparkException: Not enough memory to build and broadcast the table to all worker nodes. \
+As a workaround, you can either disable broadcast by setting spark.sql.autoBroadcastJoinThreshold to -1 or increase \
+the spark driver memory by setting spark.driver.memory to a higher value"""
+
+
+@pytest.mark.parametrize("raised", [BROADCAST_FAILED, "java.lang.OutOfMemoryError: Java heap space"])
+def test_a_driver_out_of_memory_is_a_diagnostic_that_says_how_to_give_it_more(spark_session, tmp_path, raised):
+    """Spark's message for a heap too small (raised here, not provoked: that takes gigabytes and can take the
+    shared JVM down) reaches the user as RP414 with the driver's size and the way to raise it, not as a Java
+    stack trace; any other error passes through as it is."""
+    from dsl.diagnostics import RevplanError
+    from runtime.data import open_data
+    from runtime.run import open_session
+    from runtime.sample_data import generate_sample_company
+
+    generate_sample_company(tmp_path, reps=10, deals=10, seed=1)
+    with open_data(tmp_path) as data:
+        with pytest.raises(RevplanError) as caught, open_session("spark", data.connection, None, data.schema):
+            raise RuntimeError(raised)
+        with pytest.raises(RuntimeError, match="something else"), open_session(
+            "spark", data.connection, None, data.schema
+        ):
+            raise RuntimeError("something else")
+    [problem] = caught.value.diagnostics
+    memory = spark_session.sparkContext.getConf().get("spark.driver.memory")
+    assert problem.code == "RP414" and problem.message.startswith(f"Spark ran out of memory with a {memory} driver: ")
+    assert problem.message.endswith(("Not enough memory to build and broadcast the table to all worker nodes",
+                                     "java.lang.OutOfMemoryError: Java heap space"))
+    assert "REVPLAN_SPARK_DRIVER_MEMORY=4g" in problem.hints[0]
