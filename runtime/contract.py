@@ -19,7 +19,7 @@ each.
 | RD003 | error    | a required column is missing                                           |
 | RD004 | error    | a column has a type that cannot hold its values exactly (DOUBLE money)  |
 | RD005 | error    | a file or a line cannot be read (malformed CSV line, not UTF-8, empty)  |
-| RD006 | error    | a value is not valid for its column (a bad date, a non-numeric amount, a number in scientific notation) |
+| RD006 | error    | a value is not valid for its column (a bad date, a non-numeric amount, 1.5E+3) |
 | RD007 | error    | a value has more decimal places than the column keeps (money: cents)   |
 | RD008 | error    | a required value is empty                                              |
 | RD009 | error    | a duplicate key (deal id, rep id, deal and rep of a split, ...)         |
