@@ -417,7 +417,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             warnings.extend(check_near_miss_values(project.files, dataset))
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
-                               deals="ids", deals_to=scratch)
+                               deals="ids", deals_to=scratch, progress=steps.detail)
             warnings.extend(check_plans_reach_reps(comp, result.payout_lines, dataset))
         except duckdb.OutOfMemoryException as error:
             raise out_of_memory(limit, error) from None

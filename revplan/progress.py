@@ -43,6 +43,11 @@ class Steps:
             self._status = self.console.status(name + " ...")
             self._status.start()
 
+    def detail(self, text: str) -> None:
+        """Where the current step is (which plan of six), on its live line: a terminal only, never logged."""
+        if self._status is not None:
+            self._status.update(f"{self._name}: {text} ...")
+
     def _finish(self, ok: bool) -> None:
         if self._name is None:
             return

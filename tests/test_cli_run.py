@@ -330,7 +330,8 @@ def test_a_value_too_big_for_exact_arithmetic_is_a_diagnostic_not_a_traceback(sa
                       & deals["close_date"].str.startswith("2027")][0]
     deals.loc[won, "amount"] = "9000000000000000.00"
     deals.to_csv(data / "deals.csv", index=False)
-    plans = write(tmp_path / "plans" / "flat.plan", FLAT + "    multiplier 1000 where deal.amount > 1,000,000,000 USD\n")
+    huge = "    multiplier 1000 where deal.amount > 1,000,000,000 USD\n"
+    plans = write(tmp_path / "plans" / "flat.plan", FLAT + huge)
     code, _, err = run_cli(capsys, "run", "--data", data, "--plans", plans, "--out", tmp_path / "out")
     assert code == 1
     assert "error[RP415]: a value is too big for exact decimal arithmetic on duckdb: Out of Range Error" in err
@@ -523,6 +524,19 @@ def test_test_command_reports_skips_as_skips(capsys):
 
 
 # ---------------------------------------------------------------- demo
+
+
+def test_a_step_shows_where_it_is_on_a_terminal_only():
+    from revplan.progress import Steps
+
+    live, logged = Steps(quiet=False), Steps(quiet=True)
+    for steps in (live, logged):
+        steps.start("running 6 comp plans on duckdb")
+        steps.detail("Enterprise AE (3 of 6)")
+    assert live._status.status == "running 6 comp plans on duckdb: Enterprise AE (3 of 6) ..."
+    assert logged._status is None
+    live.start("writing outputs")
+    assert live._status.status == "writing outputs ..."  # a new step starts without the last one's detail
 
 
 def test_demo_from_another_folder_with_small_sizes(tmp_path, capsys, monkeypatch):

@@ -288,6 +288,21 @@ def test_python_calculator_traces_the_same_deals(sample_company, python_result, 
     assert python_result.territories.to_csv(index=False) == sql.territories.to_csv(index=False)
 
 
+def test_a_run_says_what_it_computes_next(sample_company):
+    """`progress` hears each step of a run, in the order it runs them: what a terminal shows while a run of
+    millions of deals works (`revplan run`)."""
+    project, data = sample_company
+    heard = []
+    run_plans(project.files, data.connection, deals="ids", progress=heard.append)
+    comp = [plan.name for plan in comp_plans(project.files)]
+    assert heard == [
+        "quotas of FY27 AE Quotas", "quotas of FY27 CSM Quotas", "territory assignments",
+        *(f"{name} ({number} of 6)" for number, name in enumerate(comp, start=1)),
+        *(f"the deals behind {name}'s lines ({number} of 6)" for number, name in enumerate(comp, start=1)),
+        "territories",
+    ]
+
+
 @pytest.mark.spark
 def test_spark_pays_the_same_as_duckdb(sample_company, duckdb_lines, spark_session, monkeypatch):
     """The Spark SQL on pyspark (local mode): every payout line, quota and territory assignment, to the cent.
