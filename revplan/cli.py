@@ -453,7 +453,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         if report is not None:
             tables["territory_report"] = report.to_frame()
             notes.append(report.summary())
-        write_run(out_dir, tables, manifest)
+        write_run(out_dir, tables, manifest, progress=steps.detail)
     print_diagnostics(warnings, project.sources)
     files = tuple(out_dir / f"{name}.csv" for name in tables) + (out_dir / "manifest.json",)
     ran = tuple(sorted({(plan.name, plan.version) for plan in comp}))

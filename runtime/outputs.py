@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -132,8 +132,10 @@ KNOWN_OUTPUTS = ("payout_lines.csv", "statements.csv", "territories.csv", "quota
                  "payout_deals.csv")
 
 
-def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | ParquetRows], manifest: Mapping[str, object]) -> Path:
-    """Write each table as `<name>.csv` (exact decimal text) plus manifest.json into `out_dir`, atomically.
+def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | ParquetRows], manifest: Mapping[str, object],
+              progress: Callable[[str], None] = lambda _: None) -> Path:
+    """Write each table as `<name>.csv` (exact decimal text) plus manifest.json into `out_dir`, atomically;
+    `progress` hears each file's name before it is written.
 
     `ParquetRows` (the big tables) are copied by DuckDB's CSV writer, in the same
     format as the DataFrames: plain decimals with their scale, empty for missing.
@@ -155,6 +157,7 @@ def write_run(out_dir: Path, tables: Mapping[str, pd.DataFrame | ParquetRows], m
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         for name, frame in tables.items():
+            progress(f"{name}.csv")
             write_csv(frame, staging / f"{name}.csv")
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _swap_in(staging, out_dir, names, previous)

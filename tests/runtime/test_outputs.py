@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runtime.outputs import ParquetRows, write_csv
+from runtime.outputs import ParquetRows, write_csv, write_run
 from runtime.run import write_rows
 
 
@@ -53,3 +53,13 @@ def test_the_deals_an_engine_returns_are_written_in_the_writers_small_memory(tmp
     write_csv(ParquetRows(tuple(files), table.schema), tmp_path / "deals.csv")
     with open(tmp_path / "deals.csv") as written:
         assert sum(1 for _ in written) == 1 + 2_000_000
+
+
+def test_writing_a_run_says_which_file_it_writes(tmp_path):
+    """What the live line of `revplan run` shows while the outputs are written (the deals take seconds at 10M)."""
+    heard = []
+    tables = {"payout_lines": pd.DataFrame({"rep_id": ["R1"]}), "statements": pd.DataFrame({"rep_id": ["R1"]})}
+    write_run(tmp_path / "out", tables, {"engine": "duckdb"}, progress=heard.append)
+    assert heard == ["payout_lines.csv", "statements.csv"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["manifest.json", "payout_lines.csv", "statements.csv"]
