@@ -226,7 +226,7 @@ def run_plans(
         deal_tables = []
         traced = list(zip((plan for plan, _ in compiled), deal_queries, strict=True)) if deals else []
         for number, (plan, sql) in enumerate(traced, start=1):
-            progress(f"the deals behind {plan.name}'s lines ({number} of {len(traced)})")
+            progress(f"{plan.name}: the deals behind its lines ({number} of {len(traced)})")
             if deals_to is None:
                 deal_tables.append(session.run_arrow(sql))
             else:

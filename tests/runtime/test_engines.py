@@ -298,7 +298,7 @@ def test_a_run_says_what_it_computes_next(sample_company):
     assert heard == [
         "quotas of FY27 AE Quotas", "quotas of FY27 CSM Quotas", "territory assignments",
         *(f"{name} ({number} of 6)" for number, name in enumerate(comp, start=1)),
-        *(f"the deals behind {name}'s lines ({number} of 6)" for number, name in enumerate(comp, start=1)),
+        *(f"{name}: the deals behind its lines ({number} of 6)" for number, name in enumerate(comp, start=1)),
         "territories",
     ]
 
