@@ -16,7 +16,7 @@ import datetime as dt
 import enum
 import json
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -155,10 +155,8 @@ class IsNull(Node):
 
 
 Expr = Annotated[
-    Union[
-        Number, Percent, Money, Date, Duration, Text, Boolean, Null,
-        FieldRef, NameRef, Aggregate, Binary, Compare, Logical, Not, Negate, InList, IsNull,
-    ],
+    Number | Percent | Money | Date | Duration | Text | Boolean | Null
+    | FieldRef | NameRef | Aggregate | Binary | Compare | Logical | Not | Negate | InList | IsNull,
     Field(discriminator="kind"),
 ]
 LITERAL_KINDS = ("number", "percent", "money", "date", "duration", "text", "bool", "null")
@@ -334,7 +332,7 @@ class Mbo(Node):
     source: str
 
 
-Payout = Annotated[Union[FlatRate, Tiers, Curve, Bonus, Spiff, Mbo], Field(discriminator="kind")]
+Payout = Annotated[FlatRate | Tiers | Curve | Bonus | Spiff | Mbo, Field(discriminator="kind")]
 
 
 class DealMultiplier(Node):
@@ -475,7 +473,7 @@ class TerritoryPlan(PlanBase):
     tolerances: tuple[Tolerance, ...] = ()
 
 
-Plan = Annotated[Union[CompPlan, QuotaPlan, TerritoryPlan], Field(discriminator="kind")]
+Plan = Annotated[CompPlan | QuotaPlan | TerritoryPlan, Field(discriminator="kind")]
 
 
 class PlanFile(Node):

@@ -59,7 +59,9 @@ ONLY_IN = {
     "quota": {"target", "over_assign", "allocate", "weight", "phasing", "ramp", "override", "rounding"},
     "territory": {"territory", "assign", "move", "tolerance"},
 }
-REPEATABLE = {"credit", "component", "measure", "test", "weight", "override", "territory", "assign", "move", "tolerance"}
+REPEATABLE = {
+    "credit", "component", "measure", "test", "weight", "override", "territory", "assign", "move", "tolerance",
+}
 REQUIRED = ("effective", "period", "currency", "owners")
 PLAN_KINDS = ("comp", "quota", "territory")
 
@@ -310,7 +312,8 @@ class _Builder:
     def credit_rollup(self, meta, children):
         depth = int(children[0]) if children else None
         if depth == 0:
-            self._error("RP114", "roll-up depth must be at least 1", self._span(meta), "leave out 'depth' for the full hierarchy")
+            self._error("RP114", "roll-up depth must be at least 1", self._span(meta),
+                        "leave out 'depth' for the full hierarchy")
         return _Statement("credit", {"rollup": True, "rollup_depth": depth}, self._span(meta))
 
     def measure_def(self, meta, children):
@@ -505,7 +508,8 @@ class _Builder:
 
     def weight(self, meta, children):
         rep, value = children
-        return _Statement("weight", ir.Weight(span=self._span(meta), rep=self._string(rep), value=value), self._span(meta))
+        weight = ir.Weight(span=self._span(meta), rep=self._string(rep), value=value)
+        return _Statement("weight", weight, self._span(meta))
 
     def phasing(self, meta, children):
         return _Statement("phasing", tuple(children), self._span(meta))
@@ -546,7 +550,8 @@ class _Builder:
 
     def _holder(self, role: str, meta, children):
         rep, *start = children
-        return role, ir.Holder(span=self._span(meta), rep=self._string(rep), start=self._date(start[0]) if start else None)
+        start_date = self._date(start[0]) if start else None
+        return role, ir.Holder(span=self._span(meta), rep=self._string(rep), start=start_date)
 
     def territory_owner(self, meta, children):
         return self._holder("owner", meta, children)
@@ -590,7 +595,8 @@ class _Builder:
                 "tolerances: max_min_ratio (largest/smallest territory potential), cv (coefficient of variation)",
             )
             return _Statement("tolerance", None, self._span(meta))
-        return _Statement("tolerance", ir.Tolerance(span=self._span(meta), name=str(name), value=value), self._span(meta))
+        tolerance = ir.Tolerance(span=self._span(meta), name=str(name), value=value)
+        return _Statement("tolerance", tolerance, self._span(meta))
 
     # ------------------------------------------------------------ plan tests
 
