@@ -54,7 +54,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
@@ -69,6 +69,7 @@ from dsl.diagnostics import Diagnostic, RevplanError
 PARQUET_ABOVE_DEALS = 200_000  # fmt="auto": CSV (readable) up to this many deals, Parquet above
 CHUNK_ROWS = 250_000  # deals generated and written per step (one Parquet row group)
 MIN_REPS = 10  # a CRO, three VPs, a manager and a team
+BASE_REPS = 200  # the company plans/ were written for: the first reps of every bigger one
 ACTIVITIES_PER_SDR = 200
 REGIONS = ("NA", "EMEA", "APAC")
 CURRENCIES = ("USD", "EUR", "GBP")
@@ -239,6 +240,13 @@ class _Roster:
 
     @classmethod
     def build(cls, count: int, seed: int, year: int) -> _Roster:
+        """The roster. Past BASE_REPS reps, the first BASE_REPS are the company of that size (the reps plans/
+        name keep their ids and roles at every size) and the others form more teams under the same VPs."""
+        roster = cls._company(min(count, BASE_REPS), seed, year)
+        return roster._more_teams(count - BASE_REPS, seed) if count > BASE_REPS else roster
+
+    @classmethod
+    def _company(cls, count: int, seed: int, year: int) -> _Roster:
         rng = _rng(seed, _ROSTER)
         managers = max(1, round((count - 4) / 9))  # teams of about eight
         member_no = np.arange(count) - 4 - managers  # >= 0 for team members
@@ -263,19 +271,25 @@ class _Roster:
         manager[1:4] = 0
         manager[4:4 + managers] = 1 + manager_region
         manager[4 + managers:] = 4 + own_manager[4 + managers:]
+        return cls(year, _ids("R", np.arange(1, count + 1), 4), kind, team, manager, region,
+                   *_people(rng, kind, region, year))
 
-        emea = np.array(_EMEA_CURRENCY)[rng.integers(0, 100, count)]
-        currency = np.where(region == 1, emea, 0)
-
-        hire, termination = _employment(rng, kind, year)
-        variation = 1_000 * rng.integers(-5, 6, count)
-        ti_usd = np.array([k.target_incentive for k in _KINDS])[kind] + np.where(kind >= VP, 0, variation)
-        skill = rng.integers(50, 151, count)
-        names = _join(_take(_FIRST_NAMES, rng.integers(0, len(_FIRST_NAMES), count)),
-                      _take(_LAST_NAMES, rng.integers(0, len(_LAST_NAMES), count)))
-        return cls(year=year, ids=_ids("R", np.arange(1, count + 1), 4), kind=kind, team=team, manager=manager,
-                   region=region, currency=currency, hire=hire, termination=termination, ti_usd=ti_usd, skill=skill,
-                   names=names)
+    def _more_teams(self, count: int, seed: int) -> _Roster:
+        """This roster and `count` more reps: teams of about eight, each with a manager under its region's VP."""
+        rng = _rng(seed, _ROSTER, 1)
+        first, managers = len(self.kind), max(1, round(count / 9))
+        teams_so_far = int(np.sum(self.kind == MANAGER))  # the rotation of team kinds goes on
+        manager_team = np.array(_TEAM_ROTATION)[(teams_so_far + np.arange(managers)) % len(_TEAM_ROTATION)]
+        manager_region = _pick(rng, (50, 30, 20), managers)
+        own_manager = np.arange(count - managers) % managers
+        team = np.concatenate([manager_team, manager_team[own_manager]])
+        kind = np.concatenate([np.full(managers, MANAGER), team[managers:]])
+        region = np.concatenate([manager_region, manager_region[own_manager]])
+        manager = np.concatenate([1 + manager_region, first + own_manager])
+        more = _Roster(self.year, self.ids, kind, team, manager, region, *_people(rng, kind, region, self.year))
+        joined = {f.name: _concatenate(getattr(self, f.name), getattr(more, f.name))
+                  for f in fields(self) if f.name not in ("year", "ids")}
+        return _Roster(year=self.year, ids=_ids("R", np.arange(1, first + count + 1), 4), **joined)
 
     def table(self) -> pa.Table:
         """reps: the schema's columns, then `title` (a custom field, as CRMs have)."""
@@ -391,6 +405,24 @@ class _Roster:
                 np.minimum(np.where(end < 0, last, end), last))
 
 
+def _people(rng: np.random.Generator, kind: np.ndarray, region: np.ndarray, year: int) -> tuple:
+    """What the roster draws for each rep: currency, hire and termination, TI in USD, skill, name."""
+    count = len(kind)
+    emea = np.array(_EMEA_CURRENCY)[rng.integers(0, 100, count)]
+    currency = np.where(region == 1, emea, 0)
+    hire, termination = _employment(rng, kind, year)
+    variation = 1_000 * rng.integers(-5, 6, count)
+    ti_usd = np.array([k.target_incentive for k in _KINDS])[kind] + np.where(kind >= VP, 0, variation)
+    skill = rng.integers(50, 151, count)
+    names = _join(_take(_FIRST_NAMES, rng.integers(0, len(_FIRST_NAMES), count)),
+                  _take(_LAST_NAMES, rng.integers(0, len(_LAST_NAMES), count)))
+    return currency, hire, termination, ti_usd, skill, names
+
+
+def _concatenate(first, second):
+    return pa.concat_arrays([first, second]) if isinstance(first, pa.Array) else np.concatenate([first, second])
+
+
 def _employment(rng: np.random.Generator, kind: np.ndarray, year: int) -> tuple[np.ndarray, np.ndarray]:
     """Hire dates (leaders long ago, 10 % of members during `year`) and 3 % terminations in `year`."""
     count = len(kind)
@@ -429,7 +461,7 @@ class _Accounts:
         employees = rng.integers(10, 100, count) * 10 ** rng.integers(0, 4, count)
         potential_dollars = employees * rng.integers(200, 2_000, count)
         words = [_take(w, rng.integers(0, len(w), count)) for w in _ACCOUNT_WORDS]
-        width = max(5, len(str(count)))
+        width = 5  # A00218 is the same id in every company (past 99,999 accounts ids grow a digit)
         ids = _ids("A", np.arange(1, count + 1), width)
         columns = {
             "id": ids,
@@ -756,9 +788,12 @@ def _day(year: int, month: int, day: int) -> int:
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    """Fixed-width ids (`D000042`) built as bytes, without one Python string per row."""
+    """Ids of `width` digits (`D000042`), or more for a number that needs more (`R10000`): a company's ids
+    stay those of a smaller one. Built as bytes, without one Python string per row."""
     numbers = np.asarray(numbers, dtype=np.int64)
-    width = max(width, len(str(int(numbers.max()))) if len(numbers) else width)
+    if len(numbers) and numbers.max() >= 10**width:
+        digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width=width, padding="0")
+        return pc.binary_join_element_wise(prefix, digits, "")
     head = np.frombuffer(prefix.encode(), dtype=np.uint8)
     size = len(head) + width
     text = np.empty((len(numbers), size), dtype=np.uint8)

@@ -6,6 +6,7 @@ import hashlib
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from dsl.diagnostics import RevplanError
@@ -65,6 +66,21 @@ def test_more_deals_keep_the_roster(tmp_path):
     generate_sample_company(tmp_path / "small", reps=30, deals=1_000)
     generate_sample_company(tmp_path / "large", reps=30, deals=3_000)
     assert digests(tmp_path / "small")["reps.csv"] == digests(tmp_path / "large")["reps.csv"]
+
+
+def test_a_bigger_company_keeps_the_reps_and_accounts_the_plans_name(tmp_path):
+    """plans/ name reps (territory owners and overlays) and accounts of the 200-rep company: a company of
+    10,000 reps has those same reps, row for row, and ids that only grow a digit past R9999 and A99999."""
+    generate_sample_company(tmp_path / "demo", reps=200, deals=100)
+    generate_sample_company(tmp_path / "big", reps=10_000, deals=100)
+    connection = duckdb.connect()
+    demo, big = (connection.read_csv(str(tmp_path / name / "reps.csv"), all_varchar=True) for name in ("demo", "big"))
+    assert big.limit(200).fetchall() == demo.fetchall()
+    ids = [row[0] for row in big.fetchall()]
+    assert ids[:3] == ["R0001", "R0002", "R0003"] and ids[9_998:] == ["R9999", "R10000"]
+    assert all(manager in ids for (manager,) in big.select("manager_id").filter("manager_id IS NOT NULL").fetchall())
+    accounts = sample_data._Accounts.build(100_000, seed=1).ids.to_pylist()  # as 2M deals have
+    assert accounts[218 - 1] == "A00218" and accounts[-2:] == ["A99999", "A100000"]
 
 
 def test_csv_and_parquet_load_the_same(tmp_path):
