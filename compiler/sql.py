@@ -11,7 +11,7 @@ The query is a chain of CTEs, one job each:
     rep_intervals  the days each rep is in the plan by role (rep_assignments, else the reps row)
     rep_periods  reps x periods they are in the plan and employed in, prorated quota and TI
     links, chain each rep's dated manager; the dated manager closure (recursive), only for roll-up credit
-    days, fx     every day of the plan's periods; each currency's rate on each day
+    days, fx     every day of the plan's periods and the period it is in; each currency's rate on each day
     credits      (rep, deal, share), only for plans with several credit sources
     deal_rows    credited deals in each period, amounts in plan currency; one
                  credit source credits deals as they are read (splits as a left
@@ -402,12 +402,8 @@ class _PlanCompiler(RowCompiler):
         select = exp.select("*", copy=False).from_(
             exp.Subquery(this=outer, alias=exp.TableAlias(this=exp.to_identifier("all_lines"))), copy=False
         )
-        recursive = plan.crediting.rollup
-        for name, body in ctes:
-            # A TableAlias (not a bare identifier) is what Trino's printer expects of a recursive CTE.
-            name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
-            select = select.with_(name_alias, as_=body, recursive=recursive, copy=False)
-        return select.order_by(col("rep_id"), col("period"), col("line_type"), col("component"), copy=False)
+        line_order = [col(name) for name in ("rep_id", "period", "line_type", "component")]
+        return self.with_ctes(select, ctes).order_by(*line_order, copy=False)
 
     # ------------------------------------------------------------ calendar and roster
 
@@ -701,14 +697,25 @@ class _PlanCompiler(RowCompiler):
         for join_table, on, kind in credited.joins:
             select = select.join(join_table, on=on, join_type=kind, copy=False)
         # Deals are matched to periods (a handful of rows), not to rep-periods: aggregates
-        # are joined to the plan's reps afterwards, which keeps the big join cheap.
-        select = select.join(table("periods", "p"), on=self.in_window(self.booking_date("d"), "p"), copy=False)
+        # are joined to the plan's reps afterwards, which keeps the big join cheap. By their day, where a
+        # day is in one period; year to date, a day counts in every later period too, and the engine
+        # best multiplies the deals by their periods last, as it does a range join.
+        if self.ytd:
+            in_periods = self.in_window(self.booking_date("d"), "p")
+            select = select.join(table("periods", "p"), on=in_periods, copy=False)
+        else:
+            on_day = eq(col("day", "dd"), self.booking_date("d"))
+            select = select.join(table("days", "dd"), on=on_day, copy=False).join(
+                table("periods", "p"), on=eq(col("period_index", "p"), col("period_index", "dd")), copy=False
+            )
         # A deal counts for a rep only on a day the rep is in the plan (their role that day): this
         # join also keeps only the plan's reps.
         in_plan = self.in_plan_on(credited.rep.copy(), self.booking_date("d"))
         select = select.join(table("rep_intervals", "i"), on=in_plan, copy=False)
         fx_day = self.booking_date("d")
-        if self.plan.fx_at == ir.FxDate.PERIOD_END:  # the rate of the deal's own period's end
+        if self.plan.fx_at == ir.FxDate.PERIOD_END and not self.ytd:  # the rate of the deal's period's end
+            fx_day = col("period_end", "p")
+        elif self.plan.fx_at == ir.FxDate.PERIOD_END:  # of its own period, not of every later one it counts in
             fx_day = col("period_end", "bp")
             own = exp.Between(this=self.booking_date("d"), low=col("period_start", "bp"), high=col("period_end", "bp"))
             select = select.join(table("periods", "bp"), join_type="left", on=own, copy=False)
@@ -759,16 +766,23 @@ class _PlanCompiler(RowCompiler):
         ]
 
     def days(self) -> exp.Select:
-        """Every day a deal can count on: from the first period's window to the last period's end."""
+        """(day, period_index): every day a deal can count on, from the first period's window to the last
+        period's end, with the index of the period it is in (-1 for none: days of a year-to-date window
+        before the plan starts). Deals find their period by an equality join on the day, which every
+        engine runs as a hash join: a range join on the periods sorted millions of deals by date (2.6 s
+        of the SDR plan's 2.9 s at 10M deals)."""
         periods = plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
         first, last = min(periods[0].year_start, periods[0].start), periods[-1].end
+        index = {p.start + dt.timedelta(days=n): p.index for p in periods for n in range((p.end - p.start).days + 1)}
+        days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
         values = exp.Values(
-            expressions=[
-                exp.Tuple(expressions=[date(first + dt.timedelta(days=n))]) for n in range((last - first).days + 1)
-            ],
-            alias=exp.TableAlias(this=exp.to_identifier("v"), columns=[exp.to_identifier("day", quoted=True)]),
+            expressions=[exp.Tuple(expressions=[date(day), exp.Literal.number(index.get(day, -1))]) for day in days],
+            alias=exp.TableAlias(
+                this=exp.to_identifier("v"),
+                columns=[exp.to_identifier(n, quoted=True) for n in ("day", "period_index")],
+            ),
         )
-        return exp.select(col("day"), copy=False).from_(values, copy=False)
+        return exp.select(col("day"), col("period_index"), copy=False).from_(values, copy=False)
 
     def fx(self) -> exp.Select:
         """One rate into the plan currency per currency and day of the plan's periods.
@@ -1331,6 +1345,13 @@ class _PlanCompiler(RowCompiler):
             copy=False,
         )
 
+    def with_ctes(self, select: exp.Select, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
+        for name, body in ctes:
+            # A TableAlias (not a bare identifier) is what Trino's printer expects of a recursive CTE.
+            name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
+            select = select.with_(name_alias, as_=body, recursive=self.plan.crediting.rollup, copy=False)
+        return select
+
     def deal_components(self) -> list[tuple[int, ir.Component, exp.Expression]]:
         """Components whose pay can be traced to deals: (index, component, a deal row's base contribution)."""
         traced = []
@@ -1371,10 +1392,7 @@ class _PlanCompiler(RowCompiler):
             empty = [alias(exp.null(), n) for n in DEAL_ID_COLUMNS[:-1]]
             selects = [exp.select(*empty, alias(dec(exp.null()), "credited_base"), copy=False).where(exp.false())]
         select = exp.select("*", copy=False).from_(union_all(selects).subquery("deals_behind", copy=False), copy=False)
-        for name, body in read_ctes(select, ctes):
-            name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
-            select = select.with_(name_alias, as_=body, recursive=self.plan.crediting.rollup, copy=False)
-        return select.order_by(col("rep_id"), col("period"), col("component"), col("deal_id"), copy=False)
+        return self.with_ctes(select, read_ctes(select, ctes)).order_by(*deal_order(), copy=False)
 
     def detail_query(self, ctes: list[tuple[str, exp.Expression]], deal_shares) -> exp.Select:
         """The deals behind each commission line (what `revplan explain` shows)."""
@@ -1397,10 +1415,7 @@ class _PlanCompiler(RowCompiler):
             col("share_of_line"),
             copy=False,
         ).from_(table("deal_shares"), copy=False)
-        for name, body in ctes:
-            name_alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
-            select = select.with_(name_alias, as_=body, recursive=self.plan.crediting.rollup, copy=False)
-        return select.order_by(col("rep_id"), col("period"), col("component"), col("deal_id"), copy=False)
+        return self.with_ctes(select, ctes).order_by(*deal_order(), copy=False)
 
     def deal_shares(self, rows: str = "deal_rows") -> exp.Expression | None:
         """Each deal's exact share of the commission lines it earned: line x contribution / base."""
@@ -1510,6 +1525,11 @@ class _PlanCompiler(RowCompiler):
                     return None
                 return add(left, right) if o == "+" else sub(left, right)
         return None
+
+
+def deal_order() -> list[exp.Column]:
+    """The order of the deals behind lines: by line, then deal."""
+    return [col(name) for name in ("rep_id", "period", "component", "deal_id")]
 
 
 def read_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) -> list[tuple[str, exp.Expression]]:
