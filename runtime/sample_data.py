@@ -38,6 +38,10 @@ and TI they were hired on (manager roll-ups still read it); their deals and
 activities are generated as an SDR's, so their AE months start with an empty
 pipeline.
 
+The plans in plans/ name reps and accounts of the 200-rep company (territory
+owners and overlays, named accounts): a bigger company starts with those 200
+reps, row for row, and its ids grow a digit only past R9999 and A99999.
+
 Generation is vectorised (NumPy arrays, never a Python loop per row), so 10,000
 reps and 10,000,000 deals take seconds (`bench/bench_sample_data.py`).
 
