@@ -601,14 +601,13 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
         yield _RowRule("RD006", column.name, f"NOT {column.is_blank()} AND {typed} IS NULL", (raw_text,),
                        lambda value: f"{_show(value)} is not a valid {expected}", (how,))
     scale = SCALES.get(kind)
-    if scale is not None and column.source_type == "VARCHAR" and column.conversion is not Conversion.SAME:
-        # DuckDB reads 1.23457E+5 as a number, but a spreadsheet writes one so only after rounding it to 6 digits.
-        yield _RowRule("RD006", column.name, f"{typed} IS NOT NULL AND contains(upper({raw}), 'E')", (raw_text,),
-                       lambda value: f"{_show(value)} is in scientific notation",
-                       ("spreadsheets write numbers so once rounded to 6 digits: export the column as plain decimals "
-                        "(format the cells as numbers with their decimal places)",))
     if scale is not None and column.conversion is not Conversion.SAME:
         if column.source_type == "VARCHAR":
+            # DuckDB reads 1.23457E+5 as a number, but a spreadsheet writes one so only after rounding it to 6 digits.
+            yield _RowRule("RD006", column.name, f"{typed} IS NOT NULL AND contains(upper({raw}), 'E')", (raw_text,),
+                           lambda value: f"{_show(value)} is in scientific notation",
+                           ("spreadsheets write numbers so once rounded to 6 digits: export the column as plain "
+                            "decimals (format the cells as numbers with their decimal places)",))
             exact = f"TRY_CAST(TRIM({raw}) AS DECIMAL(38,18))"
         elif (decimal_scale(column.source_type) or 0) > scale:
             exact = raw
