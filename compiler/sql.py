@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlglot import exp
 
@@ -115,12 +115,15 @@ def compile_payouts_and_deal_ids(
     territories: tuple[ir.TerritoryPlan, ...] = (),
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
     computed: dict[str, str] | None = None,
+    periods: Collection[str] | None = None,
 ) -> tuple[str, str]:
     """The SQL texts of `compile_plan` and of `compile_plan(detail="ids")`, from one compile: the
-    second query takes the CTEs it reads from the first, so a run builds each plan's tree once."""
+    second query takes the CTEs it reads from the first, so a run builds each plan's tree once.
+    With `periods` (labels), the second has only the deals behind lines of those periods."""
     compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed)
     payouts = compiler.query().sql(dialect=dialect, copy=False)  # printed before its CTEs join the second tree
-    return payouts, compiler.deal_ids_query(compiler.ctes).sql(dialect=dialect, copy=False)
+    deals = deals_behind(compiler.deal_ids_query(compiler.ctes), periods=periods)
+    return payouts, deals.sql(dialect=dialect, copy=False)
 
 
 # ---------------------------------------------------------------- small builders
@@ -1530,6 +1533,24 @@ class _PlanCompiler(RowCompiler):
 def deal_order() -> list[exp.Column]:
     """The order of the deals behind lines: by line, then deal."""
     return [col(name) for name in ("rep_id", "period", "component", "deal_id")]
+
+
+def deals_behind(deals: exp.Select, rep: str | None = None, periods: Collection[str] | None = None) -> exp.Select:
+    """The rows of a query of the deals behind lines that belong to one rep's lines and/or to lines of
+    some periods, in its order: what `explain --rep` and `run --period` need, without the rest."""
+    conditions = []
+    if rep is not None:
+        conditions.append(eq(col("rep_id"), text(rep)))
+    if periods is not None:
+        conditions.append(exp.In(this=col("period"), expressions=[text(p) for p in sorted(periods)] or [exp.null()]))
+    if not conditions:
+        return deals
+    return (
+        exp.select("*", copy=False)
+        .from_(deals.subquery("behind", copy=False), copy=False)
+        .where(and_(*conditions), copy=False)
+        .order_by(*deal_order(), copy=False)
+    )
 
 
 def read_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) -> list[tuple[str, exp.Expression]]:

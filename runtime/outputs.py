@@ -247,9 +247,6 @@ def write_csv(table: pd.DataFrame | ParquetRows, path: Path) -> None:
             relation = connection.from_arrow(table.schema.empty_table())
         else:
             relation = connection.read_parquet([str(f) for f in table.files])
-            if table.periods is not None:
-                wanted = [duckdb.ConstantExpression(p) for p in sorted(table.periods)]
-                relation = relation.filter(duckdb.ColumnExpression("period").isin(*wanted))
         columns = [
             duckdb.ColumnExpression(name).cast(duckdb.sqltypes.VARCHAR).alias(name)
             if str(kind).startswith("DECIMAL")
@@ -261,11 +258,10 @@ def write_csv(table: pd.DataFrame | ParquetRows, path: Path) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ParquetRows:
-    """Rows in Parquet files (in order), optionally only those of some periods: written without loading them."""
+    """Rows in Parquet files (in order): written without loading them."""
 
     files: tuple[Path, ...]
     schema: pa.Schema
-    periods: frozenset[str] | None = None
 
 
 def text_table(frame: pd.DataFrame) -> pa.Table:

@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from compiler.sql import (
     CompileError,
     compile_payouts_and_deal_ids,
     compile_plan,
+    deals_behind,
 )
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
@@ -95,38 +96,32 @@ def compile_all(
     detail: bool | str = False,
     computed: dict[str, str] | None = None,
     rep: str | None = None,
+    periods: Collection[str] | None = None,
 ) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic.
 
     `detail=True` compiles the queries of the deals behind the lines instead, with `rep` those of one
-    rep's lines only; `computed` names the tables holding what a run already computed (see `compile_plan`)."""
+    rep's lines only, with `periods` those of lines of these periods only; `computed` names the tables
+    holding what a run already computed (see `compile_plan`)."""
     def compile_one(plan, measures, territories, quotas):
         query = compile_plan(plan, measures, dialect, territories, quotas, detail, computed)
-        return sql_text(of_rep(query, rep) if detail and rep is not None else query, dialect)
+        return sql_text(deals_behind(query, rep, periods) if detail else query, dialect)
 
     return _compile_each(files, compile_one)
 
 
-def of_rep(deals: exp.Select, rep: str) -> exp.Select:
-    """The rows of one rep from a query of the deals behind lines, in its order."""
-    keys = [exp.column(name, quoted=True) for name in ("rep_id", "period", "component", "deal_id")]
-    return (
-        exp.select("*", copy=False)
-        .from_(deals.subquery("behind", copy=False), copy=False)
-        .where(exp.EQ(this=keys[0].copy(), expression=exp.Literal.string(rep)), copy=False)
-        .order_by(*keys, copy=False)
-    )
-
-
 def compile_with_deal_ids(
-    files: Sequence[ir.PlanFile], dialect: str, computed: dict[str, str] | None = None
+    files: Sequence[ir.PlanFile],
+    dialect: str,
+    computed: dict[str, str] | None = None,
+    periods: Collection[str] | None = None,
 ) -> list[tuple[ir.CompPlan, tuple[str, str]]]:
-    """(plan, (payout SQL, SQL of the deals behind the lines)) for every comp plan: what a run
-    computes, one compile per plan."""
+    """(plan, (payout SQL, SQL of the deals behind the lines [of `periods`])) for every comp plan: what a
+    run computes, one compile per plan."""
     return _compile_each(
         files,
         lambda plan, measures, territories, quotas: compile_payouts_and_deal_ids(
-            plan, measures, dialect, territories, quotas, computed
+            plan, measures, dialect, territories, quotas, computed, periods
         ),
     )
 
@@ -167,6 +162,7 @@ def run_plans(
     deals: bool | str = False,
     deals_to: Path | None = None,
     deals_of: str | None = None,
+    deals_in: Collection[str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
     """Every plan's results; `deals=True` also computes the deals behind each commission line and
@@ -176,16 +172,17 @@ def run_plans(
     With `deals_to` (a folder) the deals go to one Parquet file per plan there, in plan order,
     streamed by the engine where it can (`RunResult.payout_deal_files`), instead of memory:
     at 10M deals they are the biggest result by far. With `deals_of` (a rep id) only the deals behind that
-    rep's lines are computed: what `revplan explain --rep` shows, without every rep's deals in memory."""
+    rep's lines are computed: what `revplan explain --rep` shows, without every rep's deals in memory;
+    with `deals_in` (period labels) only those behind lines of these periods: what `revplan run --period`
+    writes, a quarter's deals rather than the year's."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if engine == "python":  # the Python calculator (compiler/python.py) on the same tables
         from runtime.python_engine import run_python
 
         result = run_python(files, connection, schema, deals)
-        if deals_of is not None and result.payout_deals is not None:
-            mine = pc.equal(result.payout_deals["rep_id"], deals_of)
-            result = dataclasses.replace(result, payout_deals=result.payout_deals.filter(mine))
+        if result.payout_deals is not None:
+            result = dataclasses.replace(result, payout_deals=_behind(result.payout_deals, deals_of, deals_in))
         if deals_to is None or result.payout_deals is None:
             return result
         path = Path(deals_to) / "deals-000.parquet"  # one table already: one file, as the engines write them
@@ -200,12 +197,13 @@ def run_plans(
         computed[ASSIGNMENTS] = f"revplan_assignments_{uuid.uuid4().hex[:12]}"
     # Every problem before any query runs.
     if deals == "ids":
-        both = compile_with_deal_ids(files, dialect, computed)
+        both = compile_with_deal_ids(files, dialect, computed, deals_in)
         compiled = [(plan, payouts) for plan, (payouts, _) in both]
         deal_queries = [ids for _, (_, ids) in both]
     else:
         compiled = compile_all(files, dialect, computed=computed)
-        deal_queries = [sql for _, sql in compile_all(files, dialect, deals, computed, deals_of)] if deals else []
+        traces = compile_all(files, dialect, deals, computed, deals_of, deals_in) if deals else []
+        deal_queries = [sql for _, sql in traces]
     if engine != "duckdb":
         progress(f"copying the tables to {engine}")
     with open_session(engine, connection, url, schema) as session:
@@ -248,6 +246,15 @@ def run_plans(
         normalise(lines), plans, territory_frame, quota_frame, report, deal_table,
         deal_files,
     )
+
+
+def _behind(deals: pa.Table, rep: str | None, periods: Collection[str] | None) -> pa.Table:
+    """`deals_behind` for the Python calculator's table."""
+    if rep is not None:
+        deals = deals.filter(pc.equal(deals["rep_id"], rep))
+    if periods is not None:
+        deals = deals.filter(pc.is_in(deals["period"], pa.array(sorted(periods), pa.string())))
+    return deals
 
 
 DEALS_SCHEMA = pa.schema(

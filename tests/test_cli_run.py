@@ -208,6 +208,22 @@ def test_run_period_keeps_the_periods_inside_it(sample, flat_plans, tmp_path, ca
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["period_filter"] == period
 
 
+@pytest.mark.parametrize("period", ["2027-Q3", "2027-H1"])
+def test_run_period_traces_the_deals_of_its_lines_only(sample, sample_run, tmp_path, capsys, period):
+    """`--period` computes only the deals behind the kept lines (a quarter's, not the year's): exactly the whole
+    run's rows of those periods, in the same order; the year-to-date plan's included."""
+    code, _, _ = run_cli(capsys, "run", "--data", sample, "--plans", PLANS, "--out", tmp_path / "o",
+                         "--period", period)
+    assert code == 0
+    whole = pd.read_csv(sample_run[0] / "payout_deals.csv", dtype=str, keep_default_na=False)
+    kept = pd.read_csv(tmp_path / "o" / "payout_deals.csv", dtype=str, keep_default_na=False)
+    lines = pd.read_csv(tmp_path / "o" / "payout_lines.csv", dtype=str)
+    expected = whole[whole["period"].isin(set(lines["period"]))].reset_index(drop=True)
+    assert 0 < len(expected) < len(whole)
+    assert "Commercial AE" in set(expected["plan"])  # measured year to date
+    pd.testing.assert_frame_equal(kept, expected)
+
+
 @pytest.mark.parametrize("period, note", [
     ("2027-02", "--period 2027-02 holds no whole period of Flat v1, so they have no lines here; "
                 "their lines are in 2027-Q1"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -254,8 +255,26 @@ def test_the_deals_of_one_rep_are_the_full_traces_rows_of_that_rep(sample_compan
         assert mine.payout_lines.equals(full.payout_lines)
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "python"])
+@pytest.mark.parametrize("deals", [True, "ids"])
+def test_the_deals_of_some_periods_are_the_full_traces_rows_of_those_periods(sample_company, duckdb_trace,
+                                                                            python_result, engine, deals):
+    """`revplan run --period` computes the deals behind that period's lines only: the same rows, in the same
+    order, as the full trace keeps for those periods (a label no line has changes nothing); lines unchanged."""
+    project, data = sample_company
+    full = {"duckdb": duckdb_trace, "python": python_result}[engine]
+    periods = {"2027-Q2", "2027-04", "2027-Q9"}
+    kept = run_plans(project.files, data.connection, engine=engine, deals=deals, deals_in=periods)
+    expected = full.payout_deals.filter(pc.is_in(full.payout_deals["period"], pa.array(["2027-Q2"])))
+    if deals == "ids":
+        expected = expected.drop_columns(["share_of_line"])
+    assert 0 < kept.payout_deals.num_rows < full.payout_deals.num_rows
+    assert kept.payout_deals.equals(expected)
+    assert kept.payout_lines.equals(full.payout_lines)
+
+
 @pytest.mark.postgres
-def test_postgres_computes_one_reps_deals_as_duckdb_does(sample_company, duckdb_trace):
+def test_postgres_computes_one_reps_and_one_periods_deals_as_duckdb_does(sample_company, duckdb_trace):
     require_postgres()
     project, data = sample_company
     full = duckdb_trace.payout_deals
@@ -263,6 +282,9 @@ def test_postgres_computes_one_reps_deals_as_duckdb_does(sample_company, duckdb_
         postgres = run_plans(project.files, data.connection, engine="postgres", url=POSTGRES_URL, deals=True,
                              deals_of=rep).payout_deals
         assert postgres.equals(full.filter(pc.equal(full["rep_id"], rep))), rep
+    quarter = run_plans(project.files, data.connection, engine="postgres", url=POSTGRES_URL, deals=True,
+                        deals_in={"2027-Q2"}).payout_deals
+    assert quarter.equals(full.filter(pc.equal(full["period"], "2027-Q2")))
 
 
 @pytest.fixture(scope="module")
