@@ -6,18 +6,23 @@ thing, and lists the diagnostics expected as (code, file, row, column).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
+import io
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dsl.diagnostics import RevplanError, Severity
 from dsl.project import load_texts
 from dsl.schema import SCHEMA, FieldType
+from revplan.cli import main
 from runtime.contract import (
     MAX_ROWS,
     check_data,
@@ -710,3 +715,53 @@ def test_a_comp_plan_that_reaches_no_rep_warns_at_its_applies_to(tmp_path, appli
     if hints:
         assert warnings[0].message.endswith("so it pays nobody")
         assert list(warnings[0].hints) == hints
+
+
+# ---------------------------------------------------------------- garbled data, end to end
+
+# Values people and tools put in cells: empty, blank, words, other number and date formats, quotes, separators,
+# huge and tiny numbers, other scripts, control characters.
+ODD_VALUES = ["", " ", "abc", "0", "-0.00", "-1", "1e5", "1.5E-3", "NaN", "inf", "1,000.00", "$12", "12%",
+              "99999999999999999999999.99", "0.000000001", "2027-02-30", "31/12/2027", "2027-1-5", "9999-12-31",
+              "true", "null", "NULL", "R1", "D1", "A1", "EUR", "usd", '"', "a,b", "x\ny", "é", "\t", "\x00", "🙂"]
+
+
+@st.composite
+def garblings(draw):
+    """One to three changes to GOOD: odd values in random cells, a dropped column, a row twice or gone."""
+    tables = copy.deepcopy(GOOD)
+    for _ in range(draw(st.integers(1, 3))):
+        table = draw(st.sampled_from(sorted(tables)))
+        rows = tables[table]
+        kind = draw(st.sampled_from(["cell", "cell", "cell", "column", "twice", "gone"]))
+        if not rows:
+            continue
+        if kind == "cell":
+            row = draw(st.sampled_from(rows))
+            row[draw(st.sampled_from(sorted(row)))] = draw(st.sampled_from(ODD_VALUES) | st.text(max_size=8))
+        elif kind == "column":
+            drop_column(table, draw(st.sampled_from(sorted(rows[0]))))(tables)
+        elif kind == "twice":
+            rows.append(dict(draw(st.sampled_from(rows))))
+        else:
+            rows.remove(draw(st.sampled_from(rows)))
+    return tables
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tables=garblings())
+def test_garbled_data_gets_diagnostics_or_a_run_never_a_crash(tmp_path_factory, tables):
+    """Whatever is in the files, `revplan run` either pays or stops with diagnostics that name where the data is
+    wrong; an uncaught exception (a traceback) fails the test."""
+    folder = tmp_path_factory.mktemp("garbled")
+    (folder / "plans").mkdir()
+    (folder / "plans" / "ae.plan").write_text(NEAR_MISS_PLAN, encoding="utf-8")
+    data = write_company(folder / "data", tables)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["run", "--data", str(data), "--plans", str(folder / "plans"), "--out", str(folder / "out")])
+    assert code in (0, 1), err.getvalue()
+    if code == 1:
+        assert "error[RD" in err.getvalue(), err.getvalue()
+    else:
+        assert (folder / "out" / "payout_lines.csv").is_file()
