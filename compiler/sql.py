@@ -115,14 +115,15 @@ def compile_payouts_and_deal_ids(
     territories: tuple[ir.TerritoryPlan, ...] = (),
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
     computed: dict[str, str] | None = None,
+    rep: str | None = None,
     periods: Collection[str] | None = None,
 ) -> tuple[str, str]:
     """The SQL texts of `compile_plan` and of `compile_plan(detail="ids")`, from one compile: the
     second query takes the CTEs it reads from the first, so a run builds each plan's tree once.
-    With `periods` (labels), the second has only the deals behind lines of those periods."""
+    With `rep` or `periods` (labels), the second has only the deals behind those lines (`deals_behind`)."""
     compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed)
     payouts = compiler.query().sql(dialect=dialect, copy=False)  # printed before its CTEs join the second tree
-    deals = deals_behind(compiler.deal_ids_query(compiler.ctes), periods=periods)
+    deals = deals_behind(compiler.deal_ids_query(compiler.ctes), rep, periods)
     return payouts, deals.sql(dialect=dialect, copy=False)
 
 

@@ -114,14 +114,15 @@ def compile_with_deal_ids(
     files: Sequence[ir.PlanFile],
     dialect: str,
     computed: dict[str, str] | None = None,
+    rep: str | None = None,
     periods: Collection[str] | None = None,
 ) -> list[tuple[ir.CompPlan, tuple[str, str]]]:
-    """(plan, (payout SQL, SQL of the deals behind the lines [of `periods`])) for every comp plan: what a
-    run computes, one compile per plan."""
+    """(plan, (payout SQL, SQL of the deals behind the lines [of `rep`, of `periods`])) for every comp plan:
+    what a run computes, one compile per plan."""
     return _compile_each(
         files,
         lambda plan, measures, territories, quotas: compile_payouts_and_deal_ids(
-            plan, measures, dialect, territories, quotas, computed, periods
+            plan, measures, dialect, territories, quotas, computed, rep, periods
         ),
     )
 
@@ -197,7 +198,7 @@ def run_plans(
         computed[ASSIGNMENTS] = f"revplan_assignments_{uuid.uuid4().hex[:12]}"
     # Every problem before any query runs.
     if deals == "ids":
-        both = compile_with_deal_ids(files, dialect, computed, deals_in)
+        both = compile_with_deal_ids(files, dialect, computed, deals_of, deals_in)
         compiled = [(plan, payouts) for plan, (payouts, _) in both]
         deal_queries = [ids for _, (_, ids) in both]
     else:
