@@ -1314,6 +1314,12 @@ class _Run:
         deal_ids = np.array(self.inputs.text("deals", "id").decode(), dtype=object) if self.inputs.rows("deals") \
             else np.zeros(0, dtype=object)
         labels = np.array([p.label for p in self.periods], dtype=object)
+        earned = labels[self.rp_period[self.deal_rp]]
+        if self.paid_on_payment:  # the line that pays a deal is in the period it is paid in (none until then)
+            paid, inside, _ = self.period_of("paid_date")
+            paying = np.where(inside, labels[np.maximum(paid, 0)], None)
+        else:
+            paying = earned
         for component, share, contributes, contribution in shares:
             rows = np.flatnonzero(contributes)
             parts.append(pa.table({
@@ -1321,7 +1327,8 @@ class _Run:
                 "version": pa.array(np.full(len(rows), self.plan.version, dtype=np.int64)),
                 "component": pa.array([component] * len(rows), pa.string()),
                 "rep_id": pa.array(rep_ids[self.rp_rep[self.deal_rp[rows]]], pa.string()),
-                "period": pa.array(labels[self.rp_period[self.deal_rp[rows]]], pa.string()),
+                "period": pa.array(earned[rows], pa.string()),
+                "line_period": pa.array(paying[rows], pa.string()),
                 "deal_id": pa.array(deal_ids[self.deal_index[rows]], pa.string()),
                 "credited_base": _decimal_array(contribution.take(rows), 38, SCALE),
                 "share_of_line": _decimal_array(share.take(rows), 38, SCALE),
@@ -1735,14 +1742,18 @@ class _Run:
             shares.append((spec.component.name, share, contributes, contribution))
         return shares
 
-    def lines_from_shares(self, shares, line_type: str, day_field: str, sign: int) -> list[Lines]:
-        """Deal shares summed by rep, the period `day_field` falls in, and component."""
-        inputs = self.inputs
-        day = number(inputs.column("deals", day_field)).take(self.deal_index)
+    def period_of(self, day_field: str) -> tuple[np.ndarray, np.ndarray, Num]:
+        """Per deal row: the index of the plan period its `day_field` falls in, whether it falls in one, the day."""
+        day = number(self.inputs.column("deals", day_field)).take(self.deal_index)
         target = np.searchsorted(self.starts, day.v, side="right") - 1
         inside = ~day.null & (target >= 0) & (day.v <= self.ends[np.maximum(target, 0)])
+        return target, inside, day
+
+    def lines_from_shares(self, shares, line_type: str, day_field: str, sign: int) -> list[Lines]:
+        """Deal shares summed by rep, the period `day_field` falls in, and component."""
+        target, inside, day = self.period_of(day_field)
         if line_type == "clawback":
-            close = number(inputs.column("deals", "close_date")).take(self.deal_index)
+            close = number(self.inputs.column("deals", "close_date")).take(self.deal_index)
             inside &= ~close.null & (day.v - close.v <= self.plan.clawback.within_days)
         blocks = []
         for component, share, contributes, _ in shares:

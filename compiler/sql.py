@@ -60,7 +60,11 @@ PAYOUT_COLUMNS = (
     "proration",
     "deal_count",
 )
-DEAL_COLUMNS = ("plan", "version", "component", "rep_id", "period", "deal_id", "credited_base", "share_of_line")
+# `period` is the one a deal was earned in; `line_period` that of the line that pays it: the same, or for a plan
+# paid on payment the period the deal is paid in (empty until then).
+DEAL_COLUMNS = (
+    "plan", "version", "component", "rep_id", "period", "line_period", "deal_id", "credited_base", "share_of_line"
+)
 DEAL_ID_COLUMNS = DEAL_COLUMNS[:-1]  # what `revplan run` writes: shares need each deal's line (explain has them)
 BUILTINS = ("attainment", "quota", "target_incentive")
 ASSIGNMENTS = "territory assignments"  # the key of `computed` naming a run's table of them (territory.assigned)
@@ -1372,26 +1376,30 @@ class _PlanCompiler(RowCompiler):
     def deal_ids_query(self, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
         """The deals behind each commission line and their part of its base, without the exact shares
         (a deal's share needs its line: `detail_query`). Every rep-period has a line per component."""
-        selects = [
-            exp.select(
-                alias(text(self.plan.name), "plan"),
-                alias(exp.Literal.number(self.plan.version), "version"),
-                alias(text(component.name), "component"),
-                col("rep_id", "d"),
-                col("period", "d"),
-                alias(col("id", "d"), "deal_id"),
-                alias(contribution, "credited_base"),
-                copy=False,
+        line_period, paid_in = self.line_period("d", "period")
+        selects = []
+        for _, component, contribution in self.deal_components():
+            select = (
+                exp.select(
+                    alias(text(self.plan.name), "plan"),
+                    alias(exp.Literal.number(self.plan.version), "version"),
+                    alias(text(component.name), "component"),
+                    col("rep_id", "d"),
+                    col("period", "d"),
+                    alias(line_period.copy(), "line_period"),
+                    alias(col("id", "d"), "deal_id"),
+                    alias(contribution, "credited_base"),
+                    copy=False,
+                )
+                .from_(table("deal_rows", "d"), copy=False)
+                .join(
+                    table("rep_periods", "rp"),
+                    on=and_(eq(col("rep_id", "rp"), col("rep_id", "d")), eq(col("period", "rp"), col("period", "d"))),
+                    copy=False,
+                )
+                .where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False)
             )
-            .from_(table("deal_rows", "d"), copy=False)
-            .join(
-                table("rep_periods", "rp"),
-                on=and_(eq(col("rep_id", "rp"), col("rep_id", "d")), eq(col("period", "rp"), col("period", "d"))),
-                copy=False,
-            )
-            .where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False)
-            for _, component, contribution in self.deal_components()
-        ]
+            selects.append(select.join(*paid_in, join_type="left", copy=False) if paid_in else select)
         if not selects:  # no component traces to deals: an empty result of the same shape
             empty = [alias(exp.null(), n) for n in DEAL_ID_COLUMNS[:-1]]
             selects = [exp.select(*empty, alias(dec(exp.null()), "credited_base"), copy=False).where(exp.false())]
@@ -1402,24 +1410,37 @@ class _PlanCompiler(RowCompiler):
         """The deals behind each commission line (what `revplan explain` shows)."""
         if deal_shares is None:  # no component traces to deals: an empty result of the same shape
             deal_shares = exp.select(
-                *[alias(exp.null(), n) for n in ("rep_id", "earned_period", "component", "deal_id")],
+                *[alias(exp.null(), n) for n in ("rep_id", "earned_period", "component", "deal_id", "paid_date")],
                 alias(dec(exp.null()), "credited_base"),
                 alias(dec(exp.null()), "share_of_line"),
                 copy=False,
             ).where(exp.false(), copy=False)
             ctes = [*ctes, ("deal_shares", deal_shares)]
+        line_period, paid_in = self.line_period("s", "earned_period")
         select = exp.select(
             alias(text(self.plan.name), "plan"),
             alias(exp.Literal.number(self.plan.version), "version"),
-            col("component"),
-            col("rep_id"),
-            alias(col("earned_period"), "period"),
-            col("deal_id"),
-            col("credited_base"),
-            col("share_of_line"),
+            col("component", "s"),
+            col("rep_id", "s"),
+            alias(col("earned_period", "s"), "period"),
+            alias(line_period, "line_period"),
+            col("deal_id", "s"),
+            col("credited_base", "s"),
+            col("share_of_line", "s"),
             copy=False,
-        ).from_(table("deal_shares"), copy=False)
+        ).from_(table("deal_shares", "s"), copy=False)
+        if paid_in:  # ordered outside: the periods joined in have a `period` too
+            select = select.join(*paid_in, join_type="left", copy=False)
+            select = exp.select("*", copy=False).from_(select.subquery("traced", copy=False), copy=False)
         return self.with_ctes(select, ctes).order_by(*deal_order(), copy=False)
+
+    def line_period(self, rows: str, earned: str) -> tuple[exp.Expression, tuple[exp.Table, exp.Expression] | None]:
+        """The period of the line that pays a traced deal, and the join it needs: the period it was earned in,
+        or on a plan paid on payment the one its paid date falls in (as `paid_lines` sums them; NULL when unpaid)."""
+        if self.plan.paid_on != ir.PayoutTiming.PAYMENT:
+            return col(earned, rows), None
+        paid = exp.Between(this=col("paid_date", rows), low=col("period_start", "lp"), high=col("period_end", "lp"))
+        return col("period", "lp"), (table("periods", "lp"), paid)
 
     def deal_shares(self, rows: str = "deal_rows") -> exp.Expression | None:
         """Each deal's exact share of the commission lines it earned: line x contribution / base."""
@@ -1542,8 +1563,10 @@ def deals_behind(deals: exp.Select, rep: str | None = None, periods: Collection[
     conditions = []
     if rep is not None:
         conditions.append(eq(col("rep_id"), text(rep)))
-    if periods is not None:
-        conditions.append(exp.In(this=col("period"), expressions=[text(p) for p in sorted(periods)] or [exp.null()]))
+    if periods is not None:  # the lines' periods: for a plan paid on payment, those its deals are paid in
+        conditions.append(
+            exp.In(this=col("line_period"), expressions=[text(p) for p in sorted(periods)] or [exp.null()])
+        )
     if not conditions:
         return deals
     return (

@@ -254,7 +254,7 @@ def _behind(deals: pa.Table, rep: str | None, periods: Collection[str] | None) -
     if rep is not None:
         deals = deals.filter(pc.equal(deals["rep_id"], rep))
     if periods is not None:
-        deals = deals.filter(pc.is_in(deals["period"], pa.array(sorted(periods), pa.string())))
+        deals = deals.filter(pc.is_in(deals["line_period"], pa.array(sorted(periods), pa.string())))
     return deals
 
 
@@ -265,6 +265,7 @@ DEALS_SCHEMA = pa.schema(
         ("component", pa.string()),
         ("rep_id", pa.string()),
         ("period", pa.string()),
+        ("line_period", pa.string()),
         ("deal_id", pa.string()),
         ("credited_base", pa.decimal128(38, 10)),
         ("share_of_line", pa.decimal128(38, 10)),

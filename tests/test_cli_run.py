@@ -218,7 +218,7 @@ def test_run_period_traces_the_deals_of_its_lines_only(sample, sample_run, tmp_p
     whole = pd.read_csv(sample_run[0] / "payout_deals.csv", dtype=str, keep_default_na=False)
     kept = pd.read_csv(tmp_path / "o" / "payout_deals.csv", dtype=str, keep_default_na=False)
     lines = pd.read_csv(tmp_path / "o" / "payout_lines.csv", dtype=str)
-    expected = whole[whole["period"].isin(set(lines["period"]))].reset_index(drop=True)
+    expected = whole[whole["line_period"].isin(set(lines["period"]))].reset_index(drop=True)
     assert 0 < len(expected) < len(whole)
     assert "Commercial AE" in set(expected["plan"])  # measured year to date
     pd.testing.assert_frame_equal(kept, expected)

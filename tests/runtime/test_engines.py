@@ -170,7 +170,8 @@ def test_postgres_streams_a_plans_deals_to_parquet_in_row_groups(tmp_path):
     count = 2 * ROW_GROUP_ROWS + 5
     sql = (
         "SELECT 'Sales Manager' AS plan, 1 AS version, 'Team override' AS component, 'R' || (n % 7) AS rep_id, "
-        "'2027-Q1' AS period, 'D' || n AS deal_id, CAST(n / 7.0 AS NUMERIC(38, 10)) AS credited_base "
+        "'2027-Q1' AS period, '2027-Q1' AS line_period, 'D' || n AS deal_id, "
+        "CAST(n / 7.0 AS NUMERIC(38, 10)) AS credited_base "
         f"FROM generate_series(1, {count}) AS n ORDER BY n"
     )
     with postgres_session(duckdb.connect(), POSTGRES_URL, Schema(entities=())) as session:
@@ -233,6 +234,27 @@ def test_run_lists_the_same_deals_without_their_shares(sample_company, duckdb_tr
     assert checked > 10
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "python"])
+def test_each_commission_line_finds_its_deals_by_its_own_key(sample_company, engine):
+    """payout_deals.csv joins payout_lines.csv on (plan, component, rep_id, line_period = period): a traced line
+    has as many rows as its deal_count, and every row with a line_period has its line. For Customer Success, paid
+    on payment, that is the period a deal is paid in, not the one it was earned in (`period`); unpaid deals have
+    none."""
+    project, data = sample_company
+    result = run_plans(project.files, data.connection, engine=engine, deals="ids")
+    deals = result.payout_deals.to_pandas()
+    keys = ["plan", "component", "rep_id", "period"]
+    rows = deals.dropna(subset=["line_period"]).assign(period=lambda d: d["line_period"]).groupby(keys).size()
+    lines = result.payout_lines
+    traced = lines[(lines["line_type"] == "commission") & lines["component"].isin(set(deals["component"]))]
+    counts = traced.set_index(keys)["deal_count"]
+    assert rows.reindex(counts.index, fill_value=0).equals(counts)
+    assert rows.index.isin(counts.index).all()
+    paid_later = deals[deals["line_period"] != deals["period"]]
+    assert set(paid_later["plan"]) == {"Customer Success"} and paid_later["line_period"].notna().sum() > 50
+    assert deals["line_period"].isna().sum() > 0  # deals not paid yet: behind no line
+
+
 def reps_of_traced_plans(deals) -> list[str]:
     """A rep of each kind of trace one rep's filter could get wrong: roll-up lines (a manager, whose deals are
     owned by others) and paid on payment (lines in other periods than the deals')."""
@@ -263,12 +285,13 @@ def test_the_deals_of_one_rep_are_the_full_traces_rows_of_that_rep(sample_compan
 def test_the_deals_of_some_periods_are_the_full_traces_rows_of_those_periods(sample_company, duckdb_trace,
                                                                             python_result, engine, deals):
     """`revplan run --period` computes the deals behind that period's lines only: the same rows, in the same
-    order, as the full trace keeps for those periods (a label no line has changes nothing); lines unchanged."""
+    order, as the full trace has for lines of those periods (`line_period`: for Customer Success, paid on
+    payment, deals paid then; a label no line has changes nothing); the lines are unchanged."""
     project, data = sample_company
     full = {"duckdb": duckdb_trace, "python": python_result}[engine]
     periods = {"2027-Q2", "2027-04", "2027-Q9"}
     kept = run_plans(project.files, data.connection, engine=engine, deals=deals, deals_in=periods)
-    expected = full.payout_deals.filter(pc.is_in(full.payout_deals["period"], pa.array(["2027-Q2"])))
+    expected = full.payout_deals.filter(pc.is_in(full.payout_deals["line_period"], pa.array(["2027-Q2"])))
     if deals == "ids":
         expected = expected.drop_columns(["share_of_line"])
     assert 0 < kept.payout_deals.num_rows < full.payout_deals.num_rows
@@ -287,7 +310,7 @@ def test_postgres_computes_one_reps_and_one_periods_deals_as_duckdb_does(sample_
         assert postgres.equals(full.filter(pc.equal(full["rep_id"], rep))), rep
     quarter = run_plans(project.files, data.connection, engine="postgres", url=POSTGRES_URL, deals=True,
                         deals_in={"2027-Q2"}).payout_deals
-    assert quarter.equals(full.filter(pc.equal(full["period"], "2027-Q2")))
+    assert quarter.equals(full.filter(pc.equal(full["line_period"], "2027-Q2")))
 
 
 @pytest.fixture(scope="module")
