@@ -1376,9 +1376,9 @@ class _PlanCompiler(RowCompiler):
     def deal_ids_query(self, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
         """The deals behind each commission line and their part of its base, without the exact shares
         (a deal's share needs its line: `detail_query`). Every rep-period has a line per component."""
-        line_period, paid_in = self.line_period("d", "period")
         selects = []
         for _, component, contribution in self.deal_components():
+            line_period, paid_in = self.line_period("d", "period")  # fresh nodes: each select owns its tree
             select = (
                 exp.select(
                     alias(text(self.plan.name), "plan"),
@@ -1386,7 +1386,7 @@ class _PlanCompiler(RowCompiler):
                     alias(text(component.name), "component"),
                     col("rep_id", "d"),
                     col("period", "d"),
-                    alias(line_period.copy(), "line_period"),
+                    alias(line_period, "line_period"),
                     alias(col("id", "d"), "deal_id"),
                     alias(contribution, "credited_base"),
                     copy=False,
