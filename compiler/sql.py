@@ -725,8 +725,8 @@ class _PlanCompiler(RowCompiler):
             fx_day = col("period_end", "p")
         elif self.plan.fx_at == ir.FxDate.PERIOD_END:  # of its own period, not of every later one it counts in
             fx_day = col("period_end", "bp")
-            own = exp.Between(this=self.booking_date("d"), low=col("period_start", "bp"), high=col("period_end", "bp"))
-            select = select.join(table("periods", "bp"), join_type="left", on=own, copy=False)
+            select = select.join(table("periods", "bp"), join_type="left", on=in_period(self.booking_date("d"), "bp"),
+                                 copy=False)
         on_rate = and_(eq(col("from", "fx"), col("currency", "d")), eq(col("day", "fx"), fx_day))
         select = select.join(table("fx", "fx"), join_type="left", on=on_rate, copy=False)
         where = [self.in_force(self.booking_date("d")), self.deal_filter()]
@@ -1439,8 +1439,7 @@ class _PlanCompiler(RowCompiler):
         or on a plan paid on payment the one its paid date falls in (as `paid_lines` sums them; NULL when unpaid)."""
         if self.plan.paid_on != ir.PayoutTiming.PAYMENT:
             return col(earned, rows), None
-        paid = exp.Between(this=col("paid_date", rows), low=col("period_start", "lp"), high=col("period_end", "lp"))
-        return col("period", "lp"), (table("periods", "lp"), paid)
+        return col("period", "lp"), (table("periods", "lp"), in_period(col("paid_date", rows), "lp"))
 
     def deal_shares(self, rows: str = "deal_rows") -> exp.Expression | None:
         """Each deal's exact share of the commission lines it earned: line x contribution / base."""
@@ -1496,7 +1495,7 @@ class _PlanCompiler(RowCompiler):
             select.from_(table("deal_shares", "s"), copy=False)
             .join(
                 table("periods", "p"),
-                on=exp.Between(this=col(day, "s"), low=col("period_start", "p"), high=col("period_end", "p")),
+                on=in_period(col(day, "s"), "p"),
                 copy=False,
             )
             .where(where, copy=False)
@@ -1550,6 +1549,11 @@ class _PlanCompiler(RowCompiler):
                     return None
                 return add(left, right) if o == "+" else sub(left, right)
         return None
+
+
+def in_period(day: exp.Expression, periods: str) -> exp.Expression:
+    """`day` falls in the period of the `periods` row (aliased so): how a date finds its one period."""
+    return exp.Between(this=day, low=col("period_start", periods), high=col("period_end", periods))
 
 
 def deal_order() -> list[exp.Column]:
