@@ -1308,7 +1308,8 @@ class _Run:
         return self.frame(blocks), (self.deal_detail(shares) if deals else None)
 
     def deal_detail(self, shares) -> pd.DataFrame:
-        """Each deal's credited base and exact share of the commission line it earned."""
+        """Each deal's credited base and exact share of the commission line it earned (and of the clawback line
+        that takes it back)."""
         parts = []
         rep_ids = np.array(self.inputs.text("reps", "id").decode(), dtype=object)
         deal_ids = np.array(self.inputs.text("deals", "id").decode(), dtype=object) if self.inputs.rows("deals") \
@@ -1320,23 +1321,30 @@ class _Run:
             paying = np.where(inside, labels[np.maximum(paid, 0)], None)
         else:
             paying = earned
+        line_types = [("commission", np.ones(len(paying), dtype=bool), paying, +1)]
+        if self.plan.clawback is not None:  # a clawback line takes back the shares of the deals cancelled in it
+            cancelled, inside, _ = self.clawed_back()
+            line_types.append(("clawback", inside, labels[np.maximum(cancelled, 0)], -1))
         for component, share, contributes, contribution in shares:
-            rows = np.flatnonzero(contributes)
-            parts.append(pa.table({
-                "plan": pa.array([self.plan.name] * len(rows), pa.string()),
-                "version": pa.array(np.full(len(rows), self.plan.version, dtype=np.int64)),
-                "component": pa.array([component] * len(rows), pa.string()),
-                "rep_id": pa.array(rep_ids[self.rp_rep[self.deal_rp[rows]]], pa.string()),
-                "period": pa.array(earned[rows], pa.string()),
-                "line_period": pa.array(paying[rows], pa.string()),
-                "deal_id": pa.array(deal_ids[self.deal_index[rows]], pa.string()),
-                "credited_base": _decimal_array(contribution.take(rows), 38, SCALE),
-                "share_of_line": _decimal_array(share.take(rows), 38, SCALE),
-            }))
+            for line_type, behind, line_period, sign in line_types:
+                rows = np.flatnonzero(contributes & behind)
+                parts.append(pa.table({
+                    "plan": pa.array([self.plan.name] * len(rows), pa.string()),
+                    "version": pa.array(np.full(len(rows), self.plan.version, dtype=np.int64)),
+                    "component": pa.array([component] * len(rows), pa.string()),
+                    "line_type": pa.array([line_type] * len(rows), pa.string()),
+                    "rep_id": pa.array(rep_ids[self.rp_rep[self.deal_rp[rows]]], pa.string()),
+                    "period": pa.array(earned[rows], pa.string()),
+                    "line_period": pa.array(line_period[rows], pa.string()),
+                    "deal_id": pa.array(deal_ids[self.deal_index[rows]], pa.string()),
+                    "credited_base": _decimal_array(contribution.take(rows), 38, SCALE),
+                    "share_of_line": _decimal_array(share.take(rows) if sign > 0 else neg(share.take(rows)), 38,
+                                                    SCALE),
+                }))
         if not parts:
             return pd.DataFrame(columns=list(DEAL_COLUMNS))
         frame = pa.concat_tables(parts).to_pandas()
-        frame = frame.sort_values(["rep_id", "period", "component", "deal_id"], kind="stable")
+        frame = frame.sort_values(["rep_id", "period", "component", "line_type", "deal_id"], kind="stable")
         return frame.reset_index(drop=True)
 
     def in_force(self, day: np.ndarray) -> np.ndarray:
@@ -1749,12 +1757,15 @@ class _Run:
         inside = ~day.null & (target >= 0) & (day.v <= self.ends[np.maximum(target, 0)])
         return target, inside, day
 
+    def clawed_back(self) -> tuple[np.ndarray, np.ndarray, Num]:
+        """`period_of("cancel_date")`, inside only for deals cancelled within the clawback's window."""
+        target, inside, day = self.period_of("cancel_date")
+        close = number(self.inputs.column("deals", "close_date")).take(self.deal_index)
+        return target, inside & ~close.null & (day.v - close.v <= self.plan.clawback.within_days), day
+
     def lines_from_shares(self, shares, line_type: str, day_field: str, sign: int) -> list[Lines]:
         """Deal shares summed by rep, the period `day_field` falls in, and component."""
-        target, inside, day = self.period_of(day_field)
-        if line_type == "clawback":
-            close = number(self.inputs.column("deals", "close_date")).take(self.deal_index)
-            inside &= ~close.null & (day.v - close.v <= self.plan.clawback.within_days)
+        target, inside, _ = self.clawed_back() if line_type == "clawback" else self.period_of(day_field)
         blocks = []
         for component, share, contributes, _ in shares:
             rows = np.flatnonzero(inside & contributes)

@@ -60,10 +60,12 @@ PAYOUT_COLUMNS = (
     "proration",
     "deal_count",
 )
-# `period` is the one a deal was earned in; `line_period` that of the line that pays it: the same, or for a plan
-# paid on payment the period the deal is paid in (empty until then).
+# A deal behind a line: the line is (plan, component, line_type, rep_id, line_period). `period` is the one the deal was
+# earned in; `line_period` that of the line: the same, or for a plan paid on payment the period the deal is paid in
+# (empty until then), or on a clawback line the period it was cancelled in.
 DEAL_COLUMNS = (
-    "plan", "version", "component", "rep_id", "period", "line_period", "deal_id", "credited_base", "share_of_line"
+    "plan", "version", "component", "line_type", "rep_id", "period", "line_period", "deal_id", "credited_base",
+    "share_of_line",
 )
 DEAL_ID_COLUMNS = DEAL_COLUMNS[:-1]  # what `revplan run` writes: shares need each deal's line (explain has them)
 BUILTINS = ("attainment", "quota", "target_incentive")
@@ -1374,72 +1376,102 @@ class _PlanCompiler(RowCompiler):
         return traced
 
     def deal_ids_query(self, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
-        """The deals behind each commission line and their part of its base, without the exact shares
-        (a deal's share needs its line: `detail_query`). Every rep-period has a line per component."""
+        """The deals behind each commission and clawback line and their part of its base, without the exact
+        shares (a deal's share needs its line: `detail_query`). Every rep-period has a line per component."""
         selects = []
+        if self.plan.clawback is not None and "cancelled_rows" not in dict(ctes):
+            ctes = [*ctes, ("cancelled_rows", self.deal_rows(only_cancelled=True))]
         for _, component, contribution in self.deal_components():
-            line_period, paid_in = self.line_period("d", "period")  # fresh nodes: each select owns its tree
-            select = (
-                exp.select(
-                    alias(text(self.plan.name), "plan"),
-                    alias(exp.Literal.number(self.plan.version), "version"),
-                    alias(text(component.name), "component"),
-                    col("rep_id", "d"),
-                    col("period", "d"),
-                    alias(line_period, "line_period"),
-                    alias(col("id", "d"), "deal_id"),
-                    alias(contribution, "credited_base"),
-                    copy=False,
-                )
-                .from_(table("deal_rows", "d"), copy=False)
-                .join(
-                    table("rep_periods", "rp"),
-                    on=and_(eq(col("rep_id", "rp"), col("rep_id", "d")), eq(col("period", "rp"), col("period", "d"))),
-                    copy=False,
-                )
-                .where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False)
-            )
-            selects.append(select.join(*paid_in, join_type="left", copy=False) if paid_in else select)
+            selects.append(self.deal_ids("commission", "deal_rows", component, contribution))
+            if self.plan.clawback is not None:
+                selects.append(self.deal_ids("clawback", "cancelled_rows", component, contribution))
         if not selects:  # no component traces to deals: an empty result of the same shape
             empty = [alias(exp.null(), n) for n in DEAL_ID_COLUMNS[:-1]]
             selects = [exp.select(*empty, alias(dec(exp.null()), "credited_base"), copy=False).where(exp.false())]
         select = exp.select("*", copy=False).from_(union_all(selects).subquery("deals_behind", copy=False), copy=False)
         return self.with_ctes(select, read_ctes(select, ctes)).order_by(*deal_order(), copy=False)
 
+    def deal_ids(self, line_type: str, rows: str, component: ir.Component, contribution: exp.Expression) -> exp.Select:
+        """One component's deal rows (of `rows`) behind its lines of `line_type`, with each deal's base."""
+        line_period, joins = self.paying_period(line_type, "d", "period")  # fresh nodes: each select owns its tree
+        select = (
+            exp.select(
+                alias(text(self.plan.name), "plan"),
+                alias(exp.Literal.number(self.plan.version), "version"),
+                alias(text(component.name), "component"),
+                alias(text(line_type), "line_type"),
+                col("rep_id", "d"),
+                col("period", "d"),
+                alias(line_period, "line_period"),
+                alias(col("id", "d"), "deal_id"),
+                alias(contribution.copy(), "credited_base"),
+                copy=False,
+            )
+            .from_(table(rows, "d"), copy=False)
+            .join(
+                table("rep_periods", "rp"),
+                on=and_(eq(col("rep_id", "rp"), col("rep_id", "d")), eq(col("period", "rp"), col("period", "d"))),
+                copy=False,
+            )
+            .where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False)
+        )
+        return select.join(*joins[:2], join_type=joins[2], copy=False) if joins else select
+
     def detail_query(self, ctes: list[tuple[str, exp.Expression]], deal_shares) -> exp.Select:
-        """The deals behind each commission line (what `revplan explain` shows)."""
+        """The deals behind each commission and clawback line, with their exact shares (what `revplan explain`
+        shows): a clawback line takes back the shares its deals earned."""
         if deal_shares is None:  # no component traces to deals: an empty result of the same shape
             deal_shares = exp.select(
                 *[alias(exp.null(), n) for n in ("rep_id", "earned_period", "component", "deal_id", "paid_date")],
+                *[alias(exp.null(), n) for n in ("close_date", "cancel_date")],
                 alias(dec(exp.null()), "credited_base"),
                 alias(dec(exp.null()), "share_of_line"),
                 copy=False,
             ).where(exp.false(), copy=False)
             ctes = [*ctes, ("deal_shares", deal_shares)]
-        line_period, paid_in = self.line_period("s", "earned_period")
-        select = exp.select(
-            alias(text(self.plan.name), "plan"),
-            alias(exp.Literal.number(self.plan.version), "version"),
-            col("component", "s"),
-            col("rep_id", "s"),
-            alias(col("earned_period", "s"), "period"),
-            alias(line_period, "line_period"),
-            col("deal_id", "s"),
-            col("credited_base", "s"),
-            col("share_of_line", "s"),
-            copy=False,
-        ).from_(table("deal_shares", "s"), copy=False)
-        if paid_in:  # ordered outside: the periods joined in have a `period` too
-            select = select.join(*paid_in, join_type="left", copy=False)
-            select = exp.select("*", copy=False).from_(select.subquery("traced", copy=False), copy=False)
+        line_types = ("commission", "clawback") if self.plan.clawback is not None else ("commission",)
+        selects = []
+        for line_type in line_types:
+            line_period, joins = self.paying_period(line_type, "s", "earned_period")
+            share = col("share_of_line", "s")
+            select = exp.select(
+                alias(text(self.plan.name), "plan"),
+                alias(exp.Literal.number(self.plan.version), "version"),
+                col("component", "s"),
+                alias(text(line_type), "line_type"),
+                col("rep_id", "s"),
+                alias(col("earned_period", "s"), "period"),
+                alias(line_period, "line_period"),
+                col("deal_id", "s"),
+                col("credited_base", "s"),
+                alias(neg(share) if line_type == "clawback" else share, "share_of_line"),
+                copy=False,
+            ).from_(table("deal_shares", "s"), copy=False)
+            selects.append(select.join(*joins[:2], join_type=joins[2], copy=False) if joins else select)
+        # Ordered outside: the periods joined in have a `period` too.
+        select = exp.select("*", copy=False).from_(union_all(selects).subquery("traced", copy=False), copy=False)
         return self.with_ctes(select, ctes).order_by(*deal_order(), copy=False)
 
-    def line_period(self, rows: str, earned: str) -> tuple[exp.Expression, tuple[exp.Table, exp.Expression] | None]:
-        """The period of the line that pays a traced deal, and the join it needs: the period it was earned in,
-        or on a plan paid on payment the one its paid date falls in (as `paid_lines` sums them; NULL when unpaid)."""
+    def paying_period(self, line_type: str, rows: str, earned: str) -> tuple[exp.Expression, tuple | None]:
+        """The period of the `line_type` line a traced deal row is behind, and the join (table, condition, kind)
+        that finds it: the period the deal was earned in, on a plan paid on payment the one its paid date falls
+        in (as `paid_lines` sums them; NULL while unpaid), and on a clawback line the one it was cancelled in
+        (only deals cancelled within the window: as `clawbacks` takes them back)."""
+        if line_type == "clawback":
+            on = and_(in_period(col("cancel_date", rows), "lp"), self.within_clawback_window(rows))
+            return col("period", "lp"), (table("periods", "lp"), on, "inner")
         if self.plan.paid_on != ir.PayoutTiming.PAYMENT:
             return col(earned, rows), None
-        return col("period", "lp"), (table("periods", "lp"), in_period(col("paid_date", rows), "lp"))
+        return col("period", "lp"), (table("periods", "lp"), in_period(col("paid_date", rows), "lp"), "left")
+
+    def within_clawback_window(self, rows: str) -> exp.Expression:
+        """The deal (a row of `rows`) was cancelled within the clawback's window after it closed."""
+        cancelled = exp.Not(this=exp.Is(this=col("cancel_date", rows), expression=exp.null()))
+        within = exp.LTE(
+            this=days_between(col("close_date", rows), col("cancel_date", rows)),
+            expression=exp.Literal.number(self.plan.clawback.within_days),
+        )
+        return and_(cancelled, within)
 
     def deal_shares(self, rows: str = "deal_rows") -> exp.Expression | None:
         """Each deal's exact share of the commission lines it earned: line x contribution / base."""
@@ -1521,12 +1553,7 @@ class _PlanCompiler(RowCompiler):
 
     def clawbacks(self) -> exp.Select:
         """Take back what a deal earned when it is cancelled within the window, in the cancel period."""
-        within = exp.LTE(
-            this=days_between(col("close_date", "s"), col("cancel_date", "s")),
-            expression=exp.Literal.number(self.plan.clawback.within_days),
-        )
-        cancelled = exp.Not(this=exp.Is(this=col("cancel_date", "s"), expression=exp.null()))
-        return self.lines_from_shares("clawback", "cancel_date", and_(cancelled, within), -1)
+        return self.lines_from_shares("clawback", "cancel_date", self.within_clawback_window("s"), -1)
 
     def row_contribution(self, name: str, condition: ir.Expr | None) -> exp.Expression | None:
         """A deal row's part of a measure that is a sum of sums (None when it is not linear)."""
@@ -1558,7 +1585,7 @@ def in_period(day: exp.Expression, periods: str) -> exp.Expression:
 
 def deal_order() -> list[exp.Column]:
     """The order of the deals behind lines: by line, then deal."""
-    return [col(name) for name in ("rep_id", "period", "component", "deal_id")]
+    return [col(name) for name in ("rep_id", "period", "component", "line_type", "deal_id")]
 
 
 def deals_behind(deals: exp.Select, rep: str | None = None, periods: Collection[str] | None = None) -> exp.Select:

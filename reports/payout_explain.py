@@ -2,8 +2,7 @@
 
 In: a run's results (`RunResult.payout_lines` and `.payout_deals` from
 `run_plans(..., deals=True)`), the comp plans that ran (`ir.CompPlan`, for
-the rules and their source spans), the plan sources (file -> text), and,
-for lines paid or taken back by deal dates, the deals' dates. Out: an
+the rules and their source spans) and the plan sources (file -> text). Out: an
 `Explanation` (plain data), rendered as a statement a rep can read
 (`render` / `render_text`, rich) or as JSON (`to_json`, Decimals as strings).
 Nothing here reads files or databases.
@@ -150,23 +149,20 @@ def explain_rep(
     period: str | None = None,
     *,
     rep_name: str | None = None,
-    deal_dates: pd.DataFrame | None = None,
 ) -> Explanation:
     """Explain every payout line of `rep` (in `period`, and the months or quarters inside it).
 
-    `deals` is `RunResult.payout_deals`; `deal_dates` (columns id, close_date,
-    cancel_date, paid_date) lets lines paid on payment and clawbacks name their
-    deals. Raises `NotFound` for a rep without lines or a period they have none in.
+    `deals` is `RunResult.payout_deals` with shares (DEAL_COLUMNS). Raises
+    `NotFound` for a rep without lines or a period they have none in.
     """
     chosen = select_lines(lines, rep, period)
     if isinstance(deals, pa.Table):  # a run's Arrow table: only this rep's rows become Python objects
         deals = deals.filter(pc.equal(deals["rep_id"], rep)).to_pandas()
     by_key = {(p.name, p.version): p for p in plans}
-    dates = _dates(deal_dates)
     explained = []
     for row in chosen.to_dict("records"):
         plan = by_key.get((row["plan"], int(row["version"])))
-        explained.append(_explain_line(row, plan, deals, dates, sources))
+        explained.append(_explain_line(row, plan, deals, sources))
     explained.sort(key=lambda line: (line.plan, line.version, _period_order(line.period), _statement_order(line)))
     return Explanation(rep, rep_name, period, tuple(explained))
 
@@ -219,7 +215,7 @@ def _period_order(label: str) -> tuple:
     return ((end - start).days > 31, start, label)
 
 
-def _explain_line(row: dict, plan: ir.CompPlan | None, deals, dates, sources) -> LineExplanation:
+def _explain_line(row: dict, plan: ir.CompPlan | None, deals, sources) -> LineExplanation:
     component = _component(plan, row["component"])
     line_type = row["line_type"]
     steps: list[Step] = []
@@ -230,7 +226,7 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, dates, sources) ->
         steps.append(_draw_step(row, plan.draw, source))
     elif plan is not None and line_type == "clawback" and plan.clawback is not None:
         steps.append(_clawback_step(plan.clawback, sources))
-        behind = _clawed_back(row, plan.clawback, deals, dates)
+        behind = _behind(row, deals)
     elif component is not None:
         paid_later = plan.paid_on == ir.PayoutTiming.PAYMENT and _traced(component) and line_type == "commission"
         if paid_later:
@@ -250,10 +246,10 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, dates, sources) ->
                     _source(rule.span, sources),
                 )
             )
-            behind = _paid_now(row, deals, dates)
+            behind = _behind(row, deals)
         else:
             steps.extend(_component_steps(row, plan, component, sources))
-            behind = _earned(row, deals)
+            behind = _behind(row, deals)
     if plan is not None and plan.measurement == ir.Measurement.YEAR_TO_DATE and line_type == "commission":
         steps.append(
             Step(
@@ -603,52 +599,19 @@ def _clawback_step(clawback: ir.Clawback, sources) -> Step:
     )
 
 
-def _earned(row: dict, deals: pd.DataFrame | None) -> tuple[DealShare, ...]:
+def _behind(row: dict, deals: pd.DataFrame | None) -> tuple[DealShare, ...]:
+    """The deals behind a line: the trace's rows with its key."""
     if deals is None or deals.empty:
         return ()
     mine = deals[
         (deals["plan"] == row["plan"])
         & (deals["version"] == int(row["version"]))
         & (deals["component"] == row["component"])
+        & (deals["line_type"] == row["line_type"])
         & (deals["rep_id"] == row["rep_id"])
-        & (deals["period"] == row["period"])
+        & (deals["line_period"] == row["period"])
     ]
     return tuple(_share(r) for r in mine.to_dict("records"))
-
-
-def _same_component(row: dict, deals: pd.DataFrame | None) -> pd.DataFrame:
-    if deals is None or deals.empty:
-        return pd.DataFrame(columns=["deal_id"])
-    return deals[
-        (deals["plan"] == row["plan"])
-        & (deals["version"] == int(row["version"]))
-        & (deals["component"] == row["component"])
-        & (deals["rep_id"] == row["rep_id"])
-    ]
-
-
-def _paid_now(row: dict, deals, dates) -> tuple[DealShare, ...]:
-    start, end = period_bounds(row["period"])
-    chosen = []
-    for record in _same_component(row, deals).to_dict("records"):
-        paid = dates.get(record["deal_id"], {}).get("paid_date")
-        if paid is not None and start <= paid <= end:
-            chosen.append(_share(record))
-    return tuple(chosen)
-
-
-def _clawed_back(row: dict, clawback: ir.Clawback, deals, dates) -> tuple[DealShare, ...]:
-    start, end = period_bounds(row["period"])
-    chosen = []
-    for record in _same_component(row, deals).to_dict("records"):
-        known = dates.get(record["deal_id"], {})
-        cancel, close = known.get("cancel_date"), known.get("close_date")
-        if cancel is None or close is None or not start <= cancel <= end:
-            continue
-        if (cancel - close).days <= clawback.within_days:
-            share = _share(record)
-            chosen.append(dataclasses.replace(share, share=-share.share))
-    return tuple(chosen)
 
 
 def _share(record: dict) -> DealShare:
@@ -658,13 +621,6 @@ def _share(record: dict) -> DealShare:
         share=_dec(record.get("share_of_line")) or Decimal(0),
         earned_period=str(record["period"]),
     )
-
-
-def _dates(deal_dates: pd.DataFrame | None) -> dict[str, dict[str, dt.date | None]]:
-    if deal_dates is None or deal_dates.empty:
-        return {}
-    columns = [c for c in ("close_date", "cancel_date", "paid_date") if c in deal_dates.columns]
-    return {str(record["id"]): {c: _day(record.get(c)) for c in columns} for record in deal_dates.to_dict("records")}
 
 
 # ---------------------------------------------------------------- plan text
@@ -722,21 +678,6 @@ def _dec(value) -> Decimal | None:
     except (TypeError, ValueError):
         pass
     return Decimal(str(value))
-
-
-def _day(value) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def _met(value: bool | None) -> str | None:

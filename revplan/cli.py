@@ -698,7 +698,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 raise error
             result = run_plans(files, dataset.connection, engine=args.engine, url=args.url, schema=project.schema,
                                deals=what == "rep", deals_of=name if what == "rep" else None)
-            deal_dates = _deal_dates(dataset.connection, result.payout_deals) if what == "rep" else None
             roster = _roster_entry(dataset.connection, name) if what in ("rep", "quota") else None
     except duckdb.OutOfMemoryException as error:
         raise out_of_memory(limit, error) from None
@@ -721,7 +720,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
             explained = payout_explain.explain_rep(
                 result.payout_lines, result.payout_deals, _comp_plans(project.files), project.sources, name,
-                args.period, rep_name=roster[0] if roster else None, deal_dates=deal_dates,
+                args.period, rep_name=roster[0] if roster else None,
             )
             return _print_rep_explanation(explained, args.format)
     except explain.NotFound as missing:
@@ -752,14 +751,6 @@ def _print_rep_explanation(explained, form: str) -> int:
             console = Console(highlight=False, width=120)
         console.print(payout_explain.render(explained))
     return EXIT_OK
-
-
-def _deal_dates(connection, behind):
-    """The dates of the deals `behind` the explained lines: which deals a line paid on payment, or a clawback,
-    stands for."""
-    ids = sorted(set(behind["deal_id"].to_pylist())) if behind is not None else []
-    return connection.execute('SELECT "id", "close_date", "cancel_date", "paid_date" FROM "deals"'
-                              ' WHERE "id" IN (SELECT UNNEST(?))', [ids]).df()  # a semi join: 10M deals
 
 
 def _parse_day(text: str) -> dt.date:

@@ -263,6 +263,7 @@ DEALS_SCHEMA = pa.schema(
         ("plan", pa.string()),
         ("version", pa.int64()),
         ("component", pa.string()),
+        ("line_type", pa.string()),
         ("rep_id", pa.string()),
         ("period", pa.string()),
         ("line_period", pa.string()),

@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "tests" / "examples"
 PLANS = ROOT / "plans"
 CENT = Decimal("0.01")
-DATES = 'SELECT "id", "close_date", "cancel_date", "paid_date" FROM "deals"'
 
 # What a step of each kind must point at: a word of the plan line it names.
 KEYWORDS = {
@@ -56,11 +55,10 @@ def example(stem: str, rep: str, period: str | None) -> payout_explain.Explanati
     connection = connection_for(tables)
     try:
         result = run_plans(plan_files_for(plan, files, given_quotas="quotas" in tables), connection, deals=True)
-        dates = connection.sql(DATES).df()
     finally:
         connection.close()
     return payout_explain.explain_rep(
-        result.payout_lines, result.payout_deals, comp_plans(files), sources, rep, period, deal_dates=dates
+        result.payout_lines, result.payout_deals, comp_plans(files), sources, rep, period
     )
 
 
@@ -75,13 +73,12 @@ def sample_company(tmp_path_factory):
     project = load_paths([PLANS])
     with open_data(folder) as data:
         result = run_plans(project.files, data.connection, deals=True)
-        dates = data.connection.sql(DATES).df()
-    return project, result, dates, folder
+    return project, result, folder
 
 
 def sample_rep(sample_company, plan: str, line_type: str = "commission") -> tuple[str, str]:
     """A rep and period of the sample company with a non-zero line of that plan and type."""
-    _, result, _, _ = sample_company
+    _, result, _ = sample_company
     lines = result.payout_lines
     chosen = lines[(lines["plan"] == plan) & (lines["line_type"] == line_type) & (lines["amount"] != 0)]
     assert not chosen.empty, (plan, line_type)
@@ -90,7 +87,7 @@ def sample_rep(sample_company, plan: str, line_type: str = "commission") -> tupl
 
 
 def sample_explanation(sample_company, plan: str, line_type: str = "commission") -> payout_explain.Explanation:
-    project, result, dates, _ = sample_company
+    project, result, _ = sample_company
     rep, period = sample_rep(sample_company, plan, line_type)
     return payout_explain.explain_rep(
         result.payout_lines,
@@ -99,7 +96,6 @@ def sample_explanation(sample_company, plan: str, line_type: str = "commission")
         project.sources,
         rep,
         period,
-        deal_dates=dates,
     )
 
 
@@ -294,12 +290,12 @@ def test_year_to_date_lines_say_they_are_true_ups():
 
 def test_a_measure_multiplier_is_applied_or_not(sample_company):
     """Enterprise AE's hunter kicker (1.1 when new logos are 40 % of bookings): decided for every line."""
-    project, result, dates, _ = sample_company
+    project, result, _ = sample_company
     lines = result.payout_lines
     decisions = set()
     for rep in sorted(set(lines[lines["plan"] == "Enterprise AE"]["rep_id"]))[:8]:
         explained = payout_explain.explain_rep(
-            lines, result.payout_deals, comp_plans(project.files), project.sources, rep, deal_dates=dates
+            lines, result.payout_deals, comp_plans(project.files), project.sources, rep
         )
         for line in explained.lines:
             if line.component == "New business" and line.line_type == "commission" and not line.gated:
@@ -313,7 +309,7 @@ def test_a_measure_multiplier_is_applied_or_not(sample_company):
 
 
 def test_unknown_rep_and_period_name_what_exists(sample_company):
-    project, result, _, _ = sample_company
+    project, result, _ = sample_company
     rep, _ = sample_rep(sample_company, "Enterprise AE")
     with pytest.raises(NotFound) as missing:
         payout_explain.select_lines(result.payout_lines, rep[:-1] + "X")
@@ -327,7 +323,7 @@ def test_unknown_rep_and_period_name_what_exists(sample_company):
 
 
 def test_cli_explains_a_rep_as_text_and_json(sample_company, capsys):
-    _, result, _, folder = sample_company
+    _, result, folder = sample_company
     rep, period = sample_rep(sample_company, "Enterprise AE")
     code, text, _ = run_cli(capsys, "explain", "--rep", rep, "--period", period, "--data", folder, "--plans", PLANS)
     assert code == 0 and f"Payouts of {rep}" in text and "New business (commission)" in text
@@ -351,7 +347,7 @@ def test_cli_explains_a_rep_as_text_and_json(sample_company, capsys):
     ],
 )
 def test_cli_bad_rep_or_period_is_one_clear_message(sample_company, capsys, argv, expected):
-    _, _, _, folder = sample_company
+    _, _, folder = sample_company
     rep, _ = sample_rep(sample_company, "Enterprise AE")
     argv = [a.format(rep=rep) for a in argv]
     code, out, err = run_cli(capsys, "explain", *argv, "--data", folder, "--plans", PLANS)

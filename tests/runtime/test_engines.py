@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import os
 from decimal import Decimal
@@ -15,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from compiler.sql import DEAL_ID_COLUMNS, compile_plan
-from dsl import ir
 from dsl.project import load_paths
 from dsl.schema import Schema
 from runtime.contract import check_data
@@ -169,7 +169,8 @@ def test_postgres_streams_a_plans_deals_to_parquet_in_row_groups(tmp_path):
     require_postgres()
     count = 2 * ROW_GROUP_ROWS + 5
     sql = (
-        "SELECT 'Sales Manager' AS plan, 1 AS version, 'Team override' AS component, 'R' || (n % 7) AS rep_id, "
+        "SELECT 'Sales Manager' AS plan, 1 AS version, 'Team override' AS component, 'commission' AS line_type, "
+        "'R' || (n % 7) AS rep_id, "
         "'2027-Q1' AS period, '2027-Q1' AS line_period, 'D' || n AS deal_id, "
         "CAST(n / 7.0 AS NUMERIC(38, 10)) AS credited_base "
         f"FROM generate_series(1, {count}) AS n ORDER BY n"
@@ -190,26 +191,28 @@ def duckdb_trace(sample_company):
     return run_plans(project.files, data.connection, deals=True)
 
 
-def test_deals_behind_each_commission_line_add_up_to_it(sample_company, duckdb_trace):
-    """Every cent of a traced commission line comes from named deals (what explain shows)."""
-    project, _ = sample_company
-    result = duckdb_trace
-    deals = result.payout_deals.to_pandas()
+LINE_KEY = ["plan", "component", "line_type", "rep_id", "period"]  # a deal's line: its line_period is `period`
+
+
+def traced_lines(lines: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
+    """The commission and clawback lines of the components whose pay the trace follows to deals."""
+    traced = lines.merge(deals[["plan", "component"]].drop_duplicates(), on=["plan", "component"])
+    return traced[traced["line_type"].isin(["commission", "clawback"])]
+
+
+def test_deals_behind_each_line_add_up_to_it(sample_company, duckdb_trace):
+    """Every cent of a traced line comes from named deals (what explain shows): the shares of the rows under a
+    line's key round to its amount, on lines paid on booking, lines paid on payment and clawback lines."""
+    deals = duckdb_trace.payout_deals.to_pandas().assign(period=lambda d: d["line_period"])
     assert len(deals) > 0 and all(isinstance(v, Decimal) for v in deals["share_of_line"])
-    keys = ["plan", "component", "rep_id", "period"]
-    shares = deals.groupby(keys)["share_of_line"].agg(lambda s: sum(s, Decimal(0))).to_dict()
-    # Paid-on-payment plans pay the shares in the deals' paid periods, not the earned one.
-    on_booking = {p.name for p in project.plans if getattr(p, "paid_on", None) == ir.PayoutTiming.BOOKING}
-    lines = result.payout_lines
-    earned = lines[(lines["line_type"] == "commission") & lines["plan"].isin(on_booking)]
-    checked = 0
-    for line in earned.itertuples():
-        key = (line.plan, line.component, line.rep_id, line.period)
-        if key in shares and line.gated is False and line.amount != 0:
-            # shares are exact to 10 places; together they round to the line
-            assert abs(shares[key] - line.amount) < Decimal("0.01"), key
-            checked += 1
-    assert checked > 50
+    shares = deals.groupby(LINE_KEY)["share_of_line"].agg(lambda s: sum(s, Decimal(0))).to_dict()
+    checked = collections.Counter()
+    for line in traced_lines(duckdb_trace.payout_lines, deals).to_dict("records"):
+        total = shares.get(tuple(line[k] for k in LINE_KEY), Decimal(0))
+        assert abs(total - line["amount"]) < Decimal("0.01"), line  # shares are exact to 10 places
+        checked[line["plan"], line["line_type"]] += line["amount"] != 0
+    assert checked["Customer Success", "commission"] > 20 and checked["Enterprise AE", "commission"] > 20
+    assert checked["Enterprise AE", "clawback"] + checked["Commercial AE", "clawback"] > 2, checked
 
 
 def test_run_lists_the_same_deals_without_their_shares(sample_company, duckdb_trace):
@@ -222,6 +225,7 @@ def test_run_lists_the_same_deals_without_their_shares(sample_company, duckdb_tr
     assert ids.column_names == list(DEAL_ID_COLUMNS) and ids.num_rows > 50
     assert ids.equals(full.drop_columns(["share_of_line"]))
     deals = ids.to_pandas()
+    deals = deals[deals["line_type"] == "commission"]  # a clawback's rows are the same deals again
     bases = deals.groupby(["plan", "component", "rep_id", "period"])["credited_base"].agg(lambda s: sum(s, Decimal(0)))
     lines = result.payout_lines
     commission = lines[(lines["plan"] == "Enterprise AE") & (lines["component"] == "New business")]
@@ -235,24 +239,26 @@ def test_run_lists_the_same_deals_without_their_shares(sample_company, duckdb_tr
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "python"])
-def test_each_commission_line_finds_its_deals_by_its_own_key(sample_company, engine):
-    """payout_deals.csv joins payout_lines.csv on (plan, component, rep_id, line_period = period): a traced line
-    has as many rows as its deal_count, and every row with a line_period has its line. For Customer Success, paid
+def test_each_line_finds_its_deals_by_its_own_key(sample_company, engine):
+    """payout_deals.csv joins payout_lines.csv on (plan, component, line_type, rep_id, line_period = period): a
+    traced line has deal_count deals, and every row with a line_period has its line. For Customer Success, paid
     on payment, that is the period a deal is paid in, not the one it was earned in (`period`); unpaid deals have
-    none."""
+    none. A clawback line's deals are the ones cancelled in its period: on Commercial AE, measured year to date,
+    a deal earned in Q1 counts in Q2-Q4 too, and has a row for each period it earned in."""
     project, data = sample_company
     result = run_plans(project.files, data.connection, engine=engine, deals="ids")
     deals = result.payout_deals.to_pandas()
-    keys = ["plan", "component", "rep_id", "period"]
-    rows = deals.dropna(subset=["line_period"]).assign(period=lambda d: d["line_period"]).groupby(keys).size()
-    lines = result.payout_lines
-    traced = lines[(lines["line_type"] == "commission") & lines["component"].isin(set(deals["component"]))]
-    counts = traced.set_index(keys)["deal_count"]
+    assert not deals.duplicated([*LINE_KEY, "line_period", "deal_id"]).any()
+    paid = deals.dropna(subset=["line_period"]).assign(period=lambda d: d["line_period"])
+    rows = paid.groupby(LINE_KEY)["deal_id"].nunique()
+    counts = traced_lines(result.payout_lines, deals).set_index(LINE_KEY)["deal_count"]
     assert rows.reindex(counts.index, fill_value=0).equals(counts)
     assert rows.index.isin(counts.index).all()
-    paid_later = deals[deals["line_period"] != deals["period"]]
+    paid_later = deals[(deals["line_period"] != deals["period"]) & (deals["line_type"] == "commission")]
     assert set(paid_later["plan"]) == {"Customer Success"} and paid_later["line_period"].notna().sum() > 50
     assert deals["line_period"].isna().sum() > 0  # deals not paid yet: behind no line
+    clawed = deals[deals["line_type"] == "clawback"]
+    assert set(clawed["plan"]) == {"Enterprise AE", "Commercial AE"} and clawed["line_period"].notna().all()
 
 
 def reps_of_traced_plans(deals) -> list[str]:
