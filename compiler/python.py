@@ -2053,7 +2053,7 @@ class QuotaAmounts:
         active = ~hire.null & (hire.v <= days(plan.effective_to))
         active &= term.null | (term.v >= days(plan.effective_from))
         # In the plan: eligible on some day of its range (by rep_assignments where a rep has them), from the
-        # later of the hire and the first eligible assignment's start (a promotion ramps like a hire).
+        # later of the hire and the start of the first run of eligible assignments (a promotion ramps like a hire).
         iv_rep, _, _, iv_start, *_ = roster_intervals(inputs, self.eligibility, plan.effective_from,
                                                       plan.effective_to)
         role_start = np.full(len(active), np.iinfo(np.int64).max, dtype=np.int64)
@@ -2424,8 +2424,10 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
     A rep without rep_assignments rows: one interval, the whole range, if the
     reps row is eligible; its role start is the hire date. A rep with rows: one
     per assignment whose role, segment and region (other fields: the reps row)
-    are eligible, clipped to the range; its role start is the assignment's start
-    and its TI and manager the assignment's, else the reps row's.
+    are eligible, clipped to the range; its role start is the first day of the
+    unbroken run of eligible assignments it is part of (rows cut on the same
+    role, for a new TI or manager, do not start anything), and its TI and manager
+    the assignment's, else the reps row's.
     """
     n_reps = inputs.rows("reps")
     first_day, last_day = days(effective_from), days(effective_to)
@@ -2444,10 +2446,12 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
     end = number(inputs.column("rep_assignments", "end_date")).take(rows)
     first = np.maximum(start.v, first_day)
     last = np.where(end.null, last_day, np.minimum(end.v, last_day))
-    keep = ~start.null & (first <= last)
+    eligible = ~start.null
     if eligibility is not None and len(rows):
         dated = {f: inputs.column("rep_assignments", f).take(rows) for f in DATED_REP_FIELDS}
-        keep &= truth(eligibility(Rows(inputs, "reps", a_rep[rows], fields=dated))).v
+        eligible &= truth(eligibility(Rows(inputs, "reps", a_rep[rows], fields=dated))).v
+    keep = eligible & (first <= last)
+    role_start = _stretch_starts(a_rep[rows], start.v, end, eligible)
     hire = number(inputs.column("reps", "hire_date")).v
     rep_ti = number(inputs.column("reps", "target_incentive"))
     assigned_ti = coalesce(number(inputs.column("rep_assignments", "target_incentive")).take(rows),
@@ -2455,7 +2459,7 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
     iv_rep = np.r_[plain, a_rep[rows][keep]].astype(np.int64)
     iv_first = np.r_[np.full(len(plain), first_day), first[keep]].astype(np.int64)
     iv_last = np.r_[np.full(len(plain), last_day), last[keep]].astype(np.int64)
-    iv_start = np.r_[hire[plain], start.v[keep]].astype(np.int64)
+    iv_start = np.r_[hire[plain], role_start[keep]].astype(np.int64)
     iv_ti = _concat_nums([rep_ti.take(plain), assigned_ti.take(np.flatnonzero(keep))])
     rep_manager = inputs.index_of("reps", "id", inputs.text("reps", "manager_id"))
     a_manager_text = inputs.text("rep_assignments", "manager_id")
@@ -2465,6 +2469,21 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
     order = np.lexsort((iv_first, iv_rep))
     return (iv_rep[order], iv_first[order], iv_last[order], iv_start[order], iv_ti.take(order),
             iv_manager[order])
+
+
+def _stretch_starts(rep: np.ndarray, start: np.ndarray, end: Num, eligible: np.ndarray) -> np.ndarray:
+    """For each eligible assignment: the start of the run of the rep's eligible assignments it belongs to, each
+    starting the day after the one before ends (the contract refuses overlaps, RD021); others: their start."""
+    result = start.astype(np.int64).copy()
+    rows = np.flatnonzero(eligible)
+    if not len(rows):
+        return result
+    rows = rows[np.lexsort((start[rows], rep[rows]))]
+    follows = np.r_[False, (rep[rows][1:] == rep[rows][:-1]) & ~end.null[rows][:-1]
+                    & (start[rows][1:] == end.v[rows][:-1] + 1)]
+    opening = np.maximum.accumulate(np.where(follows, 0, np.arange(len(rows))))
+    result[rows] = start[rows][opening]
+    return result
 
 
 def _covering(iv_rep: np.ndarray, iv_first: np.ndarray, iv_last: np.ndarray, rep: np.ndarray,

@@ -62,6 +62,7 @@ from compiler.sql import (
     table,
     text,
     union_all,
+    window,
 )
 from dsl import ir
 
@@ -247,9 +248,11 @@ class _QuotaCompiler(RowCompiler):
 
         Role, segment and region are read as in comp plans (`rep_assignments`
         when a rep has rows, else the reps row). `hire_date` is when the rep
-        starts in the plan: the later of the hire date and the start of their
-        first eligible assignment, so a rep promoted into the plan mid-year is
-        ramped and phased like a new hire from the promotion on."""
+        starts in the plan: the later of the hire date and the first day of the
+        unbroken run of eligible assignments that reaches into the plan, so a rep
+        promoted into the plan mid-year is ramped and phased like a new hire from
+        the promotion on, and one whose rows are only cut (a new row on the
+        plan's first day for a new TI or manager) is not."""
         plan = self.plan
         active = and_(
             exp.LTE(this=col("hire_date", "r"), expression=date(plan.effective_to)),
@@ -259,16 +262,38 @@ class _QuotaCompiler(RowCompiler):
             ),
         )
         intervals = roster_intervals(plan.effective_from, plan.effective_to, eligibility_fields(plan.eligibility))
-        conditions = [exp.paren(active), exp.LTE(this=col("first_day", "iv"), expression=col("last_day", "iv"))]
+        conditions = [exp.paren(active)]
         if plan.eligibility is not None:
             conditions.append(is_true(self.row(plan.eligibility, "rep", "iv")))
-        starts = greatest(exp.Max(this=col("hire_date", "r")), exp.Min(this=col("role_start", "iv")))
-        return (
-            exp.select(alias(col("rep_id", "iv"), "rep_id"), alias(starts, "hire_date"), copy=False)
+        eligible = (  # every eligible assignment, in the plan's range or before it
+            exp.select(
+                *[col(c, "iv") for c in ("rep_id", "first_day", "last_day", "role_start", "role_end")],
+                col("hire_date", "r"),
+                copy=False,
+            )
             .from_(intervals, copy=False)
             .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "iv")), copy=False)
             .where(and_(*conditions), copy=False)
-            .group_by(col("rep_id", "iv"), copy=False)
+        )
+        # An assignment that starts the day after the rep's previous eligible one ends starts nothing: the run
+        # it continues started earlier. The start of a row's run is the latest start of a row that opens one.
+        by_start = ([col("rep_id")], [col("role_start")])
+        follows = eq(days_between(window(exp.Lag(this=col("role_end")), *by_start), col("role_start")),
+                     exp.Literal.number(1))
+        opens = exp.select("*", alias(case(follows, exp.null(), col("role_start")), "opens"), copy=False).from_(
+            eligible.subquery("e", copy=False), copy=False
+        )
+        runs = exp.select(
+            *[col(c) for c in ("rep_id", "first_day", "last_day", "hire_date")],
+            alias(window(exp.Max(this=col("opens")), *by_start), "run_start"),
+            copy=False,
+        ).from_(opens.subquery("o", copy=False), copy=False)
+        starts = greatest(exp.Max(this=col("hire_date")), exp.Min(this=col("run_start")))
+        return (
+            exp.select(col("rep_id"), alias(starts, "hire_date"), copy=False)
+            .from_(runs.subquery("runs", copy=False), copy=False)
+            .where(exp.LTE(this=col("first_day"), expression=col("last_day")), copy=False)
+            .group_by(col("rep_id"), copy=False)
         )
 
     def potential(self) -> exp.Select:

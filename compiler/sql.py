@@ -1663,13 +1663,13 @@ def eligibility_fields(eligibility: ir.Expr | None) -> list[str]:
 
 def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str]) -> exp.Subquery:
     """Each rep's roster attributes over time within [first_day, last_day], as a subquery `iv`:
-    (rep_id, first_day, last_day, role_start, interval_ti, interval_manager, *fields); `first_day >
+    (rep_id, first_day, last_day, role_start, role_end, interval_ti, interval_manager, *fields); `first_day >
     last_day` when outside the range.
 
     A rep without rep_assignments rows has one row, the whole range, with the
-    reps row's fields; `role_start` is the hire date. A rep with rows has one
+    reps row's fields; `role_start` is the hire date, `role_end` NULL. A rep with rows has one
     per assignment: role, segment and region from it (other fields from the
-    reps row), clipped to the range; `role_start` is the assignment's start.
+    reps row), clipped to the range; `role_start` and `role_end` are the assignment's own dates.
     `interval_ti` is the annual target incentive and `interval_manager` the manager: the assignment's,
     else the reps row's.
     """
@@ -1685,6 +1685,7 @@ def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str
             alias(first, "first_day"),
             alias(last, "last_day"),
             alias(col("hire_date", "r"), "role_start"),
+            alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DATE")), "role_end"),
             alias(col("target_incentive", "r"), "interval_ti"),
             alias(col("manager_id", "r"), "interval_manager"),
             *[alias(col(f, "r"), f) for f in fields],
@@ -1699,6 +1700,7 @@ def roster_intervals(first_day: dt.date, last_day: dt.date, fields: Sequence[str
             alias(greatest(col("start_date", "a"), first.copy()), "first_day"),
             alias(least(coalesce(col("end_date", "a"), last.copy()), last.copy()), "last_day"),
             alias(col("start_date", "a"), "role_start"),
+            alias(col("end_date", "a"), "role_end"),
             alias(coalesce(col("target_incentive", "a"), col("target_incentive", "r")), "interval_ti"),
             alias(coalesce(col("manager_id", "a"), col("manager_id", "r")), "interval_manager"),
             *[alias(col(f, "a" if f in ASSIGNED_FIELDS else "r"), f) for f in fields],

@@ -245,17 +245,39 @@ def assignment(rep_id: str, start: str, end: str | None, role: str) -> dict:
 @pytest.mark.parametrize("engine", ["duckdb", "python", ENGINES[1]])
 def test_quota_plans_read_roles_from_rep_assignments(tmp_path, engine):
     """`applies to` reads the dated role, as comp plans do: a rep promoted into the plan's role gets a quota,
-    ramped from the promotion like a new hire; a rep whose assignments never hold the role gets none."""
+    ramped from the promotion like a new hire; a rep whose assignments never hold the role gets none. A rep in the
+    role since before the plan is no new hire, however their assignment rows are cut (a new row on the plan's
+    first day for a new TI or manager); one who comes back to the role after a gap is."""
     text = 'quota plan "P" version 1\n' + HEADER + '  period quarter\n  applies to reps where rep.role = "AE"\n'
     text += "  target 1000 USD\n  allocate by equal\n  ramp 50%, 75%\n"
     files = load(tmp_path, text)
     connection = data(
-        reps=[rep("A"), rep("P", role="SDR"), rep("S"), rep("V", role="SDR")],
+        reps=[rep("A"), rep("P", role="SDR"), rep("S"), rep("V", role="SDR"), rep("W"), rep("X"), rep("Y")],
         assignments=[
             assignment("P", "2020-01-01", "2027-02-14", "SDR"),
             assignment("P", "2027-02-15", None, "AE"),  # promoted: in the plan from 2027-02-15
             assignment("S", "2020-01-01", None, "SDR"),  # the reps row says AE, the assignment SDR: not in it
             assignment("V", "2021-03-01", None, "AE"),  # an AE since 2021: not ramped
+            assignment("W", "2021-03-01", "2026-12-31", "AE"),  # an AE since 2021 with a new row for 2027
+            assignment("W", "2027-01-01", "2027-06-30", "AE"),
+            assignment("W", "2027-07-01", None, "AE"),
+            assignment("X", "2021-03-01", "2026-06-30", "AE"),  # an AE, then an SDR, back as an AE on 2027-02-15
+            assignment("X", "2026-07-01", "2027-02-14", "SDR"),
+            assignment("X", "2027-02-15", None, "AE"),
+            assignment("Y", "2021-03-01", "2026-12-30", "AE"),  # an AE until the day before the plan's eve: a gap
+            assignment("Y", "2027-01-01", None, "AE"),
+        ],
+    )
+    quotas = run_plans(files, connection, engine=engine, url=engine_url(engine)).quotas
+    first = quotas[quotas["period"] == "2027-Q1"].set_index("rep_id")["ramp"].to_dict()
+    assert first == {"A": 1, "P": Decimal("0.5"), "V": 1, "W": 1, "X": Decimal("0.5"), "Y": Decimal("0.5")}
+    connection = data(
+        reps=[rep("A"), rep("P", role="SDR"), rep("S"), rep("V", role="SDR")],
+        assignments=[
+            assignment("P", "2020-01-01", "2027-02-14", "SDR"),
+            assignment("P", "2027-02-15", None, "AE"),
+            assignment("S", "2020-01-01", None, "SDR"),
+            assignment("V", "2021-03-01", None, "AE"),
         ],
     )
     quotas = run_plans(files, connection, engine=engine, url=engine_url(engine)).quotas
