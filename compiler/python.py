@@ -1160,7 +1160,7 @@ class Calculator(_Expressions):
         return self.aggregate_value(ir.Aggregate(function="count", entity="deal"), measure.where)
 
     def contribution(self, component: ir.Component) -> RowFn | None:
-        """A deal row's part of the base when the base is a sum of deal sums (pay traces to deals)."""
+        """A deal row's part of the base when the base adds up deal sums and counts (pay traces to deals)."""
         if not isinstance(component.payout, (ir.FlatRate, ir.Tiers)) or component.base is None:
             return None
         return self.linear(component.base, None, component.deal_multipliers)
@@ -1187,6 +1187,15 @@ class Calculator(_Expressions):
                     return case(truth(test(rows)).v, amount, zeros(rows.n))
 
                 return part
+            case ir.Aggregate(function="count", entity="deal"):  # each deal counts its weight (1 unmultiplied)
+                test = self.row(condition, "deal") if condition is not None else None
+                weight = self.weight(multipliers)
+
+                def counted(rows: Rows) -> Num:
+                    amount = weight(rows) if weight is not None else Num.const(1, rows.n)
+                    return amount if test is None else case(truth(test(rows)).v, amount, zeros(rows.n))
+
+                return counted
             case ir.NameRef(name=name) if name in self.measures:
                 return self.linear(name, condition, multipliers)
             case ir.Binary(op=o, left=l, right=r) if o in "+-":

@@ -1556,7 +1556,7 @@ class _PlanCompiler(RowCompiler):
         return self.lines_from_shares("clawback", "cancel_date", self.within_clawback_window("s"), -1)
 
     def row_contribution(self, name: str, condition: ir.Expr | None) -> exp.Expression | None:
-        """A deal row's part of a measure that is a sum of sums (None when it is not linear)."""
+        """A deal row's part of a measure that adds up deal sums and counts (None when it is not linear)."""
         measure = self.measures.get(name)
         if measure is None:
             return None
@@ -1568,6 +1568,9 @@ class _PlanCompiler(RowCompiler):
                 value = self.row(ir.FieldRef(entity="deal", field=field), "deal", "d", credited=True)
                 test = is_true(self.row(condition, "deal", "d")) if condition is not None else exp.true()
                 return case(test, mul(dec(value), self.deal_weight(self.multipliers, "d")), ZERO.copy())
+            case ir.Aggregate(function="count", entity="deal"):  # each deal counts its weight (1 unmultiplied)
+                test = is_true(self.row(condition, "deal", "d")) if condition is not None else exp.true()
+                return case(test, dec(self.deal_weight(self.multipliers, "d")), ZERO.copy())
             case ir.NameRef(name=name) if name in self.measures:
                 return self.row_contribution(name, condition)
             case ir.Binary(op=o, left=l, right=r) if o in "+-":

@@ -69,7 +69,7 @@ def sample_company(tmp_path_factory):
     from runtime.sample_data import generate_sample_company
 
     folder = tmp_path_factory.mktemp("company")
-    generate_sample_company(folder, reps=60, deals=2500, seed=11)
+    generate_sample_company(folder, reps=80, deals=2500, seed=11)
     project = load_paths([PLANS])
     with open_data(folder) as data:
         result = run_plans(project.files, data.connection, deals=True)
@@ -270,6 +270,26 @@ def test_a_clawback_names_the_cancelled_deal_and_takes_its_share_back():
     ]  # D2 was cancelled after 120 days: outside the 90-day window
     (step,) = [s for s in clawback.steps if s.kind == "clawback"]
     assert step.source.text == "clawback cancelled deals within 90 days"
+
+
+def test_an_sdr_sees_the_opportunities_they_are_paid_for(sample_company):
+    """SDR's "Opportunities sourced" pays 150 per deal it counts: the line names those deals, each one unit of the
+    base, and their shares add up to the line."""
+    project, result, _ = sample_company
+    lines = result.payout_lines
+    paid = lines[(lines["component"] == "Opportunities sourced") & (lines["amount"] != 0)]
+    checked = 0
+    for rep in sorted(set(paid["rep_id"]))[:3]:
+        plans = comp_plans(project.files)
+        explained = payout_explain.explain_rep(lines, result.payout_deals, plans, project.sources, rep)
+        for line in explained.lines:
+            if line.component != "Opportunities sourced" or line.amount == 0:
+                continue
+            assert len(line.deals) == line.deal_count == line.base, (line.period, line.base)
+            assert {d.credited_base for d in line.deals} == {Decimal(1)}
+            assert sum(d.share for d in line.deals) == line.amount == 150 * line.base
+            checked += 1
+    assert checked >= 3
 
 
 def test_a_draw_line_says_what_it_tops_up():
