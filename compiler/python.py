@@ -2062,7 +2062,7 @@ class QuotaAmounts:
         active = ~hire.null & (hire.v <= days(plan.effective_to))
         active &= term.null | (term.v >= days(plan.effective_from))
         # In the plan: eligible on some day of its range (by rep_assignments where a rep has them), from the
-        # later of the hire and the start of the first run of eligible assignments (a promotion ramps like a hire).
+        # later of the hire and the start of the first stretch of eligible assignments (a promotion ramps like a hire).
         iv_rep, _, _, iv_start, *_ = roster_intervals(inputs, self.eligibility, plan.effective_from,
                                                       plan.effective_to)
         role_start = np.full(len(active), np.iinfo(np.int64).max, dtype=np.int64)
@@ -2434,7 +2434,7 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
     reps row is eligible; its role start is the hire date. A rep with rows: one
     per assignment whose role, segment and region (other fields: the reps row)
     are eligible, clipped to the range; its role start is the first day of the
-    unbroken run of eligible assignments it is part of (rows cut on the same
+    unbroken stretch of eligible assignments it is part of (rows cut on the same
     role, for a new TI or manager, do not start anything), and its TI and manager
     the assignment's, else the reps row's.
     """
@@ -2481,7 +2481,7 @@ def roster_intervals(inputs: Inputs, eligibility, effective_from: dt.date, effec
 
 
 def _stretch_starts(rep: np.ndarray, start: np.ndarray, end: Num, eligible: np.ndarray) -> np.ndarray:
-    """For each eligible assignment: the start of the run of the rep's eligible assignments it belongs to, each
+    """For each eligible assignment: the start of the stretch of the rep's eligible assignments it belongs to, each
     starting the day after the one before ends (the contract refuses overlaps, RD021); others: their start."""
     result = start.astype(np.int64).copy()
     rows = np.flatnonzero(eligible)

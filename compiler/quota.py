@@ -249,7 +249,7 @@ class _QuotaCompiler(RowCompiler):
         Role, segment and region are read as in comp plans (`rep_assignments`
         when a rep has rows, else the reps row). `hire_date` is when the rep
         starts in the plan: the later of the hire date and the first day of the
-        unbroken run of eligible assignments that reaches into the plan, so a rep
+        unbroken stretch of eligible assignments that reaches into the plan, so a rep
         promoted into the plan mid-year is ramped and phased like a new hire from
         the promotion on, and one whose rows are only cut (a new row on the
         plan's first day for a new TI or manager) is not."""
@@ -275,23 +275,23 @@ class _QuotaCompiler(RowCompiler):
             .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "iv")), copy=False)
             .where(and_(*conditions), copy=False)
         )
-        # An assignment that starts the day after the rep's previous eligible one ends starts nothing: the run
-        # it continues started earlier. The start of a row's run is the latest start of a row that opens one.
+        # An assignment that starts the day after the rep's previous eligible one ends starts nothing: the stretch
+        # it continues started earlier. A row's stretch starts at the latest start of a row that opens one.
         by_start = ([col("rep_id")], [col("role_start")])
         follows = eq(days_between(window(exp.Lag(this=col("role_end")), *by_start), col("role_start")),
                      exp.Literal.number(1))
         opens = exp.select("*", alias(case(follows, exp.null(), col("role_start")), "opens"), copy=False).from_(
             eligible.subquery("e", copy=False), copy=False
         )
-        runs = exp.select(
+        stretches = exp.select(
             *[col(c) for c in ("rep_id", "first_day", "last_day", "hire_date")],
-            alias(window(exp.Max(this=col("opens")), *by_start), "run_start"),
+            alias(window(exp.Max(this=col("opens")), *by_start), "stretch_start"),
             copy=False,
         ).from_(opens.subquery("o", copy=False), copy=False)
-        starts = greatest(exp.Max(this=col("hire_date")), exp.Min(this=col("run_start")))
+        starts = greatest(exp.Max(this=col("hire_date")), exp.Min(this=col("stretch_start")))
         return (
             exp.select(col("rep_id"), alias(starts, "hire_date"), copy=False)
-            .from_(runs.subquery("runs", copy=False), copy=False)
+            .from_(stretches.subquery("stretches", copy=False), copy=False)
             .where(exp.LTE(this=col("first_day"), expression=col("last_day")), copy=False)
             .group_by(col("rep_id"), copy=False)
         )
