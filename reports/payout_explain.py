@@ -904,7 +904,9 @@ def _deals_text(line: LineExplanation) -> str:
         rest = sum((d.share for d in line.deals if d not in deals), Decimal(0))
         body.append(f"... and {len(line.deals) - len(deals)} smaller deal(s), together {_money(rest)} (--format json)")
     total = line.deals_total
-    body.append(f"{len(line.deals)} deal(s), shares add up to {_money(total)} (the line: {_money(line.amount)})")
+    count = len({d.deal_id for d in line.deals})  # year to date, a deal has a share in each period it counted in
+    counted = f"{count} deal(s), shares" if count == len(line.deals) else f"{count} deal(s) in {len(line.deals)} shares"
+    body.append(f"{counted} add up to {_money(total)} (the line: {_money(line.amount)})")
     return "\n".join(body)
 
 

@@ -292,6 +292,22 @@ def test_an_sdr_sees_the_opportunities_they_are_paid_for(sample_company):
     assert checked >= 3
 
 
+def test_a_year_to_date_clawback_counts_each_deal_once(sample_company):
+    """On Commercial AE (year to date) a cancelled deal gives back its share of each quarter it counted in:
+    one deal, several shares, and the text says so."""
+    project, result, _ = sample_company
+    deals = result.payout_deals.to_pandas()
+    clawed = deals[(deals["plan"] == "Commercial AE") & (deals["line_type"] == "clawback")]
+    shares = clawed.groupby(["rep_id", "line_period"])["deal_id"].agg(["size", "nunique"])
+    rep, period = shares[shares["size"] > shares["nunique"]].index[0]
+    explained = payout_explain.explain_rep(result.payout_lines, result.payout_deals, comp_plans(project.files),
+                                           project.sources, rep, period)
+    (line,) = [line for line in explained.lines if line.plan == "Commercial AE" and line.line_type == "clawback"]
+    count, rows = shares.loc[(rep, period), "nunique"], shares.loc[(rep, period), "size"]
+    assert line.deal_count == count and len(line.deals) == rows
+    assert f"{count} deal(s) in {rows} shares add up to" in payout_explain.render_text(explained)
+
+
 def test_a_draw_line_says_what_it_tops_up():
     explained = example("w10_recoverable_draw", "A", "2027-Q1")
     draws = [line for line in explained.lines if line.line_type == "draw"]
