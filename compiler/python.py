@@ -1306,14 +1306,14 @@ class _Run:
         if self.paid_on_payment and traced:
             traced_names = {spec.component.name for spec, _, _ in traced}
             component_lines = [b for b in earned if b.component not in traced_names]
-            component_lines += self.lines_from_shares(shares, "commission", "paid_date", +1)
+            component_lines += self.lines_from_shares(shares, "commission", self.paid_in, +1)
         else:
             component_lines = earned
         blocks = list(component_lines)
         if self.plan.draw is not None:
             blocks += self.draws(component_lines)
         if self.plan.clawback is not None and shares:
-            blocks += self.lines_from_shares(shares, "clawback", "cancel_date", -1)
+            blocks += self.lines_from_shares(shares, "clawback", self.clawed_back_in, -1)
         return self.frame(blocks), (self.deal_detail(shares) if deals else None)
 
     def deal_detail(self, shares) -> pd.DataFrame:
@@ -1326,13 +1326,13 @@ class _Run:
         labels = np.array([p.label for p in self.periods], dtype=object)
         earned = labels[self.rp_period[self.deal_rp]]
         if self.paid_on_payment:  # the line that pays a deal is in the period it is paid in (none until then)
-            paid, inside, _ = self.period_of("paid_date")
+            paid, inside = self.paid_in
             paying = np.where(inside, labels[np.maximum(paid, 0)], None)
         else:
             paying = earned
         line_types = [("commission", np.ones(len(paying), dtype=bool), paying, +1)]
         if self.plan.clawback is not None:  # a clawback line takes back the shares of the deals cancelled in it
-            cancelled, inside, _ = self.clawed_back()
+            cancelled, inside = self.clawed_back_in
             line_types.append(("clawback", inside, labels[np.maximum(cancelled, 0)], -1))
         for component, share, contributes, contribution in shares:
             for line_type, behind, line_period, sign in line_types:
@@ -1759,22 +1759,32 @@ class _Run:
             shares.append((spec.component.name, share, contributes, contribution))
         return shares
 
-    def period_of(self, day_field: str) -> tuple[np.ndarray, np.ndarray, Num]:
-        """Per deal row: the index of the plan period its `day_field` falls in, whether it falls in one, the day."""
-        day = number(self.inputs.column("deals", day_field)).take(self.deal_index)
+    def period_of(self, day: Num) -> tuple[np.ndarray, np.ndarray]:
+        """Per deal row: the index of the plan period `day` falls in, and whether it falls in one."""
         target = np.searchsorted(self.starts, day.v, side="right") - 1
-        inside = ~day.null & (target >= 0) & (day.v <= self.ends[np.maximum(target, 0)])
-        return target, inside, day
+        return target, ~day.null & (target >= 0) & (day.v <= self.ends[np.maximum(target, 0)])
 
-    def clawed_back(self) -> tuple[np.ndarray, np.ndarray, Num]:
-        """`period_of("cancel_date")`, inside only for deals cancelled within the clawback's window."""
-        target, inside, day = self.period_of("cancel_date")
-        close = number(self.inputs.column("deals", "close_date")).take(self.deal_index)
-        return target, inside & ~close.null & (day.v - close.v <= self.plan.clawback.within_days), day
+    def deal_day(self, field: str) -> Num:
+        """A date field of the deals, per deal row."""
+        return number(self.inputs.column("deals", field)).take(self.deal_index)
 
-    def lines_from_shares(self, shares, line_type: str, day_field: str, sign: int) -> list[Lines]:
-        """Deal shares summed by rep, the period `day_field` falls in, and component."""
-        target, inside, _ = self.clawed_back() if line_type == "clawback" else self.period_of(day_field)
+    @functools.cached_property
+    def paid_in(self) -> tuple[np.ndarray, np.ndarray]:
+        """`period_of` each deal row's paid date: where a plan paid on payment pays it (lines and trace)."""
+        return self.period_of(self.deal_day("paid_date"))
+
+    @functools.cached_property
+    def clawed_back_in(self) -> tuple[np.ndarray, np.ndarray]:
+        """`period_of` each deal row's cancel date, inside only when cancelled within the clawback's window."""
+        cancel, close = self.deal_day("cancel_date"), self.deal_day("close_date")
+        target, inside = self.period_of(cancel)
+        return target, inside & ~close.null & (cancel.v - close.v <= self.plan.clawback.within_days)
+
+    def lines_from_shares(self, shares, line_type: str, periods: tuple[np.ndarray, np.ndarray],
+                          sign: int) -> list[Lines]:
+        """Deal shares summed by rep, the period each deal row falls in (`periods`: `paid_in`, `clawed_back_in`),
+        and component."""
+        target, inside = periods
         blocks = []
         for component, share, contributes, _ in shares:
             rows = np.flatnonzero(inside & contributes)
