@@ -7,8 +7,15 @@ year-to-date measurement). A period is clipped to the plan's effective range
 only for active-day counting, never in its label or length: a plan version
 that starts mid-quarter still pays quarter `2027-Q1`, prorated.
 
+A plan paid on payment, or with a clawback, also has a run-off: the periods of
+the two years after its last period, in which it still pays the deals it
+earned that are paid later (a Q4 deal paid in January) and takes back those
+cancelled later. Without them no plan would ever pay that commission.
+
 >>> [p.label for p in plan_periods(dt.date(2027, 1, 1), dt.date(2027, 6, 30), Period.QUARTER)]
 ['2027-Q1', '2027-Q2']
+>>> [p.label for p in pay_periods(dt.date(2027, 1, 1), dt.date(2027, 6, 30), Period.HALF)]
+['2027-H1', '2027-H2', '2028-H1', '2028-H2', '2029-H1']
 """
 
 from __future__ import annotations
@@ -61,3 +68,23 @@ def plan_periods(effective_from: dt.date, effective_to: dt.date, period: Period)
         periods.append(PlanPeriod(period_label(day, period), start, end, len(periods) + 1, dt.date(start.year, 1, 1)))
         day = end + dt.timedelta(days=1)
     return periods
+
+
+RUN_OFF_YEARS = 2
+
+
+def run_off_end(effective_to: dt.date) -> dt.date:
+    """The last day a plan still pays deals paid (or takes back deals cancelled) after it ends."""
+    try:
+        return effective_to.replace(year=effective_to.year + RUN_OFF_YEARS)
+    except ValueError:  # 29 February
+        return effective_to.replace(year=effective_to.year + RUN_OFF_YEARS, day=28)
+
+
+def pay_periods(effective_from: dt.date, effective_to: dt.date, period: Period) -> list[PlanPeriod]:
+    """The periods a plan's lines can be in: its own, then those of its run-off, numbered on."""
+    periods = plan_periods(effective_from, effective_to, period)
+    if not periods:
+        return periods
+    run_off = plan_periods(periods[-1].end + dt.timedelta(days=1), run_off_end(effective_to), period)
+    return periods + [dataclasses.replace(p, index=len(periods) + p.index) for p in run_off]

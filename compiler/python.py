@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from compiler.calendar import plan_periods
+from compiler.calendar import pay_periods, plan_periods
 from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError
 from dsl import ir
 
@@ -822,6 +822,8 @@ class Calculator(_Expressions):
         self.plan, self.measures, self.territories = plan, measures, territories
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
         self.periods = plan_periods(plan.effective_from, plan.effective_to, plan.period)
+        # Paid and clawback lines can also be in the run-off: the plan's periods are their first ones.
+        self.pay_periods = pay_periods(plan.effective_from, plan.effective_to, plan.period)
         if not self.periods:
             raise CompileError(f"{plan.key} has no periods (effective dates out of order)")
         if plan.crediting.overlay and not territories:
@@ -1285,6 +1287,9 @@ class _Run:
         self.starts = np.array([days(p.start) for p in self.periods], dtype=np.int64)
         self.ends = np.array([days(p.end) for p in self.periods], dtype=np.int64)
         self.year_starts = np.array([days(p.year_start) for p in self.periods], dtype=np.int64)
+        self.pay_periods = calculator.pay_periods
+        self.pay_starts = np.array([days(p.start) for p in self.pay_periods], dtype=np.int64)
+        self.pay_ends = np.array([days(p.end) for p in self.pay_periods], dtype=np.int64)
 
     # ------------------------------------------------------------ the whole plan
 
@@ -1323,7 +1328,7 @@ class _Run:
         rep_ids = np.array(self.inputs.text("reps", "id").decode(), dtype=object)
         deal_ids = np.array(self.inputs.text("deals", "id").decode(), dtype=object) if self.inputs.rows("deals") \
             else np.zeros(0, dtype=object)
-        labels = np.array([p.label for p in self.periods], dtype=object)
+        labels = np.array([p.label for p in self.pay_periods], dtype=object)
         earned = labels[self.rp_period[self.deal_rp]]
         if self.paid_on_payment:  # the line that pays a deal is in the period it is paid in (none until then)
             paid, inside = self.paid_in
@@ -1760,9 +1765,10 @@ class _Run:
         return shares
 
     def period_of(self, day: Num) -> tuple[np.ndarray, np.ndarray]:
-        """Per deal row: the index of the plan period `day` falls in, and whether it falls in one."""
-        target = np.searchsorted(self.starts, day.v, side="right") - 1
-        return target, ~day.null & (target >= 0) & (day.v <= self.ends[np.maximum(target, 0)])
+        """Per deal row: the index of the pay period (the plan's or its run-off's) `day` falls in, and whether
+        it falls in one."""
+        target = np.searchsorted(self.pay_starts, day.v, side="right") - 1
+        return target, ~day.null & (target >= 0) & (day.v <= self.pay_ends[np.maximum(target, 0)])
 
     def deal_day(self, field: str) -> Num:
         """A date field of the deals, per deal row."""
@@ -1792,7 +1798,7 @@ class _Run:
                 continue
             rep = self.rp_rep[self.deal_rp[rows]]
             period = target[rows]
-            key = rep * len(self.periods) + period
+            key = rep * len(self.pay_periods) + period
             order = np.argsort(key, kind="stable")
             dense = _dense(key[order])
             groups = Groups(dense, int(dense[-1]) + 1)
@@ -1818,7 +1824,10 @@ class _Run:
         for block in component_lines:
             if not len(block):
                 continue
-            rp = self.rp_lookup[block.rep, block.period]
+            # Lines of the run-off (after the plan's periods) neither draw nor recover.
+            own = block.period < len(self.periods)
+            rp = np.full(len(block), -1, dtype=np.int64)
+            rp[own] = self.rp_lookup[block.rep[own], block.period[own]]
             hit = np.flatnonzero(rp >= 0)
             if not len(hit):
                 continue
@@ -1858,7 +1867,7 @@ class _Run:
         blocks = [b for b in blocks if len(b)]
         total = sum(len(b) for b in blocks)
         rep_ids = np.array(self.inputs.text("reps", "id").decode(), dtype=object)
-        labels = np.array([p.label for p in self.periods], dtype=object)
+        labels = np.array([p.label for p in self.pay_periods], dtype=object)
 
         def column(name: str, precision: int, scale: int) -> pa.Array:
             parts = []

@@ -36,7 +36,7 @@ from collections.abc import Collection, Sequence
 
 from sqlglot import exp
 
-from compiler.calendar import plan_periods
+from compiler.calendar import PlanPeriod, pay_periods, plan_periods
 from compiler.exact import add, dec, div, mul, neg, number, op, round_cents, sub, wrap
 from dsl import ir
 
@@ -350,9 +350,10 @@ class _PlanCompiler(RowCompiler):
         deal_shares = self.deal_shares(traced_rows) if traced else None
         clawbacks = self.clawbacks() if plan.clawback is not None and deal_shares is not None else None
         paid = self.paid_lines() if plan.paid_on == ir.PayoutTiming.PAYMENT else None
-        ctes: list[tuple[str, exp.Expression]] = [
-            ("periods", self.periods()),
-        ]
+        plan_range = (plan.effective_from, plan.effective_to, plan.period)
+        ctes: list[tuple[str, exp.Expression]] = [("periods", self.periods(plan_periods(*plan_range)))]
+        if plan.clawback is not None or plan.paid_on == ir.PayoutTiming.PAYMENT:  # lines also in the run-off
+            ctes.append(("pay_periods", self.periods(pay_periods(*plan_range))))
         if plan.quota.plan is not None:  # `quota from plan "NAME"`: the quota plan's output, not the quotas table
             from compiler import quota
 
@@ -417,7 +418,7 @@ class _PlanCompiler(RowCompiler):
 
     # ------------------------------------------------------------ calendar and roster
 
-    def periods(self) -> exp.Expression:
+    def periods(self, periods: list[PlanPeriod]) -> exp.Expression:
         rows = [
             exp.Tuple(
                 expressions=[
@@ -429,7 +430,7 @@ class _PlanCompiler(RowCompiler):
                     exp.Literal.number(p.days),
                 ]
             )
-            for p in plan_periods(self.plan.effective_from, self.plan.effective_to, self.plan.period)
+            for p in periods
         ]
         names = ["period", "period_start", "period_end", "period_index", "year_start", "period_days"]
         values = exp.Values(
@@ -1459,10 +1460,10 @@ class _PlanCompiler(RowCompiler):
         (only deals cancelled within the window: as `clawbacks` takes them back)."""
         if line_type == "clawback":
             on = and_(in_period(col("cancel_date", rows), "lp"), self.within_clawback_window(rows))
-            return col("period", "lp"), (table("periods", "lp"), on, "inner")
+            return col("period", "lp"), (table("pay_periods", "lp"), on, "inner")
         if self.plan.paid_on != ir.PayoutTiming.PAYMENT:
             return col(earned, rows), None
-        return col("period", "lp"), (table("periods", "lp"), in_period(col("paid_date", rows), "lp"), "left")
+        return col("period", "lp"), (table("pay_periods", "lp"), in_period(col("paid_date", rows), "lp"), "left")
 
     def within_clawback_window(self, rows: str) -> exp.Expression:
         """The deal (a row of `rows`) was cancelled within the clawback's window after it closed."""
@@ -1525,11 +1526,7 @@ class _PlanCompiler(RowCompiler):
         )
         return (
             select.from_(table("deal_shares", "s"), copy=False)
-            .join(
-                table("periods", "p"),
-                on=in_period(col(day, "s"), "p"),
-                copy=False,
-            )
+            .join(table("pay_periods", "p"), on=in_period(col(day, "s"), "p"), copy=False)
             .where(where, copy=False)
             .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"), copy=False)
         )

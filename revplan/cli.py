@@ -386,6 +386,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_plan_references,
         check_plans_reach_reps,
         check_quota_coverage,
+        check_run_off,
     )
     from runtime.data import open_data
     from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
@@ -415,6 +416,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             warnings.extend(diagnostics)
             warnings.extend(check_plan_references(project.files, dataset))
             warnings.extend(check_near_miss_values(project.files, dataset))
+            warnings.extend(check_run_off(comp, dataset))
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             # With --period, only the deals behind that period's lines: a quarter's trace, not the year's.
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,

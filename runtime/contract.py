@@ -40,6 +40,7 @@ each.
 | RD023 | warning  | a rep in a plan measured on attainment has no quota (or 0) for a period of it |
 | RD024 | warning  | a value differs only in case or spacing from a text a plan compares it with |
 | RD025 | warning  | a comp plan applies to no rep of the data while it is in force          |
+| RD026 | warning  | a deal is paid, or cancelled, after the run-off of a plan in force when it closed |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -58,6 +59,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 
+from compiler.calendar import run_off_end
 from dsl import ir
 from dsl.check import walk
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
@@ -824,6 +826,51 @@ def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet
                     f"{plan.effective_to}, so it pays nobody",
             hints=(*hints, "check `applies to` and the plan's dates against the data (hire and termination dates)"),
         ))
+    return found
+
+
+def check_run_off(plans: Sequence[ir.CompPlan], dataset: DataSet) -> list[Diagnostic]:
+    """RD026 warnings, at the data's first such deal: a deal that closes while a plan paid on payment (or with
+    a clawback) is in force, and is paid (cancelled within the window) after the plan's run-off ends, two years
+    after its last day. No line pays (takes back) it: legal for a plan, but on payroll it must not go unnoticed,
+    and a paid_date years late is more often a typo."""
+    deals = dataset.tables.get("deals")
+    if deals is None or not deals.present or deals.broken or "close_date" not in deals.columns:
+        return []
+    close = deals.columns["close_date"].typed()
+    found = []
+    for plan in plans:
+        events = []  # (date column, extra condition, what no line does)
+        if plan.paid_on == ir.PayoutTiming.PAYMENT:
+            events.append(("paid_date", "TRUE", "pays its commission"))
+        if plan.clawback is not None:
+            window = f"DAY - {close} <= {int(plan.clawback.within_days)}"  # DAY: the cancel date's SQL
+            events.append(("cancel_date", window, "takes its commission back"))
+        end = run_off_end(plan.effective_to)
+        for field, extra, undone in events:
+            if field not in deals.columns or not _convertible(deals.columns[field]):
+                continue
+            day = deals.columns[field].typed()
+            where = f"{close} BETWEEN ? AND ? AND {day} > ? AND {extra.replace('DAY', day)}"
+            late = dataset.connection.execute(
+                f"SELECT {deals.columns['id'].typed()}, {day}, t.{FILE}, t.{ROW}, count(*) OVER () "
+                f"FROM {deals.raw_view} AS t WHERE {where} ORDER BY t.{FILE}, t.{ROW} LIMIT 1",
+                [plan.effective_from, plan.effective_to, end],
+            ).fetchone()
+            if late is None:
+                continue
+            deal, value, file, row, count = late
+            others = f"; {count - 1:,} more deal{'s' * (count != 2)} {'are' if count != 2 else 'is'} that late" \
+                if count > 1 else ""
+            found.append(Diagnostic(
+                code="RD026", severity=Severity.WARNING,
+                message=f"deal {_show(deal)}: {field} {value} is after {end}, the end of the run-off of {plan.key} "
+                        f"(two years after its last day), so if the plan credits the deal, no line {undone}{others}"
+                        + _Checker.line_suffix(deals, row),
+                data=DataLocation(file=_file_of(deals, file), row=row, column=field),
+                hints=(f"check the {field}; a plan pays deals paid, and takes back deals cancelled, up to two "
+                       "years after it ends",),
+            ))
     return found
 
 

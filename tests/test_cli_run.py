@@ -337,6 +337,32 @@ def test_run_warns_of_near_miss_values_and_plans_that_pay_nobody(sample, tmp_pat
     assert "rep.role in the data: 'AE', 'CSM', 'Manager', 'SDR', 'SDR Manager'" in err  # the small sample has no SE
 
 
+def test_customer_success_pays_deals_paid_after_its_year_and_warns_of_those_past_its_run_off(sample, tmp_path,
+                                                                                              capsys):
+    """Customer Success is paid on payment: a Q4 renewal paid in January is paid in 2028-Q1 (the plan's
+    run-off), as version 1; a deal paid after 2029-12-31 is in no line, and the run says so (RD026)."""
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    deals = pd.read_csv(data / "deals.csv", dtype=str, keep_default_na=False)
+    csms = set(pd.read_csv(data / "reps.csv", dtype=str).query("role == 'CSM'")["id"])
+    paid_2027 = deals.index[deals["owner_rep_id"].isin(csms) & (deals["stage"] == "closed_won")
+                            & deals["close_date"].str.startswith("2027-") & (deals["paid_date"] != "")]
+    late = paid_2027[0]
+    deals.loc[late, "paid_date"] = "2030-02-01"
+    deals.to_csv(data / "deals.csv", index=False)
+    code, _, err = run_cli(capsys, "run", "--data", data, "--out", tmp_path / "out")
+    assert code == 0
+    assert (f"{data / 'deals.csv'}, row {late + 1}, column 'paid_date': warning[RD026]: deal "
+            f"'{deals.loc[late, 'id']}': paid_date 2030-02-01 is after 2029-12-31, the end of the run-off of comp "
+            'plan "Customer Success" version 1') in err
+    lines = pd.read_csv(tmp_path / "out" / "payout_lines.csv", dtype=str)
+    run_off = lines[(lines["plan"] == "Customer Success") & (lines["period"] == "2028-Q1")]
+    assert len(run_off) > 0 and set(run_off["version"]) == {"1"} and set(run_off["line_type"]) == {"commission"}
+    assert any(float(a) > 0 for a in run_off["amount"])
+    traced = pd.read_csv(tmp_path / "out" / "payout_deals.csv", dtype=str).query("plan == 'Customer Success'")
+    assert set(traced[traced["deal_id"] == deals.loc[late, "id"]]["line_period"].fillna("")) == {""}  # unpaid
+
+
 def test_a_value_too_big_for_exact_arithmetic_is_a_diagnostic_not_a_traceback(sample, tmp_path, capsys):
     """A deal of 9 x 10^15 USD times a multiplier of 1,000 passes 10^18: DuckDB refuses the product (RP415)."""
     data = tmp_path / "data"

@@ -30,6 +30,7 @@ from runtime.contract import (
     check_plan_references,
     check_plans_reach_reps,
     check_quota_coverage,
+    check_run_off,
     open_checked,
 )
 from runtime.data import open_data, quote
@@ -715,6 +716,60 @@ def test_a_comp_plan_that_reaches_no_rep_warns_at_its_applies_to(tmp_path, appli
     if hints:
         assert warnings[0].message.endswith("so it pays nobody")
         assert list(warnings[0].hints) == hints
+
+
+RUN_OFF_PLAN = """revplan 1
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+comp plan "CSM" version 1
+  effective 2027-01-01 to 2027-06-30
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  TIMING
+  component "Bookings" on bookings
+    rate 5%
+"""
+PAID = "paid on payment"
+LONG_CLAWBACK = "clawback cancelled deals within 1,000 days"
+
+
+@pytest.mark.parametrize("timing, change, expected", [
+    (PAID, None, []),
+    # the run-off of a plan that ends on 2027-06-30 ends on 2029-06-30
+    (PAID, edit("deals", 1, paid_date="2029-07-01"), [("RD026", "deals.csv", 1, "paid_date")]),
+    (PAID, edit("deals", 1, paid_date="2029-06-30"), []),
+    # a plan paid on booking has paid the deal when it closed
+    (LONG_CLAWBACK, edit("deals", 1, paid_date="2029-07-01"), []),
+    # a deal that closed before the plan is another plan's
+    (PAID, edit("deals", 1, close_date="2026-12-20", paid_date="2029-07-01"), []),
+    # cancelled 773 days after it closed: within the window, after the run-off
+    (LONG_CLAWBACK, edit("deals", 1, close_date="2027-06-20", cancel_date="2029-08-01"),
+     [("RD026", "deals.csv", 1, "cancel_date")]),
+    (LONG_CLAWBACK, edit("deals", 1, close_date="2027-06-20", cancel_date="2029-06-30"), []),
+])
+def test_a_deal_paid_or_cancelled_after_a_plans_run_off_warns_at_its_row(tmp_path, timing, change, expected):
+    tables = copy.deepcopy(GOOD)
+    if change:
+        change(tables)
+    project = load_texts([("csm.plan", RUN_OFF_PLAN.replace("TIMING", timing))])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        warnings = check_run_off(comp_plans(project.files), dataset)
+    assert [summary(w) for w in warnings] == expected
+    assert all(w.severity is Severity.WARNING for w in warnings)
+
+
+def test_a_late_payment_names_the_deal_the_plan_and_how_many_more(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    for deal in tables["deals"]:
+        deal["paid_date"] = "2030-01-15"
+    project = load_texts([("csm.plan", RUN_OFF_PLAN.replace("TIMING", PAID))])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        [warning] = check_run_off(comp_plans(project.files), dataset)
+    assert warning.message == (
+        "deal 'D1': paid_date 2030-01-15 is after 2029-06-30, the end of the run-off of comp plan \"CSM\" version 1 "
+        "(two years after its last day), so if the plan credits the deal, no line pays its commission; 2 more deals "
+        "are that late (line 2)"
+    )
 
 
 # ---------------------------------------------------------------- garbled data, end to end
