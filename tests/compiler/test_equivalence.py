@@ -32,6 +32,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from compiler.calendar import run_off_end
 from compiler.python import run_files
 from compiler.sql import CompileError, compile_plan
 from dsl.diagnostics import RevplanError
@@ -357,6 +358,8 @@ def datasets(draw, plan: Plan) -> dict[str, list[dict]]:
         after = draw(st.sampled_from([window, window + 1, window - 1, 0]) | st.integers(-5, 150))
         cancel = close + dt.timedelta(days=after) if draw(st.integers(0, 2)) == 0 else None
         paid = close + dt.timedelta(days=draw(st.integers(0, 200))) if draw(st.booleans()) else None
+        if paid is not None and draw(st.integers(0, 9)) == 0:  # on the last day of the plan's run-off, or after
+            paid = run_off_end(plan.effective_to) + dt.timedelta(days=draw(st.sampled_from([0, 1])))
         deals.append({
             "id": f"D{i}",
             "owner_rep_id": f"R{draw(st.integers(0, n_reps - 1))}",
