@@ -553,20 +553,20 @@ def filter_period(lines, period: str):
 
 
 def period_note(all_lines, kept, period: str) -> str | None:
-    """The plans `--period` left without lines, and which of their periods hold it: a month's run of quarterly
-    plans is empty by design, and the summary must not read as if nobody earned anything."""
+    """The plans `--period` left without lines although they have lines in a longer period holding it, and
+    which: a month's run of quarterly plans is empty by design, and the summary must not read as if nobody
+    earned anything. (A plan with no line around the period, such as one that ended before it, is not named.)"""
     start, end = period_range(period)
     every = list(zip(all_lines["plan"], all_lines["version"], strict=True))
     unpaid = set(every) - set(zip(kept["plan"], kept["version"], strict=True))
-    if not unpaid:
+    holding = all_lines[[key in unpaid and period_range(label)[0] <= start and end <= period_range(label)[1]
+                         for key, label in zip(every, all_lines["period"], strict=True)]]
+    if holding.empty:
         return None
-    left_out = sorted(unpaid)
-    theirs = all_lines[[key in unpaid for key in every]]
-    holding = {label for label in set(theirs["period"])
-               if period_range(label)[0] <= start and end <= period_range(label)[1]}
+    left_out = sorted(set(zip(holding["plan"], holding["version"], strict=True)))
     plans = ", ".join(f"{plan} v{version}" for plan, version in left_out)
-    where = f"; their lines are in {', '.join(sorted(holding, key=_period_order))}" if holding else ""
-    return f"--period {period} holds no whole period of {plans}, so they have no lines here{where}"
+    where = ", ".join(sorted(set(holding["period"]), key=_period_order))
+    return f"--period {period} holds no whole period of {plans}, so they have no lines here; their lines are in {where}"
 
 
 def print_summary(summary: RunSummary, title: str = "payouts") -> None:

@@ -361,6 +361,11 @@ def test_customer_success_pays_deals_paid_after_its_year_and_warns_of_those_past
     assert any(float(a) > 0 for a in run_off["amount"])
     traced = pd.read_csv(tmp_path / "out" / "payout_deals.csv", dtype=str).query("plan == 'Customer Success'")
     assert set(traced[traced["deal_id"] == deals.loc[late, "id"]]["line_period"].fillna("")) == {""}  # unpaid
+    # a payroll run of the run-off's quarter: its lines, and no note about plans that ended before it
+    code, out, _ = run_cli(capsys, "run", "--data", data, "--out", tmp_path / "q", "--period", "2028-Q1")
+    assert code == 0 and "--period" not in out
+    kept = pd.read_csv(tmp_path / "q" / "payout_lines.csv", dtype=str)
+    pd.testing.assert_frame_equal(kept, lines[lines["period"] == "2028-Q1"].reset_index(drop=True))
 
 
 def test_a_value_too_big_for_exact_arithmetic_is_a_diagnostic_not_a_traceback(sample, tmp_path, capsys):
