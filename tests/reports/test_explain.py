@@ -111,6 +111,7 @@ EXAMPLE_CASES = [
     ("w11_spiff", "A", None),
     ("w12_ytd_true_up", "A", "2027-H1"),
     ("zero_quota", "Z", "2027-Q1"),
+    ("run_off", "A", "2027-Q3"),  # after the plan's last day: a deal paid and one clawed back
 ]
 SAMPLE_CASES = [
     ("Enterprise AE", "commission"),
