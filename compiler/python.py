@@ -1776,8 +1776,9 @@ class _Run:
 
     @functools.cached_property
     def paid_in(self) -> tuple[np.ndarray, np.ndarray]:
-        """`period_of` each deal row's paid date: where a plan paid on payment pays it (lines and trace)."""
-        return self.period_of(self.deal_day("paid_date"))
+        """`period_of` each deal row's payable day, where a plan paid on payment pays it (lines and trace): its
+        paid date, or its close date if it was paid before it closed (commission is earned on booking)."""
+        return self.period_of(greatest(self.deal_day("paid_date"), self.deal_day("close_date")))
 
     @functools.cached_property
     def clawed_back_in(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1455,7 +1455,7 @@ class _PlanCompiler(RowCompiler):
 
     def paying_period(self, line_type: str, rows: str, earned: str) -> tuple[exp.Expression, tuple | None]:
         """The period of the `line_type` line a traced deal row is behind, and the join (table, condition, kind)
-        that finds it: the period the deal was earned in, on a plan paid on payment the one its paid date falls
+        that finds it: the period the deal was earned in, on a plan paid on payment the one its payable day falls
         in (as `paid_lines` sums them; NULL while unpaid), and on a clawback line the one it was cancelled in
         (only deals cancelled within the window: as `clawbacks` takes them back)."""
         if line_type == "clawback":
@@ -1463,7 +1463,13 @@ class _PlanCompiler(RowCompiler):
             return col("period", "lp"), (table("pay_periods", "lp"), on, "inner")
         if self.plan.paid_on != ir.PayoutTiming.PAYMENT:
             return col(earned, rows), None
-        return col("period", "lp"), (table("pay_periods", "lp"), in_period(col("paid_date", rows), "lp"), "left")
+        return col("period", "lp"), (table("pay_periods", "lp"), in_period(self.payable_day(rows), "lp"), "left")
+
+    @staticmethod
+    def payable_day(rows: str) -> exp.Expression:
+        """When a plan paid on payment pays a deal (a row of `rows`): its paid date, or its close date if it was
+        paid before it closed (commission is earned on booking, so it cannot be paid before); NULL while unpaid."""
+        return greatest(col("paid_date", rows), col("close_date", rows))
 
     def within_clawback_window(self, rows: str) -> exp.Expression:
         """The deal (a row of `rows`) was cancelled within the clawback's window after it closed."""
@@ -1514,8 +1520,8 @@ class _PlanCompiler(RowCompiler):
             )
         return union_all(selects) if selects else None
 
-    def lines_from_shares(self, line_type: str, day: str, where: exp.Expression, sign: int) -> exp.Select:
-        """Lines summing deal shares by the period `day` falls in (payment, cancellation)."""
+    def lines_from_shares(self, line_type: str, day: exp.Expression, where: exp.Expression, sign: int) -> exp.Select:
+        """Lines summing deal shares (`s`) by the period `day` falls in (payment, cancellation)."""
         amount = exp.Sum(this=col("share_of_line", "s"))
         amount = round_cents(neg(dec(amount)) if sign < 0 else dec(amount))
         deals = exp.Count(this=exp.Distinct(expressions=[col("deal_id", "s")]))
@@ -1526,7 +1532,7 @@ class _PlanCompiler(RowCompiler):
         )
         return (
             select.from_(table("deal_shares", "s"), copy=False)
-            .join(table("pay_periods", "p"), on=in_period(col(day, "s"), "p"), copy=False)
+            .join(table("pay_periods", "p"), on=in_period(day, "p"), copy=False)
             .where(where, copy=False)
             .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"), copy=False)
         )
@@ -1543,14 +1549,13 @@ class _PlanCompiler(RowCompiler):
         )
         if not traced:
             return untraced
-        paid = self.lines_from_shares(
-            "commission", "paid_date", exp.Not(this=exp.Is(this=col("paid_date", "s"), expression=exp.null())), +1
-        )
+        is_paid = exp.Not(this=exp.Is(this=col("paid_date", "s"), expression=exp.null()))
+        paid = self.lines_from_shares("commission", self.payable_day("s"), is_paid, +1)
         return union_all([untraced, paid])
 
     def clawbacks(self) -> exp.Select:
         """Take back what a deal earned when it is cancelled within the window, in the cancel period."""
-        return self.lines_from_shares("clawback", "cancel_date", self.within_clawback_window("s"), -1)
+        return self.lines_from_shares("clawback", col("cancel_date", "s"), self.within_clawback_window("s"), -1)
 
     def row_contribution(self, name: str, condition: ir.Expr | None) -> exp.Expression | None:
         """A deal row's part of a measure that adds up deal sums and counts (None when it is not linear)."""

@@ -41,6 +41,7 @@ each.
 | RD024 | warning  | a value differs only in case or spacing from a text a plan compares it with |
 | RD025 | warning  | a comp plan applies to no rep of the data while it is in force          |
 | RD026 | warning  | a deal is paid, or cancelled, after the run-off of a plan in force when it closed |
+| RD027 | warning  | a paid_date before the close_date                                      |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -282,6 +283,12 @@ class _Checker:
             yield _RowRule("RD019", "cancel_date", f"{cancel} < {close}", (cancel, close),
                            lambda cancel, close: f"cancel_date {cancel} is before close_date {close}",
                            severity=Severity.WARNING)
+        if table.table == "deals" and self.usable("deals", "close_date", "paid_date"):
+            close, paid = c["close_date"].typed(), c["paid_date"].typed()
+            yield _RowRule("RD027", "paid_date", f"{paid} < {close}", (paid, close),
+                           lambda paid, close: f"paid_date {paid} is before close_date {close}",
+                           ("a plan paid on payment pays such a deal when it closes: commission is earned on "
+                            "booking",), severity=Severity.WARNING)
         if table.table == "deals" and self.usable("deals", "close_date", "currency") and self.usable("fx_rates"):
             close, currency = c["close_date"].typed(), c["currency"].typed()
             yield _RowRule(
