@@ -7,10 +7,10 @@ year-to-date measurement). A period is clipped to the plan's effective range
 only for active-day counting, never in its label or length: a plan version
 that starts mid-quarter still pays quarter `2027-Q1`, prorated.
 
-A plan paid on payment, or with a clawback, also has a run-off: the periods of
-the two years after its last period, in which it still pays the deals it
-earned that are paid later (a Q4 deal paid in January) and takes back those
-cancelled later. Without them no plan would ever pay that commission.
+A plan paid on payment, or with a clawback, also has a run-off: the periods
+after its own, up to two years after its last day, in which it still pays the
+deals it earned that are paid later (a Q4 deal paid in January) and takes back
+those cancelled later. Without them no plan would ever pay that commission.
 
 >>> [p.label for p in plan_periods(dt.date(2027, 1, 1), dt.date(2027, 6, 30), Period.QUARTER)]
 ['2027-Q1', '2027-Q2']
