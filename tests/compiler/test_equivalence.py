@@ -531,20 +531,7 @@ def test_spark_and_python_pay_the_same(spark_session):
     """Spark too: its decimals differ most from the others' (runtime/spark.py). An example costs it about
     9 s (the tables cross over, each plan is a few queries), so the suite draws a few; longer runs are
     outside it (60 examples, all agreeing, when this test was written)."""
-    spark_and_python_agree()
-
-
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(cases())
-def spark_and_python_agree(case):
-    plan_text, rows = case
-    project = project_of(plan_text, generated=True)
-    connection = connection_for(tables_of(rows))
-    try:
-        assert_same(outcome(project, connection, "spark"), outcome(project, connection, "python"),
-                    "Spark/Python", same_types=False)
-    finally:
-        connection.close()
+    agrees_with_python("spark", examples=5)()
 
 
 # ---------------------------------------------------------------- explicit cases
@@ -986,17 +973,22 @@ def test_postgres_and_python_pay_the_same():
         if os.environ.get("CI"):
             pytest.fail("CI must provide a PostgreSQL server (REVPLAN_TEST_POSTGRES_URL); see .ci/run")
         pytest.skip("no PostgreSQL server: set REVPLAN_TEST_POSTGRES_URL (source .ci/postgres.sh; start_postgres)")
-    postgres_and_python_agree()
+    agrees_with_python("postgres", examples=30)()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(cases())
-def postgres_and_python_agree(case):
-    plan_text, rows = case
-    project = project_of(plan_text, generated=True)
-    connection = connection_for(tables_of(rows))
-    try:
-        assert_same(outcome(project, connection, "postgres"), outcome(project, connection, "python"),
-                    "PostgreSQL/Python", same_types=False)
-    finally:
-        connection.close()
+def agrees_with_python(engine: str, examples: int):
+    """A property to call: `engine` pays each of `examples` random cases as the Python calculator does."""
+    @settings(max_examples=examples, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(cases())
+    def agree(case):
+        plan_text, rows = case
+        project = project_of(plan_text, generated=True)
+        connection = connection_for(tables_of(rows))
+        try:
+            assert_same(outcome(project, connection, engine), outcome(project, connection, "python"),
+                        f"{engine}/python", same_types=False)
+        finally:
+            connection.close()
+
+    return agree
