@@ -424,6 +424,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
                                deals_in=labels_within(period) if period is not None else None,
                                progress=steps.detail)
             warnings.extend(check_plans_reach_reps(comp, result.payout_lines, dataset))
+            unpaid_reps = reps_in_no_plan(comp, result.payout_lines, dataset.connection)
         except duckdb.OutOfMemoryException as error:
             raise out_of_memory(limit, error) from None
         finally:
@@ -457,6 +458,8 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         if report is not None:
             tables["territory_report"] = report.to_frame()
             notes.append(report.summary())
+        if unpaid_reps:
+            notes.append(unpaid_reps)
         write_run(out_dir, tables, manifest, progress=steps.detail)
     print_diagnostics(warnings, project.sources)
     files = tuple(out_dir / f"{name}.csv" for name in tables) + (out_dir / "manifest.json",)
@@ -476,6 +479,24 @@ def quota_note(quotas) -> str:
         parts.append(f"{plan} v{version} {rows['rep_id'].nunique():,} reps, annual total {total:,.2f}"
                      + (f" (to allocate {target:,.2f})" if target is not None else ""))
     return "quotas: " + ("; ".join(parts) if parts else "no quota plan")
+
+
+def reps_in_no_plan(plans, lines, connection) -> str | None:
+    """`reps in no comp plan: 12 of 205 ...`: the reps employed while the plans are in force whom no plan
+    pays (a rep in a plan has a line in each of its periods), by role; None when there are none. A role no
+    `applies to` names (a new CRM title) pays its reps nothing, and payroll must see that."""
+    first, last = min(p.effective_from for p in plans), max(p.effective_to for p in plans)
+    employed = connection.execute(
+        'SELECT id, role FROM "reps" WHERE hire_date <= ? AND (termination_date IS NULL OR termination_date >= ?)',
+        [last, first],
+    ).fetchall()
+    paid = set(lines["rep_id"])
+    roles = Counter(role for rep, role in employed if rep not in paid)
+    if not roles:
+        return None
+    by_role = ", ".join(f"{role} {count:,}" for role, count in sorted(roles.items(), key=lambda item: str(item[0])))
+    return (f"reps in no comp plan: {sum(roles.values()):,} of {len(employed):,} employed from {first} to {last} "
+            f"(by role: {by_role})")
 
 
 def _company_currency(plans) -> str:

@@ -191,6 +191,23 @@ def test_run_summary_lists_every_comp_plan(sample_run):
     assert "all plans" in printed and "payout_lines.csv" in printed
 
 
+def test_run_summary_counts_the_reps_no_plan_pays_by_role(sample, sample_run, flat_plans, tmp_path, capsys):
+    """A role no `applies to` names pays its reps nothing (the sample's SDR managers, its head of sales): the
+    summary counts them by role; a plan for every rep leaves the line out."""
+    out, printed = sample_run
+    reps = pd.read_csv(sample / "reps.csv", dtype=str, keep_default_na=False)
+    employed = reps[(reps["hire_date"] <= "2027-12-31")
+                    & ((reps["termination_date"] == "") | (reps["termination_date"] >= "2027-01-01"))]
+    paid = set(pd.read_csv(out / "payout_lines.csv", dtype=str)["rep_id"])
+    roles = employed[~employed["id"].isin(paid)]["role"].value_counts().sort_index()
+    assert "SDR Manager" in roles
+    by_role = ", ".join(f"{role} {count}" for role, count in roles.items())
+    assert (f"reps in no comp plan: {roles.sum()} of {len(employed)} employed from 2027-01-01 to 2027-12-31 "
+            f"(by role: {by_role})") in printed.splitlines()
+    code, flat, _ = run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", tmp_path / "o")
+    assert code == 0 and "reps in no comp plan" not in flat
+
+
 @pytest.mark.parametrize(
     "period, kept",
     [
