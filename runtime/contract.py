@@ -42,6 +42,7 @@ each.
 | RD025 | warning  | a comp plan applies to no rep of the data while it is in force          |
 | RD026 | warning  | a deal is paid, or cancelled, after the run-off of a plan in force when it closed |
 | RD027 | warning  | a paid_date before the close_date                                      |
+| RD028 | warning  | an MBO score below 0 or above 2 (200 %): most often a percent typed as a number |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
@@ -122,6 +123,9 @@ class _RowRule:
     hints: tuple[str, ...] = ()
     joins: str = ""  # LEFT JOINs to lookups unique on their key (never duplicate rows)
     severity: Severity = Severity.ERROR
+
+
+MBO_SCORE_LIMIT = 2  # 200 %: above it a score is more likely 80 for 80 % than a real achievement
 
 
 def check_data(dataset: DataSet, base_currency: str = "USD") -> list[Diagnostic]:
@@ -283,6 +287,13 @@ class _Checker:
             yield _RowRule("RD019", "cancel_date", f"{cancel} < {close}", (cancel, close),
                            lambda cancel, close: f"cancel_date {cancel} is before close_date {close}",
                            severity=Severity.WARNING)
+        if table.table == "mbo_scores" and self.usable("mbo_scores", "score"):
+            # A score typed as a percent (80 for 0.8) pays 80 times the MBO: legal, so a warning, and loud.
+            score = c["score"].typed()
+            yield _RowRule("RD028", "score", f"{score} < 0 OR {score} > {MBO_SCORE_LIMIT}", (score,),
+                           lambda score: f"MBO score {_plain(score)} is {_percent(score)}",
+                           ("scores are fractions: 0.9 is 90 %; a plan pays its MBO amount times the score as it "
+                            "is",), severity=Severity.WARNING)
         if table.table == "deals" and self.usable("deals", "close_date", "paid_date"):
             close, paid = c["close_date"].typed(), c["paid_date"].typed()
             yield _RowRule("RD027", "paid_date", f"{paid} < {close}", (paid, close),

@@ -112,6 +112,13 @@ def add(table: str, **cells: str):
     return apply
 
 
+def scores(score: str):
+    """A change: one MBO score row, for R2 in 2027-Q1."""
+    def apply(tables):
+        tables["mbo_scores"] = [dict(rep_id="R2", period="2027-Q1", score=score)]
+    return apply
+
+
 def drop_column(table: str, column: str):
     def apply(tables):
         for row in tables[table]:
@@ -234,6 +241,10 @@ CASES = [
     ("paid before close", edit("deals", 1, paid_date="2027-01-14"),
      [("RD027", "deals.csv", 1, "paid_date")]),
     ("paid on the day it closes", edit("deals", 1, paid_date="2027-01-15"), []),
+    ("an MBO score of 105 %", scores("1.05"), []),
+    ("an MBO score of 200 %", scores("2"), []),
+    ("an MBO score typed as a percent", scores("80"), [("RD028", "mbo_scores.csv", 1, "score")]),
+    ("a negative MBO score", scores("-0.1"), [("RD028", "mbo_scores.csv", 1, "score")]),
     ("unknown account", edit("deals", 2, account_id="A3"),
      [("RD020", "deals.csv", 2, "account_id")]),
     ("accounts not given: account ids are not checked", drop_table("accounts"), []),
