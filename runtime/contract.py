@@ -61,7 +61,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 
-from compiler.calendar import run_off_end
+from compiler.calendar import RUN_OFF_YEARS, run_off_end
 from dsl import ir
 from dsl.check import walk
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
@@ -858,18 +858,19 @@ def check_run_off(plans: Sequence[ir.CompPlan], dataset: DataSet) -> list[Diagno
     close = deals.columns["close_date"].typed()
     found = []
     for plan in plans:
-        events = []  # (date column, extra condition, what no line does)
+        events = []  # (date column, the clawback's window in days or None, what no line does)
         if plan.paid_on == ir.PayoutTiming.PAYMENT:
-            events.append(("paid_date", "TRUE", "pays its commission"))
+            events.append(("paid_date", None, "pays its commission"))
         if plan.clawback is not None:
-            window = f"DAY - {close} <= {int(plan.clawback.within_days)}"  # DAY: the cancel date's SQL
-            events.append(("cancel_date", window, "takes its commission back"))
+            events.append(("cancel_date", int(plan.clawback.within_days), "takes its commission back"))
         end = run_off_end(plan.effective_to)
-        for field, extra, undone in events:
+        for field, window, undone in events:
             if field not in deals.columns or not _convertible(deals.columns[field]):
                 continue
             day = deals.columns[field].typed()
-            where = f"{close} BETWEEN ? AND ? AND {day} > ? AND {extra.replace('DAY', day)}"
+            where = f"{close} BETWEEN ? AND ? AND {day} > ?"
+            if window is not None:
+                where += f" AND {day} - {close} <= {window}"
             late = dataset.connection.execute(
                 f"SELECT {deals.columns['id'].typed()}, {day}, t.{FILE}, t.{ROW}, count(*) OVER () "
                 f"FROM {deals.raw_view} AS t WHERE {where} ORDER BY t.{FILE}, t.{ROW} LIMIT 1",
@@ -883,11 +884,12 @@ def check_run_off(plans: Sequence[ir.CompPlan], dataset: DataSet) -> list[Diagno
             found.append(Diagnostic(
                 code="RD026", severity=Severity.WARNING,
                 message=f"deal {_show(deal)}: {field} {value} is after {end}, the end of the run-off of {plan.key} "
-                        f"(two years after its last day), so if the plan credits the deal, no line {undone}{others}"
+                        f"({RUN_OFF_YEARS} years after its last day), so if the plan credits the deal, no line "
+                        f"{undone}{others}"
                         + _Checker.line_suffix(deals, row),
                 data=DataLocation(file=_file_of(deals, file), row=row, column=field),
-                hints=(f"check the {field}; a plan pays deals paid, and takes back deals cancelled, up to two "
-                       "years after it ends",),
+                hints=(f"check the {field}; a plan pays deals paid, and takes back deals cancelled, up to "
+                       f"{RUN_OFF_YEARS} years after it ends",),
             ))
     return found
 
