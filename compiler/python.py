@@ -1175,29 +1175,23 @@ class Calculator(_Expressions):
 
     def _linear(self, node: ir.Expr, condition: ir.Expr | None, multipliers) -> RowFn | None:
         match node:
-            case ir.Aggregate(function="sum", entity="deal", field=field):
-                value = self.row(ir.FieldRef(entity="deal", field=field), "deal", credited=True)
+            case ir.Aggregate(function="sum" | "count" as function, entity="deal", field=field):
+                # A deal contributes its value times its weight; a counted deal, its weight (1 unmultiplied).
+                value = self.row(ir.FieldRef(entity="deal", field=field), "deal", credited=True) \
+                    if function == "sum" else None
                 test = self.row(condition, "deal") if condition is not None else None
                 weight = self.weight(multipliers)
 
                 def part(rows: Rows) -> Num:
-                    amount = number(value(rows))
-                    if weight is not None:
-                        amount = mul(amount, weight(rows))
-                    if test is None:
-                        return amount
-                    return case(truth(test(rows)).v, amount, zeros(rows.n))
-
-                return part
-            case ir.Aggregate(function="count", entity="deal"):  # each deal counts its weight (1 unmultiplied)
-                test = self.row(condition, "deal") if condition is not None else None
-                weight = self.weight(multipliers)
-
-                def counted(rows: Rows) -> Num:
-                    amount = weight(rows) if weight is not None else Num.const(1, rows.n)
+                    if value is None:
+                        amount = weight(rows) if weight is not None else Num.const(1, rows.n)
+                    else:
+                        amount = number(value(rows))
+                        if weight is not None:
+                            amount = mul(amount, weight(rows))
                     return amount if test is None else case(truth(test(rows)).v, amount, zeros(rows.n))
 
-                return counted
+                return part
             case ir.NameRef(name=name) if name in self.measures:
                 return self.linear(name, condition, multipliers)
             case ir.Binary(op=o, left=l, right=r) if o in "+-":

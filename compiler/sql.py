@@ -1566,13 +1566,14 @@ class _PlanCompiler(RowCompiler):
 
     def _linear(self, node: ir.Expr, condition: ir.Expr | None) -> exp.Expression | None:
         match node:
-            case ir.Aggregate(function="sum", entity="deal", field=field):
+            case ir.Aggregate(function="sum" | "count" as function, entity="deal", field=field):
+                # A deal contributes its value times its weight; a counted deal, its weight (1 unmultiplied).
+                test = is_true(self.row(condition, "deal", "d")) if condition is not None else exp.true()
+                weight = self.deal_weight(self.multipliers, "d")
+                if function == "count":
+                    return case(test, dec(weight), ZERO.copy())
                 value = self.row(ir.FieldRef(entity="deal", field=field), "deal", "d", credited=True)
-                test = is_true(self.row(condition, "deal", "d")) if condition is not None else exp.true()
-                return case(test, mul(dec(value), self.deal_weight(self.multipliers, "d")), ZERO.copy())
-            case ir.Aggregate(function="count", entity="deal"):  # each deal counts its weight (1 unmultiplied)
-                test = is_true(self.row(condition, "deal", "d")) if condition is not None else exp.true()
-                return case(test, dec(self.deal_weight(self.multipliers, "d")), ZERO.copy())
+                return case(test, mul(dec(value), weight), ZERO.copy())
             case ir.NameRef(name=name) if name in self.measures:
                 return self.row_contribution(name, condition)
             case ir.Binary(op=o, left=l, right=r) if o in "+-":
