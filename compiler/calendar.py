@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from dsl import ir
 from dsl.ir import Period
 
 MONTHS_PER_PERIOD = {Period.MONTH: 1, Period.QUARTER: 3, Period.HALF: 6, Period.YEAR: 12}
@@ -88,3 +89,14 @@ def pay_periods(effective_from: dt.date, effective_to: dt.date, period: Period) 
         return periods
     run_off = plan_periods(periods[-1].end + dt.timedelta(days=1), run_off_end(effective_to), period)
     return periods + [dataclasses.replace(p, index=len(periods) + p.index) for p in run_off]
+
+
+def has_run_off(plan: ir.CompPlan) -> bool:
+    """Whether a comp plan's lines can fall after its own periods: it pays on payment or claws back."""
+    return plan.clawback is not None or plan.paid_on == ir.PayoutTiming.PAYMENT
+
+
+def line_periods(plan: ir.CompPlan) -> list[PlanPeriod]:
+    """The periods a comp plan's lines can be in."""
+    dates = (plan.effective_from, plan.effective_to, plan.period)
+    return pay_periods(*dates) if has_run_off(plan) else plan_periods(*dates)

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compiler.calendar import pay_periods, plan_periods
-from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError
+from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, no_quota_plan, no_territory_plan
 from dsl import ir
 
 SCALE = 10  # decimal places of every intermediate value (DECIMAL(38, 10))
@@ -827,7 +827,7 @@ class Calculator(_Expressions):
         if not self.periods:
             raise CompileError(f"{plan.key} has no periods (effective dates out of order)")
         if plan.crediting.overlay and not territories:
-            raise CompileError("`credit overlay` needs a territory plan (none was loaded)")
+            raise no_territory_plan()
         self.aggregates: dict[AggregateKey, AggregateSpec] = {}
         self.eligibility = self.row(plan.eligibility, "rep") if plan.eligibility is not None else None
         self.components = [self.component(index, c) for index, c in enumerate(plan.components)]
@@ -843,7 +843,7 @@ class Calculator(_Expressions):
         chosen = [p for p in quota_plans if p.name == name]
         if not chosen:
             known = ", ".join(sorted({f'"{p.name}"' for p in quota_plans})) or "none was loaded"
-            raise CompileError(f'quota from plan "{name}": there is no such quota plan ({known})')
+            raise no_quota_plan(name, known)
         for quota_plan in chosen:
             if quota_plan.period != self.plan.period:
                 raise CompileError(
@@ -2421,7 +2421,7 @@ def run_files(files: Sequence[ir.PlanFile], connection, schema=None, deals: bool
             calculators.append(to_python(plan, measures, territories, quota_plans))
         except CompileError as error:
             problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
-                                       hints=("this construct cannot run on the Python calculator yet",)))
+                                       hints=(error.hint or "this construct cannot run on the Python calculator yet",)))
     if problems:
         raise RevplanError(problems)
     inputs = Inputs(read_tables(connection, schema))

@@ -58,6 +58,7 @@ from compiler.sql import (
     greatest,
     is_true,
     least,
+    no_quota_plan,
     roster_intervals,
     table,
     text,
@@ -118,7 +119,7 @@ def plan_quotas(
     chosen = [p for p in quota_plans if p.name == name]
     if not chosen:
         known = ", ".join(sorted({f'"{p.name}"' for p in quota_plans})) or "none was loaded"
-        raise CompileError(f'quota from plan "{name}": there is no such quota plan ({known})')
+        raise no_quota_plan(name, known)
     given: dict[str, int] = {}  # period label -> the version that gives it a quota
     for quota_plan in sorted(chosen, key=lambda p: p.version):
         for label in (p.label for p in plan_periods(quota_plan.effective_from, quota_plan.effective_to, period)):

@@ -36,9 +36,12 @@ from collections.abc import Collection, Sequence
 
 from sqlglot import exp
 
-from compiler.calendar import PlanPeriod, pay_periods, plan_periods
+from compiler.calendar import PlanPeriod, has_run_off, pay_periods, plan_periods
 from compiler.exact import add, dec, div, mul, neg, number, op, round_cents, sub, wrap
 from dsl import ir
+
+# Every kind of payout line either calculator writes, in the order statements and explain show them.
+LINE_TYPES = ("commission", "bonus", "spiff", "mbo", "clawback", "draw", "draw_recovery")
 
 PAYOUT_COLUMNS = (
     "plan",
@@ -87,7 +90,23 @@ class Credited:
 
 
 class CompileError(Exception):
-    """A plan construct this calculator cannot compute: refused loudly, never skipped."""
+    """A plan construct this calculator cannot compute: refused loudly, never skipped. `hint` says what to do
+    when the plans loaded, not the calculator, are short of something (a territory plan, a quota plan)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+
+def no_territory_plan() -> CompileError:
+    return CompileError("`credit overlay` needs a territory plan (none was loaded)",
+                        "load the territory plan too: --plans a folder that holds it, such as plans/")
+
+
+def no_quota_plan(name: str, known: str) -> CompileError:
+    return CompileError(f'quota from plan "{name}": there is no such quota plan ({known})',
+                        "load the quota plan too (--plans a folder that holds it, such as plans/), or check its name")
 
 
 def compile_plan(
@@ -339,11 +358,11 @@ class _PlanCompiler(RowCompiler):
     def query(self, detail: bool | str = False) -> exp.Select:
         plan = self.plan
         if plan.crediting.overlay and not self.territories:
-            raise CompileError("`credit overlay` needs a territory plan (none was loaded)")
+            raise no_territory_plan()
         # Compile every payout first: they register the aggregates the CTEs below compute.
         components = [self.component(index, c) for index, c in enumerate(plan.components)]
         draws = self.draws() if plan.draw is not None else None
-        traced = detail or plan.clawback or plan.paid_on == ir.PayoutTiming.PAYMENT
+        traced = detail or has_run_off(plan)
         # Clawbacks alone trace only cancelled deals: their own small rows, so deal_rows is read once.
         clawbacks_only = not detail and plan.paid_on != ir.PayoutTiming.PAYMENT
         traced_rows = "cancelled_rows" if clawbacks_only else "deal_rows"
@@ -352,7 +371,7 @@ class _PlanCompiler(RowCompiler):
         paid = self.paid_lines() if plan.paid_on == ir.PayoutTiming.PAYMENT else None
         plan_range = (plan.effective_from, plan.effective_to, plan.period)
         ctes: list[tuple[str, exp.Expression]] = [("periods", self.periods(plan_periods(*plan_range)))]
-        if plan.clawback is not None or plan.paid_on == ir.PayoutTiming.PAYMENT:  # lines also in the run-off
+        if has_run_off(plan):  # lines also in the run-off
             ctes.append(("pay_periods", self.periods(pay_periods(*plan_range))))
         if plan.quota.plan is not None:  # `quota from plan "NAME"`: the quota plan's output, not the quotas table
             from compiler import quota

@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from dsl import ir
 from dsl.diagnostics import Span
 from reports.explain import NotFound
+from runtime.outputs import LINE_TYPES
 
 CENT = Decimal("0.01")
 HALF_CENT = Decimal("0.0051")  # a rounded amount lies within half a cent of the exact one (and a hair for ~)
@@ -836,11 +837,10 @@ def render(explanation: Explanation):
     return Group(*parts)
 
 
-LINE_ORDER = ("commission", "bonus", "spiff", "mbo", "clawback", "draw", "draw_recovery")
 
 
 def _statement_order(line: LineExplanation) -> tuple:
-    kind = LINE_ORDER.index(line.line_type) if line.line_type in LINE_ORDER else len(LINE_ORDER)
+    kind = LINE_TYPES.index(line.line_type) if line.line_type in LINE_TYPES else len(LINE_TYPES)
     return (line.line_type in ("draw", "draw_recovery"), line.source.line if line.source else 0, kind)
 
 

@@ -234,8 +234,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 query = compile_plan(plan, measures, args.dialect, territories, quota_plans=quota_plans(project.files))
                 sql = query.sql(dialect=args.dialect, pretty=True)
         except CompileError as error:
-            problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
-                                       hints=(f"this construct cannot be compiled to {args.dialect} yet",)))
+            hint = error.hint or f"this construct cannot be compiled to {args.dialect} yet"
+            problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span, hints=(hint,)))
             continue
         problems += [Diagnostic(code="RP407", severity=Severity.WARNING, span=plan.span,
                                 message=f"{plan.key}: {args.dialect}: {note}",
@@ -383,6 +383,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
     from runtime.contract import (
         check_data,
         check_near_miss_values,
+        check_plan_inputs,
         check_plan_references,
         check_plans_reach_reps,
         check_quota_coverage,
@@ -401,6 +402,8 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         comp = comp_plans(project.files)
         if not comp:
             raise usage_error("RP406", f"no comp plans in {plans}", "run computes payouts of comp plans")
+        if period is not None:
+            check_period_in_plans(comp, period)  # before minutes of work at 10M deals
         steps.start(f"opening data in {data}")
         dataset = open_data(data, project.schema)
         limit = memory_limit or default_memory_limit(dataset.connection)
@@ -417,6 +420,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             warnings.extend(check_plan_references(project.files, dataset))
             warnings.extend(check_near_miss_values(project.files, dataset))
             warnings.extend(check_run_off(comp, dataset))
+            warnings.extend(check_plan_inputs(project.files, dataset))
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             # With --period, only the deals behind that period's lines: a quarter's trace, not the year's.
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
@@ -573,6 +577,28 @@ def filter_period(lines, period: str):
     return lines[lines["period"].isin(inside)].reset_index(drop=True)
 
 
+def check_period_in_plans(comp, period: str) -> None:
+    """RP404 for a `--period` no comp plan can have a line in: outside every plan's periods and run-off."""
+    from compiler.calendar import line_periods
+
+    periods = [p for plan in comp for p in line_periods(plan)]
+    start, end = period_range(period)
+    first, last = min(p.start for p in periods), max(p.end for p in periods)
+    if end < first or start > last:
+        raise usage_error("RP404", f"no comp plan has a period in {period!r}",
+                          f"the plans' periods run from {first} to {last} (with the run-off of plans paid on "
+                          "payment or with a clawback)")
+
+
+def _periods_holding(period: str, known: list[str]) -> list[str]:
+    """A hint naming the known periods that hold `period` (`2027-Q1` for `2027-03`), if any."""
+    start, end = period_range(period)
+    holding = sorted((period_range(label)[1] - period_range(label)[0], label) for label in known
+                     if period_range(label)[0] <= start and end <= period_range(label)[1])
+    return [f"{period} is within {', '.join(label for _, label in holding)}: use --period {holding[0][1]}"] \
+        if holding else []
+
+
 def period_note(all_lines, kept, period: str) -> str | None:
     """The plans `--period` left without lines although they have lines in a longer period holding it, and
     which: a month's run of quarterly plans is empty by design, and the summary must not read as if nobody
@@ -595,7 +621,10 @@ def print_summary(summary: RunSummary, title: str = "payouts") -> None:
     from rich.table import Table
 
     lines = summary.payout_lines
-    table = Table(title=f"{title} on {summary.engine}", title_justify="left")
+    periods = sorted(set(lines["period"]), key=_period_order)
+    span = f"{periods[0]} to {periods[-1]}" if len(periods) > 1 else (periods[0] if periods else "no lines")
+    # A plan paid on payment has lines after its year (its run-off): the title says which periods the totals hold.
+    table = Table(title=f"{title}, {span}, on {summary.engine}", title_justify="left")
     table.add_column("plan")
     table.add_column("reps", justify="right")
     table.add_column("lines", justify="right")
@@ -748,7 +777,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             return _print_rep_explanation(explained, args.format)
     except explain.NotFound as missing:
         on_roster = what in ("rep", "quota") and missing.name == name and roster is not None
-        hints = [] if on_roster else list(did_you_mean(missing.name, missing.known))
+        if missing.name == args.period:  # a month of quarterly lines is in its quarter, not a look-alike label
+            hints = _periods_holding(args.period, missing.known)
+        else:
+            hints = [] if on_roster else list(did_you_mean(missing.name, missing.known))
         if on_roster:
             kind = "comp" if what == "rep" else "quota"
             hints.insert(0, f"{name} is on the roster (role {roster[1]}), but no {kind} plan applies to them")

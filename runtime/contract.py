@@ -2,7 +2,8 @@
 
 In: a `DataSet` from `runtime.data.open_data`. Out: a list of `Diagnostic`s,
 errors and warnings, each naming file, 1-based data row and column (CSV
-messages add the file line, which is row + 1 because of the header).
+messages add the file line: row + 1 because of the header, more after a
+blank line or a value spanning lines).
 `check_data` never raises for bad data; an empty list means the data keeps
 the contract.
 
@@ -19,6 +20,8 @@ each.
 | RD003 | error    | a required column is missing                                           |
 | RD004 | error    | a column has a type that cannot hold its values exactly (DOUBLE money)  |
 | RD005 | error    | a file or a line cannot be read (malformed CSV line, not UTF-8, empty)  |
+|       |          | or would be misread: a column name given twice, a CSV row with more    |
+|       |          | fields than the header (an unquoted comma shifts the values after it)  |
 | RD006 | error    | a value is not valid for its column (a bad date, a non-numeric amount, 1.5E+3) |
 | RD007 | error    | a value has more decimal places than the column keeps (money: cents)   |
 | RD008 | error    | a required value is empty                                              |
@@ -43,7 +46,12 @@ each.
 | RD026 | warning  | a deal is paid, or cancelled, after the run-off of a plan in force when it closed |
 | RD027 | warning  | a paid_date before the close_date                                      |
 | RD028 | warning  | an MBO score below 0 or above 2 (200 %): most often a percent typed as a number |
+| RD029 | error    | a file of the data folder that revplan does not read, named after a table |
+|       |          | that has no file it reads (`quotas.txt`); any other such file is a warning, |
+|       |          | naming the table it may be meant for (`deal_split.csv`)                |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
+| RD031 | warning  | a required table (reps, deals) has no rows                             |
+| RD032 | error    | an id with a blank (space, tab) at its start or end                    |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -79,6 +87,7 @@ from runtime.data import (
     open_data,
     quote,
 )
+from runtime.run import shared_measures
 
 MAX_ROWS = 20  # offending rows listed per check; the rest are counted
 PERIOD_LABEL = r"\d{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?"  # 2027, 2027-H1, 2027-Q1, 2027-01
@@ -169,6 +178,7 @@ class _Checker:
     def checks(self) -> Iterator[Callable[[], list[Diagnostic]]]:
         """Each check is a function returning diagnostics, so a failing one cannot stop the others."""
         yield self.missing_tables
+        yield self.empty_tables
         for table in self.usable_tables():
             yield lambda table=table: self.columns(table)
         self.db.execute("SET VARIABLE rp_base_currency = ?", [self.base])
@@ -209,6 +219,20 @@ class _Checker:
                     message=f"required table {name!r} is missing from {self.data.source}",
                     data=DataLocation(file=table.location),
                     hints=(f"add {where} (columns: {', '.join(table.entity.field_names)})",),
+                ))
+        return found
+
+    def empty_tables(self) -> list[Diagnostic]:
+        """RD031 warnings: a required table with a header and no rows pays nobody, or pays deals from nowhere."""
+        found = []
+        for name in REQUIRED_TABLES:
+            table = self.tables[name]
+            if self.usable(name) and not self.db.execute(f"SELECT count(*) FROM {table.raw_view}").fetchall()[0][0]:
+                found.append(Diagnostic(
+                    code="RD031", severity=Severity.WARNING, message=f"{name} has no rows",
+                    data=DataLocation(file=table.location),
+                    hints=(f"a run without {name} pays " + ("nobody" if name == "reps" else "no commission on deals")
+                           + "; check that the export is complete",),
                 ))
         return found
 
@@ -262,6 +286,13 @@ class _Checker:
     def table_rules(self, table: TableSource) -> Iterator[_RowRule]:
         """The rules that are about one table's meaning, not about types."""
         c = table.columns
+        if table.entity.key == ("id",) and self.usable(table.table, "id"):
+            # `R0157 ` from a spreadsheet is another id than the `R0157` deals name: the error belongs here.
+            # A first or last character at or below ' ' (space, tab) is the cheap test of a blank at an end.
+            key = c["id"].typed()
+            yield _RowRule("RD032", "id", f"left({key}, 1) <= ' ' OR right({key}, 1) <= ' '", (key,),
+                           lambda key: f"id {key!r} has a blank at its " + ("start" if key[:1].isspace() else "end"),
+                           ("remove the blanks: other tables name the id without them",))
         if table.table == "reps" and self.usable("reps", "hire_date", "termination_date"):
             hire, end = c["hire_date"].typed(), c["termination_date"].typed()
             yield _RowRule("RD018", "termination_date", f"{end} < {hire}", (end, hire),
@@ -463,6 +494,8 @@ class _Checker:
 
     def currencies_without_rates(self) -> list[Diagnostic]:
         """Every currency other than the company's needs rates to or from it (one message per currency)."""
+        if self.tables["fx_rates"].present and not self.usable("fx_rates", "date", "from", "to", "rate"):
+            return []  # the rates cannot be read (RD003, RD004, RD005 say why): every currency would look rateless
         found = []
         for name in ("deals", "reps"):
             if not self.usable(name, "currency"):
@@ -603,7 +636,7 @@ class _Checker:
 
     @staticmethod
     def line_suffix(table: TableSource, row: int) -> str:
-        return f" (line {row + 1})" if table.shows_lines else ""
+        return f" (line {table.line(row)})" if table.shows_lines else ""
 
     def row_label(self, table: TableSource, row: int) -> str:
         return f"row {row}" + self.line_suffix(table, row)
@@ -909,3 +942,86 @@ def _values_hint(dataset: DataSet, entity: str, field: str, shown: int = 12) -> 
         return None
     listed = ", ".join(_show(v) for v in sorted(values)[:shown])
     return f"{entity}.{field} in the data: {listed}" + (", ..." if len(values) > shown else "")
+
+
+def check_plan_inputs(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Diagnostic]:
+    """RD033 warnings, at the plan's line: a plan reads an optional table or column the data does not have.
+
+    Optional columns and tables may be missing, and are then empty. A plan that
+    reads one pays as if it were: `paid on payment` without a paid_date column pays
+    no deal, a clawback without cancel_date takes nothing back, `credit splits`
+    without deal_splits credits owners only. Legal, so a warning, once per plan and input.
+    """
+    shared = shared_measures(files)
+    tables = {entity.name: entity.table for entity in dataset.schema.entities}
+    found: dict[tuple[str, str, str | None], Diagnostic] = {}
+    for plan in (p for f in files for p in f.plans):
+        for table, column, node, what in _plan_inputs(plan, shared, tables):
+            source = dataset.tables.get(table)
+            if source is None or (plan.key, table, column) in found:
+                continue
+            if not source.present:
+                missing = f"the data has no {table} table: it is read as empty"
+                hint = f"add {table}.csv (columns: {', '.join(source.entity.field_names)})"
+            elif column is not None and source.columns[column].conversion is Conversion.MISSING \
+                    and not source.columns[column].field.required:  # a required one is RD003's error
+                missing = f"{source.location} has no {column} column: every {source.entity.name}'s {column} is empty"
+                hint = f"add the {column} column to {source.location}"
+            else:
+                continue
+            found[(plan.key, table, column)] = Diagnostic(
+                code="RD033", severity=Severity.WARNING, span=node.span if node and node.span else plan.span,
+                message=f"{plan.key} reads {what}, but {missing}",
+                hints=(hint, "or change the plan not to read it"),
+            )
+    return list(found.values())
+
+
+def _plan_inputs(plan: ir.PlanBase, shared: dict[str, ir.Measure], tables: dict[str, str]
+                 ) -> Iterator[tuple[str, str | None, ir.Node | None, str]]:
+    """(table, column or None for the whole table, the node that reads it, what reads it) for what a plan
+    reads; `tables` maps the entities plans name (`deal`) to their tables."""
+    for node in (n for source in (plan, *_measures_used(plan, shared)) for n in walk(source)):
+        if isinstance(node, ir.FieldRef) and node.entity in tables:
+            yield tables[node.entity], node.field, node, f"{node.entity}.{node.field}"
+        elif isinstance(node, ir.Aggregate) and node.entity in tables:
+            yield tables[node.entity], node.field, node, (f"{node.entity}.{node.field}" if node.field
+                                                           else tables[node.entity])
+    if not isinstance(plan, ir.CompPlan):
+        return
+    if plan.paid_on is ir.PayoutTiming.PAYMENT:
+        yield "deals", "paid_date", None, "deal.paid_date (it is paid on payment)"
+    if plan.clawback is not None:
+        yield "deals", "cancel_date", plan.clawback, "deal.cancel_date (its clawback)"
+    if plan.attainment is not None and plan.quota.plan is None:
+        yield "quotas", None, plan.quota, "quotas (its attainment)"
+    if plan.crediting.splits:
+        yield "deal_splits", None, plan.crediting, "deal_splits (it credits splits)"
+    for component in plan.components:
+        if isinstance(component.payout, ir.Mbo):
+            yield "mbo_scores", None, component.payout, "mbo_scores (its MBO)"
+
+
+def _measures_used(plan: ir.PlanBase, shared: dict[str, ir.Measure]) -> list[ir.Measure]:
+    """The shared measures a plan reads, directly or through other measures (its own are in the plan)."""
+    used: dict[str, ir.Measure] = {}
+    names = list(_names_in(plan))
+    while names:
+        name = names.pop()
+        if name in shared and name not in used and name not in {m.name for m in plan.measures}:
+            used[name] = shared[name]
+            names.extend(_names_in(shared[name]))
+    return list(used.values())
+
+
+def _names_in(node: ir.Node) -> set[str]:
+    """The measure names a node refers to: in expressions, and as the base, attainment or curve input."""
+    names = set()
+    for inner in walk(node):
+        if isinstance(inner, ir.NameRef):
+            names.add(inner.name)
+        for attribute in ("base", "attainment", "on", "of"):
+            value = getattr(inner, attribute, None)
+            if isinstance(value, str):
+                names.add(value)
+    return names

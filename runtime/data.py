@@ -38,6 +38,7 @@ Diagnostic codes are documented in `runtime/contract.py`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import hashlib
 import re
@@ -49,8 +50,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 
-from dsl.diagnostics import DataLocation, Diagnostic, RevplanError
+from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity
 from dsl.schema import SCHEMA, Entity, Field, FieldType, Schema
+from runtime.csv_shape import CsvShape, line_of, read_shape
 
 SQL_TYPES: dict[FieldType, str] = {
     FieldType.STRING: "VARCHAR",
@@ -139,6 +141,7 @@ class TableSource:
     extra_columns: tuple[str, ...]  # source columns the schema does not declare
     broken: bool = False  # unreadable: rows are placeholders, checks skip it
     rejected: int = 0  # CSV lines that could not be parsed and are not in the view
+    line_offsets: tuple[tuple[int, int], ...] = ()  # CSV: where rows stop being on line row + 1 (csv_shape)
 
     @property
     def table(self) -> str:
@@ -155,8 +158,12 @@ class TableSource:
 
     @property
     def shows_lines(self) -> bool:
-        """CSV files: messages give the line too (row + 1, after the header)."""
+        """CSV files: messages give the line too (row + 1, after the header, unless blank lines intervene)."""
         return self.kind == "csv"
+
+    def line(self, row: int) -> int:
+        """The CSV file line data row `row` starts on."""
+        return line_of(row, self.line_offsets)
 
 
 @dataclass
@@ -234,8 +241,9 @@ def _open_folder(folder: Path, schema: Schema) -> DataSet:
     tables: dict[str, TableSource] = {}
     diagnostics: list[Diagnostic] = []
     try:
+        entries = sorted(folder.iterdir())
         for entity in schema.entities:
-            found = _table_files(folder, entity.table)
+            found = _table_files(entries, entity.table)
             if len(found) > 1:
                 names = " and ".join(str(p) for p in found)
                 raise _source_error(str(folder), f"table {entity.table!r} is given twice: {names}",
@@ -254,6 +262,7 @@ def _open_folder(folder: Path, schema: Schema) -> DataSet:
     except BaseException:
         connection.close()
         raise
+    diagnostics = _unread_files(entries, tables) + diagnostics
     files = [p for t in tables.values() for p in t.paths]
     return DataSet(
         source=str(folder),
@@ -265,13 +274,41 @@ def _open_folder(folder: Path, schema: Schema) -> DataSet:
     )
 
 
-def _table_files(folder: Path, table: str) -> list[Path]:
-    """The files that could hold `table` in a folder: csv, parquet or a folder of parts."""
-    found = [folder / f"{table}.csv", folder / f"{table}.parquet"]
-    found = [p for p in found if p.is_file()]
-    parts = folder / table
-    if parts.is_dir() and any(parts.glob("*.parquet")):
-        found.append(parts)
+def _table_files(entries: list[Path], table: str) -> list[Path]:
+    """The files of a folder that could hold `table`: csv, parquet or a folder of parts, named in any case
+    (Excel on Windows writes `Deals.CSV`)."""
+    names = (f"{table}.csv", f"{table}.parquet")
+    found = [p for p in entries if p.name.lower() in names and p.is_file()]
+    found += [p for p in entries if p.name.lower() == table and p.is_dir() and any(p.glob("*.parquet"))]
+    return found
+
+
+def _unread_files(entries: list[Path], tables: dict[str, TableSource]) -> list[Diagnostic]:
+    """RD029 for each file of the folder revplan does not read. Named after a table in another format
+    (`quotas.txt`, `deals.xlsx`): an error when the table has no file revplan reads (the data it was meant to
+    give would be missing), a warning beside one (a leftover, most often). Any other file: a warning, with
+    the table it may have been meant for (`deal_split.csv`), as an optional table's file misnamed is read
+    as no table at all."""
+    read = {path for table in tables.values() for path in table.paths}
+    found = []
+    for path in entries:
+        if path in read or path.name.startswith(".") or not path.is_file():
+            continue
+        stem = path.name.lower().split(".")[0]
+        table = tables.get(stem)
+        if table is not None:
+            message = f"{path.name} is not read: revplan reads {stem}.csv or {stem}.parquet" + (
+                ", which is here" if table.present else "")
+            hint = ("remove it, or move it out of the data folder" if table.present
+                    else f"save it as CSV named {stem}.csv (in Excel: Save As, 'CSV UTF-8')")
+        else:
+            meant = difflib.get_close_matches(stem, list(tables), n=1, cutoff=0.75)
+            message = f"{path.name} is not read: no table is named {stem!r}"
+            hint = (f"did you mean {meant[0]}.csv? rename it" if meant
+                    else f"the tables are {', '.join(tables)}; move other files out of the data folder")
+        error = table is not None and not table.present
+        found.append(Diagnostic(code="RD029", severity=Severity.ERROR if error else Severity.WARNING,
+                                message=message, data=DataLocation(file=str(path)), hints=(hint,)))
     return found
 
 
@@ -282,19 +319,22 @@ def _load_csv(
 
     Lines DuckDB cannot parse (wrong number of fields, bad UTF-8) are kept
     out of the table and reported, and the row numbers of the lines after
-    them stay those of the file.
+    them stay those of the file. What DuckDB would forgive silently (a
+    repeated column name, a row shifted by an unquoted comma) is reported
+    from `runtime.csv_shape`, whose delimiter DuckDB is given.
     """
     table = entity.table
-    if path.stat().st_size == 0:
-        problem = Diagnostic(code="RD005", message=f"{location} is empty", data=DataLocation(file=location),
-                             hints=("the first line must name the columns: " + ",".join(entity.field_names),))
-        return _broken_table(connection, entity, kind, location, (path,)), [problem]
+    unreadable = _unreadable(path, entity, location)
+    if unreadable:
+        return _broken_table(connection, entity, kind, location, (path,)), [unreadable]
+    shape = read_shape(path, entity.field_names)
     loaded = quote(f"_csv_{table}")
     rejects, scans = f"_csv_rejects_{table}", f"_csv_scans_{table}"
     try:
         connection.execute(
             f"CREATE TABLE {loaded} AS SELECT * FROM read_csv({literal(str(path))}, header = true,"
-            f" all_varchar = true, store_rejects = true, rejects_table = {literal(rejects)},"
+            f" all_varchar = true, delim = {literal(shape.delimiter)}, quote = '\"', escape = '\"',"
+            f" store_rejects = true, rejects_table = {literal(rejects)},"
             f" rejects_scan = {literal(scans)}, rejects_limit = {_CSV_MAX_REJECTS})"
         )
     except duckdb.Error as error:
@@ -317,9 +357,51 @@ def _load_csv(
         f"CREATE VIEW {quote('_raw_' + table)} AS SELECT {literal(location)} AS {FILE},"
         f" {row_number} AS {ROW}, t.* FROM {loaded} AS t{shifted}"
     )
-    source = _table_source(connection, entity, kind, location, (path,), rejected=len(rejected))
-    problems = [_rejected_line(location, line, error_type, text, kind == "csv") for line, error_type, text in rejected]
-    return source, problems
+    source = _table_source(connection, entity, kind, location, (path,), rejected=len(rejected),
+                           line_offsets=shape.line_offsets)
+    problems = [_rejected_line(source, line - 1, error_type, text) for line, error_type, text in rejected]
+    return source, _shape_problems(source, shape) + problems
+
+
+def _unreadable(path: Path, entity: Entity, location: str) -> Diagnostic | None:
+    """RD005 for a file no CSV reader should try: empty, or UTF-16 (Excel's "Unicode Text")."""
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    if not start:
+        return Diagnostic(code="RD005", message=f"{location} is empty", data=DataLocation(file=location),
+                          hints=("the first line must name the columns: " + ",".join(entity.field_names),))
+    if start in (b"\xff\xfe", b"\xfe\xff"):
+        return Diagnostic(code="RD005", message=f"{location} is UTF-16 text, not UTF-8",
+                          data=DataLocation(file=location),
+                          hints=("save the file as UTF-8 (in Excel: Save As, 'CSV UTF-8 (Comma delimited)')",))
+    return None
+
+
+def _shape_problems(source: TableSource, shape: CsvShape) -> list[Diagnostic]:
+    """RD005 for what DuckDB's reader forgives: a repeated column name, rows shifted by an unquoted delimiter."""
+    location = source.location
+    problems = [
+        Diagnostic(code="RD005", message=f"the header names column {name!r} {len(places)} times "
+                                         f"(columns {', '.join(map(str, places))})",
+                   data=DataLocation(file=location, column=name),
+                   hints=("keep one column of each name: which of them is meant cannot be guessed",))
+        for name, places in shape.duplicate_columns
+    ]
+    for row in shape.shifted_rows:
+        problems.append(Diagnostic(
+            code="RD005",
+            message=f"line {source.line(row.row)} has {row.fields} fields, the header {len(shape.header)}: "
+                    f"{row.text[:80]!r}",
+            data=DataLocation(file=location, row=row.row),
+            hints=("a value with an unquoted comma moves the values after it into the next columns: "
+                   'quote values that contain commas: "Acme, Inc."',),
+        ))
+    if shape.shifted_total > len(shape.shifted_rows):
+        problems.append(Diagnostic(
+            code="RD005", message=f"{shape.shifted_total - len(shape.shifted_rows):,} more rows with more fields "
+                                  f"than the header (the first {len(shape.shifted_rows)} are listed)",
+            data=DataLocation(file=location)))
+    return problems
 
 
 _CSV_ERRORS = {  # DuckDB's reject error type -> (what is wrong, how to fix it)
@@ -330,12 +412,11 @@ _CSV_ERRORS = {  # DuckDB's reject error type -> (what is wrong, how to fix it)
 }
 
 
-def _rejected_line(location: str, line: int, error_type: str, text: str, shows_lines: bool) -> Diagnostic:
-    row = line - 1  # DuckDB counts the header as line 1
+def _rejected_line(source: TableSource, row: int, error_type: str, text: str) -> Diagnostic:
     reason, hint = _CSV_ERRORS.get(error_type, (f"cannot be read ({error_type.lower()})", "check the line"))
-    where = f"line {line}" if shows_lines else f"row {row}"
+    where = f"line {source.line(row)}" if source.shows_lines else f"row {row}"
     return Diagnostic(code="RD005", message=f"{where} {reason}: {text[:80]!r}",
-                      data=DataLocation(file=location, row=row), hints=(hint,))
+                      data=DataLocation(file=source.location, row=row), hints=(hint,))
 
 
 def _attach_parquet(
@@ -470,7 +551,7 @@ def _without_paths(table: TableSource) -> TableSource:
 
 def _table_source(
     connection: duckdb.DuckDBPyConnection, entity: Entity, kind: str, location: str, paths: tuple[Path, ...],
-    rejected: int = 0,
+    rejected: int = 0, line_offsets: tuple[tuple[int, int], ...] = (),
 ) -> TableSource:
     """Describe the raw view and decide how each schema column converts."""
     described = connection.execute(f"DESCRIBE SELECT * FROM {quote('_raw_' + entity.table)}").fetchall()
@@ -481,7 +562,7 @@ def _table_source(
     }
     extra = tuple(name for name in source_types if entity.field(name) is None)
     return TableSource(entity=entity, kind=kind, location=location, paths=paths, columns=columns,
-                       extra_columns=extra, rejected=rejected)
+                       extra_columns=extra, rejected=rejected, line_offsets=line_offsets)
 
 
 def _missing_table(connection: duckdb.DuckDBPyConnection, entity: Entity, location: str) -> TableSource:

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from compiler.sql import LINE_TYPES
 from dsl.diagnostics import Diagnostic, RevplanError
 
 MONEY_COLUMNS = ("base", "uncapped", "amount", "quota", "target_incentive")
@@ -36,20 +37,22 @@ WRITER_MEMORY = "256MB"  # DuckDB's, to write a big table
 
 
 def statements(payout_lines: pd.DataFrame) -> pd.DataFrame:
-    """Per rep and period: payout by line type, and the total.
+    """Per rep and period: payout by line type, and the total. Every line type has its column, 0.00 where a
+    rep has none, whatever the run holds: a payroll import maps columns once.
 
     >>> lines = pd.DataFrame({"rep_id": ["A", "A"], "period": ["2027-Q1"] * 2, "currency": ["USD"] * 2,
     ...     "line_type": ["commission", "bonus"], "amount": [Decimal("10.00"), Decimal("5.00")]})
-    >>> statements(lines)[["rep_id", "commission", "bonus", "total"]].to_dict("records")
-    [{'rep_id': 'A', 'commission': Decimal('10.00'), 'bonus': Decimal('5.00'), 'total': Decimal('15.00')}]
+    >>> statements(lines)[["rep_id", "commission", "bonus", "clawback", "total"]].to_dict("records")
+    [{'rep_id': 'A', 'commission': Decimal('10.00'), 'bonus': Decimal('5.00'), 'clawback': Decimal('0.00'), \
+'total': Decimal('15.00')}]
     """
     keys = ["rep_id", "period", "currency"]
     if payout_lines.empty:
-        return pd.DataFrame(columns=[*keys, "total"])
+        return pd.DataFrame(columns=[*keys, *LINE_TYPES, "total"])
     # Whole cents as Python integers: exact sums at pandas speed, back to Decimal cents at the end.
     cents = payout_lines["amount"].map(_whole_cents)
     by_type = cents.groupby([payout_lines[k] for k in [*keys, "line_type"]], sort=True).sum().unstack("line_type")
-    by_type = by_type.fillna(0).astype("int64")
+    by_type = by_type.reindex(columns=list(LINE_TYPES)).fillna(0).astype("int64")
     by_type["total"] = by_type.sum(axis=1)
     by_type = by_type.apply(lambda column: column.map(lambda c: Decimal(int(c)).scaleb(-2)))
     by_type.columns.name = None

@@ -141,7 +141,7 @@ def _compile_each(files: Sequence[ir.PlanFile], compile_one) -> list:
                     code="RP401",
                     message=f"{plan.key}: {error}",
                     span=plan.span,
-                    hints=("this construct cannot run on this calculator yet",),
+                    hints=(error.hint or "this construct cannot run on this calculator yet",),
                 )
             )
     if problems:

@@ -96,6 +96,9 @@ def test_explain_account(sample, capsys):
         (["--account", "A00001", "--period", "2027-Q1"], "--period is for --rep and --quota"),
         (["--account", "A00001", "--date", "July"], "'July' is not a date"),
         (["--rep", "R0027", "--memory-limit", "1MB"], "RP414]: DuckDB ran out of memory at --memory-limit 1MB"),
+        # a month of a quarterly plan: its quarter, not the look-alike 2027-Q3
+        (["--rep", "R0013", "--period", "2027-03"], "hint: 2027-03 is within 2027-Q1: use --period 2027-Q1"),
+        (["--quota", "R0013", "--period", "2027-03"], "hint: 2027-03 is within 2027-Q1, 2027: use --period 2027-Q1"),
     ],
 )
 def test_explain_mistakes_get_one_clear_message(sample, capsys, argv, expected):

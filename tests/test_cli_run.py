@@ -217,11 +217,13 @@ def test_run_summary_counts_the_reps_no_plan_pays_by_role(sample, sample_run, fl
     ],
 )
 def test_run_period_keeps_the_periods_inside_it(sample, flat_plans, tmp_path, capsys, period, kept):
-    code, _, _ = run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", tmp_path / "o",
-                         "--period", period)
+    code, printed, _ = run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", tmp_path / "o",
+                               "--period", period)
     assert code == 0
     lines = pd.read_csv(tmp_path / "o" / "payout_lines.csv", dtype=str)
     assert set(lines["period"]) == kept
+    span = min(kept) if len(kept) == 1 else f"{min(kept)} to {max(kept)}"
+    assert f"payouts, {span}, on duckdb" in printed  # the totals' periods, in the summary's title
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["period_filter"] == period
 
 
@@ -407,7 +409,9 @@ def test_a_value_too_big_for_exact_arithmetic_is_a_diagnostic_not_a_traceback(sa
     [
         (["run", "--data", "{tmp}/missing"], 1, "does not exist"),
         (["run", "--data", "{sample}", "--period", "2027-Q9"], 1, "'2027-Q9' is not a period"),
-        (["run", "--data", "{sample}", "--period", "2026-Q1"], 1, "periods: 2027-Q1, 2027-Q2, 2027-Q3, 2027-Q4"),
+        # refused before the data is read: no plan has a line there
+        (["run", "--data", "{sample}", "--period", "2026-Q1"], 1,
+         "the plans' periods run from 2027-01-01 to 2027-12-31"),
         (["run", "--data", "{sample}", "--engine", "oracle"], 2, "invalid choice: 'oracle'"),
         (["run", "--data", "{sample}", "--engine", "postgres"], 1, "--engine postgres needs --url"),
         (["run", "--data", "{sample}", "--url", "postgresql://x@localhost/db"], 1, "--url is for --engine postgres"),

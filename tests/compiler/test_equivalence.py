@@ -873,6 +873,8 @@ def test_a_plan_the_python_calculator_cannot_compute_is_refused_before_any_data_
         run_files(project_of(text).files, connection=None)
     (diagnostic,) = refused.value.diagnostics
     assert diagnostic.code == "RP401" and "territory plan" in diagnostic.message
+    # the plans loaded lack the territory plan, not the calculator a feature: the hint says to load it
+    assert diagnostic.hints == ("load the territory plan too: --plans a folder that holds it, such as plans/",)
 
 
 def test_custom_fields_and_unusual_measures_pay_the_same():

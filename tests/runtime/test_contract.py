@@ -27,6 +27,7 @@ from runtime.contract import (
     MAX_ROWS,
     check_data,
     check_near_miss_values,
+    check_plan_inputs,
     check_plan_references,
     check_plans_reach_reps,
     check_quota_coverage,
@@ -249,6 +250,10 @@ CASES = [
      [("RD020", "deals.csv", 2, "account_id")]),
     ("accounts not given: account ids are not checked", drop_table("accounts"), []),
     ("custom columns are fine", lambda t: [row.update(segment_tier="gold") for row in t["deals"]], []),
+    ("an id with a space at its end", edit("deals", 3, id="D3 "), [("RD032", "deals.csv", 3, "id")]),
+    ("an id with a tab at its start", edit("accounts", 2, id="\tA2"),
+     [("RD032", "accounts.csv", 2, "id"), ("RD020", "deals.csv", 2, "account_id")]),
+    ("no deals", lambda t: t.update(deals=[], deal_splits=[]), [("RD031", "deals.csv", None, None)]),
 ]
 
 
@@ -356,6 +361,119 @@ def test_a_malformed_line_is_reported_and_later_rows_keep_their_numbers(tmp_path
     assert diagnostics[0].message.startswith("line 3 has more fields than the header")
 
 
+def text_edit(table: str, change):
+    """A change to the file's text, after it is written: `change(text) -> text`."""
+    def apply(folder: Path):
+        path = folder / f"{table}.csv"
+        path.write_text(change(path.read_text()), encoding="utf-8")
+    return apply
+
+
+def csv_lines(change):
+    """A text edit line by line: `change(lines)` edits the list of lines in place."""
+    def edit_text(text: str) -> str:
+        lines = text.splitlines()
+        change(lines)
+        return "".join(line + "\n" for line in lines)
+    return edit_text
+
+
+def utf16(folder: Path):
+    path = folder / "reps.csv"
+    path.write_bytes(path.read_text().encode("utf-16"))
+
+
+# What DuckDB's CSV reader forgives silently, and the layouts it must keep accepting (runtime/csv_shape.py):
+# (case, change to the written files, expected diagnostics, a fragment of the first one's message)
+SHAPE_CASES = [
+    ("an unquoted comma shifts an empty last field",
+     text_edit("deals", lambda t: t.replace("expansion,", "expansion, v2,")),
+     [("RD005", "deals.csv", 2, None), ("RD006", "deals.csv", 2, "close_date")], "line 3 has 11 fields, the header 10"),
+    ("surplus empty fields on one row",
+     text_edit("deals", csv_lines(lambda lines: lines.__setitem__(1, lines[1] + ",,"))),
+     [("RD005", "deals.csv", 1, None)], "line 2 has 12 fields, the header 10"),
+    ("a trailing delimiter on every line", text_edit("quotas", csv_lines(lambda ls: ls.__setitem__(
+        slice(None), [line + "," for line in ls]))), [], None),
+    ("a trailing delimiter on every data row", text_edit("quotas", csv_lines(lambda ls: ls.__setitem__(
+        slice(1, None), [line + "," for line in ls[1:]]))), [], None),
+    ("a repeated column name", text_edit("deals", csv_lines(lambda ls: ls.__setitem__(
+        slice(None), [ls[0] + ",Amount"] + [line + ",0.00" for line in ls[1:]]))),
+     [("RD005", "deals.csv", None, "amount")], "the header names column 'amount' 2 times (columns 4, 11)"),
+    ("a blank line before a bad row", text_edit("deals", lambda t: t.replace("\nD2,", "\n\nD2,").replace(
+        "2027-03-01", "2027-03-32")), [("RD006", "deals.csv", 3, "close_date")], "(line 5)"),
+    ("a value spanning lines before a bad row", text_edit("accounts", lambda t: t.replace(
+        "Acme", '"Acme\nCorp"').replace("10000.00", "ten")), [("RD006", "accounts.csv", 2, "potential")], "(line 4)"),
+    ("UTF-16 text", utf16, [("RD005", "reps.csv", None, None)], "is UTF-16 text, not UTF-8"),
+    ("semicolons", text_edit("accounts", lambda t: t.replace(",", ";")), [], None),
+]
+
+
+def rename(old: str, new: str):
+    def apply(folder: Path):
+        (folder / old).rename(folder / new)
+    return apply
+
+
+def copy_file(old: str, new: str):
+    def apply(folder: Path):
+        (folder / new).write_bytes((folder / old).read_bytes())
+    return apply
+
+
+# Files named after a table (runtime/data.py `_table_files`, `_unread_files`):
+# (case, change, expected diagnostics as (code, file, row, column, severity))
+FILE_NAME_CASES = [
+    ("a name in capitals, as Excel on Windows saves it", rename("deals.csv", "Deals.CSV"), []),
+    ("a table in a format not read", rename("quotas.csv", "quotas.txt"),
+     [("RD029", "quotas.txt", None, None, Severity.ERROR)]),
+    ("a required table in a format not read", rename("deals.csv", "deals.xlsx"),
+     [("RD029", "deals.xlsx", None, None, Severity.ERROR), ("RD002", "deals.csv", None, None, Severity.ERROR)]),
+    ("a leftover beside the table's file", copy_file("quotas.csv", "quotas.csv.bak"),
+     [("RD029", "quotas.csv.bak", None, None, Severity.WARNING)]),
+    # read as no deal_splits table at all: owners would be credited in full
+    ("an optional table's file misnamed", rename("deal_splits.csv", "deal_split.csv"),
+     [("RD029", "deal_split.csv", None, None, Severity.WARNING)]),
+    ("a file that is no table", copy_file("quotas.csv", "notes.txt"),
+     [("RD029", "notes.txt", None, None, Severity.WARNING)]),
+]
+
+
+@pytest.mark.parametrize("change, expected", [c[1:] for c in FILE_NAME_CASES], ids=[c[0] for c in FILE_NAME_CASES])
+def test_files_named_after_a_table_are_read_or_reported(tmp_path, change, expected):
+    folder = write_company(tmp_path, GOOD)
+    change(folder)
+    with open_data(folder) as data:
+        assert [(*summary(d), d.severity) for d in check_data(data)] == expected
+
+
+def test_a_misnamed_file_names_the_table_it_may_be_meant_for(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    rename("deal_splits.csv", "deal_split.csv")(folder)
+    with open_data(folder) as data:
+        [warning] = check_data(data)
+    assert warning.message == "deal_split.csv is not read: no table is named 'deal_split'"
+    assert warning.hints == ("did you mean deal_splits.csv? rename it",)
+
+
+def test_one_table_in_two_files_that_differ_only_in_case(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    copy_file("quotas.csv", "Quotas.csv")(folder)
+    with pytest.raises(RevplanError) as caught:
+        open_data(folder)
+    assert [d.code for d in caught.value.diagnostics] == ["RD001"]
+
+
+@pytest.mark.parametrize("change, expected, message", [c[1:] for c in SHAPE_CASES], ids=[c[0] for c in SHAPE_CASES])
+def test_csv_layouts_duckdb_would_forgive_are_reported(tmp_path, change, expected, message):
+    folder = write_company(tmp_path, GOOD)
+    change(folder)
+    with open_data(folder) as data:
+        diagnostics = check_data(data)
+    assert [summary(d) for d in diagnostics] == expected
+    if message:
+        assert message in diagnostics[0].message
+
+
 def test_a_file_that_is_not_utf8(tmp_path):
     folder = write_company(tmp_path, GOOD)
     text = (folder / "accounts.csv").read_text().replace("Bravo", "Br\u00e4vo")
@@ -427,6 +545,12 @@ def test_parquet_with_money_as_double_is_a_wrong_type(tmp_path):
     folder = write_company(tmp_path, GOOD)
     to_parquet(folder, "deals", "* REPLACE (CAST(amount AS DOUBLE) AS amount, CAST(close_date AS DATE) AS close_date)")
     assert found(folder) == [("RD004", "deals.parquet", None, "amount")]
+
+
+def test_fx_rates_that_cannot_be_read_are_one_problem_not_a_missing_rate_per_currency(tmp_path):
+    folder = write_company(tmp_path, GOOD)
+    to_parquet(folder, "fx_rates", "* REPLACE (CAST(rate AS DOUBLE) AS rate, CAST(date AS DATE) AS date)")
+    assert found(folder) == [("RD004", "fx_rates.parquet", None, "rate")]  # and no RD015 for EUR
 
 
 def test_parquet_with_typed_columns_keeps_the_contract(tmp_path):
@@ -783,6 +907,63 @@ def test_a_late_payment_names_the_deal_the_plan_and_how_many_more(tmp_path):
         "deal 'D1': paid_date 2030-01-15 is after 2029-06-30, the end of the run-off of comp plan \"CSM\" version 1 "
         "(2 years after its last day), so if the plan credits the deal, no line pays its commission; 2 more deals "
         "are that late (line 2)"
+    )
+
+
+INPUTS_PLAN = """revplan 1
+
+comp plan "AE" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@acme/sales-ops" finance "@acme/fpa"
+  credit owner
+  credit splits
+  paid on payment
+  clawback cancelled deals within 90 days
+
+  component "Commission" on bookings
+    rate 5%
+    multiplier 1.5 where deal.account_id = "A1"
+"""
+SHARED_MEASURES = """revplan 1
+
+measure bookings = sum(deal.amount) where deal.stage = "closed_won" and deal.product != "trial"
+"""
+
+
+# (what the data lacks, where the plan reads it: (file, line), what the warning says the plan reads)
+@pytest.mark.parametrize("change, expected", [
+    (None, []),
+    (drop_column("deals", "paid_date"), [("ae.plan", 3, "deal.paid_date (it is paid on payment)")]),
+    (drop_column("deals", "cancel_date"), [("ae.plan", 11, "deal.cancel_date (its clawback)")]),
+    (drop_table("deal_splits"), [("ae.plan", 3, "deal_splits (it credits splits)")]),  # the IR keeps no credit line
+    (drop_column("deals", "account_id"), [("ae.plan", 15, "deal.account_id")]),
+    # through a shared measure the plan's component is paid on
+    (drop_column("deals", "product"), [("measures.plan", 3, "deal.product")]),
+    # a required column is RD003's, an error of the data contract
+    (drop_column("deals", "stage"), []),
+])
+def test_a_plan_reading_an_optional_input_the_data_lacks_warns_at_its_line(tmp_path, change, expected):
+    tables = copy.deepcopy(GOOD)
+    if change:
+        change(tables)
+    project = load_texts([("ae.plan", INPUTS_PLAN), ("measures.plan", SHARED_MEASURES)])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        warnings = check_plan_inputs(project.files, dataset)
+    assert [(w.span.file, w.span.line, w.message.split(" reads ")[1].split(", but")[0]) for w in warnings] == expected
+    assert all(w.code == "RD033" and w.severity is Severity.WARNING for w in warnings)
+
+
+def test_a_missing_input_says_what_the_plan_gets_instead(tmp_path):
+    tables = copy.deepcopy(GOOD)
+    drop_column("deals", "paid_date")(tables)
+    project = load_texts([("ae.plan", INPUTS_PLAN), ("measures.plan", SHARED_MEASURES)])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        [warning] = check_plan_inputs(project.files, dataset)
+    assert warning.message == (
+        f'comp plan "AE" version 1 reads deal.paid_date (it is paid on payment), but {tmp_path / "deals.csv"} has '
+        "no paid_date column: every deal's paid_date is empty"
     )
 
 

@@ -5,8 +5,9 @@ from decimal import Decimal
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from runtime.outputs import ParquetRows, write_csv, write_run
+from runtime.outputs import LINE_TYPES, ParquetRows, statements, write_csv, write_run
 from runtime.run import write_rows
 
 
@@ -63,3 +64,16 @@ def test_writing_a_run_says_which_file_it_writes(tmp_path):
     assert heard == ["payout_lines.csv", "statements.csv"]
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["manifest.json", "payout_lines.csv", "statements.csv"]
+
+
+@pytest.mark.parametrize("line_types", [["commission"], ["clawback", "draw"], []])
+def test_statements_have_every_line_type_column_whatever_the_run_holds(line_types):
+    """A payroll import maps statements.csv's columns once: a quarter without draws keeps the draw column."""
+    lines = pd.DataFrame({"rep_id": "R1", "period": "2027-Q1", "currency": "USD", "line_type": line_types,
+                          "amount": [Decimal("1.25")] * len(line_types)})
+    table = statements(lines)
+    assert list(table.columns) == ["rep_id", "period", "currency", *LINE_TYPES, "total"]
+    for _, row in table.iterrows():
+        assert [row[t] for t in LINE_TYPES] == [Decimal("1.25") if t in line_types else Decimal("0.00")
+                                                for t in LINE_TYPES]
+        assert row["total"] == Decimal("1.25") * len(line_types)

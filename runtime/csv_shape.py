@@ -1,0 +1,169 @@
+"""The shape of a CSV file, checked before DuckDB reads it: what DuckDB's reader would forgive silently.
+
+In: a CSV file and the column names its table expects. Out: `CsvShape`, its
+delimiter (found from the header, not guessed from a sample of rows), its
+header, the lines whose fields do not line up with the header although
+DuckDB would accept them, and where each data row starts in the file.
+
+    shape = read_shape(Path("deals.csv"), ("id", "owner_rep_id", ...))
+    shape.delimiter, shape.duplicate_columns, shape.shifted_rows, shape.line(row)
+
+Why a pass of our own:
+  - DuckDB drops a row's surplus fields when they are empty. A row whose
+    unquoted comma (`Polar Field, Labs`) pushes an empty last field one place
+    further is read as a row of the right width with every value after the
+    comma in the wrong column: a payout computed on shifted data. pyarrow's
+    reader counts every row's fields; its single-threaded scan costs about
+    0.3 s per million rows.
+  - DuckDB renames a repeated column name (`amount`, `amount_1`) and reads
+    the first copy: which of two amounts pays must not be a guess.
+  - Data rows are numbered as DuckDB numbers them (blank lines skipped, a
+    quoted value spanning lines is one row); messages also give the line a
+    text editor shows, which differs after a blank line or a multi-line value.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import dataclasses
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+DELIMITERS = (",", ";", "\t", "|")
+SHOWN_ROWS = 20  # shifted rows kept for messages; the rest are counted
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftedRow:
+    row: int  # 1-based data row
+    fields: int  # how many fields it has (the header has fewer)
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvShape:
+    delimiter: str
+    header: tuple[str, ...]
+    duplicate_columns: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (name, 1-based positions)
+    shifted_rows: tuple[ShiftedRow, ...] = ()  # the first SHOWN_ROWS
+    shifted_total: int = 0
+    # (first data row, lines before it beyond the header): where rows stop being on line row + 1
+    line_offsets: tuple[tuple[int, int], ...] = ()
+
+    def line(self, row: int) -> int:
+        return line_of(row, self.line_offsets)
+
+
+def line_of(row: int, line_offsets: tuple[tuple[int, int], ...]) -> int:
+    """The file line data row `row` (1-based) starts on, given `CsvShape.line_offsets`.
+
+    >>> line_of(3, ()), line_of(3, ((2, 1),)), line_of(1, ((2, 1),))
+    (4, 5, 2)
+    """
+    at = bisect.bisect_right(line_offsets, (row, float("inf"))) - 1
+    return row + 1 + (line_offsets[at][1] if at >= 0 else 0)
+
+
+def read_shape(path: Path, expected: tuple[str, ...]) -> CsvShape:
+    """The shape of the CSV file at `path` (not empty, UTF-8 or UTF-8 with a BOM) for a table of `expected` columns."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        first_line = handle.readline()
+        delimiter = find_delimiter(first_line, expected)
+        header = tuple(next(csv.reader([first_line], delimiter=delimiter), []))
+    shape = CsvShape(delimiter=delimiter, header=header, duplicate_columns=_duplicates(header))
+    if len(header) < 2:  # one column: DuckDB reads it as it is, and the missing columns are reported
+        return shape
+    try:
+        shifted, total, records = _shifted_rows(path, delimiter, len(header))
+    except pa.ArrowInvalid:  # e.g. a stray quote: DuckDB's reader reports the line
+        return shape
+    return dataclasses.replace(
+        shape, shifted_rows=shifted, shifted_total=total, line_offsets=_line_offsets(path, delimiter, records)
+    )
+
+
+def find_delimiter(header_line: str, expected: tuple[str, ...]) -> str:
+    """The delimiter that splits the header into the most expected column names; a comma when none does.
+
+    >>> find_delimiter("id;name;amount\\n", ("id", "amount"))
+    ';'
+    >>> find_delimiter("Id, Name\\n", ("id", "name"))
+    ','
+    """
+    wanted = {name.lower() for name in expected}
+
+    def matches(delimiter: str) -> int:
+        fields = next(csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter), [])
+        return sum(field.strip().lower() in wanted for field in fields)
+
+    best = max(DELIMITERS, key=lambda d: (matches(d), d == ","))
+    return best if matches(best) else ","
+
+
+def _duplicates(header: tuple[str, ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Column names given more than once (ignoring case and spaces, as DuckDB's reader and our matching do)."""
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(header, start=1):
+        if name.strip():
+            positions.setdefault(name.strip().lower(), []).append(position)
+    return tuple((header[places[0] - 1].strip(), tuple(places)) for places in positions.values() if len(places) > 1)
+
+
+def _shifted_rows(path: Path, delimiter: str, width: int) -> tuple[tuple[ShiftedRow, ...], int, int]:
+    """Rows with more fields than the header whose surplus is empty (those DuckDB accepts, shifted),
+    how many there are, and how many data rows the file has. Every row having the same empty surplus is
+    a trailing delimiter, not a shift."""
+    over: list[tuple[int, int, str]] = []
+    skipped = 0
+
+    def invalid(row) -> str:
+        nonlocal skipped
+        skipped += 1
+        if row.actual_columns > width:
+            over.append((row.number - 1, row.actual_columns, row.text))
+        return "skip"
+
+    names = [f"c{i}" for i in range(width)]
+    table = pa_csv.read_csv(
+        path,
+        read_options=pa_csv.ReadOptions(use_threads=False, skip_rows=1, column_names=names, encoding="utf8"),
+        parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid),
+        convert_options=pa_csv.ConvertOptions(include_columns=names[:1], column_types={names[0]: pa.binary()}),
+    )
+    shifted = [ShiftedRow(row, fields, text) for row, fields, text in over if _surplus_empty(text, delimiter, width)]
+    records = table.num_rows + skipped
+    if len(shifted) == records:  # every row ends in the same empty surplus: a trailing delimiter
+        return (), 0, records
+    return tuple(shifted[:SHOWN_ROWS]), len(shifted), records
+
+
+def _surplus_empty(text: str, delimiter: str, width: int) -> bool:
+    fields = next(csv.reader([text], delimiter=delimiter), [])
+    return all(not field.strip() for field in fields[width:])
+
+
+def _line_offsets(path: Path, delimiter: str, records: int) -> tuple[tuple[int, int], ...]:
+    """Where data rows stop starting on line row + 1: only a file with blank lines or multi-line values."""
+    with open(path, "rb") as handle:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        handle.seek(-1, io.SEEK_END)
+        lines += handle.read(1) != b"\n"
+    if lines <= records + 1:
+        return ()
+    offsets: list[tuple[int, int]] = []
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader, None)
+        row, before = 0, reader.line_num
+        for fields in reader:
+            if fields:
+                row += 1
+                offset = before + 1 - (row + 1)
+                if offset != (offsets[-1][1] if offsets else 0):
+                    offsets.append((row, offset))
+            before = reader.line_num
+    return tuple(offsets)
