@@ -1776,9 +1776,13 @@ class _Run:
 
     @functools.cached_property
     def clawed_back_in(self) -> tuple[np.ndarray, np.ndarray]:
-        """`period_of` each deal row's cancel date, inside only when cancelled within the clawback's window."""
+        """The period whose clawback line takes back each deal row's share: `period_of` its cancel date or, for
+        the line of a later period (year to date a deal counts in every later period of its year), that line's
+        own, so a clawback never takes back a line not yet paid (SQL: `taken_back_in`); inside only when
+        cancelled within the clawback's window."""
         cancel, close = self.deal_day("cancel_date"), self.deal_day("close_date")
         target, inside = self.period_of(cancel)
+        target = np.maximum(target, self.rp_period[self.deal_rp])
         return target, inside & ~close.null & (cancel.v - close.v <= self.plan.clawback.within_days)
 
     def lines_from_shares(self, shares, line_type: str, periods: tuple[np.ndarray, np.ndarray],

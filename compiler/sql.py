@@ -1413,7 +1413,7 @@ class _PlanCompiler(RowCompiler):
 
     def deal_ids(self, line_type: str, rows: str, component: ir.Component, contribution: exp.Expression) -> exp.Select:
         """One component's deal rows (of `rows`) behind its lines of `line_type`, with each deal's base."""
-        line_period, joins = self.paying_period(line_type, "d", "period")  # fresh nodes: each select owns its tree
+        line_period, joins = self.paying_period(line_type, "d", "period", "period_index")  # fresh: own tree
         select = (
             exp.select(
                 alias(text(self.plan.name), "plan"),
@@ -1443,6 +1443,7 @@ class _PlanCompiler(RowCompiler):
         if deal_shares is None:  # no component traces to deals: an empty result of the same shape
             deal_shares = exp.select(
                 *[alias(exp.null(), n) for n in ("rep_id", "earned_period", "component", "deal_id", "paid_date")],
+                alias(exp.Cast(this=exp.null(), to=exp.DataType.build("BIGINT")), "earned_index"),
                 *[alias(exp.null(), n) for n in ("close_date", "cancel_date")],
                 alias(dec(exp.null()), "credited_base"),
                 alias(dec(exp.null()), "share_of_line"),
@@ -1452,7 +1453,7 @@ class _PlanCompiler(RowCompiler):
         line_types = ("commission", "clawback") if self.plan.clawback is not None else ("commission",)
         selects = []
         for line_type in line_types:
-            line_period, joins = self.paying_period(line_type, "s", "earned_period")
+            line_period, joins = self.paying_period(line_type, "s", "earned_period", "earned_index")
             share = col("share_of_line", "s")
             select = exp.select(
                 alias(text(self.plan.name), "plan"),
@@ -1472,13 +1473,14 @@ class _PlanCompiler(RowCompiler):
         select = exp.select("*", copy=False).from_(union_all(selects).subquery("traced", copy=False), copy=False)
         return self.with_ctes(select, ctes).order_by(*deal_order(), copy=False)
 
-    def paying_period(self, line_type: str, rows: str, earned: str) -> tuple[exp.Expression, tuple | None]:
+    def paying_period(self, line_type: str, rows: str, earned: str, earned_index: str
+                      ) -> tuple[exp.Expression, tuple | None]:
         """The period of the `line_type` line a traced deal row is behind, and the join (table, condition, kind)
         that finds it: the period the deal was earned in, on a plan paid on payment the one its payable day falls
         in (as `paid_lines` sums them; NULL while unpaid), and on a clawback line the one it was cancelled in
-        (only deals cancelled within the window: as `clawbacks` takes them back)."""
+        (only deals cancelled within the window: as `clawbacks` takes them back, `taken_back_in`)."""
         if line_type == "clawback":
-            on = and_(in_period(col("cancel_date", rows), "lp"), self.within_clawback_window(rows))
+            on = and_(self.taken_back_in(rows, earned_index, "lp"), self.within_clawback_window(rows))
             return col("period", "lp"), (table("pay_periods", "lp"), on, "inner")
         if self.plan.paid_on != ir.PayoutTiming.PAYMENT:
             return col(earned, rows), None
@@ -1511,6 +1513,7 @@ class _PlanCompiler(RowCompiler):
                 exp.select(
                     col("rep_id", "d"),
                     alias(col("period", "d"), "earned_period"),
+                    alias(col("period_index", "d"), "earned_index"),
                     alias(text(component.name), "component"),
                     alias(col("id", "d"), "deal_id"),
                     col("close_date", "d"),
@@ -1539,8 +1542,9 @@ class _PlanCompiler(RowCompiler):
             )
         return union_all(selects) if selects else None
 
-    def lines_from_shares(self, line_type: str, day: exp.Expression, where: exp.Expression, sign: int) -> exp.Select:
-        """Lines summing deal shares (`s`) by the period `day` falls in (payment, cancellation)."""
+    def lines_from_shares(self, line_type: str, in_line: exp.Expression, where: exp.Expression, sign: int
+                          ) -> exp.Select:
+        """Lines summing deal shares (`s`) by the pay period (`p`) each is in (`in_line`: paid, taken back)."""
         amount = exp.Sum(this=col("share_of_line", "s"))
         amount = round_cents(neg(dec(amount)) if sign < 0 else dec(amount))
         deals = exp.Count(this=exp.Distinct(expressions=[col("deal_id", "s")]))
@@ -1551,7 +1555,7 @@ class _PlanCompiler(RowCompiler):
         )
         return (
             select.from_(table("deal_shares", "s"), copy=False)
-            .join(table("pay_periods", "p"), on=in_period(day, "p"), copy=False)
+            .join(table("pay_periods", "p"), on=in_line, copy=False)
             .where(where, copy=False)
             .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"), copy=False)
         )
@@ -1569,12 +1573,27 @@ class _PlanCompiler(RowCompiler):
         if not traced:
             return untraced
         is_paid = exp.Not(this=exp.Is(this=col("paid_date", "s"), expression=exp.null()))
-        paid = self.lines_from_shares("commission", self.payable_day("s"), is_paid, +1)
+        paid = self.lines_from_shares("commission", in_period(self.payable_day("s"), "p"), is_paid, +1)
         return union_all([untraced, paid])
 
     def clawbacks(self) -> exp.Select:
-        """Take back what a deal earned when it is cancelled within the window, in the cancel period."""
-        return self.lines_from_shares("clawback", col("cancel_date", "s"), self.within_clawback_window("s"), -1)
+        """Take back what a deal earned when it is cancelled within the window (`taken_back_in`)."""
+        in_line = self.taken_back_in("s", "earned_index", "p")
+        return self.lines_from_shares("clawback", in_line, self.within_clawback_window("s"), -1)
+
+    @staticmethod
+    def taken_back_in(rows: str, earned_index: str, periods: str) -> exp.Expression:
+        """The period (a `periods` row) whose clawback line takes back a cancelled deal's share (a row of `rows`)
+        of the line of its earned period (index `earned_index`): the period it was cancelled in; for the line of a
+        later period (year to date a deal counts in every later period of its year), that line's own period.
+        A clawback never takes back a line not yet paid, so a period's clawback is the same when rerun later."""
+        cancel, index = col("cancel_date", rows), col("period_index", periods)
+        return exp.or_(
+            and_(in_period(cancel, periods), exp.GTE(this=index, expression=col(earned_index, rows))),
+            and_(eq(index.copy(), col(earned_index, rows)),
+                 exp.LT(this=cancel.copy(), expression=col("period_start", periods))),
+            copy=False,
+        )
 
     def row_contribution(self, name: str, condition: ir.Expr | None) -> exp.Expression | None:
         """A deal row's part of a measure that adds up deal sums and counts (None when it is not linear)."""
