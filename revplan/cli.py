@@ -592,7 +592,10 @@ def check_period_in_plans(comp, period: str) -> None:
 
 def _periods_holding(period: str, known: list[str]) -> list[str]:
     """A hint naming the known periods that hold `period` (`2027-Q1` for `2027-03`), if any."""
-    start, end = period_range(period)
+    try:
+        start, end = period_range(period)
+    except RevplanError:  # not a period label at all: the message says so, and lists the known ones
+        return []
     holding = sorted((period_range(label)[1] - period_range(label)[0], label) for label in known
                      if period_range(label)[0] <= start and end <= period_range(label)[1])
     return [f"{period} is within {', '.join(label for _, label in holding)}: use --period {holding[0][1]}"] \

@@ -673,7 +673,8 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
                            (f"{column.name} keeps {places}; round the value in the source",))
     if column.field.required:
         yield _RowRule("RD008", column.name, column.is_blank(), (),
-                       lambda: f"required value {column.name!r} is empty")
+                       lambda: f"required value {column.name!r} is empty",
+                       (f"every row needs its {column.name}: {column.field.doc}",))
     if kind is FieldType.MONEY:
         yield _RowRule("RD010", column.name, f"{typed} < 0", (typed,),
                        lambda value: f"negative {column.name} {_show(value)}",

@@ -62,10 +62,11 @@ def explain_lines(row: dict) -> list[str]:
             )
             text = f"Annual quota {money(row['annual_amount'])} x {phasing}"
             ramp = row["ramp"]
+            # New in the plan: hired, or moved into its role (a promotion ramps like a hire).
             if ramp is not None and ramp == 0:
-                text += " x 0 (not yet hired in this period)"
+                text += " x 0 (not yet in the plan in this period: hired or moved into its role later)"
             elif ramp is not None and ramp != 1:
-                text += f" x ramp {percent(ramp)} (new hire)"
+                text += f" x ramp {percent(ramp)} (new in the plan: a hire or a move into its role)"
             steps.append(text + f" = {money(row['unrounded'])}.")
     steps.append(_rounding_step(row))
     return steps

@@ -175,6 +175,9 @@ def generate_sample_company(
     if fmt == "auto":
         fmt = "parquet" if deals > PARQUET_ABOVE_DEALS else "csv"
     out = Path(out_dir)
+    if (out / "manifest.json").exists():  # a run's outputs: its quotas.csv would be replaced by the sample's
+        raise RevplanError([Diagnostic(code="RD030", message=f"{out} holds a run's outputs (manifest.json)",
+                                       file=str(out), hints=("give the sample company a folder of its own",))])
     say = progress or (lambda step: None)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -202,7 +205,8 @@ def generate_sample_company(
         written["rep_assignments"] = _write(out, "rep_assignments", roster.promotions(seed), fmt)
     except OSError as error:
         raise RevplanError([Diagnostic(code="RD030", message=f"cannot write the sample company: {error}",
-                                       file=str(out))]) from None
+                                       file=str(out), hints=("check the folder's permissions and free space, "
+                                                             "or give --out another folder",))]) from None
     return written
 
 

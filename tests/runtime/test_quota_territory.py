@@ -235,7 +235,7 @@ def test_ramp_override_and_equal_phasing(tmp_path):
     }
     assert periods(quotas, "C") == {q: Decimal("22.50") for q in ("2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4")}
     derivation = quotas[(quotas["rep_id"] == "B") & (quotas["period"] == "2027-Q2")]["derivation"].iloc[0]
-    assert "ramp 50% (new hire)" in derivation
+    assert "ramp 50% (new in the plan: a hire or a move into its role)" in derivation
 
 
 def assignment(rep_id: str, start: str, end: str | None, role: str) -> dict:

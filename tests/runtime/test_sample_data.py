@@ -127,6 +127,16 @@ def test_bad_arguments_are_diagnostics(tmp_path, arguments):
     assert caught.value.diagnostics[0].code == "RD030"
 
 
+def test_a_runs_output_folder_is_refused_and_left_as_it_is(tmp_path):
+    """quotas.csv is a table of the sample and an output of a run: generating into a run's folder replaced it."""
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "quotas.csv").write_text("a run's quotas\n")
+    with pytest.raises(RevplanError) as caught:
+        generate_sample_company(tmp_path, reps=10, deals=10)
+    assert caught.value.diagnostics[0].code == "RD030"
+    assert (tmp_path / "quotas.csv").read_text() == "a run's quotas\n"
+
+
 def test_progress_names_each_step(tmp_path):
     steps = []
     generate_sample_company(tmp_path, reps=10, deals=10, progress=steps.append)
