@@ -324,11 +324,7 @@ class _QuotaCompiler(RowCompiler):
     def prior_bookings(self) -> exp.Select:
         """Per owner: the previous calendar year's closed_won deals in plan currency, in cents."""
         year = self.plan.effective_from.year - 1
-        following = exp.Window(
-            this=exp.Lead(this=col("date")),
-            partition_by=[col("from")],
-            order=exp.Order(expressions=[exp.Ordered(this=col("date"))]),
-        )
+        following = window(exp.Lead(this=col("date")), [col("from")], [col("date")])
         valid_to = coalesce(
             exp.Cast(
                 this=exp.DateAdd(this=following, expression=exp.Literal.number(-1), unit=exp.var("DAY")),
@@ -437,11 +433,7 @@ class _QuotaCompiler(RowCompiler):
         for basis in self.used():
             outer.append(alias(_int(effective[basis]), f"w_{basis}"))
             outer.append(alias(_int(exp.Window(this=exp.Sum(this=effective[basis].copy()))), f"total_{basis}"))
-            running = exp.Window(
-                this=exp.Sum(this=effective[basis].copy()),
-                order=exp.Order(expressions=[exp.Ordered(this=col("rep_id", "t"))]),
-                spec=spec.copy(),
-            )
+            running = window(exp.Sum(this=effective[basis].copy()), [], [col("rep_id", "t")], spec.copy())
             outer.append(alias(_int(running), f"cum_{basis}"))
         return exp.select(*outer, copy=False).from_(totals.subquery("t"), copy=False)
 

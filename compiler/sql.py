@@ -236,10 +236,12 @@ def days_between(start: exp.Expression, end: exp.Expression) -> exp.Expression:
     return exp.DateDiff(this=end, expression=start, unit=exp.var("DAY"))
 
 
-def window(function: exp.Expression, partition: list[exp.Expression], order: list[exp.Expression]) -> exp.Window:
-    return exp.Window(
-        this=function, partition_by=partition, order=exp.Order(expressions=[exp.Ordered(this=o) for o in order])
-    )
+def window(function: exp.Expression, partition: list[exp.Expression], order: list[exp.Expression],
+           spec: exp.WindowSpec | None = None) -> exp.Window:
+    # Order keys are never NULL; NULLS FIRST stated is what BigQuery's windows take (sqlglot drops a NULLS LAST
+    # it cannot translate there, with a warning), and the same on every engine.
+    ordered = [exp.Ordered(this=o, nulls_first=True) for o in order]
+    return exp.Window(this=function, partition_by=partition, order=exp.Order(expressions=ordered), spec=spec)
 
 
 def union_all(selects: list[exp.Select]) -> exp.Expression:
