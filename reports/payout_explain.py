@@ -916,4 +916,4 @@ def render_text(explanation: Explanation, width: int = 110) -> str:
 
     out = io.StringIO()
     Console(file=out, width=width, color_system=None, force_terminal=False, highlight=False).print(render(explanation))
-    return out.getvalue()
+    return "".join(line.rstrip() + "\n" for line in out.getvalue().splitlines())  # no padding after the text

@@ -805,9 +805,10 @@ def _print_rep_explanation(explained, form: str) -> int:
         print(payout_explain.to_json(explained))
     else:
         console = Console(highlight=False)
-        if not console.is_terminal:  # a file or a pipe: wide enough that rules and their lines stay on one line
-            console = Console(highlight=False, width=120)
-        console.print(payout_explain.render(explained))
+        if console.is_terminal:
+            console.print(payout_explain.render(explained))
+        else:  # a file or a pipe: wide enough that rules and their lines stay on one line, no colour, no padding
+            print(payout_explain.render_text(explained, width=120), end="")
     return EXIT_OK
 
 

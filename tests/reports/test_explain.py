@@ -365,6 +365,7 @@ def test_cli_explains_a_rep_as_text_and_json(sample_company, capsys):
     code, text, _ = run_cli(capsys, "explain", "--rep", rep, "--period", period, "--data", folder, "--plans", PLANS)
     assert code == 0 and f"Payouts of {rep}" in text and "New business (commission)" in text
     assert "enterprise_ae.plan" in text and "shares add up to" in text
+    assert not [line for line in text.splitlines() if line.endswith(" ")]  # piped: no padding to the width
     code, out, _ = run_cli(
         capsys, "explain", "--rep", rep, "--period", period, "--data", folder, "--plans", PLANS, "--format", "json"
     )
