@@ -249,8 +249,8 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, sources) -> LineEx
             )
             behind = _behind(row, deals)
         else:
-            steps.extend(_component_steps(row, plan, component, sources))
             behind = _behind(row, deals)
+            steps.extend(_component_steps(_with_exact_base(row, behind), plan, component, sources))
     if plan is not None and plan.measurement == ir.Measurement.YEAR_TO_DATE and line_type == "commission":
         steps.append(
             Step(
@@ -307,12 +307,12 @@ def _component_steps(row: dict, plan: ir.CompPlan, component: ir.Component, sour
     match rule:
         case ir.FlatRate():
             raw = base * rate if base is not None and rate is not None else None
-            shown_base = _number(base) if _per_unit(component) else _money(base)
+            shown_base = _number(base) if _per_unit(component) else _exact(base)
             steps.append(
                 Step(
                     "rule",
                     f"{_snippet(rule.span, sources)}: {shown_base} {component.base or 'base'} x "
-                    f"{_rate(rate, component)} = {_money(raw)}",
+                    f"{_rate(rate, component)} = {_exact(raw)}",
                     _source(rule.span, sources),
                     values={"base": base, "rate": rate, "pay": raw},
                 )
@@ -429,7 +429,7 @@ def _tier_steps(row, plan, component, tiers: ir.Tiers, sources) -> tuple[list[St
         raw = base * rate if base is not None and rate is not None else None
         for index, (_, _, band_rate, band) in enumerate(bands):
             if index == reached:
-                words = f"{_snippet(band.span, sources)}: {_money(base)} x {_percent(band_rate)} = {_money(raw)}"
+                words = f"{_snippet(band.span, sources)}: {_exact(base)} x {_percent(band_rate)} = {_exact(raw)}"
                 steps.append(Step("band", words, _source(band.span, sources), "reached", {"rate": band_rate}))
         return steps, raw if mode == "retroactive" else None
     graduated = Decimal(0)
@@ -446,8 +446,8 @@ def _tier_steps(row, plan, component, tiers: ir.Tiers, sources) -> tuple[list[St
         steps.append(
             Step(
                 "band",
-                f"{_snippet(band.span, sources)}: {'' if exact else '~'}{_money(width)} x {_percent(band_rate)} = "
-                f"{_money(pay)}",
+                f"{_snippet(band.span, sources)}: {'' if exact else '~'}{_exact(width)} x {_percent(band_rate)} = "
+                f"{_exact(pay)}",
                 _source(band.span, sources),
                 "reached" if index == reached else "passed",
                 {"slice": width, "rate": band_rate, "pay": pay},
@@ -504,7 +504,7 @@ def _curve_steps(row, curve: ir.Curve, sources) -> tuple[list[Step], Decimal | N
         Step(
             "rule",
             f"f({_percent(x)}) = {_percent(value)}"
-            + (f"; {_money(of)} x {_percent(value)} = {_money(raw)}" if raw is not None else ""),
+            + (f"; {_exact(of)} x {_percent(value)} = {_exact(raw)}" if raw is not None else ""),
             values={"f": value, "pay": raw},
         )
     )
@@ -547,17 +547,14 @@ def _multiplier_steps(component, raw, uncapped, gated, sources) -> list[Step]:
         ]
         applied = fits[0] if len(fits) == 1 else None
     steps = []
+    running = raw
     for index, multiplier in enumerate(multipliers):
         decision = None if applied is None else ("applied" if applied[index] else "not applied")
-        steps.append(
-            Step(
-                "multiplier",
-                _snippet(multiplier.span, sources),
-                _source(multiplier.span, sources),
-                decision,
-                {"factor": factors[index]},
-            )
-        )
+        words = _snippet(multiplier.span, sources)
+        if applied is not None and applied[index]:  # the arithmetic, so the steps multiply out to the line
+            words += f": {_exact(running)} x {_number(factors[index])} = {_exact(running * factors[index])}"
+            running *= factors[index]
+        steps.append(Step("multiplier", words, _source(multiplier.span, sources), decision, {"factor": factors[index]}))
     return steps
 
 
@@ -598,6 +595,17 @@ def _clawback_step(clawback: ir.Clawback, sources) -> Step:
         _source(clawback.span, sources),
         values={"within_days": clawback.within_days},
     )
+
+
+def _with_exact_base(row: dict, behind: tuple[DealShare, ...]) -> dict:
+    """The line's row with its base as computed (the sum of its deals' credited bases, 10 places) when its deals
+    add up to the base it shows in cents: the steps then multiply out to the line (270,351.907 x 5%, not
+    270,351.91 x 5%, for a line of 14,869.35 after a 1.1 multiplier)."""
+    base = _dec(row.get("base"))
+    if not behind or base is None or any(d.credited_base is None for d in behind):
+        return row
+    exact = sum((d.credited_base for d in behind), Decimal(0))
+    return {**row, "base": exact} if abs(exact - base) <= HALF_CENT else row
 
 
 def _behind(row: dict, deals: pd.DataFrame | None) -> tuple[DealShare, ...]:
@@ -689,6 +697,13 @@ def _money(value: Decimal | None) -> str:
     if value is None:
         return "n/a"
     return f"{value.quantize(CENT):,}"
+
+
+def _exact(value: Decimal | None) -> str:
+    """A step's value as computed: in cents when it is whole cents, else every digit (270,351.907)."""
+    if value is None or value == value.quantize(CENT):
+        return _money(value)
+    return f"{value.normalize():,f}"
 
 
 def _percent(value: Decimal | None) -> str:

@@ -46,7 +46,11 @@ KEYWORDS = {
 
 def example(stem: str, rep: str, period: str | None) -> payout_explain.Explanation:
     """Run a worked example's test data (its first test block) and explain `rep`."""
-    path = EXAMPLES / f"{stem}.plan"
+    return explain_plan_test(EXAMPLES / f"{stem}.plan", rep, period)
+
+
+def explain_plan_test(path: Path, rep: str, period: str | None) -> payout_explain.Explanation:
+    """Run a plan file's first test block's data and explain `rep`."""
     files, diagnostics, sources = load_checked([path])
     assert not [d for d in diagnostics if d.is_error]
     plan = next(p for f in files for p in f.plans if isinstance(p, ir.CompPlan))
@@ -340,6 +344,42 @@ def test_a_measure_multiplier_is_applied_or_not(sample_company):
                     (multiplier,) = [s for s in line.steps if s.kind == "multiplier"]
                     decisions.add(multiplier.decision)
     assert decisions <= {"applied", "not applied"} and decisions
+
+
+KICKER = """revplan 1
+
+comp plan "Kicker" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@acme/sales-ops" finance "@acme/fpa"
+  measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+
+  component "New business" on bookings
+    rate 5%
+    multiplier 1.1 when bookings >= 100,000 USD
+
+  test "A EUR deal: a base that is not whole cents"
+    given rep id "A", target_incentive 80,000 USD
+    given fx_rate date 2027-01-01, from "EUR", to "USD", rate 1.081408
+    given deal id "D1", owner_rep_id "A", amount 100,001.53 EUR, close_date 2027-02-01
+    # 100,001.53 EUR x 1.081408 = 108,142.45455424 USD; x 5% = 5,407.122727712; x 1.1 = 5,947.8350004832
+    expect payout rep "A", period "2027-Q1", amount 5,947.84 USD
+"""
+
+
+def test_the_steps_multiply_out_to_the_line(tmp_path):
+    """A rep redoes the arithmetic: the rule's pay times the multipliers applied, rounded to cents, is the line.
+    With the base shown in cents it was not: 108,142.45 x 5% x 1.1 = 5,947.83475 gives 5,947.83, but the line,
+    computed on 108,142.45455424, is 5,947.84. Steps show the values as computed."""
+    (tmp_path / "kicker.plan").write_text(KICKER)
+    (line,) = explain_plan_test(tmp_path / "kicker.plan", "A", "2027-Q1").lines
+    (rule,) = [s for s in line.steps if s.kind == "rule"]
+    (multiplier,) = [s for s in line.steps if s.kind == "multiplier"]
+    assert rule.text.endswith("108,142.45455424 bookings x 5% = 5,407.122727712")
+    assert multiplier.decision == "applied"
+    assert multiplier.text.endswith(": 5,407.122727712 x 1.1 = 5,947.8350004832")
+    assert line.amount == Decimal("5947.84") == (rule.values["pay"] * multiplier.values["factor"]).quantize(CENT)
 
 
 # ---------------------------------------------------------------- bad input
