@@ -16,7 +16,8 @@ Why a pass of our own:
     reader counts every row's fields; its single-threaded scan costs about
     0.3 s per million rows.
   - DuckDB renames a repeated column name (`amount`, `amount_1`) and reads
-    the first copy: which of two amounts pays must not be a guess.
+    the first copy: which of two amounts pays must not be a guess (names are
+    compared ignoring case and surrounding spaces, as DuckDB compares them).
   - Data rows are numbered as DuckDB numbers them (blank lines skipped, a
     quoted value spanning lines is one row); messages also give the line a
     text editor shows, which differs after a blank line or a multi-line value.
@@ -25,6 +26,7 @@ Why a pass of our own:
 from __future__ import annotations
 
 import bisect
+import collections
 import csv
 import dataclasses
 import io
@@ -34,6 +36,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+csv.field_size_limit(2**31 - 1)  # a cell of a CRM export can hold a long text; the module's default is 128 KB
 SHOWN_ROWS = 20  # shifted rows kept for messages; the rest are counted
 
 
@@ -70,20 +74,22 @@ def line_of(row: int, line_offsets: tuple[tuple[int, int], ...]) -> int:
 
 def read_shape(path: Path, expected: tuple[str, ...]) -> CsvShape:
     """The shape of the CSV file at `path` (not empty, UTF-8 or UTF-8 with a BOM) for a table of `expected` columns."""
+    leading = 0  # empty lines before the header, which DuckDB skips too
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        first_line = handle.readline()
-        delimiter = find_delimiter(first_line, expected)
-        header = tuple(next(csv.reader([first_line], delimiter=delimiter), []))
+        header_line = handle.readline()
+        while header_line and not header_line.strip("\r\n"):
+            leading, header_line = leading + 1, handle.readline()
+    delimiter = find_delimiter(header_line, expected)
+    header = tuple(next(csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter), []))
     shape = CsvShape(delimiter=delimiter, header=header, duplicate_columns=_duplicates(header))
     if len(header) < 2:  # one column: DuckDB reads it as it is, and the missing columns are reported
         return shape
     try:
-        shifted, total, records = _shifted_rows(path, delimiter, len(header))
-    except pa.ArrowInvalid:  # e.g. a stray quote: DuckDB's reader reports the line
+        shifted, total, records = _shifted_rows(path, delimiter, len(header), leading)
+    except pa.ArrowInvalid:  # a quote pyarrow cannot pair: DuckDB reads the file its own way and reports lines
         return shape
-    return dataclasses.replace(
-        shape, shifted_rows=shifted, shifted_total=total, line_offsets=_line_offsets(path, delimiter, records)
-    )
+    offsets = _line_offsets(path, delimiter, records, leading)
+    return dataclasses.replace(shape, shifted_rows=shifted, shifted_total=total, line_offsets=offsets)
 
 
 def find_delimiter(header_line: str, expected: tuple[str, ...]) -> str:
@@ -105,7 +111,7 @@ def find_delimiter(header_line: str, expected: tuple[str, ...]) -> str:
 
 
 def _duplicates(header: tuple[str, ...]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """Column names given more than once (ignoring case and spaces, as DuckDB's reader and our matching do)."""
+    """Column names given more than once, ignoring case and surrounding spaces (DuckDB's reader renames both)."""
     positions: dict[str, list[int]] = {}
     for position, name in enumerate(header, start=1):
         if name.strip():
@@ -113,51 +119,63 @@ def _duplicates(header: tuple[str, ...]) -> tuple[tuple[str, tuple[int, ...]], .
     return tuple((header[places[0] - 1].strip(), tuple(places)) for places in positions.values() if len(places) > 1)
 
 
-def _shifted_rows(path: Path, delimiter: str, width: int) -> tuple[tuple[ShiftedRow, ...], int, int]:
-    """Rows with more fields than the header whose surplus is empty (those DuckDB accepts, shifted),
-    how many there are, and how many data rows the file has. Every row having the same empty surplus is
-    a trailing delimiter, not a shift."""
+def _shifted_rows(path: Path, delimiter: str, width: int, leading: int
+                  ) -> tuple[tuple[ShiftedRow, ...], int, int]:
+    """Rows with more fields than the header whose surplus is empty (those DuckDB accepts, shifted), how many
+    there are, and how many data rows the file has. When every row is longer than the header, each ends in
+    a delimiter: then only rows longer than most are shifted."""
     over: list[tuple[int, int, str]] = []
     skipped = 0
 
     def invalid(row) -> str:
         nonlocal skipped
         skipped += 1
-        if row.actual_columns > width:
-            over.append((row.number - 1, row.actual_columns, row.text))
+        if row.actual_columns > width:  # read as Latin-1, which any byte is: back to UTF-8 for messages
+            over.append((row.number - 1 - leading, row.actual_columns,
+                         row.text.encode("latin-1").decode("utf-8", errors="replace")))
         return "skip"
 
     names = [f"c{i}" for i in range(width)]
     table = pa_csv.read_csv(
         path,
-        read_options=pa_csv.ReadOptions(use_threads=False, skip_rows=1, column_names=names, encoding="utf8"),
+        # Latin-1: a byte that is not UTF-8 (DuckDB reports its line) must not stop the count of fields.
+        read_options=pa_csv.ReadOptions(use_threads=False, skip_rows=leading + 1, column_names=names,
+                                        encoding="latin-1"),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid),
         convert_options=pa_csv.ConvertOptions(include_columns=names[:1], column_types={names[0]: pa.binary()}),
     )
-    shifted = [ShiftedRow(row, fields, text) for row, fields, text in over if _surplus_empty(text, delimiter, width)]
     records = table.num_rows + skipped
-    if len(shifted) == records:  # every row ends in the same empty surplus: a trailing delimiter
-        return (), 0, records
+    usual = width
+    if over and len(over) == records:  # a trailing delimiter on every row
+        usual = collections.Counter(fields for _, fields, _ in over).most_common(1)[0][0]
+    shifted = [ShiftedRow(row, fields, text) for row, fields, text in over
+               if fields > usual and _surplus_empty(text, delimiter, width)]
     return tuple(shifted[:SHOWN_ROWS]), len(shifted), records
 
 
 def _surplus_empty(text: str, delimiter: str, width: int) -> bool:
+    """The fields past the header's are empty (DuckDB rejects a row whose surplus holds even a space)."""
     fields = next(csv.reader([text], delimiter=delimiter), [])
-    return all(not field.strip() for field in fields[width:])
+    return all(field == "" for field in fields[width:])
 
 
-def _line_offsets(path: Path, delimiter: str, records: int) -> tuple[tuple[int, int], ...]:
+def _line_offsets(path: Path, delimiter: str, records: int, leading: int) -> tuple[tuple[int, int], ...]:
     """Where data rows stop starting on line row + 1: only a file with blank lines or multi-line values."""
     with open(path, "rb") as handle:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        newlines = carriage_returns = 0
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            newlines, carriage_returns = newlines + chunk.count(b"\n"), carriage_returns + chunk.count(b"\r")
         handle.seek(-1, io.SEEK_END)
-        lines += handle.read(1) != b"\n"
+        ends = handle.read(1)
+    lines = (newlines or carriage_returns) + (ends not in b"\r\n")  # old Mac files end lines with CR alone
     if lines <= records + 1:
         return ()
     offsets: list[tuple[int, int]] = []
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        next(reader, None)
+        for fields in reader:  # the header, after any empty lines
+            if fields:
+                break
         row, before = 0, reader.line_num
         for fields in reader:
             if fields:

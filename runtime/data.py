@@ -52,7 +52,7 @@ import duckdb
 
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity
 from dsl.schema import SCHEMA, Entity, Field, FieldType, Schema
-from runtime.csv_shape import CsvShape, line_of, read_shape
+from runtime.csv_shape import DELIMITER_NAMES, CsvShape, line_of, read_shape
 
 SQL_TYPES: dict[FieldType, str] = {
     FieldType.STRING: "VARCHAR",
@@ -292,7 +292,12 @@ def _unread_files(entries: list[Path], tables: dict[str, TableSource]) -> list[D
     read = {path for table in tables.values() for path in table.paths}
     found = []
     for path in entries:
-        if path in read or path.name.startswith(".") or not path.is_file():
+        if path.is_symlink() and not path.exists():  # a link to nothing would read as no table at all
+            found.append(Diagnostic(code="RD029", message=f"{path.name} is a link to a file that does not exist",
+                                    data=DataLocation(file=str(path)), hints=("link it to the file, or remove it",)))
+            continue
+        # Hidden files and Office's lock files (~$deals.xlsx, while Excel has the file open) are no one's data.
+        if path in read or path.name.startswith((".", "~$")) or not path.is_file():
             continue
         stem = path.name.lower().split(".")[0]
         table = tables.get(stem)
@@ -333,7 +338,7 @@ def _load_csv(
     try:
         connection.execute(
             f"CREATE TABLE {loaded} AS SELECT * FROM read_csv({literal(str(path))}, header = true,"
-            f" all_varchar = true, delim = {literal(shape.delimiter)}, quote = '\"', escape = '\"',"
+            f" all_varchar = true, delim = {literal(shape.delimiter)},"
             f" store_rejects = true, rejects_table = {literal(rejects)},"
             f" rejects_scan = {literal(scans)}, rejects_limit = {_CSV_MAX_REJECTS})"
         )
@@ -393,8 +398,8 @@ def _shape_problems(source: TableSource, shape: CsvShape) -> list[Diagnostic]:
             message=f"line {source.line(row.row)} has {row.fields} fields, the header {len(shape.header)}: "
                     f"{row.text[:80]!r}",
             data=DataLocation(file=location, row=row.row),
-            hints=("a value with an unquoted comma moves the values after it into the next columns: "
-                   'quote values that contain commas: "Acme, Inc."',),
+            hints=(f"a value with an unquoted {DELIMITER_NAMES[shape.delimiter]} moves the values after it into "
+                   "the next columns: quote such values" + (' ("Acme, Inc.")' if shape.delimiter == "," else ""),),
         ))
     if shape.shifted_total > len(shape.shifted_rows):
         problems.append(Diagnostic(

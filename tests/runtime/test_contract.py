@@ -405,12 +405,36 @@ SHAPE_CASES = [
         "Acme", '"Acme\nCorp"').replace("10000.00", "ten")), [("RD006", "accounts.csv", 2, "potential")], "(line 4)"),
     ("UTF-16 text", utf16, [("RD005", "reps.csv", None, None)], "is UTF-16 text, not UTF-8"),
     ("semicolons", text_edit("accounts", lambda t: t.replace(",", ";")), [], None),
+    ("a shift in a file whose every row ends in a delimiter", text_edit("deals", lambda t: "\n".join(
+        line + ("" if i == 0 else ",") for i, line in enumerate(t.replace("expansion,", "expansion, v2,").split("\n")
+                                                          [:-1])) + "\n"),
+     [("RD005", "deals.csv", 2, None), ("RD006", "deals.csv", 2, "close_date")], "line 3 has 12 fields"),
+    ("a shift after empty lines before the header", text_edit("deals", lambda t: "\n\n" + t.replace(
+        "expansion,", "expansion, v2,")), [("RD005", "deals.csv", 2, None), ("RD006", "deals.csv", 2, "close_date")],
+     "line 5 has 11 fields"),
+    ("a surplus that is a space: DuckDB's own reject, once", text_edit("deals", csv_lines(
+        lambda lines: lines.__setitem__(1, lines[1] + ", "))), [("RD005", "deals.csv", 1, None)],
+     "line 2 has more fields than the header"),
+    ("a cell longer than Python's csv default limit, and a blank line", text_edit("accounts", lambda t: t.replace(
+        "Acme", '"' + "x" * 200_000 + '"').replace("\nA2,", "\n\nA2,").replace("10000.00", "ten")),
+     [("RD006", "accounts.csv", 2, "potential")], "(line 4)"),
+    ("stray quotes in a value are read as they are", text_edit("accounts", lambda t: t.replace(
+        "Bravo", '"Bravo "North" GmbH"')), [], None),
+    ("lines ending in a carriage return alone", text_edit("deals", lambda t: t.replace("\nD2,", "\n\nD2,").replace(
+        "2027-03-01", "2027-03-32").replace("\n", "\r")), [("RD006", "deals.csv", 3, "close_date")], "(line 5)"),
 ]
 
 
 def rename(old: str, new: str):
     def apply(folder: Path):
         (folder / old).rename(folder / new)
+    return apply
+
+
+def link_to_nothing(name: str):
+    def apply(folder: Path):
+        (folder / name).unlink()
+        (folder / name).symlink_to(folder / "gone.csv")
     return apply
 
 
@@ -435,6 +459,9 @@ FILE_NAME_CASES = [
      [("RD029", "deal_split.csv", None, None, Severity.WARNING)]),
     ("a file that is no table", copy_file("quotas.csv", "notes.txt"),
      [("RD029", "notes.txt", None, None, Severity.WARNING)]),
+    ("Excel's lock file while a table is open in it", copy_file("quotas.csv", "~$deal_splits.xlsx"), []),
+    ("a link to nothing", link_to_nothing("deal_splits.csv"),
+     [("RD029", "deal_splits.csv", None, None, Severity.ERROR)]),
 ]
 
 
