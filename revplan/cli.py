@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import re
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -665,18 +666,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = run_and_write(plans, str(data), out / "results", "duckdb", None)
     print_summary(summary, title=f"payouts of the sample company ({args.reps:,} reps, {args.deals:,} deals)")
     print(f"sample data in {data}")
+    revplan = _command_name()
     next_steps = [
-        (f"revplan run --data {data} --period 2027-Q1", "one quarter's payouts, written to out/"),
-        (f"revplan test {plans}", "the plans' test blocks"),
-        (f'revplan compile {plans} --plan "Enterprise AE" --dialect snowflake', "the SQL of a plan"),
-        (f"revplan explain --quota R0027 --data {data}", "how a rep's quota was derived"),
-        (f"revplan explain --account A00218 --data {data}", "which territory holds an account, and why"),
+        (f"{revplan} run --data {data} --period 2027-Q1", "one quarter's payouts, written to out/"),
+        (f"{revplan} test {plans}", "the plans' test blocks"),
+        (f'{revplan} compile {plans} --plan "Enterprise AE" --dialect snowflake', "the SQL of a plan"),
+        (f"{revplan} explain --quota R0027 --data {data}", "how a rep's quota was derived"),
+        (f"{revplan} explain --account A00218 --data {data}", "which territory holds an account, and why"),
     ]
     width = max(len(command) for command, _ in next_steps)
     print("try next:")
     for command, what in next_steps:
         print(f"  {command.ljust(width)}  # {what}")
     return EXIT_OK
+
+
+def _command_name() -> str:
+    """How to type revplan here: `revplan` when it is on the PATH, else the path it was started by
+    (`.venv/bin/revplan` after the README's quick start, whose venv is not activated)."""
+    started, on_path = Path(sys.argv[0]), shutil.which("revplan")
+    if started.name != "revplan" or (on_path is not None and Path(on_path).resolve() == started.resolve()):
+        return "revplan"
+    try:
+        return str(started.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(started)
 
 
 # ---------------------------------------------------------------- test

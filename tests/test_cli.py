@@ -111,3 +111,21 @@ def test_python_dash_m_and_console_script_agree():
 def test_sample_plans_check_and_are_formatted(capsys):
     assert main(["check", str(ROOT / "plans")]) == 0, capsys.readouterr().err
     assert main(["fmt", "--check", str(ROOT / "plans")]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("started, on_path, expected", [
+    (".venv/bin/revplan", None, ".venv/bin/revplan"),  # the README's quick start: the venv is not activated
+    (".venv/bin/revplan", ".venv/bin/revplan", "revplan"),  # activated: the same revplan is on the PATH
+    (".venv/bin/revplan", "/usr/bin/revplan", ".venv/bin/revplan"),  # another revplan would answer `revplan`
+    ("-m", None, "revplan"),  # python -m revplan
+])
+def test_demo_suggests_next_commands_as_they_can_be_typed_here(tmp_path, monkeypatch, started, on_path, expected):
+    import revplan.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "revplan").touch()
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / started) if started != "-m" else "-m"])
+    found = str(tmp_path / on_path) if on_path and not on_path.startswith("/") else on_path
+    monkeypatch.setattr(cli.shutil, "which", lambda name: found)
+    assert cli._command_name() == expected
