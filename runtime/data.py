@@ -561,11 +561,14 @@ def _table_source(
     """Describe the raw view and decide how each schema column converts."""
     described = connection.execute(f"DESCRIBE SELECT * FROM {quote('_raw_' + entity.table)}").fetchall()
     source_types = {name: type_ for name, type_, *_ in described if name not in (ROW, FILE)}
+    # Column names match in any case (`ID`, `Amount` from a CRM export), as DuckDB's identifiers do.
+    named = {name.lower(): name for name in source_types}
+    found = {f.name: named.get(f.name.lower()) for f in entity.fields}
     columns = {
-        f.name: ColumnSource(f, source_types.get(f.name), conversion(f.type, source_types.get(f.name)))
+        f.name: ColumnSource(f, source_types.get(found[f.name]), conversion(f.type, source_types.get(found[f.name])))
         for f in entity.fields
     }
-    extra = tuple(name for name in source_types if entity.field(name) is None)
+    extra = tuple(name for name in source_types if name not in found.values())
     return TableSource(entity=entity, kind=kind, location=location, paths=paths, columns=columns,
                        extra_columns=extra, rejected=rejected, line_offsets=line_offsets)
 

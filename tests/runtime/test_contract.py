@@ -405,6 +405,8 @@ SHAPE_CASES = [
         "Acme", '"Acme\nCorp"').replace("10000.00", "ten")), [("RD006", "accounts.csv", 2, "potential")], "(line 4)"),
     ("UTF-16 text", utf16, [("RD005", "reps.csv", None, None)], "is UTF-16 text, not UTF-8"),
     ("semicolons", text_edit("accounts", lambda t: t.replace(",", ";")), [], None),
+    ("column names in capitals, as CRMs export them", text_edit("deals", lambda t: t.split("\n", 1)[0].upper()
+                                                                 + "\n" + t.split("\n", 1)[1]), [], None),
     ("a shift in a file whose every row ends in a delimiter", text_edit("deals", lambda t: "\n".join(
         line + ("" if i == 0 else ",") for i, line in enumerate(t.replace("expansion,", "expansion, v2,").split("\n")
                                                           [:-1])) + "\n"),
