@@ -390,7 +390,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_quota_coverage,
         check_run_off,
     )
-    from runtime.data import open_data
+    from runtime.data import open_data, shown_source
     from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
     from runtime.run import comp_plans, deal_schema, run_plans
 
@@ -405,7 +405,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             raise usage_error("RP406", f"no comp plans in {plans}", "run computes payouts of comp plans")
         if period is not None:
             check_period_in_plans(comp, period)  # before minutes of work at 10M deals
-        steps.start(f"opening data in {data}")
+        steps.start(f"opening data in {shown_source(data)}")  # a URL's password never reaches a CI log
         dataset = open_data(data, project.schema)
         limit = memory_limit or default_memory_limit(dataset.connection)
         try:

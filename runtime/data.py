@@ -689,6 +689,20 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return connection
 
 
+def shown_source(source: str) -> str:
+    """How progress lines name a data source: a URL as scheme, host and database only, never its user,
+    password or query (`?password=` is legal there), whatever characters a password holds.
+
+    >>> shown_source("postgresql://me:p@ss:w/rd#1@db:5432/crm?password=x"), shown_source("data/")
+    ('postgresql://db:5432/crm', 'data/')
+    """
+    if "://" not in source:
+        return source
+    scheme, rest = source.split("://", 1)
+    where = rest.rsplit("@", 1)[-1].split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{where}"
+
+
 def _hide_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:

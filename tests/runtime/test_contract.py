@@ -678,6 +678,18 @@ def test_database_urls_never_show_a_password():
     assert _hide_password("postgresql://db/crm") == "postgresql://db/crm"
 
 
+@pytest.mark.parametrize("source, shown", [
+    ("postgresql://ann:s3cret@db:5432/crm", "postgresql://db:5432/crm"),
+    ("postgresql://spc:p@ss:w/rd#1?%x@db:5432/crm", "postgresql://db:5432/crm"),  # not URL-encoded
+    ("postgresql://ann@db/crm?password=s3cret", "postgresql://db/crm"),
+    ("data/company", "data/company"),
+])
+def test_a_progress_line_never_shows_a_password(source, shown):
+    from runtime.data import shown_source
+
+    assert shown_source(source) == shown
+
+
 def test_an_unreachable_database_is_a_diagnostic():
     with pytest.raises(RevplanError) as caught:
         open_data("postgresql://nobody:secret@127.0.0.1:1/none")
