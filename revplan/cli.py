@@ -565,7 +565,17 @@ def labels_within(period: str) -> frozenset[str]:
     for year in range(start.year, end.year + 1):
         labels += [str(year), f"{year}-H1", f"{year}-H2", *(f"{year}-Q{q}" for q in range(1, 5))]
         labels += [f"{year}-{month:02d}" for month in range(1, 13)]
-    return frozenset(label for label in labels if start <= period_range(label)[0] and period_range(label)[1] <= end)
+    return frozenset(label for label in labels if holds(period, label))
+
+
+def holds(outer: str, inner: str) -> bool:
+    """Whether period `outer` holds period `inner` (`2027-Q1` holds `2027-03`, and itself).
+
+    >>> holds("2027-Q1", "2027-03"), holds("2027-03", "2027-Q1")
+    (True, False)
+    """
+    (start, end), (first, last) = period_range(outer), period_range(inner)
+    return start <= first and last <= end
 
 
 def filter_period(lines, period: str):
@@ -594,23 +604,20 @@ def check_period_in_plans(comp, period: str) -> None:
 def _periods_holding(period: str, known: list[str]) -> list[str]:
     """A hint naming the known periods that hold `period` (`2027-Q1` for `2027-03`), if any."""
     try:
-        start, end = period_range(period)
+        holding = [label for label in known if holds(label, period)]
     except RevplanError:  # not a period label at all: the message says so, and lists the known ones
         return []
-    holding = sorted((period_range(label)[1] - period_range(label)[0], label) for label in known
-                     if period_range(label)[0] <= start and end <= period_range(label)[1])
-    return [f"{period} is within {', '.join(label for _, label in holding)}: use --period {holding[0][1]}"] \
-        if holding else []
+    holding.sort(key=lambda label: period_range(label)[1] - period_range(label)[0])  # the shortest first
+    return [f"{period} is within {', '.join(holding)}: use --period {holding[0]}"] if holding else []
 
 
 def period_note(all_lines, kept, period: str) -> str | None:
     """The plans `--period` left without lines although they have lines in a longer period holding it, and
     which: a month's run of quarterly plans is empty by design, and the summary must not read as if nobody
     earned anything. (A plan with no line around the period, such as one that ended before it, is not named.)"""
-    start, end = period_range(period)
     every = list(zip(all_lines["plan"], all_lines["version"], strict=True))
     unpaid = set(every) - set(zip(kept["plan"], kept["version"], strict=True))
-    holding = all_lines[[key in unpaid and period_range(label)[0] <= start and end <= period_range(label)[1]
+    holding = all_lines[[key in unpaid and holds(label, period)
                          for key, label in zip(every, all_lines["period"], strict=True)]]
     if holding.empty:
         return None

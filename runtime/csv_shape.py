@@ -6,7 +6,7 @@ header, the lines whose fields do not line up with the header although
 DuckDB would accept them, and where each data row starts in the file.
 
     shape = read_shape(Path("deals.csv"), ("id", "owner_rep_id", ...))
-    shape.delimiter, shape.duplicate_columns, shape.shifted_rows, shape.line(row)
+    shape.delimiter, shape.duplicate_columns, shape.shifted_rows, line_of(row, shape.line_offsets)
 
 Why a pass of our own:
   - DuckDB drops a row's surplus fields when they are empty. A row whose
@@ -58,9 +58,6 @@ class CsvShape:
     # (first data row, lines before it beyond the header): where rows stop being on line row + 1
     line_offsets: tuple[tuple[int, int], ...] = ()
 
-    def line(self, row: int) -> int:
-        return line_of(row, self.line_offsets)
-
 
 def line_of(row: int, line_offsets: tuple[tuple[int, int], ...]) -> int:
     """The file line data row `row` (1-based) starts on, given `CsvShape.line_offsets`.
@@ -68,7 +65,7 @@ def line_of(row: int, line_offsets: tuple[tuple[int, int], ...]) -> int:
     >>> line_of(3, ()), line_of(3, ((2, 1),)), line_of(1, ((2, 1),))
     (4, 5, 2)
     """
-    at = bisect.bisect_right(line_offsets, (row, float("inf"))) - 1
+    at = bisect.bisect_right(line_offsets, row, key=lambda offset: offset[0]) - 1  # the last one at or before row
     return row + 1 + (line_offsets[at][1] if at >= 0 else 0)
 
 
