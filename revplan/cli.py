@@ -302,7 +302,7 @@ def check_engine(engine: str, url: str | None) -> None:
 
 
 def _check_postgres(url: str) -> None:
-    from runtime.data import _hide_password, first_line
+    from runtime.data import first_line, shown_source
 
     try:
         import psycopg
@@ -312,7 +312,7 @@ def _check_postgres(url: str) -> None:
     try:
         psycopg.connect(url, connect_timeout=10).close()
     except psycopg.Error as error:
-        raise usage_error("RP402", f"cannot connect to {_hide_password(url)}: {first_line(error)}",
+        raise usage_error("RP402", f"cannot connect to {shown_source(url)}: {first_line(error)}",
                           "check the URL, and that the server is running") from None
 
 

@@ -52,6 +52,8 @@ each.
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 | RD031 | warning  | a required table (reps, deals) has no rows                             |
 | RD032 | error    | an id with a blank (space, tab) at its start or end                    |
+| RD033 | warning  | a plan reads an optional table or column the data does not have        |
+| RD034 | warning  | a column of a database table the user may not read (it is not read)    |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -212,13 +214,11 @@ class _Checker:
         for name in REQUIRED_TABLES:
             table = self.tables[name]
             if not table.present:
-                in_folder = table.location.endswith(".csv")  # a folder source: name the files to add
-                where = f"{name}.csv or {name}.parquet" if in_folder else f"a table named {name}"
                 found.append(Diagnostic(
                     code="RD002",
                     message=f"required table {name!r} is missing from {self.data.source}",
                     data=DataLocation(file=table.location),
-                    hints=(f"add {where} (columns: {', '.join(table.entity.field_names)})",),
+                    hints=(_how_to_add(table),),
                 ))
         return found
 
@@ -685,8 +685,15 @@ def _convertible(column: ColumnSource) -> bool:
     return column.conversion not in (Conversion.MISSING, Conversion.WRONG_TYPE)
 
 
+def _how_to_add(table: TableSource) -> str:
+    """Where a missing table would go: a file of the folder, or a table of the database."""
+    in_folder = table.location.endswith(".csv")  # a missing table of a folder is located at its CSV file
+    where = f"{table.table}.csv or {table.table}.parquet" if in_folder else f"a table named {table.table}"
+    return f"add {where} (columns: {', '.join(table.entity.field_names)})"
+
+
 def _wrong_type_hint(column: ColumnSource) -> str:
-    if column.source_type in ("FLOAT", "DOUBLE", "REAL"):
+    if column.source_type in ("FLOAT", "DOUBLE", "REAL", "DOUBLE PRECISION"):
         return f"binary floating point cannot hold exact values: store {column.sql_type} (or text) in the source"
     if (column.source_type or "").startswith("TIMESTAMP"):
         return "store a DATE (the day in the company's time zone), not a timestamp"
@@ -963,7 +970,7 @@ def check_plan_inputs(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Di
                 continue
             if not source.present:
                 missing = f"the data has no {table} table: it is read as empty"
-                hint = f"add {table}.csv (columns: {', '.join(source.entity.field_names)})"
+                hint = _how_to_add(source)
             elif column is not None and source.columns[column].conversion is Conversion.MISSING \
                     and not source.columns[column].field.required:  # a required one is RD003's error
                 missing = f"{source.location} has no {column} column: every {source.entity.name}'s {column} is empty"

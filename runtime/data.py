@@ -46,7 +46,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 
@@ -215,7 +214,7 @@ def open_data(source: str | Path, schema: Schema = SCHEMA) -> DataSet:
     if re.match(r"^postgres(ql)?://", text):
         return _open_postgres(text, schema)
     if "://" in text:
-        raise _source_error(text, f"unsupported data source URL {_hide_password(text)!r}",
+        raise _source_error(shown_source(text), f"unsupported data source URL {shown_source(text)!r}",
                             "use a folder of CSV or Parquet files, a .duckdb file or a postgresql:// URL")
     path = Path(source)
     if not path.exists():
@@ -455,11 +454,12 @@ def _open_duckdb_file(path: Path, schema: Schema) -> DataSet:
         connection.close()
         raise _source_error(str(path), f"cannot open {path} as a DuckDB database: {first_line(error)}") from None
     try:
-        objects = dict(connection.execute(
+        # Names in any case (`Deals`): DuckDB's identifiers match so.
+        objects = {name.lower(): kind for name, kind in connection.execute(
             "SELECT table_name, 'table' FROM duckdb_tables() WHERE database_name = 'src' AND schema_name = 'main'"
             " UNION ALL SELECT view_name, 'view' FROM duckdb_views()"
             " WHERE database_name = 'src' AND schema_name = 'main' AND NOT internal"
-        ).fetchall())
+        ).fetchall()}
         tables: dict[str, TableSource] = {}
         for entity in schema.entities:
             location = f"{path}:{entity.table}"
@@ -487,10 +487,12 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
 
     DuckDB's postgres extension would read in place, but it is not available
     offline; COPY streams at server speed and keeps bad cells as text, so
-    the contract check reports them like a CSV file's. Rows are numbered in
-    key order.
+    the contract check reports them like a CSV file's. The text loses the
+    column types, so they are checked from the catalog first: a REAL amount
+    or a TIMESTAMPTZ date is refused (RD004) as in a DuckDB file. Rows are
+    numbered in key order.
     """
-    shown = _hide_password(url)
+    shown = shown_source(url)
     try:
         import psycopg
     except ImportError:
@@ -505,21 +507,27 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
         except psycopg.Error as error:
             raise _source_error(shown, f"cannot connect to {shown}: {first_line(error)}") from None
         with pg:
-            present = {name for (name,) in pg.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            ).fetchall()}
+            # Dates as 2027-03-01 whatever the server's DateStyle; the text is what DuckDB parses.
+            pg.execute("SET DateStyle TO ISO, YMD")
+            pg.execute("SET TimeZone TO 'UTC'")
+            relations = _pg_relations(pg, shown, [e.table for e in schema.entities])
             tables: dict[str, TableSource] = {}
             diagnostics: list[Diagnostic] = []
             for entity in schema.entities:
-                location = f"{shown} table {entity.table}"
-                if entity.table not in present:
-                    tables[entity.table] = _missing_table(connection, entity, location)
+                relation = relations.get(entity.table)
+                if relation is None:
+                    tables[entity.table] = _missing_table(connection, entity, f"{shown} table {entity.table}")
                     continue
+                location = f"{shown} table {relation.name}"
+                columns, problems = _pg_columns(pg, relation, entity, location)
                 path = folder / f"{entity.table}.csv"
-                _copy_out(pg, entity, path, digest)
-                tables[entity.table], problems = _load_csv(connection, entity, path, location, kind="postgres")
-                tables[entity.table] = _without_paths(tables[entity.table])
-                diagnostics.extend(problems)
+                try:
+                    _copy_out(pg, relation, entity, [c.name for c in columns if c.readable], path, digest)
+                except psycopg.Error as error:
+                    raise _source_error(shown, f"cannot read {location}: {first_line(error)}") from None
+                table, loaded = _load_csv(connection, entity, path, location, kind="postgres")
+                tables[entity.table] = _with_pg_types(_without_paths(table), columns)
+                diagnostics += problems + loaded
         _create_typed_views(connection, tables.values())
     except BaseException:
         connection.close()
@@ -529,15 +537,128 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
                    fingerprint=digest.hexdigest(), load_diagnostics=tuple(diagnostics), _temp_dirs=[folder])
 
 
-def _copy_out(pg, entity: Entity, path: Path, digest) -> None:
-    """Stream one table to a CSV file; key order makes row numbers repeatable."""
-    columns = [name for (name,) in pg.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-        " AND table_name = %s ORDER BY ordinal_position", (entity.table,)
-    ).fetchall()]
-    order = [quote(k) for k in entity.key if k in columns]
-    order_by = f" ORDER BY {', '.join(order)}" if order else ""
-    query = f"COPY (SELECT * FROM {quote(entity.table)}{order_by}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+@dataclass(frozen=True)
+class _PgRelation:
+    oid: int
+    schema: str
+    name: str  # as the catalog spells it (`Deal_Splits`)
+    shown_name: str  # schema-qualified when outside the first schema of search_path
+
+
+@dataclass(frozen=True)
+class _PgColumn:
+    name: str
+    type_name: str  # as PostgreSQL names it: `real`, `numeric(18,2)`, `timestamp with time zone`
+    duckdb_type: str  # what the same column would be in DuckDB, for `conversion`
+    readable: bool
+
+
+def _pg_relations(pg, shown: str, tables: list[str]) -> dict[str, _PgRelation]:
+    """The relation each table is read from: any table, view, materialized view, partitioned or foreign
+    table the search path finds, named in any case. A table the user may not read is an error: read as
+    missing, the run would pay without it."""
+    current = pg.execute("SELECT current_schema()").fetchone()[0]
+    rows = pg.execute(
+        "SELECT c.oid, n.nspname, c.relname, has_any_column_privilege(c.oid, 'SELECT')"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND pg_table_is_visible(c.oid)"
+        " AND lower(c.relname) = ANY(%s) ORDER BY c.relname",
+        (tables,),
+    ).fetchall()
+    found: dict[str, _PgRelation] = {}
+    for table in tables:
+        exact = [row for row in rows if row[2] == table]
+        matches = exact or [row for row in rows if row[2].lower() == table]
+        if not matches:
+            continue
+        if len(matches) > 1:
+            names = " and ".join(repr(row[2]) for row in matches)
+            raise _source_error(shown, f"table {table!r} is in {shown} twice, in different cases: {names}",
+                                "rename or drop one of them, or put them in different schemas")
+        oid, namespace, name, readable = matches[0]
+        shown_name = name if namespace == current else f"{namespace}.{name}"
+        if not readable:
+            raise _source_error(shown, f"the user of {shown} may not read table {shown_name}",
+                                f"GRANT SELECT ON {shown_name} TO the user revplan connects as")
+        found[table] = _PgRelation(oid, namespace, name, shown_name)
+    return found
+
+
+def _pg_columns(pg, relation: _PgRelation, entity: Entity, location: str
+                ) -> tuple[list[_PgColumn], list[Diagnostic]]:
+    """The relation's columns with their types (a domain as its base type) and whether the user may read
+    them. A schema column the user may not read is an error; any other such column is left out with an
+    RD034 warning (a CRM grants only some columns, keeping personal data back)."""
+    rows = pg.execute(
+        "SELECT a.attname, format_type(b.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END),"
+        " b.typcategory, has_column_privilege(a.attrelid, a.attnum, 'SELECT')"
+        " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+        " JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END"
+        " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (relation.oid,),
+    ).fetchall()
+    columns = [_PgColumn(name, type_name, _duckdb_type(type_name, category), readable)
+               for name, type_name, category, readable in rows]
+    fields = {name.lower() for name in entity.field_names}
+    hidden = [c.name for c in columns if not c.readable and c.name.lower() in fields]
+    if hidden:
+        raise _source_error(location, f"the user may not read column(s) {', '.join(hidden)} of {location}",
+                            f"GRANT SELECT ({', '.join(hidden)}) ON {relation.shown_name} TO the user")
+    problems = [
+        Diagnostic(code="RD034", severity=Severity.WARNING, data=DataLocation(file=location, column=c.name),
+                   message=f"column {c.name!r} of {location} is not read: the user may not read it",
+                   hints=("a plan cannot use it; GRANT SELECT on it if one should",))
+        for c in columns if not c.readable
+    ]
+    return columns, problems
+
+
+_PG_TYPES = {  # PostgreSQL types whose DuckDB name differs, for `conversion`
+    "smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "real": "FLOAT",
+    "double precision": "DOUBLE", "date": "DATE", "boolean": "BOOLEAN", "uuid": "VARCHAR",
+    "timestamp without time zone": "TIMESTAMP", "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def _duckdb_type(type_name: str, category: str) -> str:
+    """The DuckDB type of a PostgreSQL column (its `format_type`, its `typcategory`).
+
+    >>> _duckdb_type("numeric(18,2)", "N"), _duckdb_type("real", "N"), _duckdb_type("money", "N")
+    ('DECIMAL(18,2)', 'FLOAT', 'MONEY')
+    >>> _duckdb_type("character varying(20)", "S"), _duckdb_type("deal_stage", "E")
+    ('VARCHAR', 'VARCHAR')
+    """
+    if category in ("S", "E"):  # text of any kind, and enums: their text is their value
+        return "VARCHAR"
+    numeric = re.fullmatch(r"numeric(?:\((\d+),(\d+)\))?", type_name)
+    if numeric:
+        return f"DECIMAL({numeric.group(1)},{numeric.group(2)})" if numeric.group(1) else "DECIMAL"
+    return _PG_TYPES.get(re.sub(r"\(\d+\)", "", type_name), type_name.upper())
+
+
+def _with_pg_types(table: TableSource, columns: list[_PgColumn]) -> TableSource:
+    """Refuse (RD004) the schema columns whose PostgreSQL type cannot hold their values exactly; the
+    others are parsed from COPY's text like a CSV file's."""
+    types = {c.name.lower(): c for c in columns}
+    refused = {}
+    for name, column in table.columns.items():
+        pg_column = types.get(name.lower())
+        if pg_column and conversion(column.field.type, pg_column.duckdb_type) is Conversion.WRONG_TYPE:
+            refused[name] = ColumnSource(column.field, pg_column.type_name.upper(), Conversion.WRONG_TYPE)
+    return dataclasses.replace(table, columns={**table.columns, **refused})
+
+
+def _copy_out(pg, relation: _PgRelation, entity: Entity, columns: list[str], path: Path, digest) -> None:
+    """Stream one table's readable columns to a CSV file; key order makes row numbers repeatable."""
+    from psycopg import sql
+
+    named = {c.lower(): c for c in columns}
+    order = [sql.Identifier(named[k]) for k in entity.key if k in named]
+    query = sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.Identifier(relation.schema, relation.name),
+        sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order) if order else sql.SQL(""),
+    )
     digest.update(entity.table.encode())
     with pg.cursor() as cursor, open(path, "wb") as out:
         with cursor.copy(query) as copy:
@@ -690,8 +811,9 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 def shown_source(source: str) -> str:
-    """How progress lines name a data source: a URL as scheme, host and database only, never its user,
-    password or query (`?password=` is legal there), whatever characters a password holds.
+    """How messages, manifests and progress lines name a data source: a URL as scheme, host and database
+    only, never its user, password or query (`?password=` is legal there), whatever characters a
+    password holds.
 
     >>> shown_source("postgresql://me:p@ss:w/rd#1@db:5432/crm?password=x"), shown_source("data/")
     ('postgresql://db:5432/crm', 'data/')
@@ -701,17 +823,6 @@ def shown_source(source: str) -> str:
     scheme, rest = source.split("://", 1)
     where = rest.rsplit("@", 1)[-1].split("?", 1)[0].split("#", 1)[0]
     return f"{scheme}://{where}"
-
-
-def _hide_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
 def first_line(error: BaseException) -> str:

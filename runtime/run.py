@@ -50,7 +50,7 @@ from compiler.sql import (
 from dsl import ir
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
-from runtime.data import first_line
+from runtime.data import first_line, quote
 from runtime.quotas import normalise_quotas
 from runtime.territory_report import TerritoryReport, build_report
 
@@ -465,29 +465,37 @@ class PostgresSession:
 
 @contextlib.contextmanager
 def postgres_session(connection: duckdb.DuckDBPyConnection, url: str | None, schema: Schema):
+    """A session whose copies of the tables are temporary: they need no CREATE privilege (TEMP is granted
+    to every user by default), shadow nothing of the user's, and the server drops them when the session
+    ends, however revplan stops."""
     import psycopg
 
     if not url:
         raise RevplanError([Diagnostic(code="RP402", message="--engine postgres needs --url postgresql://...")])
-    namespace = f"revplan_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as pg:
-        pg.execute(f'CREATE SCHEMA "{namespace}"')
+        # Local buffers for the temporary tables (8MB by default); settable only before the first one.
+        pg.execute("SET temp_buffers TO '256MB'")
+        pg.execute("SET search_path TO pg_temp")
         try:
-            pg.execute(f'SET search_path TO "{namespace}"')
             for entity in schema.entities:
                 copy_table(connection, pg, entity.table)
-            yield PostgresSession(connection, pg)
-        finally:
-            pg.execute(f'DROP SCHEMA "{namespace}" CASCADE')
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise RevplanError([Diagnostic(
+                code="RP402", message=f"--engine postgres cannot make its working tables: {first_line(error)}",
+                hints=("the user needs the TEMP privilege on the database (GRANT TEMP ON DATABASE ... TO ...)",),
+            )]) from None
+        yield PostgresSession(connection, pg)
 
 
-PG_TYPES = {
+PG_TYPES = {  # DuckDB types whose PostgreSQL name differs; any type not here goes over as text
     "VARCHAR": "TEXT",
     "DATE": "DATE",
-    "BIGINT": "BIGINT",
-    "INTEGER": "BIGINT",
     "BOOLEAN": "BOOLEAN",
-    "DOUBLE": "NUMERIC",
+    "TINYINT": "BIGINT", "SMALLINT": "BIGINT", "INTEGER": "BIGINT", "BIGINT": "BIGINT",
+    "UTINYINT": "BIGINT", "USMALLINT": "BIGINT", "UINTEGER": "BIGINT",
+    "UBIGINT": "NUMERIC", "HUGEINT": "NUMERIC", "UHUGEINT": "NUMERIC",
+    "DOUBLE": "NUMERIC", "FLOAT": "NUMERIC",
+    "TIMESTAMP": "TIMESTAMP", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
 }
 
 
@@ -495,23 +503,29 @@ COPY_BLOCK = 1 << 20  # bytes of CSV per write to the server
 
 
 def copy_table(connection: duckdb.DuckDBPyConnection, pg, name: str) -> None:
+    """Copy a DuckDB table or view into a new temporary table of the same name on the server. A custom
+    column of a type PostgreSQL has not (a LIST, a BLOB) goes over as its text."""
+    from psycopg import sql
+
     relation = connection.table(name)
-    columns = []
+    columns, cells = [], []
     for column, duck_type in zip(relation.columns, relation.types, strict=False):
         type_name = str(duck_type)
-        pg_type = PG_TYPES.get(type_name, type_name.replace("DECIMAL", "NUMERIC"))
-        columns.append(f'"{column}" {pg_type}')
-    pg.execute(f'CREATE TABLE "{name}" ({", ".join(columns)})')
-    quoted = ", ".join(f'"{c}"' for c in relation.columns)
+        pg_type = PG_TYPES.get(type_name) or (type_name.replace("DECIMAL", "NUMERIC")
+                                              if type_name.startswith("DECIMAL") else None)
+        columns.append(sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(pg_type or "TEXT")))
+        cells.append(quote(column) if pg_type else f"CAST({quote(column)} AS VARCHAR)")
+    pg.execute(sql.SQL("CREATE TEMPORARY TABLE {} ({})").format(sql.Identifier(name), sql.SQL(", ").join(columns)))
     # As CSV written by DuckDB, in blocks: row by row through Python took 6 s for 1M deals.
     # Both read an unquoted empty field as NULL and a quoted one ("") as an empty string.
     with tempfile.TemporaryDirectory(prefix="revplan-copy-") as folder:
         path = Path(folder) / f"{name}.csv"
-        relation.write_csv(str(path), header=False)
-        with open(path, "rb") as rows, pg.cursor() as cursor:
-            with cursor.copy(f'COPY "{name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
-                while block := rows.read(COPY_BLOCK):
-                    copy.write(block)
+        relation.select(", ".join(cells)).write_csv(str(path), header=False)
+        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+            sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c) for c in relation.columns))
+        with open(path, "rb") as rows, pg.cursor() as cursor, cursor.copy(copy) as stream:
+            while block := rows.read(COPY_BLOCK):
+                stream.write(block)
     # Statistics for the planner: without them it guesses a few rows per table and picks nested loops,
     # which took a 200k-deal plan 43 s instead of 1 s.
-    pg.execute(f'ANALYZE "{name}"')
+    pg.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))

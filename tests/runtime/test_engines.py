@@ -17,7 +17,7 @@ import pytest
 
 from compiler.sql import DEAL_ID_COLUMNS, compile_plan
 from dsl.project import load_paths
-from dsl.schema import Schema
+from dsl.schema import SCHEMA, Schema
 from runtime.contract import check_data
 from runtime.data import open_data
 from runtime.run import (
@@ -160,6 +160,59 @@ def test_tables_reach_postgres_cell_for_cell(tmp_path):
         finally:
             pg.execute("DROP SCHEMA revplan_copy_test CASCADE")
     assert got == rows
+
+
+@pytest.mark.postgres
+def test_custom_columns_postgres_has_no_type_for_reach_it_as_text():
+    """A CRM's own columns ride along with the contract tables: types PostgreSQL lacks arrive as text,
+    names with quotes intact, 128-bit integers exact."""
+    require_postgres()
+    import psycopg
+
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE TABLE crm AS SELECT 18446744073709551615::UBIGINT AS big, (2::HUGEINT ** 100)::HUGEINT AS huge,"
+        " '\\x00a'::BLOB AS bytes, [1, 2] AS list, {'k': 'v'} AS struct, 'x' AS \"say \"\"hi\"\"\""
+    )
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as pg:
+        copy_table(connection, pg, "crm")
+        got = pg.execute("SELECT * FROM crm").fetchone()
+        names = [d.name for d in pg.execute("SELECT * FROM crm").description]
+    assert got == (Decimal(2**64 - 1), Decimal(2**100), "\\x00a", "[1, 2]", "{'k': v}", "x")
+    assert names == ["big", "huge", "bytes", "list", "struct", 'say "hi"']
+
+
+@pytest.mark.postgres
+def test_postgres_engine_needs_no_create_privilege(tmp_path):
+    """A read-only user runs plans on the server: the working tables are temporary. Without TEMP either,
+    a diagnostic says what to grant, and nothing is left on the server."""
+    require_postgres()
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from dsl.diagnostics import RevplanError
+
+    name = f"revplan_ro_{os.getpid()}"
+    user_url = make_conninfo(POSTGRES_URL, user=name, dbname=name)
+    assert conninfo_to_dict(user_url)["user"] == name
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE fx_rates AS SELECT DATE '2027-01-01' AS date, 'EUR' AS \"from\", 1.08 AS rate")
+    rates = Schema(entities=(SCHEMA.entity("fx_rates"),))
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {name} LOGIN")
+        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"REVOKE CREATE ON DATABASE {name} FROM PUBLIC")
+        try:
+            with postgres_session(connection, user_url, rates) as session:
+                assert session.run("SELECT rate FROM fx_rates").values.tolist() == [[Decimal("1.08")]]
+            admin.execute(f"REVOKE TEMP ON DATABASE {name} FROM PUBLIC")
+            with pytest.raises(RevplanError) as caught, postgres_session(connection, user_url, rates):
+                pass
+            assert caught.value.diagnostics[0].code == "RP402"
+            assert "TEMP" in caught.value.diagnostics[0].hints[0]
+        finally:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            admin.execute(f"DROP ROLE {name}")
 
 
 @pytest.mark.postgres
