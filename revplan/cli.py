@@ -16,7 +16,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
@@ -983,7 +985,17 @@ def _version() -> str:
         return "0+unknown"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job cancelled, `kill`): stop as Ctrl-C does, so temporary files and tables are removed."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and threading.current_thread() is threading.main_thread():  # the command line, not a test
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -999,9 +1011,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(error, "summary", None):
             print(error.summary, file=sys.stderr)
         return EXIT_ERRORS
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:  # the reader went away (`revplan compile ... | head`): not our error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERRORS

@@ -641,3 +641,29 @@ def test_the_default_memory_limit_grows_with_the_deals(deals, limit):
     if deals is not None:
         connection.execute(f"CREATE VIEW deals AS SELECT range AS id FROM range({deals})")
     assert default_memory_limit(connection) == limit
+
+
+def test_a_terminated_run_removes_its_temporary_files(tmp_path):
+    """SIGTERM (a cancelled CI job) stops a run as Ctrl-C does: exit 143, no scratch folder left behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from runtime.sample_data import generate_sample_company
+
+    generate_sample_company(tmp_path / "data", reps=200, deals=20000)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "revplan", "run", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")],
+        cwd=ROOT, env={**os.environ, "TMPDIR": str(scratch)}, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(scratch.glob("revplan-run-*")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=60)
+    assert (run.returncode, stderr.splitlines()[-1]) == (143, "terminated")
+    assert list(scratch.iterdir()) == []
+    assert not (tmp_path / "out" / "payout_lines.csv").exists()
