@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -652,7 +653,7 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
     if column.conversion is not Conversion.SAME and kind is not FieldType.STRING:
         expected, how = _EXPECTED[kind]
         yield _RowRule("RD006", column.name, f"NOT {column.is_blank()} AND {typed} IS NULL", (raw_text,),
-                       lambda value: f"{_show(value)} is not a valid {expected}", (how,))
+                       lambda value: _not_valid(kind, value), (how,))
     scale = SCALES.get(kind)
     if scale is not None and column.conversion is not Conversion.SAME:
         if column.source_type == "VARCHAR":
@@ -703,6 +704,26 @@ def _wrong_type_hint(column: ColumnSource) -> str:
 def _file_of(table: TableSource, file: str | None) -> str:
     """Rows of a folder of Parquet parts name their part; others the table's location."""
     return file if table.kind == "parquet" and file else table.location
+
+
+# Digits before the decimal point each exact type holds: DECIMAL(18,2) money keeps 16, BIGINT 18 for sure.
+_WHOLE_DIGITS = {FieldType.MONEY: 16, FieldType.NUMBER: 12, FieldType.PERCENT: 3, FieldType.INTEGER: 18}
+
+
+def _not_valid(kind: FieldType, value: str | None) -> str:
+    """Why a cell did not convert: a plain number too big for its column says so (an amount in cents, or
+    in the wrong currency unit, most often), anything else is not a valid value.
+
+    >>> _not_valid(FieldType.MONEY, "123000000000000000.00")
+    "'123000000000000000.00' is too large for an amount (at most 16 digits before the decimal point)"
+    """
+    expected = _EXPECTED[kind][0]
+    number = r"\s*[-+]?\d+\s*" if kind is FieldType.INTEGER else r"\s*[-+]?\d+(\.\d*)?\s*"
+    if kind in _WHOLE_DIGITS and re.fullmatch(number, value or ""):
+        article = "an" if expected[0] in "aeiou" else "a"
+        return (f"{_show(value)} is too large for {article} {expected} "
+                f"(at most {_WHOLE_DIGITS[kind]} digits before the decimal point)")
+    return f"{_show(value)} is not a valid {expected}"
 
 
 def _show(value: object) -> str:

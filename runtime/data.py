@@ -115,6 +115,9 @@ class ColumnSource:
         if self.conversion is Conversion.PARSE:
             if self.field.type is FieldType.STRING:
                 return f"NULLIF({raw}, '')"
+            if self.field.type is FieldType.INTEGER:  # DuckDB would round '12.5' to 13
+                return (f"CASE WHEN regexp_full_match(TRIM({raw}), '[-+]?[0-9]+')"
+                        f" THEN TRY_CAST(TRIM({raw}) AS {self.sql_type}) END")
             return f"TRY_CAST(NULLIF(TRIM({raw}), '') AS {self.sql_type})"
         return f"TRY_CAST({raw} AS {self.sql_type})"
 

@@ -172,7 +172,9 @@ def build_report(
                 "detail": "standard deviation / mean of territory potential (population)",
             }
         )
-    checks_frame = pd.DataFrame(checks, columns=["plan", "version", "check", "value", "limit", "ok", "detail"])
+    # object dtype: with no Decimal ratio (no accounts), pandas would make the counts floats (0.0 gaps)
+    checks_frame = pd.DataFrame(checks, columns=["plan", "version", "check", "value", "limit", "ok", "detail"],
+                                dtype=object)
     return TerritoryReport(gaps, overlaps.reset_index(drop=True), balance.reset_index(drop=True), checks_frame)
 
 

@@ -163,6 +163,8 @@ CASES = [
      [("RD006", "deal_splits.csv", 1, "percent")]),
     ("integer that is not", edit("accounts", 2, employees="twenty"),
      [("RD006", "accounts.csv", 2, "employees")]),
+    ("integer with decimals, which DuckDB would round", edit("accounts", 2, employees="999.5"),
+     [("RD006", "accounts.csv", 2, "employees")]),
     ("period label no plan can have", edit("quotas", 1, period="2027Q1"),
      [("RD006", "quotas.csv", 1, "period")]),
     ("period label of a quarter 5", edit("quotas", 1, period="2027-Q5"),
@@ -286,6 +288,23 @@ def test_messages_say_what_is_wrong(tmp_path):
         ("percent is a fraction: 0.6 means 60 %",),
     )
     assert messages["RD009"][0] == "duplicate id 'D1' (line 4); first on row 1 (line 2)"
+
+
+@pytest.mark.parametrize("table, column, value, message", [
+    ("deals", "amount", "123000000000000000.00",
+     "'123000000000000000.00' is too large for an amount (at most 16 digits before the decimal point) (line 2)"),
+    ("deal_splits", "percent", "1500", "'1500' is too large for a fraction (at most 3 digits before the decimal point)"
+     " (line 2)"),
+    ("accounts", "employees", "99999999999999999999",
+     "'99999999999999999999' is too large for a whole number (at most 18 digits before the decimal point) (line 2)"),
+    ("accounts", "employees", "12.5", "'12.5' is not a valid whole number (line 2)"),
+    ("deals", "amount", "12x", "'12x' is not a valid amount (line 2)"),
+])
+def test_a_value_too_large_for_its_column_says_so(tmp_path, table, column, value, message):
+    tables = copy.deepcopy(GOOD)
+    edit(table, 1, **{column: value})(tables)
+    with open_data(write_company(tmp_path, tables)) as data:
+        assert [d.message for d in check_data(data) if d.code == "RD006"] == [message]
 
 
 @pytest.mark.parametrize("currency, hint", [

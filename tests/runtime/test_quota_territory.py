@@ -405,6 +405,14 @@ def test_balance_is_checked_against_the_tolerances(tmp_path, engine):
     assert "cv 40.24% (limit 40%) EXCEEDED" in result.territory_report.summary()
 
 
+def test_a_plan_with_no_accounts_counts_whole_gaps(tmp_path):
+    """No accounts: no ratio to keep the checks' figures Decimals; the counts still read 0, not 0.0."""
+    files = load(tmp_path, territory_plan_text([(1, "A", 'named accounts "a1"', None)], "  tolerance cv 40%\n"))
+    report = run_plans(files, data()).territory_report
+    assert report.summary() == "territories: T v1: 0 gap(s), 0 overlap(s), max_min_ratio n/a, cv n/a (limit 40%)"
+    assert report.to_frame()["value"].tolist()[:2] == [0, 0]
+
+
 def test_balance_figures_are_exact_tests():
     assert max_min_ratio([Decimal(3), Decimal(1)], Decimal(3)) == (Decimal("3.0000"), True)
     assert max_min_ratio([Decimal("3.0000000001"), Decimal(1)], Decimal(3))[1] is False
