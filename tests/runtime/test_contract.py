@@ -758,6 +758,18 @@ def test_an_unreadable_parquet_file(tmp_path):
     assert diagnostics == [("RD005", "accounts.parquet", None, None)]
 
 
+def test_a_duckdb_file_with_tables_named_in_capitals(tmp_path):
+    folder = write_company(tmp_path / "csv", GOOD)
+    database = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        for table in GOOD:
+            name = {"deals": "Deals", "deal_splits": "Deal_Splits", "reps": "REPS"}.get(table, table)
+            connection.execute(f"CREATE TABLE {name} AS FROM read_csv('{folder / f'{table}.csv'}', all_varchar = true)")
+    with open_data(database) as data:
+        assert check_data(data) == []
+        assert data.connection.execute("SELECT count(*) FROM deal_splits").fetchall() == [(2,)]
+
+
 def test_a_duckdb_file_with_views(tmp_path):
     folder = write_company(tmp_path / "csv", GOOD)
     database = tmp_path / "crm.duckdb"
