@@ -35,7 +35,8 @@ from dsl.diagnostics import (
     render_json,
 )
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report them
 
 
 # ---------------------------------------------------------------- output helpers
@@ -985,17 +986,23 @@ def _version() -> str:
         return "0+unknown"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a CI job cancelled, `kill`): stop as Ctrl-C does, so temporary files and tables are removed."""
+_stopped_by: list[signal.Signals] = []  # the signal that asked this command to stop, once one has
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
+def _stop(signum: int, frame: object) -> None:
+    """Ctrl-C (SIGINT) or a cancelled CI job (SIGTERM): unwind as Ctrl-C does, so temporary files and
+    tables are removed. The exception may come out of a library as another one (DuckDB's "Query
+    interrupted", pydantic's SchemaError); the flag says what it was. Once unwinding, later signals do not
+    raise again (DuckDB re-sends the interrupt it turned into its own error), so the cleanup finishes."""
+    _stopped_by.append(signal.Signals(signum))
+    if len(_stopped_by) == 1:
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and threading.current_thread() is threading.main_thread():  # the command line, not a test
-        signal.signal(signal.SIGTERM, _terminate)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, _stop)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -1005,27 +1012,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.handler(args)
-    except RevplanError as error:
+        code = args.handler(args)
+    except (Exception, KeyboardInterrupt) as error:
+        code = EXIT_INTERRUPTED if _stopped_by else _failed(error)
+    if _stopped_by:
+        terminated = _stopped_by[0] == signal.SIGTERM
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    return code
+
+
+def _failed(error: BaseException) -> int:
+    """Report what stopped a command and give its exit code."""
+    if isinstance(error, RevplanError):
         print_diagnostics(error.diagnostics, getattr(error, "sources", {}))
         if getattr(error, "summary", None):
             print(error.summary, file=sys.stderr)
         return EXIT_ERRORS
-    except KeyboardInterrupt as stop:
-        terminated = isinstance(stop, Terminated)
-        print("terminated" if terminated else "interrupted", file=sys.stderr)
-        return 143 if terminated else 130
-    except BrokenPipeError:  # the reader went away (`revplan compile ... | head`): not our error
+    if isinstance(error, KeyboardInterrupt):  # main() called in-process, with Python's own handler
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(error, BrokenPipeError):  # the reader went away (`revplan compile ... | head`): not our error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERRORS
-    except Exception:
-        if os.environ.get("REVPLAN_DEBUG"):
-            raise
-        import traceback
+    if os.environ.get("REVPLAN_DEBUG"):
+        raise error
+    import traceback
 
-        print("revplan: internal error (a bug in revplan, not in your plans). Details:", file=sys.stderr)
-        traceback.print_exc()
-        return 3
+    print("revplan: internal error (a bug in revplan, not in your plans). Details:", file=sys.stderr)
+    traceback.print_exception(error)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -129,3 +129,19 @@ def test_demo_suggests_next_commands_as_they_can_be_typed_here(tmp_path, monkeyp
     found = str(tmp_path / on_path) if on_path and not on_path.startswith("/") else on_path
     monkeypatch.setattr(cli.shutil, "which", lambda name: found)
     assert cli._command_name() == expected
+
+
+@pytest.mark.parametrize("raised, code, said", [
+    (RuntimeError("boom"), 3, "internal error (a bug in revplan, not in your plans)"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+])
+def test_what_a_command_raises_becomes_an_exit_code(monkeypatch, capsys, raised, code, said):
+    import revplan.cli
+
+    def fail(args):
+        raise raised
+
+    monkeypatch.setattr(revplan.cli, "cmd_check", fail)
+    monkeypatch.delenv("REVPLAN_DEBUG", raising=False)
+    assert main(["check", "plans"]) == code
+    assert said in capsys.readouterr().err
