@@ -351,6 +351,14 @@ def _load_csv(
     rejected = connection.execute(
         f"SELECT line, min(error_type), min(csv_line) FROM {quote(rejects)} GROUP BY line ORDER BY line"
     ).fetchall()
+    if _header_has_a_spare_delimiter(connection, loaded, shape, rejected):
+        name = DELIMITER_NAMES[shape.delimiter]
+        problem = Diagnostic(
+            code="RD005", data=DataLocation(file=location),
+            message=f"the header ends with a {name} its rows do not have: it names {len(shape.header)} columns, "
+                    f"the last one empty, and no row has that many fields",
+            hints=(f"remove the {name} at the end of the header line",))
+        return _broken_table(connection, entity, kind, location, (path,)), [problem]
     row_number, shifted = "t.rowid + 1", ""
     if rejected:
         # DuckDB numbers the table's rows without the rejected lines; put them back.
@@ -368,6 +376,15 @@ def _load_csv(
                            line_offsets=shape.line_offsets)
     problems = [_rejected_line(source, line - 1, error_type, text) for line, error_type, text in rejected]
     return source, _shape_problems(source, shape) + problems
+
+
+def _header_has_a_spare_delimiter(connection: duckdb.DuckDBPyConnection, loaded: str, shape: CsvShape,
+                                  rejected: list) -> bool:
+    """`id,name,` over rows `R1,Ada`: every row one field short of a header whose last name is empty. One
+    message for the header, rather than one per row."""
+    return (len(shape.header) > 1 and not shape.header[-1].strip() and bool(rejected)
+            and all(error_type == "MISSING COLUMNS" for _, error_type, _ in rejected)
+            and connection.execute(f"SELECT count(*) FROM {loaded}").fetchone()[0] == 0)
 
 
 def _unreadable(path: Path, entity: Entity, location: str) -> Diagnostic | None:

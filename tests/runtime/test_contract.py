@@ -415,6 +415,9 @@ SHAPE_CASES = [
         slice(None), [line + "," for line in ls]))), [], None),
     ("a trailing delimiter on every data row", text_edit("quotas", csv_lines(lambda ls: ls.__setitem__(
         slice(1, None), [line + "," for line in ls[1:]]))), [], None),
+    ("a trailing delimiter on the header only: one error, not one per row", text_edit("deals", csv_lines(
+        lambda ls: ls.__setitem__(0, ls[0] + ","))), [("RD005", "deals.csv", None, None)],
+     "the header ends with a comma its rows do not have: it names 11 columns"),
     ("a repeated column name", text_edit("deals", csv_lines(lambda ls: ls.__setitem__(
         slice(None), [ls[0] + ",Amount"] + [line + ",0.00" for line in ls[1:]]))),
      [("RD005", "deals.csv", None, "amount")], "the header names column 'amount' 2 times (columns 4, 11)"),
