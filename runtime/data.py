@@ -538,7 +538,7 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
                 if relation is None:
                     tables[entity.table] = _missing_table(connection, entity, f"{shown} table {entity.table}")
                     continue
-                location = f"{shown} table {relation.name}"
+                location = f"{shown} table {relation.shown_name}"
                 columns, problems = _pg_columns(pg, relation, entity, location)
                 path = folder / f"{entity.table}.csv"
                 try:

@@ -115,18 +115,18 @@ def test_dates_read_whatever_the_session_settings(database):
 # Tables the search path finds, however they are stored or spelled, are read (not missing).
 PLACES = [
     pytest.param(["ALTER TABLE deals RENAME TO crm_deals", "CREATE MATERIALIZED VIEW deals AS SELECT * FROM crm_deals"],
-                 id="a materialized view"),
+                 "deals", id="a materialized view"),
     pytest.param(["ALTER TABLE deals RENAME TO crm_deals", "CREATE VIEW deals AS SELECT * FROM crm_deals"],
-                 id="a view"),
+                 "deals", id="a view"),
     pytest.param(['ALTER TABLE deal_splits RENAME TO "Deal_Splits"', 'ALTER TABLE deals RENAME TO "DEALS"'],
-                 id="names in capitals"),
+                 "DEALS", id="names in capitals"),
     pytest.param(["CREATE SCHEMA {s}_crm", "ALTER TABLE deals SET SCHEMA {s}_crm",
-                  "ALTER TABLE deal_splits SET SCHEMA {s}_crm"], id="a second schema on the search path"),
+                  "ALTER TABLE deal_splits SET SCHEMA {s}_crm"], "{s}_crm.deals", id="a second schema on the search path"),
 ]
 
 
-@pytest.mark.parametrize("changes", PLACES)
-def test_tables_are_found_where_the_search_path_finds_them(database, changes):
+@pytest.mark.parametrize("changes, shown", PLACES)
+def test_tables_are_found_where_the_search_path_finds_them(database, changes, shown):
     pg, schema, url = database
     for statement in changes:
         pg.execute(statement.format(s=schema))
@@ -136,6 +136,8 @@ def test_tables_are_found_where_the_search_path_finds_them(database, changes):
             assert check_data(data) == []
             assert data.connection.execute("SELECT sum(amount) FROM deals").fetchall() == [(Decimal("3800.50"),)]
             assert data.connection.execute("SELECT count(*) FROM deal_splits").fetchall() == [(2,)]
+            # messages name the table as the database spells it, and its schema when not the first one
+            assert data.tables["deals"].location.endswith(" table " + shown.format(s=schema))
     finally:
         pg.execute(f"DROP SCHEMA IF EXISTS {schema}_crm CASCADE")
 
