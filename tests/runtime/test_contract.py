@@ -34,7 +34,7 @@ from runtime.contract import (
     check_run_off,
     open_checked,
 )
-from runtime.data import open_data, quote
+from runtime.data import open_data
 from runtime.run import comp_plans, run_plans
 
 GOOD: dict[str, list[dict[str, str]]] = {
@@ -717,40 +717,6 @@ def test_an_unreachable_database_is_a_diagnostic_without_its_password(url):
     (diagnostic,) = caught.value.diagnostics
     assert diagnostic.code == "RD001"
     assert "s3" not in diagnostic.message + diagnostic.file
-
-
-@pytest.mark.postgres
-def test_a_postgres_source(tmp_path):
-    import os
-    import uuid
-
-    psycopg = pytest.importorskip("psycopg")
-    url = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("REVPLAN_TEST_POSTGRES_URL is not set")
-    schema = f"revplan_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as pg:
-        pg.execute(f"CREATE SCHEMA {schema}")
-        try:
-            for table, rows in GOOD.items():
-                columns = list(rows[0])
-                pg.execute(f"CREATE TABLE {schema}.{table} ({', '.join(f'{quote(c)} text' for c in columns)})")
-                with pg.cursor().copy(f"COPY {schema}.{table} FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row([row[c] or None for c in columns])
-            pg.execute(f"ALTER TABLE {schema}.deals ALTER amount TYPE numeric(18,2) USING amount::numeric,"
-                       " ALTER close_date TYPE date USING close_date::date")
-            pg.execute(f"UPDATE {schema}.deals SET owner_rep_id = 'R404' WHERE id = 'D2'")
-            separator = "&" if "?" in url else "?"
-            with open_data(f"{url}{separator}options=-csearch_path%3D{schema}") as data:
-                diagnostics = check_data(data)
-                assert data.connection.execute("SELECT sum(amount) FROM deals").fetchall() == [(Decimal("3800.50"),)]
-                assert data.fingerprint and data.files()["deals"] == ()
-        finally:
-            pg.execute(f"DROP SCHEMA {schema} CASCADE")
-    assert [(d.code, d.data.row, d.data.column) for d in diagnostics] == [("RD012", 2, "owner_rep_id")]
-    assert diagnostics[0].data.file.endswith(" table deals")
-    assert "(line" not in diagnostics[0].message  # rows of a table, not lines of a file
 
 
 def test_an_unreadable_parquet_file(tmp_path):

@@ -67,6 +67,18 @@ def diagnostics_of(url: str) -> list[tuple[str, int | None, str | None, str]]:
                 for d in check_data(data)]
 
 
+def test_a_postgres_source_is_checked_like_a_file(database):
+    pg, _, url = database
+    pg.execute("UPDATE deals SET owner_rep_id = 'R404' WHERE id = 'D2'")
+    with open_data(url) as data:
+        diagnostics = check_data(data)
+        assert data.connection.execute("SELECT sum(amount) FROM deals").fetchall() == [(Decimal("3800.50"),)]
+        assert data.fingerprint and data.files()["deals"] == ()
+    assert [(d.code, d.data.row, d.data.column) for d in diagnostics] == [("RD012", 2, "owner_rep_id")]
+    assert diagnostics[0].data.file.endswith(" table deals")
+    assert "(line" not in diagnostics[0].message  # rows of a table, not lines of a file
+
+
 # (what the database is changed with, the checks' (code, row, column, words of the message)); `{s}` is the schema
 TYPES = [
     pytest.param(["ALTER TABLE deals ALTER amount TYPE real"],
@@ -121,7 +133,8 @@ PLACES = [
     pytest.param(['ALTER TABLE deal_splits RENAME TO "Deal_Splits"', 'ALTER TABLE deals RENAME TO "DEALS"'],
                  "DEALS", id="names in capitals"),
     pytest.param(["CREATE SCHEMA {s}_crm", "ALTER TABLE deals SET SCHEMA {s}_crm",
-                  "ALTER TABLE deal_splits SET SCHEMA {s}_crm"], "{s}_crm.deals", id="a second schema on the search path"),
+                  "ALTER TABLE deal_splits SET SCHEMA {s}_crm"], "{s}_crm.deals",
+                 id="a second schema on the search path"),
 ]
 
 
