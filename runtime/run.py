@@ -449,6 +449,8 @@ class PostgresSession:
     def write_parquet(self, sql: str, path: Path, schema: pa.Schema) -> None:
         """The rows a row group at a time from a server-side cursor: a plan's deals never all in memory."""
         with self.pg.transaction(), self.pg.cursor(name=f"revplan_{uuid.uuid4().hex[:12]}") as cursor:
+            # A cursor is planned to return its first 10% of rows fast (nested loops); every row is read.
+            self.pg.execute("SET LOCAL cursor_tuple_fraction = 1.0")
             cursor.execute(sql)
             with pq.ParquetWriter(path, schema) as writer:
                 while rows := cursor.fetchmany(ROW_GROUP_ROWS):
