@@ -305,18 +305,15 @@ def check_engine(engine: str, url: str | None) -> None:
 
 
 def _check_postgres(url: str) -> None:
-    from runtime.data import first_line, shown_source
+    from runtime.data import connect_postgres
 
     try:
-        import psycopg
+        import psycopg  # noqa: F401
     except ImportError:
         raise usage_error("RP402", "--engine postgres needs psycopg",
                           "pip install 'psycopg[binary]' (or: pip install 'revplan[postgres]')") from None
-    try:
-        psycopg.connect(url, connect_timeout=10).close()
-    except psycopg.Error as error:
-        raise usage_error("RP402", f"cannot connect to {shown_source(url)}: {first_line(error)}",
-                          "check the URL, and that the server is running") from None
+    connect_postgres(url, lambda message: usage_error("RP402", message,
+                                                      "check the URL, and that the server is running")).close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,7 +414,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             diagnostics = check_data(dataset, base_currency=_company_currency(comp))
             if has_errors(diagnostics):
                 error = RevplanError(diagnostics)
-                error.summary = (summary_line(diagnostics, f"{data} breaks the data contract")
+                error.summary = (summary_line(diagnostics, f"{dataset.source} breaks the data contract")
                                  + "; fix the rows above (README.md: 'Data contract')")
                 raise error
             warnings.extend(diagnostics)
@@ -773,7 +770,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             diagnostics = check_data(dataset, base_currency=_company_currency(_comp_plans(project.files)))
             if has_errors(diagnostics):
                 error = RevplanError(diagnostics)
-                error.summary = summary_line(diagnostics, f"{args.data} breaks the data contract")
+                error.summary = summary_line(diagnostics, f"{dataset.source} breaks the data contract")
                 raise error
             result = run_plans(files, dataset.connection, engine=args.engine, url=args.url, schema=project.schema,
                                deals=what == "rep", deals_of=name if what == "rep" else None)

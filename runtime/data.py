@@ -44,6 +44,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,8 @@ class ColumnSource:
             if self.field.type is FieldType.INTEGER:  # DuckDB would round '12.5' to 13
                 return (f"CASE WHEN regexp_full_match(TRIM({raw}), '[-+]?[0-9]+')"
                         f" THEN TRY_CAST(TRIM({raw}) AS {self.sql_type}) END")
+            if self.field.type is FieldType.DATE:  # DuckDB reads 'infinity' as a date after every other
+                return f"CASE WHEN NOT contains(lower({raw}), 'inf') THEN TRY_CAST(NULLIF(TRIM({raw}), '') AS DATE) END"
             return f"TRY_CAST(NULLIF(TRIM({raw}), '') AS {self.sql_type})"
         return f"TRY_CAST({raw} AS {self.sql_type})"
 
@@ -522,14 +525,13 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
     connection = _connect()
     digest = hashlib.sha256(shown.encode())
     try:
-        try:
-            pg = psycopg.connect(url, connect_timeout=10)
-        except psycopg.Error as error:
-            raise _source_error(shown, f"cannot connect to {shown}: {first_line(error)}") from None
+        pg = connect_postgres(url, lambda message: _source_error(shown, message))
         with pg:
             # Dates as 2027-03-01 whatever the server's DateStyle; the text is what DuckDB parses.
             pg.execute("SET DateStyle TO ISO, YMD")
             pg.execute("SET TimeZone TO 'UTC'")
+            # A row-level security policy would hide rows, silently: off, a query it would filter is an error.
+            pg.execute("SET row_security TO off")
             relations = _pg_relations(pg, shown, [e.table for e in schema.entities])
             tables: dict[str, TableSource] = {}
             diagnostics: list[Diagnostic] = []
@@ -542,9 +544,12 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
                 columns, problems = _pg_columns(pg, relation, entity, location)
                 path = folder / f"{entity.table}.csv"
                 try:
-                    _copy_out(pg, relation, entity, [c.name for c in columns if c.readable], path, digest)
+                    _copy_out(pg, relation, entity, [c for c in columns if c.readable], path, digest)
                 except psycopg.Error as error:
-                    raise _source_error(shown, f"cannot read {location}: {first_line(error)}") from None
+                    hints = ("revplan reads all of a table's rows or none: exempt the user from the policy "
+                             "(ALTER ROLE ... BYPASSRLS) or read a table without one",) \
+                        if "row-level security" in str(error) else ()
+                    raise _source_error(shown, f"cannot read {location}: {first_line(error)}", *hints) from None
                 table, loaded = _load_csv(connection, entity, path, location, kind="postgres")
                 tables[entity.table] = _with_pg_types(_without_paths(table), columns)
                 diagnostics += problems + loaded
@@ -592,16 +597,34 @@ def _pg_relations(pg, shown: str, tables: list[str]) -> dict[str, _PgRelation]:
         if not matches:
             continue
         if len(matches) > 1:
-            names = " and ".join(repr(row[2]) for row in matches)
+            names = " and ".join(f"{row[1]}.{row[2]}" for row in matches)
             raise _source_error(shown, f"table {table!r} is in {shown} twice, in different cases: {names}",
-                                "rename or drop one of them, or put them in different schemas")
+                                "rename or drop one of them, or take one's schema off the search path")
         oid, namespace, name, readable = matches[0]
         shown_name = name if namespace == current else f"{namespace}.{name}"
         if not readable:
             raise _source_error(shown, f"the user of {shown} may not read table {shown_name}",
                                 f"GRANT SELECT ON {shown_name} TO the user revplan connects as")
         found[table] = _PgRelation(oid, namespace, name, shown_name)
+    _refuse_schemas_out_of_reach(pg, shown, [t for t in tables if t not in found])
     return found
+
+
+def _refuse_schemas_out_of_reach(pg, shown: str, missing: list[str]) -> None:
+    """RD001 when a table revplan did not find is in a schema of the search path the user may not use:
+    PostgreSQL skips such a schema, and the table would be read as missing."""
+    path = pg.execute("SELECT current_setting('search_path'), current_user").fetchone()
+    schemas = [name.strip().strip('"').replace("$user", path[1]) for name in path[0].split(",")]
+    hidden = pg.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE lower(c.relname) = ANY(%s) AND n.nspname = ANY(%s) AND NOT has_schema_privilege(n.oid, 'USAGE')"
+        " ORDER BY n.nspname, c.relname",
+        (missing, schemas),
+    ).fetchall()
+    if hidden:
+        namespace, name = hidden[0]
+        raise _source_error(shown, f"the user of {shown} may not use schema {namespace}, on its search path, "
+                                   f"which holds table {name}", f"GRANT USAGE ON SCHEMA {namespace} TO the user")
 
 
 def _pg_columns(pg, relation: _PgRelation, entity: Entity, location: str
@@ -668,14 +691,20 @@ def _with_pg_types(table: TableSource, columns: list[_PgColumn]) -> TableSource:
     return dataclasses.replace(table, columns={**table.columns, **refused})
 
 
-def _copy_out(pg, relation: _PgRelation, entity: Entity, columns: list[str], path: Path, digest) -> None:
-    """Stream one table's readable columns to a CSV file; key order makes row numbers repeatable."""
+def _copy_out(pg, relation: _PgRelation, entity: Entity, columns: list[_PgColumn], path: Path, digest) -> None:
+    """Stream one table's readable columns to a CSV file; key order makes row numbers repeatable. A char(n)
+    value loses the blanks that pad it, as PostgreSQL compares it (`'closed_won    '` is `closed_won`)."""
     from psycopg import sql
 
-    named = {c.lower(): c for c in columns}
+    def cell(column: _PgColumn):
+        name = sql.Identifier(column.name)
+        padded = column.type_name.startswith("character(")
+        return sql.SQL("rtrim({}) AS {}").format(name, name) if padded else name
+
+    named = {c.name.lower(): c.name for c in columns}
     order = [sql.Identifier(named[k]) for k in entity.key if k in named]
     query = sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.SQL(", ").join(cell(c) for c in columns),
         sql.Identifier(relation.schema, relation.name),
         sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order) if order else sql.SQL(""),
     )
@@ -843,6 +872,25 @@ def shown_source(source: str) -> str:
     scheme, rest = source.split("://", 1)
     where = rest.rsplit("@", 1)[-1].split("?", 1)[0].split("#", 1)[0]
     return f"{scheme}://{where}"
+
+
+def connect_postgres(url: str, failure: Callable[[str], Exception], **options):
+    """psycopg.connect; a failure is `failure(message)`, a message that never quotes the URL's password
+    (libpq's parse errors quote the URL, or the piece of a password it could not read)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    shown = shown_source(url)
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        raise failure(f"cannot read {shown} as a PostgreSQL URL: write postgresql://user:password@host:port/db, "
+                      "with any @ : / # ? % in the password percent-encoded (%40 for @)") from None
+    try:
+        return psycopg.connect(url, connect_timeout=10, **options)
+    except psycopg.Error as error:
+        message = first_line(error).replace(password, "***") if password else first_line(error)
+        raise failure(f"cannot connect to {shown}: {message}") from None
 
 
 def first_line(error: BaseException) -> str:

@@ -481,12 +481,26 @@ def postgres_session(connection: duckdb.DuckDBPyConnection, url: str | None, sch
         try:
             for entity in schema.entities:
                 copy_table(connection, pg, entity.table)
-        except psycopg.errors.InsufficientPrivilege as error:
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as error:
             raise RevplanError([Diagnostic(
                 code="RP402", message=f"--engine postgres cannot make its working tables: {first_line(error)}",
-                hints=("the user needs the TEMP privilege on the database (GRANT TEMP ON DATABASE ... TO ...)",),
+                hints=("the user needs the TEMP privilege on the database (GRANT TEMP ON DATABASE ... TO ...), "
+                       "on a server that takes writes (a primary, not a standby; default_transaction_read_only off)",),
             )]) from None
-        yield PostgresSession(connection, pg)
+        except psycopg.errors.QueryCanceled as error:
+            raise _cancelled(error) from None
+        try:
+            yield PostgresSession(connection, pg)
+        except psycopg.errors.QueryCanceled as error:  # Ctrl-C's own cancel comes out as KeyboardInterrupt
+            raise _cancelled(error) from None
+
+
+def _cancelled(error: Exception) -> RevplanError:
+    return RevplanError([Diagnostic(
+        code="RP402", message=f"the PostgreSQL server cancelled a query of the run: {first_line(error)}",
+        hints=("a statement_timeout set for the user or the database stops long queries: "
+               "ALTER ROLE ... SET statement_timeout = 0 for the user revplan runs as",),
+    )])
 
 
 PG_TYPES = {  # DuckDB types whose PostgreSQL name differs; any type not here goes over as text

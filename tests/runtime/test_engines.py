@@ -184,8 +184,8 @@ def test_custom_columns_postgres_has_no_type_for_reach_it_as_text():
 
 @pytest.mark.postgres
 def test_postgres_engine_needs_no_create_privilege(tmp_path):
-    """A read-only user runs plans on the server: the working tables are temporary. Without TEMP either,
-    a diagnostic says what to grant, and nothing is left on the server."""
+    """A read-only user runs plans on the server: the working tables are temporary. Without TEMP, on a
+    read-only server, or stopped by a statement_timeout, a diagnostic says what to change."""
     require_postgres()
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -210,6 +210,17 @@ def test_postgres_engine_needs_no_create_privilege(tmp_path):
                 pass
             assert caught.value.diagnostics[0].code == "RP402"
             assert "TEMP" in caught.value.diagnostics[0].hints[0]
+            admin.execute(f"GRANT TEMP ON DATABASE {name} TO PUBLIC")
+            admin.execute(f"ALTER ROLE {name} SET default_transaction_read_only = on")  # as on a standby
+            with pytest.raises(RevplanError) as caught, postgres_session(connection, user_url, rates):
+                pass
+            assert "a primary, not a standby" in caught.value.diagnostics[0].hints[0]
+            admin.execute(f"ALTER ROLE {name} RESET default_transaction_read_only")
+            admin.execute(f"ALTER ROLE {name} SET statement_timeout = '50ms'")
+            with pytest.raises(RevplanError) as caught, postgres_session(connection, user_url, rates) as session:
+                session.run("SELECT pg_sleep(1)")
+            assert caught.value.diagnostics[0].code == "RP402"
+            assert "statement_timeout" in caught.value.diagnostics[0].hints[0]
         finally:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
             admin.execute(f"DROP ROLE {name}")

@@ -98,6 +98,8 @@ TYPES = [
                   "ALTER TABLE deals ALTER stage TYPE {s}.stage USING stage::{s}.stage"], [], id="an enum stage"),
     pytest.param(["ALTER TABLE deals ALTER id TYPE varchar(20)", "ALTER TABLE deals ADD extra jsonb"],
                  [], id="varchar ids and an extra json column"),
+    pytest.param(["ALTER TABLE deals ALTER id TYPE char(10), ALTER stage TYPE char(20)"],
+                 [], id="char(n) values, padded with blanks"),
     pytest.param(["ALTER TABLE deals ALTER amount TYPE numeric(18,4)", "UPDATE deals SET amount = 1.2345"],
                  [("RD007", 1, "amount", ""), ("RD007", 2, "amount", ""), ("RD007", 3, "amount", "")],
                  id="more decimals than cents"),
@@ -162,7 +164,14 @@ REFUSALS = [
                   "CREATE MATERIALIZED VIEW deals AS SELECT * FROM crm_deals WITH NO DATA"],
                  "postgres", "has not been populated", id="a materialized view never refreshed"),
     pytest.param(['CREATE TABLE "Deals" (id text)', 'ALTER TABLE deals RENAME TO "DEALS"'],
-                 "postgres", "'DEALS' and 'Deals'", id="one table in two cases"),
+                 "postgres", "{s}.DEALS and {s}.Deals", id="one table in two cases"),
+    pytest.param(["CREATE SCHEMA {s}_crm", "ALTER TABLE deal_splits SET SCHEMA {s}_crm",
+                  "GRANT SELECT ON {s}_crm.deal_splits TO {s}_reader"],
+                 "reader", "may not use schema {s}_crm, on its search path, which holds table deal_splits",
+                 id="a schema on the search path the user may not use"),
+    pytest.param(["ALTER TABLE deals ENABLE ROW LEVEL SECURITY",
+                  "CREATE POLICY usd_only ON deals FOR SELECT TO {s}_reader USING (currency = 'USD')"],
+                 "reader", "row-level security", id="a row-level security policy hiding deals"),
     pytest.param(["REVOKE SELECT ON deal_splits FROM {s}_reader"],
                  "reader", "may not read table deal_splits", id="a table the user may not read"),
     pytest.param(["REVOKE SELECT ON deals FROM {s}_reader", "GRANT SELECT (id, amount) ON deals TO {s}_reader"],
@@ -176,10 +185,14 @@ def test_what_cannot_be_read_is_an_error(database, changes, user, words):
     reader = reader_role(pg, schema)
     for statement in changes:
         pg.execute(statement.format(s=schema))
-    with pytest.raises(RevplanError) as caught:
-        open_data(as_user(url, reader) if user == "reader" else url)
+    url = with_options(url.split("?")[0], f"-csearch_path={schema},{schema}_crm")
+    try:
+        with pytest.raises(RevplanError) as caught:
+            open_data(as_user(url, reader) if user == "reader" else url)
+    finally:
+        pg.execute(f"DROP SCHEMA IF EXISTS {schema}_crm CASCADE")
     (diagnostic,) = caught.value.diagnostics
-    assert diagnostic.code == "RD001" and words in diagnostic.message
+    assert diagnostic.code == "RD001" and words.format(s=schema) in diagnostic.message, diagnostic.message
 
 
 def test_a_column_kept_back_from_the_user_is_a_warning(database):
@@ -202,3 +215,30 @@ def reader_role(pg, schema: str) -> str:
     pg.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
     pg.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
     return role
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://ann:zz9@[::1:5432/crm", "postgresql://[::1:5432/crm"),
+    ("postgresql://ann:%zz9secret@127.0.0.1:5432/crm", "postgresql://127.0.0.1:5432/crm"),
+])
+def test_a_url_libpq_cannot_parse_is_refused_without_its_password(url, shown):
+    """libpq's own message quotes the URL, or the piece of the password it could not decode."""
+    with pytest.raises(RevplanError) as caught:
+        open_data(url)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.message.startswith(f"cannot read {shown} as a PostgreSQL URL")
+    assert "zz9" not in diagnostic.message
+
+
+def test_a_password_in_a_connection_error_is_hidden(database, monkeypatch):
+    """Whatever a server or libpq says about a failed connection, the password is not repeated."""
+    _, _, url = database
+
+    def refuse(*args, **kwargs):
+        raise psycopg.OperationalError('connection failed: password "s3cret" is not accepted')
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    with pytest.raises(RevplanError) as caught:
+        open_data(as_user(url, "ann:s3cret"))
+    assert "s3cret" not in caught.value.diagnostics[0].message
+    assert 'password "***" is not accepted' in caught.value.diagnostics[0].message
