@@ -690,6 +690,8 @@ def _how_to_add(table: TableSource) -> str:
     """Where a missing table would go: a file of the folder, or a table of the database."""
     in_folder = table.location.endswith(".csv")  # a missing table of a folder is located at its CSV file
     where = f"{table.table}.csv or {table.table}.parquet" if in_folder else f"a table named {table.table}"
+    if table.location.startswith("postgres"):
+        where += " in a schema on the URL's search path (?options=-csearch_path%3Dcrm)"
     return f"add {where} (columns: {', '.join(table.entity.field_names)})"
 
 

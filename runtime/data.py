@@ -223,6 +223,10 @@ def open_data(source: str | Path, schema: Schema = SCHEMA) -> DataSet:
         raise _source_error(shown_source(text), f"unsupported data source URL {shown_source(text)!r}",
                             "use a folder of CSV or Parquet files, a .duckdb file or a postgresql:// URL")
     path = Path(source)
+    if not path.exists() and re.search(r"\b(host|dbname|user|password)=", text):  # libpq's key=value form
+        shown = re.sub(r"password=\S*", "password=***", text)
+        raise _source_error(shown, f"data source {shown!r} does not exist",
+                            "give a PostgreSQL database as a URL: postgresql://user:password@host:port/db")
     if not path.exists():
         raise _source_error(text, f"data source {text!r} does not exist",
                             "give a folder of CSV or Parquet files, a .duckdb file or a postgresql:// URL")

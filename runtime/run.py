@@ -495,6 +495,19 @@ def postgres_session(connection: duckdb.DuckDBPyConnection, url: str | None, sch
             raise _cancelled(error) from None
 
 
+def _refuse_names_postgres_cuts_alike(table: str, names: list[str]) -> None:
+    """PostgreSQL keeps the first 63 bytes of a name: two long custom columns alike that far would be one."""
+    seen: dict[bytes, str] = {}
+    for name in names:
+        other = seen.setdefault(name.encode()[:63], name)
+        if other != name:
+            raise RevplanError([Diagnostic(
+                code="RP402", message=f"columns {other!r} and {name!r} of {table} are one name to PostgreSQL, "
+                                      "which keeps the first 63 bytes of a name",
+                hints=("shorten one of them in the data, or run on DuckDB",),
+            )])
+
+
 def _cancelled(error: Exception) -> RevplanError:
     return RevplanError([Diagnostic(
         code="RP402", message=f"the PostgreSQL server cancelled a query of the run: {first_line(error)}",
@@ -524,6 +537,7 @@ def copy_table(connection: duckdb.DuckDBPyConnection, pg, name: str) -> None:
     from psycopg import sql
 
     relation = connection.table(name)
+    _refuse_names_postgres_cuts_alike(name, relation.columns)
     columns, cells = [], []
     for column, duck_type in zip(relation.columns, relation.types, strict=False):
         type_name = str(duck_type)

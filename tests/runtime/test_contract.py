@@ -710,6 +710,7 @@ def test_a_data_source_is_shown_without_a_password(source, shown):
 
 
 @pytest.mark.parametrize("url", [
+    "host=127.0.0.1 port=1 user=nobody password=s3cret dbname=none",  # libpq's key=value form, not a URL
     "postgresql://nobody:s3cret@127.0.0.1:1/none",
     "postgresql://nobody@127.0.0.1:1/none?password=s3cret",
     "postgresql://nobody:s3:cr/et@127.0.0.1:1/none",  # not URL-encoded

@@ -183,6 +183,21 @@ def test_custom_columns_postgres_has_no_type_for_reach_it_as_text():
 
 
 @pytest.mark.postgres
+def test_custom_columns_postgres_would_read_as_one_are_refused():
+    require_postgres()
+    import psycopg
+
+    from dsl.diagnostics import RevplanError
+
+    connection = duckdb.connect()
+    long = "crm_" + "x" * 60
+    connection.execute(f"CREATE TABLE crm AS SELECT 1 AS {long}_a, 2 AS {long}_b")
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as pg, pytest.raises(RevplanError) as caught:
+        copy_table(connection, pg, "crm")
+    assert caught.value.diagnostics[0].message.startswith(f"columns '{long}_a' and '{long}_b' of crm are one name")
+
+
+@pytest.mark.postgres
 def test_postgres_engine_needs_no_create_privilege(tmp_path):
     """A read-only user runs plans on the server: the working tables are temporary. Without TEMP, on a
     read-only server, or stopped by a statement_timeout, a diagnostic says what to change."""

@@ -242,3 +242,11 @@ def test_a_password_in_a_connection_error_is_hidden(database, monkeypatch):
         open_data(as_user(url, "ann:s3cret"))
     assert "s3cret" not in caught.value.diagnostics[0].message
     assert 'password "***" is not accepted' in caught.value.diagnostics[0].message
+
+
+def test_a_missing_table_points_at_the_search_path(database):
+    pg, _, url = database
+    pg.execute("DROP TABLE reps")
+    with open_data(url) as data:
+        [missing] = [d for d in check_data(data) if d.code == "RD002"]
+    assert missing.hints[0].startswith("add a table named reps in a schema on the URL's search path")
