@@ -50,6 +50,12 @@ def database():
                 pg.execute(f"DROP ROLE {role}")
 
 
+def apply(pg, schema: str, changes: list[str]) -> None:
+    """Run a case's statements; `{s}` in them is the test's schema."""
+    for statement in changes:
+        pg.execute(statement.format(s=schema))
+
+
 def with_options(url: str, options: str) -> str:
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options={options.replace('=', '%3D').replace(' ', '%20')}"
@@ -109,8 +115,7 @@ TYPES = [
 @pytest.mark.parametrize("changes, expected", TYPES)
 def test_column_types_are_checked_from_the_catalog(database, changes, expected):
     pg, schema, url = database
-    for statement in changes:
-        pg.execute(statement.format(s=schema))
+    apply(pg, schema, changes)
     found = diagnostics_of(url)
     assert [(code, row, column) for code, row, column, _ in found] == [e[:3] for e in expected]
     assert all(words in message for (*_, message), (*_, words) in zip(found, expected, strict=True))
@@ -143,8 +148,7 @@ PLACES = [
 @pytest.mark.parametrize("changes, shown", PLACES)
 def test_tables_are_found_where_the_search_path_finds_them(database, changes, shown):
     pg, schema, url = database
-    for statement in changes:
-        pg.execute(statement.format(s=schema))
+    apply(pg, schema, changes)
     url = with_options(url.split("?")[0], f"-csearch_path={schema},{schema}_crm")
     try:
         with open_data(url) as data:
@@ -183,8 +187,7 @@ REFUSALS = [
 def test_what_cannot_be_read_is_an_error(database, changes, user, words):
     pg, schema, url = database
     reader = reader_role(pg, schema)
-    for statement in changes:
-        pg.execute(statement.format(s=schema))
+    apply(pg, schema, changes)
     url = with_options(url.split("?")[0], f"-csearch_path={schema},{schema}_crm")
     try:
         with pytest.raises(RevplanError) as caught:
