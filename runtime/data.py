@@ -521,7 +521,7 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
     """
     shown = shown_source(url)
     try:
-        import psycopg
+        import psycopg  # noqa: F401  (here: a clear message when it is missing)
     except ImportError:
         raise _source_error(shown, "reading PostgreSQL needs psycopg",
                             "pip install 'psycopg[binary]' (or: pip install 'revplan[postgres]')") from None
@@ -544,19 +544,9 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
                 if relation is None:
                     tables[entity.table] = _missing_table(connection, entity, f"{shown} table {entity.table}")
                     continue
-                location = f"{shown} table {relation.shown_name}"
-                columns, problems = _pg_columns(pg, relation, entity, location)
-                path = folder / f"{entity.table}.csv"
-                try:
-                    _copy_out(pg, relation, entity, [c for c in columns if c.readable], path, digest)
-                except psycopg.Error as error:
-                    hints = ("revplan reads all of a table's rows or none: exempt the user from the policy "
-                             "(ALTER ROLE ... BYPASSRLS) or read a table without one",) \
-                        if "row-level security" in str(error) else ()
-                    raise _source_error(shown, f"cannot read {location}: {first_line(error)}", *hints) from None
-                table, loaded = _load_csv(connection, entity, path, location, kind="postgres")
-                tables[entity.table] = _with_pg_types(_without_paths(table), columns)
-                diagnostics += problems + loaded
+                tables[entity.table], problems = _read_pg_table(
+                    pg, connection, entity, relation, shown, folder / f"{entity.table}.csv", digest)
+                diagnostics += problems
         _create_typed_views(connection, tables.values())
     except BaseException:
         connection.close()
@@ -564,6 +554,24 @@ def _open_postgres(url: str, schema: Schema) -> DataSet:
         raise
     return DataSet(source=shown, connection=connection, schema=schema, tables=tables,
                    fingerprint=digest.hexdigest(), load_diagnostics=tuple(diagnostics), _temp_dirs=[folder])
+
+
+def _read_pg_table(pg, connection: duckdb.DuckDBPyConnection, entity: Entity, relation: _PgRelation, shown: str,
+                   path: Path, digest) -> tuple[TableSource, list[Diagnostic]]:
+    """One table: its readable columns copied out to `path`, loaded as CSV, its types checked."""
+    import psycopg
+
+    location = f"{shown} table {relation.shown_name}"
+    columns, problems = _pg_columns(pg, relation, entity, location)
+    try:
+        _copy_out(pg, relation, entity, [c for c in columns if c.readable], path, digest)
+    except psycopg.Error as error:
+        policy = "row-level security" in str(error)
+        hints = ("revplan reads all of a table's rows or none: exempt the user from the policy "
+                 "(ALTER ROLE ... BYPASSRLS) or read a table without one",) if policy else ()
+        raise _source_error(shown, f"cannot read {location}: {first_line(error)}", *hints) from None
+    table, loaded = _load_csv(connection, entity, path, location, kind="postgres")
+    return _with_pg_types(_without_paths(table), columns), problems + loaded
 
 
 @dataclass(frozen=True)
