@@ -618,13 +618,14 @@ def _pg_relations(pg, shown: str, tables: list[str]) -> dict[str, _PgRelation]:
             raise _source_error(shown, f"the user of {shown} may not read table {shown_name}",
                                 f"GRANT SELECT ON {shown_name} TO the user revplan connects as")
         found[table] = _PgRelation(oid, namespace, name, shown_name)
-    _refuse_schemas_out_of_reach(pg, shown, [t for t in tables if t not in found])
+    _refuse_schemas_out_of_reach(pg, shown, [t for t in tables if t not in found], nothing_found=not found)
     return found
 
 
-def _refuse_schemas_out_of_reach(pg, shown: str, missing: list[str]) -> None:
+def _refuse_schemas_out_of_reach(pg, shown: str, missing: list[str], nothing_found: bool) -> None:
     """RD001 when a table revplan did not find is in a schema of the search path the user may not use:
-    PostgreSQL skips such a schema, and the table would be read as missing."""
+    PostgreSQL skips such a schema, and the table would be read as missing. Also when no table is found at
+    all and the search path names a schema the database does not have (a misspelt `search_path`)."""
     path = pg.execute("SELECT current_setting('search_path'), current_user").fetchone()
     schemas = [name.strip().strip('"').replace("$user", path[1]) for name in path[0].split(",")]
     hidden = pg.execute(
@@ -637,6 +638,13 @@ def _refuse_schemas_out_of_reach(pg, shown: str, missing: list[str]) -> None:
         namespace, name = hidden[0]
         raise _source_error(shown, f"the user of {shown} may not use schema {namespace}, on its search path, "
                                    f"which holds table {name}", f"GRANT USAGE ON SCHEMA {namespace} TO the user")
+    named = [name.strip().strip('"') for name in path[0].split(",") if "$user" not in name]
+    existing = {name for (name,) in pg.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (named,))}
+    absent = [name for name in named if name not in existing]
+    if absent and nothing_found:
+        raise _source_error(shown, f"the search path of {shown} names schema {absent[0]}, which is not in the "
+                                   "database, and no table revplan reads is found",
+                            "check the schema in the URL (?options=-csearch_path%3Dcrm)")
 
 
 def _pg_columns(pg, relation: _PgRelation, entity: Entity, location: str

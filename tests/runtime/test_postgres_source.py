@@ -253,3 +253,10 @@ def test_a_missing_table_points_at_the_search_path(database):
     with open_data(url) as data:
         [missing] = [d for d in check_data(data) if d.code == "RD002"]
     assert missing.hints[0].startswith("add a table named reps in a schema on the URL's search path")
+
+
+def test_a_search_path_naming_no_schema_is_an_error(database):
+    _, schema, url = database
+    with pytest.raises(RevplanError) as caught:
+        open_data(with_options(url.split("?")[0], f"-csearch_path={schema}_typo"))
+    assert f"names schema {schema}_typo, which is not in the database" in caught.value.diagnostics[0].message
