@@ -2,8 +2,9 @@
 
 Each subcommand is a small function `cmd_<name>(args) -> exit code`.
 Exit codes: 0 success, 1 the plans or data have errors (or a check failed),
-2 the command line itself was wrong. User mistakes are printed as
-diagnostics; a traceback means a bug in revplan (run with REVPLAN_DEBUG=1).
+2 the command line itself was wrong, 3 a bug in revplan (a traceback; run
+with REVPLAN_DEBUG=1), 130 Ctrl-C, 143 SIGTERM. User mistakes are printed as
+diagnostics.
 """
 
 from __future__ import annotations

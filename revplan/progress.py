@@ -31,7 +31,8 @@ class Steps:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._finish(ok=exc[0] is None)
+        stopped = exc[0] is not None and issubclass(exc[0], KeyboardInterrupt)  # Ctrl-C, SIGTERM: not a failure
+        self._finish(ok=exc[0] is None, mark="stopped" if stopped else None)
 
     def __call__(self, name: str) -> None:
         self.start(name)
@@ -48,13 +49,13 @@ class Steps:
         if self._status is not None:
             self._status.update(f"{self._name}: {text} ...")
 
-    def _finish(self, ok: bool) -> None:
+    def _finish(self, ok: bool, mark: str | None = None) -> None:
         if self._name is None:
             return
         if self._status is not None:
             self._status.stop()
             self._status = None
         elapsed = time.perf_counter() - self._started
-        mark = "done" if ok else "failed"
+        mark = mark or ("done" if ok else "failed")
         print(f"  {self._name}: {mark} in {elapsed:.1f} s", file=sys.stderr)
         self._name = None

@@ -608,6 +608,17 @@ def test_a_step_shows_where_it_is_on_a_terminal_only():
     assert live._status.status == "writing outputs ..."  # a new step starts without the last one's detail
 
 
+@pytest.mark.parametrize("raised, mark", [(None, "done"), (ValueError, "failed"), (KeyboardInterrupt, "stopped")])
+def test_a_step_ends_done_failed_or_stopped(capsys, raised, mark):
+    from revplan.progress import Steps
+
+    with contextlib.suppress(ValueError, KeyboardInterrupt), Steps(quiet=True) as steps:
+        steps.start("running 6 comp plans on duckdb")
+        if raised:
+            raise raised
+    assert capsys.readouterr().err.startswith(f"  running 6 comp plans on duckdb: {mark} in ")
+
+
 def test_demo_from_another_folder_with_small_sizes(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # finds the repository's plans/ even so
     code, out, _ = run_cli(capsys, "demo", *SMALL)
