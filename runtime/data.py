@@ -47,6 +47,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import duckdb
 
@@ -882,16 +883,19 @@ def _connect() -> duckdb.DuckDBPyConnection:
 def shown_source(source: str) -> str:
     """How messages, manifests and progress lines name a data source: a URL as scheme, host and database
     only, never its user, password or query (`?password=` is legal there), whatever characters a
-    password holds.
+    password holds; a service name (pg_service.conf), which says which database, stays.
 
     >>> shown_source("postgresql://me:p@ss:w/rd#1@db:5432/crm?password=x"), shown_source("data/")
     ('postgresql://db:5432/crm', 'data/')
+    >>> shown_source("postgresql:///?service=crm&password=x")
+    'postgresql:///?service=crm'
     """
     if "://" not in source:
         return source
     scheme, rest = source.split("://", 1)
-    where = rest.rsplit("@", 1)[-1].split("?", 1)[0].split("#", 1)[0]
-    return f"{scheme}://{where}"
+    where, _, query = rest.rsplit("@", 1)[-1].split("#", 1)[0].partition("?")
+    service = [value for name, value in parse_qsl(query) if name == "service"]
+    return f"{scheme}://{where}" + (f"?service={service[0]}" if service else "")
 
 
 def connect_postgres(url: str, failure: Callable[[str], Exception], **options):

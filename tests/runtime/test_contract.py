@@ -701,6 +701,7 @@ def test_fingerprint_follows_content_not_place(tmp_path):
     ("postgresql://spc:p@ss:w/rd#1?%x@db:5432/crm", "postgresql://db:5432/crm"),  # not URL-encoded
     ("postgresql://ann:s3:cret@db/crm", "postgresql://db/crm"),
     ("postgresql://ann@db/crm?password=s3cret", "postgresql://db/crm"),
+    ("postgresql:///?service=crm&password=s3cret", "postgresql:///?service=crm"),  # the service says which database
     ("data/company", "data/company"),
 ])
 def test_a_data_source_is_shown_without_a_password(source, shown):
