@@ -414,7 +414,7 @@ def _shape_problems(source: TableSource, shape: CsvShape) -> list[Diagnostic]:
     location = source.location
     problems = [
         Diagnostic(code="RD005", message=f"the header names column {name!r} {len(places)} times "
-                                         f"(columns {', '.join(map(str, places))})",
+                                         f"({_spelled(shape.header, places)})",
                    data=DataLocation(file=location, column=name),
                    hints=("keep one column of each name: which of them is meant cannot be guessed",))
         for name, places in shape.duplicate_columns
@@ -434,6 +434,18 @@ def _shape_problems(source: TableSource, shape: CsvShape) -> list[Diagnostic]:
                                   f"than the header (the first {len(shape.shifted_rows)} are listed)",
             data=DataLocation(file=location)))
     return problems
+
+
+def _spelled(header: tuple[str, ...], places: tuple[int, ...]) -> str:
+    """Where a repeated column name is, and how each is spelt when they differ (names match in any case).
+
+    >>> _spelled(("id", "amount", "Amount"), (2, 3)), _spelled(("a", "a"), (1, 2))
+    ("column 2 'amount', column 3 'Amount'", 'columns 1, 2')
+    """
+    spellings = [header[place - 1].strip() for place in places]
+    if len(set(spellings)) == 1:
+        return f"columns {', '.join(map(str, places))}"
+    return ", ".join(f"column {place} {spelling!r}" for place, spelling in zip(places, spellings, strict=True))
 
 
 _CSV_ERRORS = {  # DuckDB's reject error type -> (what is wrong, how to fix it)

@@ -424,7 +424,8 @@ SHAPE_CASES = [
      "the header ends with a comma its rows do not have: it names 11 columns"),
     ("a repeated column name", text_edit("deals", csv_lines(lambda ls: ls.__setitem__(
         slice(None), [ls[0] + ",Amount"] + [line + ",0.00" for line in ls[1:]]))),
-     [("RD005", "deals.csv", None, "amount")], "the header names column 'amount' 2 times (columns 4, 11)"),
+     [("RD005", "deals.csv", None, "amount")],
+     "the header names column 'amount' 2 times (column 4 'amount', column 11 'Amount')"),
     ("a blank line before a bad row", text_edit("deals", lambda t: t.replace("\nD2,", "\n\nD2,").replace(
         "2027-03-01", "2027-03-32")), [("RD006", "deals.csv", 3, "close_date")], "(line 5)"),
     ("a value spanning lines before a bad row", text_edit("accounts", lambda t: t.replace(
