@@ -81,6 +81,7 @@ from runtime.data import (
     FILE,
     ROW,
     SCALES,
+    SQL_TYPES,
     ColumnSource,
     Conversion,
     DataSet,
@@ -708,8 +709,12 @@ def _file_of(table: TableSource, file: str | None) -> str:
     return file if table.kind == "parquet" and file else table.location
 
 
-# Digits before the decimal point each exact type holds: DECIMAL(18,2) money keeps 16, BIGINT 18 for sure.
-_WHOLE_DIGITS = {FieldType.MONEY: 16, FieldType.NUMBER: 12, FieldType.PERCENT: 3, FieldType.INTEGER: 18}
+def _whole_digits(kind: FieldType) -> int | None:
+    """Digits before the decimal point a column of `kind` holds: DECIMAL(18,2) money 16, BIGINT 18 for sure."""
+    if kind is FieldType.INTEGER:
+        return 18
+    decimal = re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", SQL_TYPES[kind])
+    return int(decimal[1]) - int(decimal[2]) if decimal else None
 
 
 def _not_valid(kind: FieldType, value: str | None) -> str:
@@ -721,10 +726,10 @@ def _not_valid(kind: FieldType, value: str | None) -> str:
     """
     expected = _EXPECTED[kind][0]
     number = r"\s*[-+]?\d+\s*" if kind is FieldType.INTEGER else r"\s*[-+]?\d+(\.\d*)?\s*"
-    if kind in _WHOLE_DIGITS and re.fullmatch(number, value or ""):
+    if _whole_digits(kind) is not None and re.fullmatch(number, value or ""):
         article = "an" if expected[0] in "aeiou" else "a"
         return (f"{_show(value)} is too large for {article} {expected} "
-                f"(at most {_WHOLE_DIGITS[kind]} digits before the decimal point)")
+                f"(at most {_whole_digits(kind)} digits before the decimal point)")
     return f"{_show(value)} is not a valid {expected}"
 
 

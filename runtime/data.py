@@ -639,8 +639,8 @@ def _refuse_schemas_out_of_reach(pg, shown: str, missing: list[str], nothing_fou
     """RD001 when a table revplan did not find is in a schema of the search path the user may not use:
     PostgreSQL skips such a schema, and the table would be read as missing. Also when no table is found at
     all and the search path names a schema the database does not have (a misspelt `search_path`)."""
-    path = pg.execute("SELECT current_setting('search_path'), current_user").fetchone()
-    schemas = [name.strip().strip('"').replace("$user", path[1]) for name in path[0].split(",")]
+    setting, user = pg.execute("SELECT current_setting('search_path'), current_user").fetchone()
+    schemas = [name.strip().strip('"').replace("$user", user) for name in setting.split(",")]
     hidden = pg.execute(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE lower(c.relname) = ANY(%s) AND n.nspname = ANY(%s) AND NOT has_schema_privilege(n.oid, 'USAGE')"
@@ -651,9 +651,8 @@ def _refuse_schemas_out_of_reach(pg, shown: str, missing: list[str], nothing_fou
         namespace, name = hidden[0]
         raise _source_error(shown, f"the user of {shown} may not use schema {namespace}, on its search path, "
                                    f"which holds table {name}", f"GRANT USAGE ON SCHEMA {namespace} TO the user")
-    named = [name.strip().strip('"') for name in path[0].split(",") if "$user" not in name]
-    existing = {name for (name,) in pg.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (named,))}
-    absent = [name for name in named if name not in existing]
+    existing = {name for (name,) in pg.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (schemas,))}
+    absent = [name for name in schemas if name not in existing and name != user]  # "$user" rarely exists
     if absent and nothing_found:
         raise _source_error(shown, f"the search path of {shown} names schema {absent[0]}, which is not in the "
                                    "database, and no table revplan reads is found",

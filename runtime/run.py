@@ -516,14 +516,16 @@ def _cancelled(error: Exception) -> RevplanError:
     )])
 
 
-PG_TYPES = {  # DuckDB types whose PostgreSQL name differs; any type not here goes over as text
+# DuckDB types and their PostgreSQL types; any type not here goes over as text. Every column a plan reads is
+# exact (the contract refuses FLOAT and DOUBLE sources), so a binary float here is a custom column no plan
+# reads: it goes over as its text, never into NUMERIC arithmetic.
+PG_TYPES = {
     "VARCHAR": "TEXT",
     "DATE": "DATE",
     "BOOLEAN": "BOOLEAN",
     "TINYINT": "BIGINT", "SMALLINT": "BIGINT", "INTEGER": "BIGINT", "BIGINT": "BIGINT",
     "UTINYINT": "BIGINT", "USMALLINT": "BIGINT", "UINTEGER": "BIGINT",
     "UBIGINT": "NUMERIC", "HUGEINT": "NUMERIC", "UHUGEINT": "NUMERIC",
-    "DOUBLE": "NUMERIC", "FLOAT": "NUMERIC",
     "TIMESTAMP": "TIMESTAMP", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
 }
 

@@ -165,21 +165,23 @@ def test_tables_reach_postgres_cell_for_cell(tmp_path):
 @pytest.mark.postgres
 def test_custom_columns_postgres_has_no_type_for_reach_it_as_text():
     """A CRM's own columns ride along with the contract tables: types PostgreSQL lacks arrive as text,
-    names with quotes intact, 128-bit integers exact."""
+    names with quotes intact, 128-bit integers exact; a binary float (which no plan reads: the contract
+    refuses it) as its text, never as NUMERIC."""
     require_postgres()
     import psycopg
 
     connection = duckdb.connect()
     connection.execute(
         "CREATE TABLE crm AS SELECT 18446744073709551615::UBIGINT AS big, (2::HUGEINT ** 100)::HUGEINT AS huge,"
-        " '\\x00a'::BLOB AS bytes, [1, 2] AS list, {'k': 'v'} AS struct, 'x' AS \"say \"\"hi\"\"\""
+        " '\\x00a'::BLOB AS bytes, [1, 2] AS list, {'k': 'v'} AS struct, 'x' AS \"say \"\"hi\"\"\","
+        " 0.1::DOUBLE AS score"
     )
     with psycopg.connect(POSTGRES_URL, autocommit=True) as pg:
         copy_table(connection, pg, "crm")
         got = pg.execute("SELECT * FROM crm").fetchone()
         names = [d.name for d in pg.execute("SELECT * FROM crm").description]
-    assert got == (Decimal(2**64 - 1), Decimal(2**100), "\\x00a", "[1, 2]", "{'k': v}", "x")
-    assert names == ["big", "huge", "bytes", "list", "struct", 'say "hi"']
+    assert got == (Decimal(2**64 - 1), Decimal(2**100), "\\x00a", "[1, 2]", "{'k': v}", "x", "0.1")
+    assert names == ["big", "huge", "bytes", "list", "struct", 'say "hi"', "score"]
 
 
 @pytest.mark.postgres
