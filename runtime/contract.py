@@ -655,6 +655,9 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
         expected, how = _EXPECTED[kind]
         yield _RowRule("RD006", column.name, f"NOT {column.is_blank()} AND {typed} IS NULL", (raw_text,),
                        lambda value: _not_valid(kind, value), (how,))
+    elif kind is FieldType.DATE:  # a DATE column of a .duckdb or Parquet file can hold 'infinity'
+        yield _RowRule("RD006", column.name, f"NOT isfinite({raw})", (raw_text,),
+                       lambda value: _not_valid(kind, value), (_EXPECTED[kind][1],))
     scale = SCALES.get(kind)
     if scale is not None and column.conversion is not Conversion.SAME:
         if column.source_type == "VARCHAR":

@@ -653,6 +653,28 @@ def test_a_duckdb_file_source(tmp_path):
         assert data.connection.execute("SELECT typeof(amount) FROM deals LIMIT 1").fetchall() == [("DECIMAL(18,2)",)]
 
 
+@pytest.mark.parametrize("suffix", [".duckdb", ".parquet"])
+def test_a_typed_date_of_infinity_is_a_bad_date(tmp_path, suffix):
+    folder = write_company(tmp_path / "csv", GOOD)
+    table = "SELECT * REPLACE (CAST(CASE WHEN id = 'D2' THEN 'infinity' ELSE close_date END AS DATE) AS close_date)" \
+            f" FROM read_csv('{folder / 'deals.csv'}', all_varchar = true)"
+    if suffix == ".duckdb":
+        source = tmp_path / "crm.duckdb"
+        with duckdb.connect(str(source)) as connection:
+            for name in GOOD:
+                csv = folder / f"{name}.csv"
+                connection.execute(f"CREATE TABLE {name} AS FROM read_csv('{csv}', all_varchar = true)")
+            connection.execute(f"CREATE OR REPLACE TABLE deals AS {table}")
+    else:
+        source = folder
+        duckdb.execute(f"COPY ({table}) TO '{folder / 'deals.parquet'}'")
+        (folder / "deals.csv").unlink()
+    with open_data(source) as data:
+        (diagnostic,) = check_data(data)
+    assert (diagnostic.code, diagnostic.data.row, diagnostic.data.column) == ("RD006", 2, "close_date")
+    assert diagnostic.message == "'infinity' is not a valid date"
+
+
 def test_missing_optional_tables_are_empty_views_with_typed_columns(tmp_path):
     tables = {name: rows for name, rows in GOOD.items() if name in ("reps", "deals", "fx_rates")}
     with open_data(write_company(tmp_path, tables)) as data:
