@@ -174,7 +174,7 @@ def generate_sample(out: Path, reps: int, deals: int, seed: int, fmt: str = "aut
     from revplan.progress import Steps
     from runtime.sample_data import generate_sample_company
 
-    with Steps() as steps:
+    with Steps(stopped=lambda: bool(_stopped_by)) as steps:
         steps.start(f"generating the sample company in {out}")
 
         def on_table(table: str) -> None:
@@ -397,7 +397,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
 
     check_output_folder(out_dir)  # before the work, not after it
     warnings: list[Diagnostic] = []  # printed once the progress lines are done
-    with Steps() as steps:
+    with Steps(stopped=lambda: bool(_stopped_by)) as steps:
         steps.start(f"loading plans from {plans}")
         project = load_project([plans], print_warnings=False)
         warnings.extend(project.diagnostics)

@@ -14,12 +14,17 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 
 
 class Steps:
-    def __init__(self, quiet: bool | None = None):
+    """`stopped` says whether a signal asked the command to stop: then a step that ends in any error
+    (DuckDB turns the interrupt into its own "Query interrupted") was stopped, not failed."""
+
+    def __init__(self, quiet: bool | None = None, stopped: Callable[[], bool] = lambda: False):
+        self.stopped = stopped
         self.console = Console(stderr=True)
         interactive = self.console.is_terminal and not os.environ.get("CI")
         self.quiet = (not interactive) if quiet is None else quiet
@@ -31,7 +36,7 @@ class Steps:
         return self
 
     def __exit__(self, *exc) -> None:
-        stopped = exc[0] is not None and issubclass(exc[0], KeyboardInterrupt)  # Ctrl-C, SIGTERM: not a failure
+        stopped = exc[0] is not None and (issubclass(exc[0], KeyboardInterrupt) or self.stopped())  # not failures
         self._finish(ok=exc[0] is None, mark="stopped" if stopped else None)
 
     def __call__(self, name: str) -> None:
