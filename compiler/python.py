@@ -1710,7 +1710,8 @@ class _Run:
             previous = lag(value, self.year_first)
             if spec.cumulative:
                 amount = sub(cents(value), cents(previous))
-                uncapped_line = cents(sub(uncapped, lag(uncapped, self.year_first)))
+                # rounded as the amount is: without a cap the two are equal to the cent
+                uncapped_line = sub(cents(uncapped), cents(lag(uncapped, self.year_first)))
             else:
                 amount = cents(sub(value, previous))
                 uncapped_line = cents(uncapped)

@@ -1221,23 +1221,15 @@ class _PlanCompiler(RowCompiler):
                 amount = sub(round_cents(value), round_cents(previous))
             else:
                 amount = round_cents(sub(value, previous))
-            uncapped_value = (
-                col("uncapped")
-                if not cumulative
-                else sub(
-                    col("uncapped"),
-                    window(
-                        exp.Lag(this=col("uncapped"), offset=exp.Literal.number(1), default=ZERO.copy()),
-                        partition,
-                        order,
-                    ),
-                )
-            )
+            uncapped = round_cents(col("uncapped"))
+            if cumulative:  # rounded as the amount is: without a cap the two are equal to the cent
+                previous_uncapped = exp.Lag(this=col("uncapped"), offset=exp.Literal.number(1), default=ZERO.copy())
+                uncapped = exp.Cast(this=sub(uncapped, round_cents(window(previous_uncapped, partition, order))),
+                                    to=exp.DataType.build("DECIMAL(18, 2)"))
         else:
             amount = round_cents(value)
-            uncapped_value = col("uncapped")
+            uncapped = round_cents(col("uncapped"))
         amount = exp.Cast(this=amount, to=exp.DataType.build("DECIMAL(18, 2)"))
-        uncapped = round_cents(uncapped_value)
         return exp.select(
             alias(text(self.plan.name), "plan"),
             alias(exp.Literal.number(self.plan.version), "version"),
