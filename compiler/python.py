@@ -1746,13 +1746,23 @@ class _Run:
     # ------------------------------------------------------------ deals behind the pay
 
     def deal_shares(self, traced) -> list[tuple[str, Num]]:
-        """Per traced component, each deal row's exact share of its line: line x contribution / base."""
+        """Per traced component, each deal row's exact share of its line: line x contribution / base; year to
+        date, the change in its part of the commission paid to date (SQL: `deal_shares`)."""
         shares = []
         rows = self.deal_rows_ctx
+
+        def part(paid: Num, base: Num, contribution: Num) -> Num:
+            return coalesce(div(mul(paid.take(self.deal_rp), contribution), base.take(self.deal_rp)), zeros(rows.n))
+
         for spec, block, base in traced:
             contribution = spec.contribution(rows)
-            line = block.amount.take(self.deal_rp)
-            share = coalesce(div(mul(line, contribution), base.take(self.deal_rp)), zeros(rows.n))
+            if spec.cumulative:
+                paid = running_sum(block.amount, self.year_first)
+                before = part(sub(paid, block.amount), lag(base, self.year_first), contribution)
+                counted_before = self.period_of(self.deal_day("close_date"))[0] < self.rp_period[self.deal_rp]
+                share = sub(part(paid, base, contribution), case(counted_before, before, zeros(rows.n)))
+            else:
+                share = part(block.amount, base, contribution)
             # Only deals that contribute to the base (not zero, not unknown) have a share.
             x, _, _ = _common(contribution, zeros(rows.n))
             contributes = np.asarray(x != 0, dtype=bool) & ~contribution.null

@@ -1503,34 +1503,40 @@ class _PlanCompiler(RowCompiler):
         return and_(cancelled, within)
 
     def deal_shares(self, rows: str = "deal_rows") -> exp.Expression | None:
-        """Each deal's exact share of the commission lines it earned: line x contribution / base."""
+        """Each deal's exact share of the commission lines it earned: line x contribution / base.
+
+        Year to date a line pays the change in commission to date, and a deal's share of it is the change
+        in its part of that commission: contribution x (paid to date / base to date, less the same at the
+        period before when the deal counted then). A deal's shares of the year add up to its base times the
+        rate paid to date, so a clawback never takes back more than that; a share of each whole true-up line
+        took back up to twice the top rate (audit: 25 % of a deal on a plan paying at most 14 %)."""
         selects = []
         for index, component, contribution in self.deal_components():
-            # A zero base pays nothing (rate and tiers of 0 are 0), so a missing quotient is 0.
-            share = coalesce(
-                div(mul(dec(col("amount", "l")), contribution), col("base", "k"), self.dialect), ZERO.copy()
-            )
-            selects.append(
-                exp.select(
-                    col("rep_id", "d"),
-                    alias(col("period", "d"), "earned_period"),
-                    alias(col("period_index", "d"), "earned_index"),
-                    alias(text(component.name), "component"),
-                    alias(col("id", "d"), "deal_id"),
-                    col("close_date", "d"),
-                    col("cancel_date", "d"),
-                    col("paid_date", "d"),
-                    alias(contribution.copy(), "credited_base"),
-                    alias(share, "share_of_line"),
-                    copy=False,
-                )
-                .from_(table(rows, "d"), copy=False)
-                .join(
-                    table(f"c{index}", "k"),
-                    on=and_(eq(col("rep_id", "k"), col("rep_id", "d")), eq(col("period", "k"), col("period", "d"))),
-                    copy=False,
-                )
-                .join(
+            def part(paid: exp.Expression, base: exp.Expression, contribution=contribution) -> exp.Expression:
+                # A zero base pays nothing (rate and tiers of 0 are 0), so a missing quotient is 0.
+                return coalesce(div(mul(paid, contribution.copy()), base, self.dialect), ZERO.copy())
+
+            by_rep_period = and_(eq(col("rep_id", "k"), col("rep_id", "d")), eq(col("period", "k"), col("period", "d")))
+            select = exp.select(
+                col("rep_id", "d"),
+                alias(col("period", "d"), "earned_period"),
+                alias(col("period_index", "d"), "earned_index"),
+                alias(text(component.name), "component"),
+                alias(col("id", "d"), "deal_id"),
+                col("close_date", "d"),
+                col("cancel_date", "d"),
+                col("paid_date", "d"),
+                alias(contribution.copy(), "credited_base"),
+                copy=False,
+            ).from_(table(rows, "d"), copy=False)
+            if self.ytd:
+                counted_before = exp.LT(this=col("close_date", "d"), expression=col("period_start", "k"))
+                before = case(counted_before, part(col("paid_before", "k"), col("base_before", "k")), ZERO.copy())
+                share = sub(part(col("paid_to_date", "k"), col("base", "k")), before)
+                select = select.join(self.to_date(index, component), on=by_rep_period, copy=False)
+            else:
+                share = part(dec(col("amount", "l")), col("base", "k"))
+                select = select.join(table(f"c{index}", "k"), on=by_rep_period, copy=False).join(
                     table("earned_lines", "l"),
                     on=and_(
                         eq(col("rep_id", "l"), col("rep_id", "d")),
@@ -1539,9 +1545,41 @@ class _PlanCompiler(RowCompiler):
                     ),
                     copy=False,
                 )
-                .where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False)
-            )
+            select.select(alias(share, "share_of_line"), copy=False)
+            selects.append(select.where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False))
         return union_all(selects) if selects else None
+
+    def to_date(self, index: int, component: ir.Component) -> exp.Subquery:
+        """Year to date, per rep-period of a component (`k`): the commission paid to date and the base it was
+        paid on, now and at the period before, and when the period starts."""
+        partition, order = [col("rep_id", "k"), col("year_start", "k")], [col("period_index", "k")]
+        paid = dec(window(exp.Sum(this=col("amount", "l")), partition, order))
+        base_before = window(exp.Lag(this=col("base", "k"), offset=exp.Literal.number(1), default=ZERO.copy()),
+                             partition, order)
+        return (
+            exp.select(
+                col("rep_id", "k"),
+                col("period", "k"),
+                col("period_start", "p"),
+                alias(paid, "paid_to_date"),
+                alias(sub(paid.copy(), dec(col("amount", "l"))), "paid_before"),
+                col("base", "k"),
+                alias(base_before, "base_before"),
+                copy=False,
+            )
+            .from_(table(f"c{index}", "k"), copy=False)
+            .join(
+                table("earned_lines", "l"),
+                on=and_(
+                    eq(col("rep_id", "l"), col("rep_id", "k")),
+                    eq(col("period", "l"), col("period", "k")),
+                    eq(col("component", "l"), text(component.name)),
+                ),
+                copy=False,
+            )
+            .join(table("periods", "p"), on=eq(col("period_index", "p"), col("period_index", "k")), copy=False)
+            .subquery("k", copy=False)
+        )
 
     def lines_from_shares(self, line_type: str, in_line: exp.Expression, where: exp.Expression, sign: int
                           ) -> exp.Select:
