@@ -1537,13 +1537,7 @@ class _PlanCompiler(RowCompiler):
             else:
                 share = part(dec(col("amount", "l")), col("base", "k"))
                 select = select.join(table(f"c{index}", "k"), on=by_rep_period, copy=False).join(
-                    table("earned_lines", "l"),
-                    on=and_(
-                        eq(col("rep_id", "l"), col("rep_id", "d")),
-                        eq(col("period", "l"), col("period", "d")),
-                        eq(col("component", "l"), text(component.name)),
-                    ),
-                    copy=False,
+                    table("earned_lines", "l"), on=line_of(component, "d"), copy=False
                 )
             select.select(alias(share, "share_of_line"), copy=False)
             selects.append(select.where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False))
@@ -1568,15 +1562,7 @@ class _PlanCompiler(RowCompiler):
                 copy=False,
             )
             .from_(table(f"c{index}", "k"), copy=False)
-            .join(
-                table("earned_lines", "l"),
-                on=and_(
-                    eq(col("rep_id", "l"), col("rep_id", "k")),
-                    eq(col("period", "l"), col("period", "k")),
-                    eq(col("component", "l"), text(component.name)),
-                ),
-                copy=False,
-            )
+            .join(table("earned_lines", "l"), on=line_of(component, "k"), copy=False)
             .join(table("periods", "p"), on=eq(col("period_index", "p"), col("period_index", "k")), copy=False)
             .subquery("k", copy=False)
         )
@@ -1659,6 +1645,15 @@ class _PlanCompiler(RowCompiler):
                     return None
                 return add(left, right) if o == "+" else sub(left, right)
         return None
+
+
+def line_of(component: ir.Component, rows: str) -> exp.Expression:
+    """The earned line (`l`) of `component` in the rep-period of a row of `rows`."""
+    return and_(
+        eq(col("rep_id", "l"), col("rep_id", rows)),
+        eq(col("period", "l"), col("period", rows)),
+        eq(col("component", "l"), text(component.name)),
+    )
 
 
 def in_period(day: exp.Expression, periods: str) -> exp.Expression:
