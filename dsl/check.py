@@ -40,6 +40,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
@@ -421,6 +422,52 @@ def check_expressions(ctx: Context) -> Iterator[Diagnostic]:
         for slot in plan_slots(plan, ctx.scope(plan)):
             _type_slot(typer, slot, report)
         yield from report
+
+
+# Money keeps 16 digits before the point (DECIMAL(18,2)); a literal past that cannot be computed exactly.
+LARGEST_LITERAL = Decimal(10) ** 16
+# Characters a plan's text never means but a copy from a document or chat brings along: format characters
+# (zero-width space, joiners, byte order mark, direction overrides), controls and non-breaking spaces.
+# "closed\u200bwon" matches no deal.
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00a0\u00ad\u200b-\u200f\u202a-\u202f\u2060-\u2064\ufeff]")
+
+
+def check_literal_values(ctx: Context) -> Iterator[Diagnostic]:
+    """Values no plan means: a negative amount, rate or factor where a plan sets pay (RP307), a number too
+    large to compute exactly (RP308), text holding an invisible character (RP218)."""
+    for plan in ctx.plans:
+        for slot in plan_slots(plan, ctx.scope(plan)):
+            parameter = slot.allowed != CONDITION and slot.place is not MEASURE  # a measure may be negative
+            if parameter and (value := _literal_number(slot.expr)) is not None and value < 0:
+                yield _error("RP307", f"{slot.what} is negative", slot.expr.span,
+                             "it is never negative: a clawback takes pay back, a lower rate pays less")
+            for node in walk(slot.expr):
+                yield from _literal_problems(node)
+
+
+def _literal_number(node: ir.Node) -> Decimal | None:
+    if isinstance(node, ir.Negate):
+        value = _literal_number(node.operand)
+        return -value if value is not None else None
+    if isinstance(node, ir.Money):
+        return node.amount
+    if isinstance(node, (ir.Number, ir.Percent)):
+        return node.value
+    return None
+
+
+def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
+    value = _literal_number(node)
+    if value is not None and abs(value) >= LARGEST_LITERAL:
+        yield _error("RP308", f"{show(node)} is too large", node.span,
+                     "amounts and numbers keep at most 16 digits before the decimal point")
+    if isinstance(node, ir.Text) and (found := _INVISIBLE.search(node.value)):
+        character = found.group()
+        name = unicodedata.name(character, "a control character")
+        yield _error("RP218", f"the text \"{node.value}\" holds an invisible character, U+{ord(character):04X} "
+                              f"({name})", node.span,
+                     "retype the text: a copy from a document or chat brings such characters along, and the text "
+                     "then matches no value in the data")
 
 
 def _type_slot(typer: Typer, slot: Slot, report: list[Diagnostic]) -> None:
@@ -1209,6 +1256,15 @@ def _percent_text(value: Decimal) -> str:
     return show(ir.Percent(value=value))
 
 
+def check_quota_target(ctx: Context) -> Iterator[Diagnostic]:
+    """A quota plan without a target allocates nothing (RP326): every quota 0 but the overrides."""
+    for plan in ctx.plans_of(ir.QuotaPlan):
+        if plan.target is None:
+            yield _warning("RP326", f'quota plan "{plan.name}" has no target: every quota is 0.00'
+                           + (" but the overrides" if plan.overrides else ""), _header(ctx, plan),
+                           "add the amount to allocate, e.g. target 72,000,000 USD")
+
+
 def check_phasing(ctx: Context) -> Iterator[Diagnostic]:
     """One phasing share per period, adding up to 100 % (RP320, RP321)."""
     for plan in ctx.plans_of(ir.QuotaPlan):
@@ -1376,6 +1432,7 @@ def check_territory_names(ctx: Context) -> Iterator[Diagnostic]:
                     f"the first is at {_at(defined[territory.name].span)}; put its owners and overlays in one block",
                 )
             defined.setdefault(territory.name, territory)
+            yield from _owners_from_one_day(territory, plan)
         for statement in [*plan.rules, *plan.moves]:
             if statement.territory not in defined:
                 yield _error(
@@ -1385,6 +1442,23 @@ def check_territory_names(ctx: Context) -> Iterator[Diagnostic]:
                     *did_you_mean(statement.territory, defined),
                     f'define it: territory "{statement.territory}" with its owner on the next line',
                 )
+
+
+def _owners_from_one_day(territory: ir.Territory, plan: ir.TerritoryPlan) -> Iterator[Diagnostic]:
+    """Owners taking over on the same day (RP333): the last would silently win (overlays may be several)."""
+    first: dict[dt.date, ir.Holder] = {}
+    for holder in territory.owners:
+        day = holder.start or plan.effective_from
+        if day in first:
+            yield _error(
+                "RP333",
+                f'territory "{territory.name}" has two owners from {day.isoformat()}: '
+                f'"{first[day].rep}" and "{holder.rep}"',
+                holder.span,
+                "a territory has one owner at a time: give the later one the day it takes over "
+                f'(owner "{holder.rep}" from 2027-07-01), or make one an overlay',
+            )
+        first.setdefault(day, holder)
 
 
 def check_territory_overlaps(ctx: Context) -> Iterator[Diagnostic]:
@@ -1489,6 +1563,7 @@ def check_territory_dependencies(ctx: Context) -> Iterator[Diagnostic]:
 
 RULES: tuple[Rule, ...] = (
     check_expressions,
+    check_literal_values,
     check_measure_definitions,
     check_measure_cycles,
     check_attainment,
@@ -1503,6 +1578,7 @@ RULES: tuple[Rule, ...] = (
     check_plan_versions,
     check_comp_plan_overlaps,
     check_quota_sources,
+    check_quota_target,
     check_phasing,
     check_allocation,
     check_override_periods,

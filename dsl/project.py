@@ -48,7 +48,8 @@ def find_plan_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Diagn
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            below = sorted(p for p in path.rglob(f"*{PLAN_SUFFIX}") if p.is_file())
+            # A .plan that is not a folder is a plan file, readable or not (a dangling link is read, and reported).
+            below = sorted(p for p in path.rglob(f"*{PLAN_SUFFIX}") if not p.is_dir())
             if not below:
                 diagnostics.append(
                     Diagnostic(
@@ -71,7 +72,10 @@ def find_plan_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Diagn
 
 def find_config(paths: Sequence[str | Path]) -> Path | None:
     """The nearest revplan.toml above the first path (stopping at a git root)."""
-    start = Path(paths[0]).resolve() if paths else Path.cwd()
+    try:
+        start = Path(paths[0]).resolve() if paths else Path.cwd()
+    except (OSError, RuntimeError):  # a symlink loop: reading the file reports it
+        start = Path(paths[0]).absolute()
     for folder in [start, *start.parents]:
         if (folder / CONFIG_NAME).is_file():
             return folder / CONFIG_NAME

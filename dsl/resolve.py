@@ -63,6 +63,7 @@ REPEATABLE = {
     "credit", "component", "measure", "test", "weight", "override", "territory", "assign", "move", "tolerance",
 }
 REQUIRED = ("effective", "period", "currency", "owners")
+MAX_PLAN_YEARS = 10
 PLAN_KINDS = ("comp", "quota", "territory")
 
 
@@ -254,9 +255,16 @@ class _Builder:
     # ------------------------------------------------------------ header statements
 
     def effective(self, meta, children):
+        known = len(self.diagnostics)
         start, end = (self._date(t) for t in children)
-        if end < start:
+        if len(self.diagnostics) > known:  # RP110 said which date is wrong
+            pass
+        elif end < start:
             self._error("RP111", "the effective range ends before it starts", self._span(meta), "write start to end")
+        elif end.year - start.year >= MAX_PLAN_YEARS:  # every period and day of it is computed
+            self._error("RP118", f"the effective range spans {end.year - start.year + 1} years",
+                        self._span(meta), f"a plan covers at most {MAX_PLAN_YEARS} years: write the day it ends "
+                        "(a new version takes over from there), not an open end like 9999-12-31")
         return _Statement("effective", (start, end), self._span(meta))
 
     def period(self, meta, children):
@@ -448,8 +456,9 @@ class _Builder:
 
     def spiff(self, meta, children):
         amount, where, start, end = children
+        known = len(self.diagnostics)
         start_date, end_date = self._date(start), self._date(end)
-        if end_date < start_date:
+        if len(self.diagnostics) == known and end_date < start_date:
             self._error("RP111", "the SPIFF window ends before it starts", self._span(meta), "write from start to end")
         return "payout", ir.Spiff(span=self._span(meta), amount=amount, where=where, start=start_date, end=end_date)
 
