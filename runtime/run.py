@@ -319,12 +319,27 @@ def quota_rows(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[QUOTA_ROWS.names], schema=QUOTA_ROWS, preserve_index=False)
 
 
+def _without_quota(lines: pd.DataFrame) -> RevplanError:
+    """RP416: lines whose amount needs the rep's quota (`cap 2 x quota`), in rep-periods without one."""
+    shown = ", ".join(f"{r.plan} {r.component} {r.rep_id} {r.period}" for r in lines.head(5).itertuples())
+    more = f", and {len(lines) - 5} more" if len(lines) > 5 else ""
+    return RevplanError([Diagnostic(
+        code="RP416",
+        message=f"{len(lines)} payout line(s) need a quota the data does not have: {shown}{more}",
+        hints=("a cap or rate of these components is a multiple of the quota: give these reps quotas for "
+               "these periods (a payout is never guessed)",),
+    )])
+
+
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:
     """One shape whatever the engine: column order, Python types, a stable row order."""
     lines = lines[list(PAYOUT_COLUMNS)].copy()
-    if lines["amount"].isna().any():  # a bug in a calculator, never a payout to drop silently
-        broken = lines[lines["amount"].isna()].head(3)[["plan", "component", "rep_id", "period"]]
-        raise RuntimeError(f"payout lines without an amount:\n{broken.to_string(index=False)}")
+    if lines["amount"].isna().any():  # never a payout to drop silently
+        broken = lines[lines["amount"].isna()]
+        if broken["quota"].isna().all():  # a cap or rate on the quota, for a rep-period with none
+            raise _without_quota(broken)
+        shown = broken.head(3)[["plan", "component", "rep_id", "period"]]
+        raise RuntimeError(f"payout lines without an amount:\n{shown.to_string(index=False)}")  # a bug
     for column in ("version", "deal_count"):
         lines[column] = lines[column].astype("int64")
     for column in ("capped", "gated"):

@@ -687,3 +687,21 @@ def test_a_stopped_run_removes_its_temporary_files(tmp_path, stop, code, said):
     assert ": stopped in" in stderr
     assert list(scratch.iterdir()) == []
     assert not (tmp_path / "out" / "payout_lines.csv").exists()
+
+
+def test_a_cap_on_the_quota_of_a_rep_without_one_is_a_diagnostic(sample, tmp_path, capsys):
+    """`cap 2 x quota` for a rep-period the quotas table lacks: no amount can be computed, and the run says
+    which lines need which quota (exit 1), not an internal error."""
+    plans = write(tmp_path / "plans" / "capped.plan", FLAT.replace(
+        "    rate 10%\n", "    rate 10%\n    cap 2 x quota per period\n"
+    ).replace('  currency USD\n', '  currency USD\n  attainment = bookings / quota\n'))
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    quotas = pd.read_csv(data / "quotas.csv", dtype=str)
+    gone = quotas.iloc[0]
+    quotas[~((quotas["rep_id"] == gone["rep_id"]) & (quotas["period"] == gone["period"]))].to_csv(
+        data / "quotas.csv", index=False)
+    code, _, err = run_cli(capsys, "run", "--data", str(data), "--plans", str(plans.parent), "--out",
+                           str(tmp_path / "out"))
+    assert code == 1 and "internal error" not in err
+    assert "error[RP416]" in err and f"Flat Commission {gone['rep_id']} {gone['period']}" in err
