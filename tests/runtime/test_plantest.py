@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from dsl import ir
+from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.parse import parse
 from dsl.resolve import resolve
 from dsl.schema import SCHEMA
@@ -539,6 +540,14 @@ def test_a_failing_calculator_is_an_error_result():
 
     (result,) = run_plan_tests([load(SUITE)], broken, select=lambda plan, test: test.name == "passes")
     assert result.status == "error" and "ZeroDivisionError: boom" in result.message
+
+
+def test_a_plan_the_calculator_refuses_is_an_error_result_with_its_diagnostic():
+    def refusing(plan_files, connection):
+        raise RevplanError([Diagnostic(code="RP401", message="aggregates over split rows are not supported")])
+
+    (result,) = run_plan_tests([load(SUITE)], refusing, select=lambda plan, test: test.name == "passes")
+    assert (result.status, result.message) == ("error", "aggregates over split rows are not supported")
 
 
 def test_result_objects_with_payout_lines_are_accepted():
