@@ -64,6 +64,7 @@ REPEATABLE = {
 }
 REQUIRED = ("effective", "period", "currency", "owners")
 MAX_PLAN_YEARS = 10
+MAX_VERSION = 2**31 - 1
 PLAN_KINDS = ("comp", "quota", "territory")
 
 
@@ -156,6 +157,14 @@ class _Builder:
                 *did_you_mean(kind, PLAN_KINDS),
                 "a plan is a comp plan, a quota plan or a territory plan",
             )
+            return None
+        if int(version_token) > MAX_VERSION:  # stored as a 32-bit integer by every engine
+            self._error("RP119", f"version {version_token} is too large", self._token_span(version_token),
+                        f"versions count up from 1 (at most {MAX_VERSION:,})")
+            return None
+        if not self._string(name_token).strip():
+            self._error("RP119", "a plan needs a name", self._token_span(name_token),
+                        'name it as people call it: comp plan "Enterprise AE" version 1')
             return None
         fields = self._collect(kind, statements, span)
         if fields is None:
