@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 
 from dsl import ir
-from dsl.diagnostics import Diagnostic, Severity, Span, did_you_mean
+from dsl.diagnostics import Diagnostic, Severity, Span, did_you_mean, too_deeply_nested
 from dsl.disjoint import can_overlap
 from dsl.infer import AMOUNTS, BUILTINS, MEASURE, MeasureScope, Place, Type, Typer, literal_value, show, words_or
 from dsl.schema import SCHEMA, FieldType, Schema
@@ -72,6 +72,8 @@ def check(
 
 
 def _internal_error(where: str, error: Exception) -> Diagnostic:
+    if isinstance(error, RecursionError):
+        return too_deeply_nested()
     return Diagnostic(
         code="RP299",
         message=f"internal error in the check '{where}': {type(error).__name__}: {error}",

@@ -164,3 +164,12 @@ def _escape_github(text: str) -> str:
 
 def render_json(diagnostics: Sequence[Diagnostic]) -> str:
     return json.dumps([d.model_dump(mode="json") for d in diagnostics], indent=2)
+
+
+def too_deeply_nested() -> Diagnostic:
+    """RP120: an expression past Python's recursion limit (a chain of hundreds of terms): the plan's to change."""
+    return Diagnostic(
+        code="RP120",
+        message="an expression is nested too deeply for revplan (a chain of hundreds of terms or conditions)",
+        hints=("split it into named measures of a few dozen terms each, and add those up",),
+    )

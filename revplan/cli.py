@@ -34,6 +34,7 @@ from dsl.diagnostics import (
     render_github,
     render_human,
     render_json,
+    too_deeply_nested,
 )
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
@@ -1026,6 +1027,9 @@ def _failed(error: BaseException) -> int:
         print_diagnostics(error.diagnostics, getattr(error, "sources", {}))
         if getattr(error, "summary", None):
             print(error.summary, file=sys.stderr)
+        return EXIT_ERRORS
+    if isinstance(error, RecursionError):  # a pathological plan, at any stage (parse, check, compile)
+        print_diagnostics([too_deeply_nested()], {})
         return EXIT_ERRORS
     if isinstance(error, KeyboardInterrupt):  # main() called in-process, with Python's own handler
         print("interrupted", file=sys.stderr)

@@ -96,7 +96,16 @@ import pandas as pd
 import pyarrow as pa
 
 from dsl import ir
-from dsl.diagnostics import Diagnostic, RevplanError, Span, did_you_mean, has_errors, render_human, sort_key
+from dsl.diagnostics import (
+    Diagnostic,
+    RevplanError,
+    Span,
+    did_you_mean,
+    has_errors,
+    render_human,
+    sort_key,
+    too_deeply_nested,
+)
 from dsl.schema import SCHEMA, Entity, FieldType, Schema
 from runtime.data import quote
 
@@ -812,6 +821,8 @@ def run_test(
             produced = calculator(plan_files_for(plan, files, given_quotas="quotas" in tables), connection)
         except RevplanError as error:  # the plan or the test's data: its diagnostics, not a traceback
             return outcome("error", message="\n".join(d.message for d in error.diagnostics))
+        except RecursionError:
+            return outcome("error", message=too_deeply_nested().message)
         except Exception as error:  # a calculator bug must not stop the other tests
             detail = "".join(traceback.format_exception(error)).rstrip()
             return outcome("error", message=f"the calculator failed:\n{detail}")

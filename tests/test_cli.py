@@ -145,3 +145,18 @@ def test_what_a_command_raises_becomes_an_exit_code(monkeypatch, capsys, raised,
     monkeypatch.delenv("REVPLAN_DEBUG", raising=False)
     assert main(["check", "plans"]) == code
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, terms", [("check", 700), ("compile", 200), ("test", 200)])
+def test_a_chain_of_hundreds_of_terms_is_a_diagnostic_not_a_crash(tmp_path, capsys, command, terms):
+    """Python's recursion limit is reached at some stage (check at 700 terms, compile and test at 200):
+    each says what to change (RP120), exit 1."""
+    from tests.cli import run_cli
+
+    text = (ROOT / "tests" / "examples" / "w01_graduated_tiers.plan").read_text(encoding="utf-8")
+    measure = 'measure bookings = sum(deal.amount) where deal.stage = "closed_won"'
+    chain = "measure bookings = sum(deal.amount)" + " + sum(deal.amount)" * terms + ' where deal.stage = "closed_won"'
+    plan = tmp_path / "deep.plan"
+    plan.write_text(text.replace(measure, chain), encoding="utf-8")
+    code, out, err = run_cli(capsys, command, plan)
+    assert code == 1 and "nested too deeply" in out + err
