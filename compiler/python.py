@@ -710,6 +710,8 @@ def _literal_value(node: ir.Expr):
             return "text", v
         case ir.Date(value=v):
             return "date", v
+        case ir.Duration(days=v):  # dates are day numbers: a date plus 90 days is a sum
+            return "num", Decimal(v)
         case ir.Boolean(value=v):
             return "bool", v
     raise CompileError(f"{type(node).__name__} is not a literal this calculator computes")

@@ -302,6 +302,10 @@ class RowCompiler:
 
     def operators(self, node: ir.Expr, inner) -> exp.Expression:
         match node:
+            case ir.Binary(op="+" | "-" as o, left=l, right=ir.Duration(days=d)):  # a date some days on
+                return days_after(inner(l), d if o == "+" else -d)
+            case ir.Binary(op="+", left=ir.Duration(days=d), right=r):
+                return days_after(inner(r), d)
             case ir.Binary(op="+", left=l, right=r):
                 return add(inner(l), inner(r))
             case ir.Binary(op="-", left=l, right=r):
@@ -1654,6 +1658,12 @@ def line_of(component: ir.Component, rows: str) -> exp.Expression:
         eq(col("period", "l"), col("period", rows)),
         eq(col("component", "l"), text(component.name)),
     )
+
+
+def days_after(day: exp.Expression, days: int) -> exp.Expression:
+    """A date `days` days after `day` (before it when negative), a DATE on every engine."""
+    shifted = exp.DateAdd(this=day, expression=exp.Literal.number(days), unit=exp.Var(this="DAY"))
+    return exp.Cast(this=shifted, to=exp.DataType.build("DATE"))
 
 
 def in_period(day: exp.Expression, periods: str) -> exp.Expression:
