@@ -436,7 +436,7 @@ _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00a0\u00ad\u200b-\u200f\u202a-\u2
 
 def check_literal_values(ctx: Context) -> Iterator[Diagnostic]:
     """Values no plan means: a negative amount, rate or factor where a plan sets pay (RP307), a number too
-    large to compute exactly (RP308), text holding an invisible character (RP218)."""
+    large to compute exactly (RP308), text holding an invisible character (RP218), division by zero (RP219)."""
     for plan in ctx.plans:
         for slot in plan_slots(plan, ctx.scope(plan)):
             parameter = slot.allowed != CONDITION and slot.place is not MEASURE  # a measure may be negative
@@ -463,6 +463,8 @@ def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
     if value is not None and abs(value) >= LARGEST_LITERAL:
         yield _error("RP308", f"{show(node)} is too large", node.span,
                      "amounts and numbers keep at most 16 digits before the decimal point")
+    if isinstance(node, ir.Binary) and node.op == "/" and _literal_number(node.right) == 0:
+        yield _error("RP219", "division by zero", node.span, "divide by a measure or a value that is not 0")
     if isinstance(node, ir.Text) and (found := _INVISIBLE.search(node.value)):
         character = found.group()
         name = unicodedata.name(character, "a control character")
@@ -959,6 +961,19 @@ def check_tier_bands(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def _band_problems(ctx: Context, tiers: ir.Tiers) -> Iterator[Diagnostic]:
+    problems = list(_band_order_problems(tiers))
+    yield from problems
+    top = tiers.bands[-1] if tiers.bands else None
+    if not problems and top is not None and top.upper is not None:  # a table in order that stops short
+        yield _warning(
+            "RP309",
+            f"nothing is paid above {show(top.upper)} of {tiers.on}: the last band ends there",
+            _join(top.lower.span, top.rate.span),
+            f"if more should pay, end with an open band: {show(top.lower)} .. pays {show(top.rate)}",
+        )
+
+
+def _band_order_problems(tiers: ir.Tiers) -> Iterator[Diagnostic]:
     bands = tiers.bands
     bounds = [b.lower for b in bands] + [b.upper for b in bands if b.upper is not None]
     if not _comparable(bounds):
@@ -980,7 +995,9 @@ def _band_problems(ctx: Context, tiers: ir.Tiers) -> Iterator[Diagnostic]:
                 f"this band goes from {show(band.lower)} to {show(band.upper)}: its upper bound must be above its "
                 "lower bound",
                 span,
-                f"write the lower bound first: {show(band.upper)} .. {show(band.lower)}",
+                f"write the lower bound first: {show(band.upper)} .. {show(band.lower)}"
+                if literal_value(band.upper) != literal_value(band.lower)
+                else "a band needs room: raise its upper bound",
             )
         if index > 0 and not reversed_band:
             yield from _neighbour_problems(bands[index - 1], band, span, tiers)
