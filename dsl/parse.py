@@ -326,7 +326,9 @@ def _syntax_diagnostic(error: Exception, source: str, path: str) -> Diagnostic:
         hints = _token_hints(token, error.accepts or error.expected)
         found = _describe_token(token)
         line, column = token.line, token.column
-        if token.type in ("_NL", "_DEDENT", "_INDENT"):
+        if token.type == "_INDENT":  # the token is the newline before it: the line to point at is the next code
+            line, column = _next_code(source, token.line)
+        elif token.type in ("_NL", "_DEDENT"):
             line, column = _end_of_previous_code(source, token)
         return Diagnostic(
             code="RP001",
@@ -413,6 +415,16 @@ def _point(path: str, line: int, column: int, source: str) -> Span:
 def _token_span(path: str, token: Token, source: str) -> Span:
     end_column = token.end_column if token.end_line == token.line else token.column + len(token.value)
     return Span(file=path, line=token.line, column=token.column, end_line=token.line, end_column=end_column)
+
+
+def _next_code(source: str, after: int) -> tuple[int, int]:
+    """The first line with code below line `after` (comments and blank lines skipped), at its first character."""
+    lines = source.splitlines()
+    for number in range(after + 1, len(lines) + 1):
+        text = lines[number - 1]
+        if text.strip() and not text.strip().startswith("#"):
+            return number, len(text) - len(text.lstrip()) + 1
+    return after, 1
 
 
 def _end_of_previous_code(source: str, token: Token) -> tuple[int, int]:
