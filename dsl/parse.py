@@ -167,6 +167,7 @@ def parse(text: str, path: str = "<text>") -> SyntaxTree:
     >>> parse('revplan 1\\nmeasure b = sum(deal.amount)\\n').diagnostics
     ()
     """
+    text = text.removeprefix("\ufeff")  # a byte order mark (Windows editors write one) is not text
     comments = tuple(find_comments(text))
     if not text.strip():
         empty = Diagnostic(

@@ -264,3 +264,10 @@ def test_the_cache_keeps_a_few_parsers(tmp_path):
     newest = [f"grammar-stale{index:02d}.lark" for index in range(12 - (KEEP_PARSERS - 1), 12)]
     assert kept == newest  # with the new parser, KEEP_PARSERS files; the oldest went first
     assert len(list(tmp_path.glob("grammar-*.lark"))) == KEEP_PARSERS
+
+
+def test_a_byte_order_mark_is_not_text():
+    """Windows editors may write one first; the file reads as if it were not there."""
+    text = 'revplan 1\nmeasure b = sum(deal.amount)\n'
+    assert parse("\ufeff" + text).diagnostics == ()
+    assert parse("\ufeff" + text).tree == parse(text).tree
