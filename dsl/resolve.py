@@ -266,15 +266,16 @@ class _Builder:
     def effective(self, meta, children):
         known = len(self.diagnostics)
         start, end = (self._date(t) for t in children)
+        statement = _Statement("effective", (start, end), self._span(meta))
         if len(self.diagnostics) > known:  # RP110 said which date is wrong
-            pass
-        elif end < start:
+            return statement
+        if end < start:
             self._error("RP111", "the effective range ends before it starts", self._span(meta), "write start to end")
         elif end.year - start.year >= MAX_PLAN_YEARS:  # every period and day of it is computed
             self._error("RP118", f"the effective range spans {end.year - start.year + 1} years",
                         self._span(meta), f"a plan covers at most {MAX_PLAN_YEARS} years: write the day it ends "
                         "(a new version takes over from there), not an open end like 9999-12-31")
-        return _Statement("effective", (start, end), self._span(meta))
+        return statement
 
     def period(self, meta, children):
         (token,) = children
