@@ -48,8 +48,9 @@ def find_plan_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Diagn
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            # A .plan that is not a folder is a plan file, readable or not (a dangling link is read, and reported).
-            below = sorted(p for p in path.rglob(f"*{PLAN_SUFFIX}") if not p.is_dir())
+            # A .plan (any case, as data files) that is not a folder is a plan file, readable or not (a
+            # dangling link is read, and reported).
+            below = sorted(p for p in path.rglob("*") if p.suffix.lower() == PLAN_SUFFIX and not p.is_dir())
             if not below:
                 diagnostics.append(
                     Diagnostic(

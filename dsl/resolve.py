@@ -300,7 +300,7 @@ class _Builder:
         groups = dict(children)
         span = self._span(meta)
         unknown = [g for g in groups if g not in ("sales", "finance")]
-        missing = [g for g in ("sales", "finance") if g not in groups]
+        missing = [g for g in ("sales", "finance") if not groups.get(g, "").strip()]  # an empty name too
         if unknown or missing:
             self._error(
                 "RP113",
@@ -383,6 +383,9 @@ class _Builder:
         amount, *rest = children
         kind_token = rest[-1]
         periods = int(rest[0]) if len(rest) == 2 else None
+        if periods == 0:  # as `rollup depth 0` (RP114): a draw for no period is not a draw
+            self._error("RP114", "a draw runs for at least 1 period", self._token_span(rest[0]),
+                        "leave out 'for N periods' for a draw in every period")
         kinds = ("recoverable", "non_recoverable")
         if str(kind_token) not in kinds:
             self._error(
@@ -407,6 +410,9 @@ class _Builder:
         name, *rest = children
         base = str(rest.pop(0)) if rest and isinstance(rest[0], Token) else None
         span = self._span(meta)
+        if not self._string(name).strip():
+            self._error("RP119", "a component needs a name", self._token_span(name),
+                        'name it as it shows on a statement: component "New business"')
         payouts = [r for r in rest if r[0] == "payout"]
         parts: dict[str, list] = {}
         for part, value in rest:

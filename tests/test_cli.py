@@ -80,8 +80,9 @@ def test_check_github_annotations(tmp_path, capsys):
         (lambda d: write(d, "latin1.plan", "revplan 1\n# caf\xe9\n".encode("latin-1")), "is not UTF-8 text"),
         (lambda d: write(d, "kind.plan", GOOD.replace("comp plan", "bonus plan")), "unknown plan kind 'bonus'"),
         (lambda d: d / "missing.plan", "no such file or directory"),
+        (lambda d: _linked(d / "folder" / "gone.plan", d / "nowhere.plan"), "cannot read"),  # not skipped
     ],
-    ids=["empty-directory", "empty-file", "not-utf8", "unknown-kind", "missing-path"],
+    ids=["empty-directory", "empty-file", "not-utf8", "unknown-kind", "missing-path", "dangling-link-in-folder"],
 )
 def test_check_bad_inputs_get_clear_messages(tmp_path, capsys, setup, expected):
     (tmp_path / "empty_dir").mkdir()
@@ -90,6 +91,18 @@ def test_check_bad_inputs_get_clear_messages(tmp_path, capsys, setup, expected):
     err = capsys.readouterr().err
     assert expected in err
     assert "Traceback" not in err
+
+
+def _linked(link: Path, target: Path) -> Path:
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target)
+    return link.parent
+
+
+def test_plan_files_in_a_folder_are_found_in_any_case(tmp_path, capsys):
+    write(tmp_path / "plans", "FLAT.PLAN", GOOD)
+    assert main(["check", str(tmp_path / "plans")]) == 0
+    assert "checked 1 file" in capsys.readouterr().err
 
 
 def test_fmt_check_and_rewrite(tmp_path, capsys):
