@@ -1516,10 +1516,6 @@ class _PlanCompiler(RowCompiler):
         took back up to twice the top rate (audit: 25 % of a deal on a plan paying at most 14 %)."""
         selects = []
         for index, component, contribution in self.deal_components():
-            def part(paid: exp.Expression, base: exp.Expression, contribution=contribution) -> exp.Expression:
-                # A zero base pays nothing (rate and tiers of 0 are 0), so a missing quotient is 0.
-                return coalesce(div(mul(paid, contribution.copy()), base, self.dialect), ZERO.copy())
-
             by_rep_period = and_(eq(col("rep_id", "k"), col("rep_id", "d")), eq(col("period", "k"), col("period", "d")))
             select = exp.select(
                 col("rep_id", "d"),
@@ -1535,17 +1531,23 @@ class _PlanCompiler(RowCompiler):
             ).from_(table(rows, "d"), copy=False)
             if self.ytd:
                 counted_before = exp.LT(this=col("close_date", "d"), expression=col("period_start", "k"))
-                before = case(counted_before, part(col("paid_before", "k"), col("base_before", "k")), ZERO.copy())
-                share = sub(part(col("paid_to_date", "k"), col("base", "k")), before)
+                before = self.part(col("paid_before", "k"), contribution, col("base_before", "k"))
+                share = sub(self.part(col("paid_to_date", "k"), contribution, col("base", "k")),
+                            case(counted_before, before, ZERO.copy()))
                 select = select.join(self.to_date(index, component), on=by_rep_period, copy=False)
             else:
-                share = part(dec(col("amount", "l")), col("base", "k"))
+                share = self.part(dec(col("amount", "l")), contribution, col("base", "k"))
                 select = select.join(table(f"c{index}", "k"), on=by_rep_period, copy=False).join(
                     table("earned_lines", "l"), on=line_of(component, "d"), copy=False
                 )
             select.select(alias(share, "share_of_line"), copy=False)
             selects.append(select.where(exp.NEQ(this=contribution.copy(), expression=ZERO.copy()), copy=False))
         return union_all(selects) if selects else None
+
+    def part(self, paid: exp.Expression, contribution: exp.Expression, base: exp.Expression) -> exp.Expression:
+        """A deal's part of `paid`: paid x contribution / base; a zero base pays nothing (rate and tiers of 0 are
+        0), so a missing quotient is 0."""
+        return coalesce(div(mul(paid, contribution.copy()), base, self.dialect), ZERO.copy())
 
     def to_date(self, index: int, component: ir.Component) -> exp.Subquery:
         """Year to date, per rep-period of a component (`k`): the commission paid to date and the base it was
