@@ -316,6 +316,14 @@ def _syntax_diagnostic(error: Exception, source: str, path: str) -> Diagnostic:
         hint = _MISTAKE_HINTS.get(char) or _MISTAKE_HINTS.get(source[error.pos_in_stream : error.pos_in_stream + 2])
         if char.isalpha() and char.isupper():
             hint = hint or "names are lowercase (bookings, deal.amount); currency codes are three capitals (USD)"
+        line_rest = source[error.pos_in_stream + 1 :].split("\n", 1)[0]
+        if char == '"' and '"' not in line_rest:  # a string is one line: its closing quote is missing
+            return Diagnostic(
+                code="RP001",
+                message="unterminated string",
+                span=_point(path, error.line, error.column, source),
+                hints=('end the text with a closing " on the same line',),
+            )
         return Diagnostic(
             code="RP001",
             message=f"unexpected character {char!r}",

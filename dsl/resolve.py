@@ -402,6 +402,9 @@ class _Builder:
 
     def clawback(self, meta, children):
         (duration,) = children
+        if duration.days == 0:  # as a draw for 0 periods (RP114): a window of no day takes almost nothing back
+            self._error("RP114", "a clawback window is at least 1 day", duration.span,
+                        "write the days after closing within which a cancelled deal is taken back: within 90 days")
         return _Statement("clawback", ir.Clawback(span=self._span(meta), within_days=duration.days), self._span(meta))
 
     # ------------------------------------------------------------ components
