@@ -1059,6 +1059,23 @@ def check_curve_points(ctx: Context) -> Iterator[Diagnostic]:
                     )
 
 
+def check_repeated_multipliers(ctx: Context) -> Iterator[Diagnostic]:
+    """The same multiplier twice in a component (RP314, warning): the two compound, which a copied line
+    does not mean."""
+    for plan in ctx.plans_of(ir.CompPlan):
+        for component in plan.components:
+            for multipliers in (component.deal_multipliers, component.measure_multipliers):
+                for index, multiplier in enumerate(multipliers):
+                    if multiplier in multipliers[:index]:
+                        yield _warning(
+                            "RP314",
+                            f'component "{component.name}" has this multiplier twice: the two compound',
+                            multiplier.span,
+                            f"to pay {show(multiplier.factor)} once, delete this line; "
+                            "to compound, write the product as one factor",
+                        )
+
+
 def check_caps_against_gates(ctx: Context) -> Iterator[Diagnostic]:
     """A cap below what the component pays as soon as it pays at all (RP306)."""
     for plan in ctx.plans_of(ir.CompPlan):
@@ -1593,6 +1610,7 @@ RULES: tuple[Rule, ...] = (
     check_expectations,
     check_tier_bands,
     check_curve_points,
+    check_repeated_multipliers,
     check_caps_against_gates,
     check_plan_versions,
     check_comp_plan_overlaps,
