@@ -1399,10 +1399,10 @@ def _repeated(ctx: Context, items, key: Callable, message: Callable) -> Iterator
 
 # How each period kind labels its periods: pattern, example, (year, number) -> first and last day.
 _PERIOD_LABELS = {
-    ir.Period.YEAR: (r"(\d{4})", "{y}", 1),
-    ir.Period.HALF: (r"(\d{4})-H([12])", "{y}-H1", 6),
-    ir.Period.QUARTER: (r"(\d{4})-Q([1-4])", "{y}-Q1", 3),
-    ir.Period.MONTH: (r"(\d{4})-(0[1-9]|1[0-2])", "{y}-01", 1),
+    ir.Period.YEAR: (r"([0-9]{4})", "{y}", 1),
+    ir.Period.HALF: (r"([0-9]{4})-H([12])", "{y}-H1", 6),
+    ir.Period.QUARTER: (r"([0-9]{4})-Q([1-4])", "{y}-Q1", 3),
+    ir.Period.MONTH: (r"([0-9]{4})-(0[1-9]|1[0-2])", "{y}-01", 1),
 }
 
 

@@ -316,6 +316,8 @@ def _syntax_diagnostic(error: Exception, source: str, path: str) -> Diagnostic:
         hint = _MISTAKE_HINTS.get(char) or _MISTAKE_HINTS.get(source[error.pos_in_stream : error.pos_in_stream + 2])
         if char.isalpha() and char.isupper():
             hint = hint or "names are lowercase (bookings, deal.amount); currency codes are three capitals (USD)"
+        if char.isdigit() and not char.isascii():  # Python's \d would read it as a number: the grammar does not
+            hint = "write numbers with the digits 0-9"
         line_rest = source[error.pos_in_stream + 1 :].split("\n", 1)[0]
         if char == '"' and '"' not in line_rest:  # a string is one line: its closing quote is missing
             return Diagnostic(
