@@ -75,22 +75,24 @@ def file_sha256(path: Path) -> str:
 
 
 def git_commit(folder: Path, paths: Sequence[Path] = ()) -> dict[str, object] | None:
-    """The commit the plan files come from, and whether they differ from it.
+    """The commit the plan files come from, whether they differ from it, and each file's path in the
+    repository (`git show COMMIT:PATH` gives the file back, whatever folder the run was started from).
 
     `paths` are the plan files (all of them, wherever they sit below
     `folder`); without them, everything below `folder` counts.
     """
     targets = [str(Path(p).resolve()) for p in paths] or ["."]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", *targets], cwd=folder, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        head, root = git("rev-parse", "HEAD"), Path(git("rev-parse", "--show-toplevel")).resolve()
+        dirty = git("status", "--porcelain", "--", *targets)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {"commit": head, "uncommitted_changes": bool(dirty)}
+    in_repository = [Path(t).relative_to(root).as_posix() if Path(t).is_relative_to(root) else None for t in targets]
+    return {"commit": head, "uncommitted_changes": bool(dirty), "paths": in_repository if paths else []}
 
 
 def build_manifest(

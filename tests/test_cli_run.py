@@ -182,6 +182,39 @@ def test_run_manifest_makes_the_run_reproducible(sample, sample_run):
     assert git is None or (len(git["commit"]) == 40 and isinstance(git["uncommitted_changes"], bool))
 
 
+def test_manifest_names_the_commit_and_paths_that_give_the_plans_back(sample, tmp_path, capsys):
+    """In a real git repository, run from another folder: `git show COMMIT:PATH` of each plan in the
+    manifest is the file that ran; an edit not yet committed is flagged."""
+    import subprocess
+
+    repository = tmp_path / "repo"
+    shutil.copytree(PLANS, repository / "plans")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repository), *args], capture_output=True, check=True).stdout
+
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=RevOps", "-c", "user.email=revops@example.com", "commit", "-q", "-m", "FY27 plans")
+
+    def manifest_of_run(out):
+        code, _, err = run_cli(capsys, "run", "--data", sample, "--plans", repository / "plans", "--out", out)
+        assert code == 0, err
+        return json.loads((out / "manifest.json").read_text())
+
+    manifest = manifest_of_run(tmp_path / "out")
+    commit = git("rev-parse", "HEAD").decode().strip()
+    assert (manifest["git"]["commit"], manifest["git"]["uncommitted_changes"]) == (commit, False)
+    assert sorted(manifest["git"]["paths"]) == sorted(f"plans/{p.relative_to(PLANS).as_posix()}"
+                                                     for p in PLANS.rglob("*.plan"))
+    for entry, path in zip(manifest["plans"], manifest["git"]["paths"], strict=True):
+        assert git("show", f"{commit}:{path}") == Path(entry["path"]).read_bytes()
+
+    sdr = repository / "plans" / "comp" / "sdr.plan"
+    sdr.write_text(sdr.read_text() + "\n# an edit under review\n")
+    assert manifest_of_run(tmp_path / "out2")["git"]["uncommitted_changes"] is True
+
+
 def test_run_summary_lists_every_comp_plan(sample_run):
     _, printed = sample_run
     project = dsl.project.load_paths([PLANS])
