@@ -1439,6 +1439,7 @@ class _Run:
         has_ti = np.zeros(n_reps, dtype=bool)
         has_ti[rep_of[~ti.null]] = True
         weighted = Num(_narrow(ti_days[rep, period]), ti.scale, ~has_ti[rep])
+        weighted = mul(weighted, self.ti_rates(rep, period))  # in the plan currency
         self.rp_annual_ti = div(weighted, Num.of(active_days, 0))
         self.rp_quota = div(mul(amount, counted), length)
         # Prorated: TI x active days / period days; else the TI itself (TI x active days / active days).
@@ -1448,6 +1449,15 @@ class _Run:
         self.rp_year = self.year_starts[period]
         self.year_first = _window_starts([rep, self.rp_year])
         self.rep_first = _window_starts([rep])
+
+    def ti_rates(self, rep: np.ndarray, period: np.ndarray) -> Num:
+        """Per rep-period, the rate converting a TI in the rep's pay currency into the plan currency: the one
+        in force on the period's last day (1 in the plan currency)."""
+        currency = self.inputs.text("reps", "currency").take(rep)
+        n = len(rep)
+        home = currency.null | compare("=", currency, Str.const(self.plan.currency, n)).v
+        rate = _as_of_rates(self.inputs, self.plan.currency, currency, Num.of(self.ends[period], 0))
+        return case(home, Num.const(1, n), rate)
 
     def measure_columns(self, m: Measures) -> None:
         if self.calculator.ytd:

@@ -386,6 +386,7 @@ class _PlanCompiler(RowCompiler):
                 plan.quota.plan, self.quota_plans, self.territories, self.dialect, plan.period, self.computed
             )
             ctes.append(("plan_quotas", body))
+        ctes += [("days", self.days()), ("fx", self.fx())]  # the rep-periods convert TIs
         ctes.append(("rep_intervals", self.rep_intervals()))
         ctes.append(("rep_periods", self.rep_periods()))
         if plan.crediting.rollup:
@@ -398,7 +399,6 @@ class _PlanCompiler(RowCompiler):
                 ("assignments", territory.assigned(territories, self.dialect, self.computed.get(ASSIGNMENTS))),
                 ("holders", territory.holders(territories)),
             ]
-        ctes += [("days", self.days()), ("fx", self.fx())]
         if self.credits_table_needed():
             ctes.append(("credits", self.credits()))
         ctes.append(("deal_rows", self.deal_rows()))
@@ -515,6 +515,11 @@ class _PlanCompiler(RowCompiler):
         active_days = exp.Cast(this=exp.Sum(this=interval_days), to=exp.DataType.build("BIGINT"))
         # TI x days over the rep's intervals: one TI, or each interval's by its days (a promotion mid-period).
         ti_days = exp.Sum(this=mul(dec(col("interval_ti", "i")), interval_days.copy()))
+        # A TI is in the rep's pay currency: it converts at the rate in force on the period's last day.
+        currency = col("currency", "r")
+        home = exp.or_(exp.Is(this=currency, expression=exp.null()), eq(currency.copy(), text(plan.currency)))
+        ti_rate = case(home, number(1), col("rate", "tfx"))
+        on_rate = and_(eq(col("from", "tfx"), currency.copy()), eq(col("day", "tfx"), col("period_end", "p")))
         keys = [
             alias(col("id", "r"), "rep_id"),
             col("period", "p"),
@@ -523,28 +528,31 @@ class _PlanCompiler(RowCompiler):
             col("period_index", "p"),
             col("year_start", "p"),
             col("period_days", "p"),
+            alias(ti_rate, "ti_rate"),
         ]
         inner = (
             exp.select(*keys, alias(active_days, "active_days"), alias(ti_days, "ti_days"), copy=False)
             .from_(table("rep_intervals", "i"), copy=False)
             .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "i")), copy=False)
             .join(table("periods", "p"), join_type="cross", copy=False)
+            .join(table("fx", "tfx"), join_type="left", on=on_rate, copy=False)
             .group_by(*[(k.this if isinstance(k, exp.Alias) else k).copy() for k in keys], copy=False)
         )
         days, per_year = col("active_days", "e"), exp.Literal.number(plan.period.per_year)
+        ti_days = mul(dec(col("ti_days", "e")), col("ti_rate", "e"))  # in the plan currency
         # The annual TI of the period: the days-weighted TI of its intervals (the TI itself when there is one).
-        annual_ti = div(dec(col("ti_days", "e")), dec(days.copy()), self.dialect)
+        annual_ti = div(ti_days, dec(days.copy()), self.dialect)
         if plan.prorate:  # quota and TI scale with the days worked
             quota = div(mul(dec(col("amount", "q")), dec(days.copy())), dec(col("period_days", "e")), self.dialect)
             ti = div(
-                dec(col("ti_days", "e")),
+                ti_days.copy(),
                 dec(exp.Mul(this=col("period_days", "e"), expression=per_year)),
                 self.dialect,
             )
             proration = div(dec(days.copy()), dec(col("period_days", "e")), self.dialect)
         else:  # the same values without the exact divisions by the period's own length
             quota = dec(col("amount", "q"))
-            ti = div(dec(col("ti_days", "e")), dec(exp.Mul(this=days.copy(), expression=per_year)), self.dialect)
+            ti = div(ti_days.copy(), dec(exp.Mul(this=days.copy(), expression=per_year)), self.dialect)
             proration = number(1)
         return (
             exp.select(

@@ -331,11 +331,28 @@ def _without_quota(lines: pd.DataFrame) -> RevplanError:
     )])
 
 
+def _without_ti(lines: pd.DataFrame) -> RevplanError:
+    """RP417: lines whose amount needs the rep's TI (a cap or curve on it), where the TI, in the rep's pay
+    currency, has no fx rate into the plan currency on or before the period's last day."""
+    shown = ", ".join(f"{r.plan} {r.component} {r.rep_id} {r.period}" for r in lines.head(5).itertuples())
+    more = f", and {len(lines) - 5} more" if len(lines) > 5 else ""
+    currency = lines["currency"].iloc[0]
+    return RevplanError([Diagnostic(
+        code="RP417",
+        message=f"{len(lines)} payout line(s) need a target incentive in {currency} the data does not give: "
+                f"{shown}{more}",
+        hints=(f"a TI is in the rep's pay currency (reps.currency) and converts into {currency} at the rate in force "
+               f"on the period's last day: add fx_rates rows from that currency to {currency} on or before it",),
+    )])
+
+
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:
     """One shape whatever the engine: column order, Python types, a stable row order."""
     lines = lines[list(PAYOUT_COLUMNS)].copy()
     if lines["amount"].isna().any():  # never a payout to drop silently
         broken = lines[lines["amount"].isna()]
+        if broken["target_incentive"].isna().all():  # a cap or curve on a TI that cannot be converted
+            raise _without_ti(broken)
         if broken["quota"].isna().all():  # a cap or rate on the quota, for a rep-period with none
             raise _without_quota(broken)
         shown = broken.head(3)[["plan", "component", "rep_id", "period"]]

@@ -738,3 +738,22 @@ def test_a_cap_on_the_quota_of_a_rep_without_one_is_a_diagnostic(sample, tmp_pat
                            str(tmp_path / "out"))
     assert code == 1 and "internal error" not in err
     assert "error[RP416]" in err and f"Flat Commission {gone['rep_id']} {gone['period']}" in err
+
+
+def test_a_ti_that_cannot_be_converted_is_a_diagnostic(sample, tmp_path, capsys):
+    """A TI is in the rep's pay currency and converts at the rate in force on the period's last day. A rep
+    paid in CHF, whose first CHF rate is dated 2027-06-01, has no Q1 TI in USD: a cap on the TI cannot be
+    computed for Q1 (RP417, exit 1), and from Q2 on it converts at that rate."""
+    plans = write(tmp_path / "plans" / "capped.plan", FLAT.replace(
+        "    rate 10%\n", "    rate 10%\n    cap 1 x target_incentive per period\n"))
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    reps = pd.read_csv(data / "reps.csv", dtype=str, keep_default_na=False)
+    rep = reps["id"].iloc[0]
+    reps.loc[reps["id"] == rep, "currency"] = "CHF"
+    reps.to_csv(data / "reps.csv", index=False)
+    with (data / "fx_rates.csv").open("a") as rates:
+        rates.write("2027-06-01,CHF,USD,1.125\n")
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", plans.parent, "--out", tmp_path / "out")
+    assert code == 1 and "internal error" not in err
+    assert "error[RP417]" in err and f"Flat Commission {rep} 2027-Q1" in err and f"{rep} 2027-Q2" not in err

@@ -339,7 +339,7 @@ def datasets(draw, plan: Plan) -> dict[str, list[dict]]:
             "role": draw(st.sampled_from(["AE", "AE", "SDR"])),
             "segment": draw(st.sampled_from([None, "Commercial"])),
             "region": draw(st.sampled_from(["NA", None])),
-            "currency": "USD",
+            "currency": draw(st.sampled_from(CURRENCIES)),  # a TI in EUR or GBP converts at period end
             "hire_date": hired,
             "termination_date": terminated,
             "target_incentive": draw(cents(0, 20_000_000)),
