@@ -387,6 +387,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_data,
         check_near_miss_values,
         check_plan_inputs,
+        check_plan_rates,
         check_plan_references,
         check_plans_reach_reps,
         check_quota_coverage,
@@ -413,7 +414,8 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         try:
             limit_memory(dataset.connection, limit, scratch / "spill")
             steps.start("checking the data contract")
-            diagnostics = check_data(dataset, base_currency=_company_currency(comp))
+            company = _company_currency(comp)
+            diagnostics = [*check_data(dataset, base_currency=company), *check_plan_rates(comp, dataset, company)]
             if has_errors(diagnostics):
                 error = RevplanError(diagnostics)
                 error.summary = (summary_line(diagnostics, f"{dataset.source} breaks the data contract")
@@ -746,7 +748,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import duckdb
 
     from reports import explain
-    from runtime.contract import check_data
+    from runtime.contract import check_data, check_plan_rates
     from runtime.data import open_data
     from runtime.run import run_plans
 
@@ -769,7 +771,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="revplan-explain-") as scratch:
             limit_memory(dataset.connection, limit, Path(scratch) / "spill")
-            diagnostics = check_data(dataset, base_currency=_company_currency(_comp_plans(project.files)))
+            comp = _comp_plans(project.files)
+            company = _company_currency(comp)
+            diagnostics = [*check_data(dataset, base_currency=company), *check_plan_rates(comp, dataset, company)]
             if has_errors(diagnostics):
                 error = RevplanError(diagnostics)
                 error.summary = summary_line(diagnostics, f"{dataset.source} breaks the data contract")

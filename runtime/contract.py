@@ -54,6 +54,8 @@ each.
 | RD032 | error    | an id with a blank (space, tab) at its start or end                    |
 | RD033 | warning  | a plan reads an optional table or column the data does not have        |
 | RD034 | warning  | a column of a database table the user may not read (it is not read)    |
+| RD035 | error    | a deal in a currency with no fx rate into the currency of a plan in force |
+|       |          | when it closes, on or before its close date (rates are not inverted)    |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -72,7 +74,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 
-from compiler.calendar import RUN_OFF_YEARS, run_off_end
+from compiler.calendar import RUN_OFF_YEARS, plan_periods, run_off_end
 from dsl import ir
 from dsl.check import walk
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
@@ -916,6 +918,58 @@ def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet
                     f"{plan.effective_to}, so it pays nobody",
             hints=(*hints, "check `applies to` and the plan's dates against the data (hire and termination dates)"),
         ))
+    return found
+
+
+def check_plan_rates(plans: Sequence[ir.CompPlan], dataset: DataSet, base_currency: str) -> list[Diagnostic]:
+    """RD035 errors, at the data's first such deal: a deal closing while a plan is in force, in a currency with
+    no fx rate *into the plan's currency* on or before its close date. The calculators convert with such
+    rates only (a rate the other way is not inverted), so the deal would count for nothing. RD015 and RD016
+    already report the company currency's missing rates; this adds the direction and the other plan currencies."""
+    deals, fx = dataset.tables.get("deals"), dataset.tables.get("fx_rates")
+    usable = [t is not None and t.present and not t.broken for t in (deals, fx)]
+    if not all(usable) or not all(_convertible(deals.columns[c]) for c in ("id", "currency", "close_date")) \
+            or not all(_convertible(fx.columns[c]) for c in ("date", "from", "to", "rate")):
+        return []
+    day, source, target, rate = (fx.columns[c].typed() for c in ("date", "from", "to", "rate"))
+    currency, close = deals.columns["currency"].typed(), deals.columns["close_date"].typed()
+
+    def first_rates(into_column: str, from_column: str) -> str:  # each currency's first rate into the plan's
+        return (f"SELECT {from_column} AS currency, min({day}) AS first_date FROM {fx.raw_view} AS t "
+                f"WHERE {into_column} = $plan AND {rate} > 0 AND {day} IS NOT NULL GROUP BY 1")
+
+    found = []
+    for plan_currency in sorted({plan.currency for plan in plans}):
+        paying = [plan for plan in plans if plan.currency == plan_currency]
+        spans = [plan_periods(plan.effective_from, plan.effective_to, plan.period) for plan in paying]
+        first = min(min(periods[0].year_start, periods[0].start) for periods in spans)  # the days a deal counts on
+        last = max(periods[-1].end for periods in spans)
+        # In the company currency, a deal RD015 or RD016 reports (no rate either way by then) is not repeated.
+        reverse_only = (f" AND r.first_date <= {close}" if plan_currency == base_currency else "")
+        late = dataset.connection.execute(  # the first such deal of each currency
+            f"SELECT {deals.columns['id'].typed()}, {currency}, {close}, f.first_date, t.{FILE}, t.{ROW}, "
+            f"count(*) OVER (PARTITION BY {currency}) FROM {deals.raw_view} AS t "
+            f"LEFT JOIN ({first_rates(target, source)}) AS f ON f.currency = {currency} "
+            f"LEFT JOIN ({first_rates(source, target)}) AS r ON r.currency = {currency} "
+            f"WHERE {currency} <> $plan AND {close} BETWEEN $first AND $last "
+            f"AND (f.first_date IS NULL OR {close} < f.first_date){reverse_only} "
+            f"QUALIFY row_number() OVER (PARTITION BY {currency} ORDER BY t.{FILE}, t.{ROW}) = 1 "
+            f"ORDER BY t.{FILE}, t.{ROW}",
+            {"plan": plan_currency, "first": first, "last": last},
+        ).fetchall()
+        for deal, deal_currency, closed, first_rate, file, row, count in late:
+            since = f"the first is on {first_rate}" if first_rate is not None else "there is none"
+            others = f"; {count - 1:,} more deal{'s' * (count != 2)} like it" if count > 1 else ""
+            who = f"{paying[0].key} pays" if len(paying) == 1 else f"{len(paying)} plans ({paying[0].key}, ...) pay"
+            found.append(Diagnostic(
+                code="RD035",
+                message=f"deal {_show(deal)} closes on {closed} in {deal_currency}, but {who}"
+                        f" in {plan_currency} and no fx rate from {deal_currency} to {plan_currency} is dated on or "
+                        f"before it ({since}){others}" + _Checker.line_suffix(deals, row),
+                data=DataLocation(file=_file_of(deals, file), row=row, column="currency"),
+                hints=(f"add fx_rates rows with from = {deal_currency} and to = {plan_currency}: amounts convert "
+                       "into the plan's currency, and a rate the other way is not inverted",),
+            ))
     return found
 
 

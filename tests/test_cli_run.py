@@ -757,3 +757,29 @@ def test_a_ti_that_cannot_be_converted_is_a_diagnostic(sample, tmp_path, capsys)
     code, _, err = run_cli(capsys, "run", "--data", data, "--plans", plans.parent, "--out", tmp_path / "out")
     assert code == 1 and "internal error" not in err
     assert "error[RP417]" in err and f"Flat Commission {rep} 2027-Q1" in err and f"{rep} 2027-Q2" not in err
+
+
+@pytest.mark.parametrize("plan_currency, dropped, codes", [
+    # An EUR plan: the USD and GBP deals need rates into EUR; the sample has them, until they are dropped.
+    ("EUR", ("USD,EUR",), ["RD035 USD"]),
+    ("EUR", ("USD,EUR", "GBP,EUR"), ["RD035 GBP", "RD035 USD"]),
+    # A USD plan with EUR rates only the other way (USD to EUR): they are not inverted.
+    ("USD", ("EUR,USD",), ["RD035 EUR"]),
+    # No EUR rate either way: RD015 says so (for deals and reps), RD035 does not repeat it.
+    ("USD", ("EUR,USD", "USD,EUR", "EUR,GBP", "GBP,EUR"), ["RD015 EUR", "RD015 EUR"]),
+])
+def test_a_deal_without_a_rate_into_its_plans_currency_is_refused(sample, tmp_path, capsys, plan_currency,
+                                                                   dropped, codes):
+    """Before RD035 such deals converted to nothing, and the run paid without them (exit 0)."""
+    import re
+
+    plans = write(tmp_path / "plans" / "flat.plan", FLAT.replace("currency USD", f"currency {plan_currency}"))
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    rates = (data / "fx_rates.csv").read_text().splitlines(keepends=True)
+    (data / "fx_rates.csv").write_text("".join(r for r in rates if not any(f",{d}," in r for d in dropped)))
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", plans.parent, "--out", tmp_path / "out")
+    said = re.findall(r"error\[(RD0\d\d)\]: .*?(?:currency '|in )(EUR|GBP|USD)\b", err)  # code, deal currency
+    found = sorted(f"{rd} {currency}" for rd, currency in said)
+    assert (code, found) == (1, codes), err
+    assert not (tmp_path / "out").exists()
