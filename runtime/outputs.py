@@ -91,8 +91,9 @@ def git_commit(folder: Path, paths: Sequence[Path] = ()) -> dict[str, object] | 
         dirty = git("status", "--porcelain", "--", *targets)
     except (OSError, subprocess.CalledProcessError):
         return None
-    in_repository = [Path(t).relative_to(root).as_posix() if Path(t).is_relative_to(root) else None for t in targets]
-    return {"commit": head, "uncommitted_changes": bool(dirty), "paths": in_repository if paths else []}
+    files = [Path(p).resolve() for p in paths]
+    in_repository = [f.relative_to(root).as_posix() if f.is_relative_to(root) else None for f in files]
+    return {"commit": head, "uncommitted_changes": bool(dirty), "paths": in_repository}
 
 
 def build_manifest(

@@ -319,31 +319,30 @@ def quota_rows(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[QUOTA_ROWS.names], schema=QUOTA_ROWS, preserve_index=False)
 
 
-def _without_quota(lines: pd.DataFrame) -> RevplanError:
-    """RP416: lines whose amount needs the rep's quota (`cap 2 x quota`), in rep-periods without one."""
+def _lines_needing(lines: pd.DataFrame, code: str, what: str, hint: str) -> RevplanError:
+    """Lines no amount can be computed for, because the data lacks `what` they need: named, never guessed."""
     shown = ", ".join(f"{r.plan} {r.component} {r.rep_id} {r.period}" for r in lines.head(5).itertuples())
     more = f", and {len(lines) - 5} more" if len(lines) > 5 else ""
     return RevplanError([Diagnostic(
-        code="RP416",
-        message=f"{len(lines)} payout line(s) need a quota the data does not have: {shown}{more}",
-        hints=("a cap or rate of these components is a multiple of the quota: give these reps quotas for "
-               "these periods (a payout is never guessed)",),
+        code=code, message=f"{len(lines)} payout line(s) need {what} the data does not have: {shown}{more}",
+        hints=(hint,),
     )])
+
+
+def _without_quota(lines: pd.DataFrame) -> RevplanError:
+    """RP416: lines whose amount needs the rep's quota (`cap 2 x quota`), in rep-periods without one."""
+    return _lines_needing(lines, "RP416", "a quota", "a cap or rate of these components is a multiple of the quota: "
+                          "give these reps quotas for these periods (a payout is never guessed)")
 
 
 def _without_ti(lines: pd.DataFrame) -> RevplanError:
     """RP417: lines whose amount needs the rep's TI (a cap or curve on it), where the TI, in the rep's pay
     currency, has no fx rate into the plan currency on or before the period's last day."""
-    shown = ", ".join(f"{r.plan} {r.component} {r.rep_id} {r.period}" for r in lines.head(5).itertuples())
-    more = f", and {len(lines) - 5} more" if len(lines) > 5 else ""
     currency = lines["currency"].iloc[0]
-    return RevplanError([Diagnostic(
-        code="RP417",
-        message=f"{len(lines)} payout line(s) need a target incentive in {currency} the data does not give: "
-                f"{shown}{more}",
-        hints=(f"a TI is in the rep's pay currency (reps.currency) and converts into {currency} at the rate in force "
-               f"on the period's last day: add fx_rates rows from that currency to {currency} on or before it",),
-    )])
+    return _lines_needing(lines, "RP417", f"a target incentive in {currency}",
+                          f"a TI is in the rep's pay currency (reps.currency) and converts into {currency} at the "
+                          f"rate in force on the period's last day: add fx_rates rows from that currency to "
+                          f"{currency} on or before it")
 
 
 def normalise(lines: pd.DataFrame) -> pd.DataFrame:
@@ -351,12 +350,13 @@ def normalise(lines: pd.DataFrame) -> pd.DataFrame:
     lines = lines[list(PAYOUT_COLUMNS)].copy()
     if lines["amount"].isna().any():  # never a payout to drop silently
         broken = lines[lines["amount"].isna()]
-        if broken["target_incentive"].isna().all():  # a cap or curve on a TI that cannot be converted
-            raise _without_ti(broken)
-        if broken["quota"].isna().all():  # a cap or rate on the quota, for a rep-period with none
-            raise _without_quota(broken)
-        shown = broken.head(3)[["plan", "component", "rep_id", "period"]]
-        raise RuntimeError(f"payout lines without an amount:\n{shown.to_string(index=False)}")  # a bug
+        without_ti = broken["target_incentive"].isna()  # a cap or curve on a TI that cannot be converted
+        without_quota = broken["quota"].isna() & ~without_ti  # a cap or rate on the quota, for a rep-period with none
+        if not (without_ti | without_quota).all():
+            shown = broken.head(3)[["plan", "component", "rep_id", "period"]]
+            raise RuntimeError(f"payout lines without an amount:\n{shown.to_string(index=False)}")  # a bug
+        needs = [(_without_ti, without_ti), (_without_quota, without_quota)]
+        raise RevplanError([d for error, which in needs if which.any() for d in error(broken[which]).diagnostics])
     for column in ("version", "deal_count"):
         lines[column] = lines[column].astype("int64")
     for column in ("capped", "gated"):
