@@ -350,8 +350,13 @@ def normalise(lines: pd.DataFrame) -> pd.DataFrame:
     lines = lines[list(PAYOUT_COLUMNS)].copy()
     if lines["amount"].isna().any():  # never a payout to drop silently
         broken = lines[lines["amount"].isna()]
-        without_ti = broken["target_incentive"].isna()  # a cap or curve on a TI that cannot be converted
-        without_quota = broken["quota"].isna() & ~without_ti  # a cap or rate on the quota, for a rep-period with none
+        # A missing TI or quota leaves every later line of the rep's year without an amount too (a cap per year,
+        # a draw's balance, year to date), so a rep's lines are put down to what any of them lacks.
+        rep_keys = ["plan", "version", "rep_id"]
+        lacking = lines.groupby(rep_keys, dropna=False)[["target_incentive", "quota"]].agg(lambda v: v.isna().any())
+        lacks = lacking.reindex(pd.MultiIndex.from_frame(broken[rep_keys])).to_numpy()
+        without_ti = pd.Series(lacks[:, 0], index=broken.index)  # a cap or curve on a TI that cannot be converted
+        without_quota = pd.Series(lacks[:, 1], index=broken.index) & ~without_ti  # a quota the rep-period lacks
         if not (without_ti | without_quota).all():
             shown = broken.head(3)[["plan", "component", "rep_id", "period"]]
             raise RuntimeError(f"payout lines without an amount:\n{shown.to_string(index=False)}")  # a bug

@@ -712,6 +712,15 @@ REGRESSIONS = [
          "quotas": [quota("1234567890.12", f"2027-Q{q}", r) for q in range(1, 5) for r in ("R0", "R1")]},
     ),
     Case(
+        "a TI whose currency has no rate until Q4: Q1-Q3 lack it, and Q4 too through the cap per year (RP417)",
+        "  component \"C\" on bookings\n    rate 10%\n    cap 0.5 x target_incentive per period\n"
+        "    cap 500 USD per year",
+        {"reps": [rep(currency="EUR", target_incentive=Decimal("12.50"))],
+         "deals": [deal("D1", "12.50", "2027-01-01"), deal("D2", "4000.00", "2027-11-20")],
+         "fx_rates": [{"date": dt.date(2027, 10, 4), "from": "EUR", "to": "USD", "rate": Decimal("0.800000")}],
+         "quotas": [quota("1000.00", f"2027-Q{q}") for q in range(1, 5)]},
+    ),
+    Case(
         "a recoverable draw after a first period above it: only what was advanced since is recovered",
         "  draw 1,000 USD per period recoverable\n  component \"C\" on bookings\n    rate 10%",
         {"reps": [rep()], "deals": [deal("D1", "20000.00", "2027-01-20"), deal("D2", "15000.00", "2027-07-20"),
