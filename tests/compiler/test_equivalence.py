@@ -391,6 +391,15 @@ def datasets(draw, plan: Plan) -> dict[str, list[dict]]:
         for offset in sorted(draw(st.sets(st.integers(-60, 380), min_size=1, max_size=4))):
             rate = Decimal(draw(st.integers(800_000, 1_500_000))).scaleb(-6)
             fx_rates.append({"date": day(offset), "from": currency, "to": "USD", "rate": rate})
+    # A rep paid in a currency without a rate by the end of January has no TI there: both calculators stop
+    # with RP417 (a regression case pins it). Kept rare, or most cases would compare that one error.
+    first_rate = {}
+    for row in fx_rates:  # in date order per currency
+        first_rate.setdefault(row["from"], row["date"])
+    for rep in reps:
+        late = first_rate.get(rep["currency"], dt.date.max) > day(30)
+        if rep["currency"] != "USD" and late and draw(st.integers(0, 4)):
+            rep["currency"] = "USD"
     period_labels = labels(plan.period)
     quotas, scores = [], []
     for rep in reps:
