@@ -319,23 +319,23 @@ def quota_rows(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[QUOTA_ROWS.names], schema=QUOTA_ROWS, preserve_index=False)
 
 
-def _lines_needing(lines: pd.DataFrame, code: str, what: str, hint: str) -> RevplanError:
+def _lines_needing(lines: pd.DataFrame, code: str, what: str, hint: str) -> Diagnostic:
     """Lines no amount can be computed for, because the data lacks `what` they need: named, never guessed."""
     shown = ", ".join(f"{r.plan} {r.component} {r.rep_id} {r.period}" for r in lines.head(5).itertuples())
     more = f", and {len(lines) - 5} more" if len(lines) > 5 else ""
-    return RevplanError([Diagnostic(
+    return Diagnostic(
         code=code, message=f"{len(lines)} payout line(s) need {what} the data does not have: {shown}{more}",
         hints=(hint,),
-    )])
+    )
 
 
-def _without_quota(lines: pd.DataFrame) -> RevplanError:
+def _without_quota(lines: pd.DataFrame) -> Diagnostic:
     """RP416: lines whose amount needs the rep's quota (`cap 2 x quota`), in rep-periods without one."""
     return _lines_needing(lines, "RP416", "a quota", "a cap or rate of these components is a multiple of the quota: "
                           "give these reps quotas for these periods (a payout is never guessed)")
 
 
-def _without_ti(lines: pd.DataFrame) -> RevplanError:
+def _without_ti(lines: pd.DataFrame) -> Diagnostic:
     """RP417: lines whose amount needs the rep's TI (a cap or curve on it), where the TI, in the rep's pay
     currency, has no fx rate into the plan currency on or before the period's last day."""
     currency = lines["currency"].iloc[0]
@@ -353,15 +353,15 @@ def normalise(lines: pd.DataFrame) -> pd.DataFrame:
         # A missing TI or quota leaves every later line of the rep's year without an amount too (a cap per year,
         # a draw's balance, year to date), so a rep's lines are put down to what any of them lacks.
         rep_keys = ["plan", "version", "rep_id"]
-        lacking = lines.groupby(rep_keys, dropna=False)[["target_incentive", "quota"]].agg(lambda v: v.isna().any())
-        lacks = lacking.reindex(pd.MultiIndex.from_frame(broken[rep_keys])).to_numpy()
-        without_ti = pd.Series(lacks[:, 0], index=broken.index)  # a cap or curve on a TI that cannot be converted
-        without_quota = pd.Series(lacks[:, 1], index=broken.index) & ~without_ti  # a quota the rep-period lacks
+        missing = lines.groupby(rep_keys, dropna=False)[["target_incentive", "quota"]].transform(
+            lambda v: v.isna().any()).loc[broken.index]
+        without_ti = missing["target_incentive"]  # a cap or curve on a TI that cannot be converted
+        without_quota = missing["quota"] & ~without_ti  # a cap or rate on the quota, for a rep-period with none
         if not (without_ti | without_quota).all():
             shown = broken.head(3)[["plan", "component", "rep_id", "period"]]
             raise RuntimeError(f"payout lines without an amount:\n{shown.to_string(index=False)}")  # a bug
         needs = [(_without_ti, without_ti), (_without_quota, without_quota)]
-        raise RevplanError([d for error, which in needs if which.any() for d in error(broken[which]).diagnostics])
+        raise RevplanError([diagnostic(broken[which]) for diagnostic, which in needs if which.any()])
     for column in ("version", "deal_count"):
         lines[column] = lines[column].astype("int64")
     for column in ("capped", "gated"):
