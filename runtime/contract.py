@@ -30,7 +30,7 @@ each.
 | RD011 | error    | the splits of a deal do not sum to 100 %                               |
 | RD012 | error    | an unknown rep: deal owner, split rep, manager, quota/activity/MBO/assignment rep or manager |
 | RD013 | error    | a split of an unknown deal                                             |
-| RD014 | error    | a cycle in the manager hierarchy                                       |
+| RD014 | error    | a cycle in the manager hierarchy (the reps table's, or on some day with assignments) |
 | RD015 | error    | a currency with no fx rate to or from the company currency             |
 | RD016 | error    | a deal closes before the first fx rate of its currency                 |
 | RD017 | error    | an fx rate that is zero or negative                                    |
@@ -93,6 +93,7 @@ from runtime.data import (
     open_data,
     quote,
 )
+from runtime.hierarchy import Manager, cycles
 from runtime.run import shared_measures
 
 MAX_ROWS = 20  # offending rows listed per check; the rest are counted
@@ -527,46 +528,39 @@ class _Checker:
         return found
 
     def manager_cycles(self) -> list[Diagnostic]:
-        """Walk up from each rep; a walk that comes back to its start is a cycle.
-
-        Walks stop at the top, at a known cycle member or after as many steps
-        as there are reps, so bad data cannot make the query run forever.
-        """
+        """Cycles in the manager hierarchy (`runtime.hierarchy`): the reps table's, and those rep_assignments
+        make on some day; roll-up would credit a deal again at each turn. Assignments that overlap are RD021's,
+        ones that end before they start RD018's."""
         if not self.usable("reps", "id", "manager_id"):
             return []
         reps = self.tables["reps"]
         rep, manager = reps.columns["id"].typed(), reps.columns["manager_id"].typed()
-        cycles = self.db.execute(
-            f"""
-            WITH RECURSIVE links AS (
-                SELECT DISTINCT ON (rep) {rep} AS rep, {manager} AS manager, t.{ROW} AS row
-                FROM {reps.raw_view} AS t WHERE {rep} IS NOT NULL AND {manager} IS NOT NULL
-                ORDER BY rep, row
-            ),
-            walk(start, here, path) AS (
-                SELECT rep, manager, [rep] FROM links
-                UNION ALL
-                SELECT w.start, l.manager, list_append(w.path, w.here)
-                FROM walk AS w JOIN links AS l ON l.rep = w.here
-                WHERE w.here <> w.start AND NOT list_contains(w.path, w.here)
-                  AND len(w.path) <= (SELECT count(*) FROM links)
-            )
-            SELECT w.path, l.row FROM walk AS w JOIN links AS l ON l.rep = w.start
-            WHERE w.here = w.start ORDER BY l.row
-            """
+        rows = self.db.execute(
+            f"SELECT {rep}, {manager}, t.{FILE}, t.{ROW} FROM {reps.raw_view} AS t WHERE {rep} IS NOT NULL"
+            f" ORDER BY t.{FILE}, t.{ROW}"
         ).fetchall()
-        found, seen = [], set()
-        for path, row in cycles:
-            members = frozenset(path)
-            if members in seen:  # each member of a cycle finds the same cycle
-                continue
-            seen.add(members)
-            loop = " -> ".join(_show(p) for p in [*path, path[0]])
+        managers = [Manager(r, m, (reps, file, row)) for r, m, file, row in rows]
+        dated = []
+        if self.usable("rep_assignments", "rep_id", "start_date", "end_date", "manager_id"):
+            table = self.tables["rep_assignments"]
+            rep, start, end, manager = (
+                table.columns[n].typed() for n in ("rep_id", "start_date", "end_date", "manager_id")
+            )
+            rows = self.db.execute(
+                f"SELECT {rep}, {manager}, t.{FILE}, t.{ROW}, {start}, {end} FROM {table.raw_view} AS t"
+                f" WHERE {rep} IS NOT NULL AND {start} IS NOT NULL AND NOT coalesce({end} < {start}, false)"
+                f" ORDER BY {start}, t.{FILE}, t.{ROW}"
+            ).fetchall()
+            dated = [Manager(r, m, (table, file, row), s, e) for r, m, file, row, s, e in rows]
+        found = []
+        for cycle in cycles(managers, dated):
+            table, file, row = cycle.closed_by.where
             found.append(Diagnostic(
                 code="RD014",
-                message=f"the manager hierarchy has a cycle: {loop}{self.line_suffix(reps, row)}",
-                data=DataLocation(file=reps.location, row=row, column="manager_id"),
-                hints=("someone in the cycle reports to no one in it: empty their manager_id or fix it",),
+                message=cycle.text() + self.line_suffix(table, row),
+                data=DataLocation(file=_file_of(table, file), row=row, column="manager_id"),
+                hints=("someone in the cycle reports to no one in it"
+                       + (" on that day" if cycle.closed_by.start else "") + ": empty their manager_id or fix it",),
             ))
         return found
 

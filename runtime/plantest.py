@@ -108,6 +108,7 @@ from dsl.diagnostics import (
 )
 from dsl.schema import SCHEMA, Entity, FieldType, Schema
 from runtime.data import quote
+from runtime.hierarchy import Manager, cycles
 
 ARROW_TYPES: dict[FieldType, pa.DataType] = {
     FieldType.STRING: pa.string(),
@@ -164,6 +165,7 @@ def build_tables(test: ir.PlanTest, plan: ir.PlanBase, schema: Schema = SCHEMA) 
         arrow_schema = arrow_schema_for(entity)
         columns = {f.name: [values[f.name] for _, values in table_rows] for f in entity.fields}
         tables[name] = pa.table(columns, schema=arrow_schema)
+    _check_no_manager_cycle(rows.get("reps", []), rows.get("rep_assignments", []))
     return tables
 
 
@@ -313,6 +315,20 @@ def _check_assignments_do_not_overlap(table_rows: list[tuple[ir.TestRow, dict[st
                     f"end the one on line {earlier_given.span.line} the day before"
                     if earlier_given.span else "end the earlier one the day before",
                 )
+
+
+def _check_no_manager_cycle(reps: list[tuple[ir.TestRow, dict[str, Any]]],
+                            assignments: list[tuple[ir.TestRow, dict[str, Any]]]) -> None:
+    """A cycle of managers is refused in a test as in the data (RD014): roll-up would credit a deal at each turn."""
+    managers = [Manager(values["id"], values["manager_id"], given) for given, values in reps]
+    dated = sorted(
+        (Manager(v["rep_id"], v["manager_id"], given, v["start_date"], v["end_date"]) for given, v in assignments),
+        key=lambda a: a.start,
+    )
+    found = cycles(managers, dated)
+    if found:
+        raise PlanTestError(found[0].text(), found[0].closed_by.where.span,
+                            "someone in the cycle must report to no one in it")
 
 
 def connection_for(tables: Mapping[str, pa.Table], schema: Schema = SCHEMA) -> duckdb.DuckDBPyConnection:

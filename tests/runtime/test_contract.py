@@ -205,9 +205,22 @@ CASES = [
      [("RD013", "deal_splits.csv", 1, "deal_id"), ("RD013", "deal_splits.csv", 2, "deal_id")]),
     ("manager cycle", lambda t: (edit("reps", 1, manager_id="R3")(t), edit("reps", 3, manager_id="R2")(t),
                                  edit("reps", 2, manager_id="R1")(t)),
-     [("RD014", "reps.csv", 1, "manager_id")]),
+     # and from 2027-02-15 R3's assignment names R1, who reports to R3: a second cycle
+     [("RD014", "reps.csv", 1, "manager_id"), ("RD014", "rep_assignments.csv", 2, "manager_id")]),
     ("rep who is their own manager", edit("reps", 2, manager_id="R2"),
      [("RD014", "reps.csv", 2, "manager_id")]),
+    # R3's second assignment (from 2027-02-15) names R1, who reports to R3 in the reps table.
+    ("manager cycle from an assignment's first day", lambda t: (edit("reps", 1, manager_id="R3")(t),
+                                                                 edit("reps", 3, manager_id="")(t)),
+     [("RD014", "rep_assignments.csv", 2, "manager_id")]),
+    # R3 reports to R2 until 2027-02-14, and R2 to R3 from 2027-02-15: never both on one day.
+    ("managers who swap on a day make no cycle", lambda t: (
+        edit("rep_assignments", 1, manager_id="R2")(t),
+        t["rep_assignments"].extend([
+            {**t["rep_assignments"][0], "rep_id": "R2", "start_date": "2021-01-01", "end_date": "2027-02-14",
+             "segment": "Enterprise", "manager_id": "R1"},
+            {**t["rep_assignments"][0], "rep_id": "R2", "start_date": "2027-02-15", "end_date": "",
+             "segment": "Enterprise", "manager_id": "R3"}])), []),
     ("deal currency without fx rates", edit("deals", 3, currency="JPY"),
      [("RD015", "deals.csv", 3, "currency")]),
     ("pay currency without fx rates", edit("reps", 3, currency="GBP"),

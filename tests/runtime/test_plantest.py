@@ -209,6 +209,17 @@ def test_table_names_work_too():
             "rep 'A' has two assignments on 2027-03-01",
             None,
         ),
+        (
+            'given rep id "A", manager_id "B"\ngiven rep id "B", manager_id "A"',
+            "the manager hierarchy has a cycle: 'A' -> 'B' -> 'A'",
+            "report to no one",
+        ),
+        (
+            'given rep id "A", manager_id "B"\ngiven rep id "B"\n'
+            'given rep_assignment rep_id "B", start_date 2027-03-01, role "Manager", manager_id "A"',
+            "from 2027-03-01 the manager hierarchy has a cycle: 'B' -> 'A' -> 'B'",
+            None,
+        ),
     ],
 )
 def test_bad_given_rows_name_the_line(row, message, hint):
