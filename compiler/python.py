@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compiler.calendar import pay_periods, plan_periods
-from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, no_quota_plan, no_territory_plan
+from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, is_fixed, no_quota_plan, no_territory_plan
 from dsl import ir
 
 SCALE = 10  # decimal places of every intermediate value (DECIMAL(38, 10))
@@ -835,7 +835,9 @@ class Calculator(_Expressions):
         self.components = [self.component(index, c) for index, c in enumerate(plan.components)]
         if plan.attainment is not None:  # every line shows attainment: its aggregates are computed
             self.attainment_measure()
-        self.draw_amount = self.constant(plan.draw.amount, "a draw amount") if plan.draw is not None else None
+        if plan.draw is not None:
+            self.constant(plan.draw.amount, "a draw amount")  # refused unless fixed
+        self.draw_amount = self.per_period(plan.draw.amount) if plan.draw is not None else None
         self.rules = _TerritoryRules(territories) if plan.crediting.overlay else None
         self.quota_source = self.quota_plans(plan.quota.plan, quota_plans, territories) if plan.quota.plan else None
         self.deal_filter = self.counted_deals()
@@ -1038,6 +1040,14 @@ class Calculator(_Expressions):
             contribution=self.contribution(component),
         )
 
+    def per_period(self, amount: ir.Expr) -> Callable:
+        """(measures) -> an amount per period; fixed, `prorate by active_days` scales it as it does quota and
+        TI (multiplied first, divided last), as the SQL calculator's `per_period`."""
+        value = self.value(amount)
+        if not (self.plan.prorate and is_fixed(amount)):
+            return lambda m: number(value(m))
+        return lambda m: div(mul(number(value(m)), m.run.rp_counted), m.run.rp_length)
+
     def need_base(self, component: ir.Component, base) -> None:
         if base is None:
             raise CompileError(f'component "{component.name}" needs a base measure (`component "..." on MEASURE`)')
@@ -1056,8 +1066,8 @@ class Calculator(_Expressions):
                 curve = self.curve(rule)
                 return lambda m, b: (curve(m), None)
             case ir.Bonus(amount=amount, when=when):
-                amount_fn, when_fn = self.value(amount), self.value(when)
-                return lambda m, b: (case(truth(when_fn(m)).v, number(amount_fn(m)), zeros(m.n)), None)
+                amount_fn, when_fn = self.per_period(amount), self.value(when)
+                return lambda m, b: (case(truth(when_fn(m)).v, amount_fn(m), zeros(m.n)), None)
             case ir.Spiff(amount=amount, where=where, start=start, end=end):
                 close = ir.FieldRef(entity="deal", field="close_date")
                 in_window = ir.Logical(
@@ -1072,8 +1082,8 @@ class Calculator(_Expressions):
                 amount_fn = self.value(amount)
                 return lambda m, b: (mul(number(amount_fn(m)), count(m)), number(amount_fn(m)))
             case ir.Mbo(amount=amount):
-                amount_fn = self.value(amount)
-                return lambda m, b: (mul(number(amount_fn(m)), coalesce(m.mbo_score, zeros(m.n))), None)
+                amount_fn = self.per_period(amount)
+                return lambda m, b: (mul(amount_fn(m), coalesce(m.mbo_score, zeros(m.n))), None)
         raise CompileError(f"payout rule {type(rule).__name__} is not supported")
 
     def tier_variable(self, on: str) -> tuple[Callable, bool, tuple]:
@@ -1147,7 +1157,7 @@ class Calculator(_Expressions):
     def cap(self, cap: ir.Cap, yearly: bool) -> Callable:
         if cap.amount is not None:
             amount = self.value(cap.amount)
-            return lambda m: number(amount(m))
+            return (lambda m: number(amount(m))) if yearly else self.per_period(cap.amount)
         if cap.multiple is None or cap.of is None:
             raise CompileError("a cap needs an amount or N x a measure")
         multiple = cap.multiple
@@ -1446,6 +1456,7 @@ class _Run:
         ti_days_per = (period_days if plan.prorate else active_days) * plan.period.per_year
         self.rp_ti = div(weighted, Num.of(ti_days_per, 0))
         self.rp_proration = div(counted, length)
+        self.rp_counted, self.rp_length = counted, length  # what a fixed amount per period is prorated by
         self.rp_year = self.year_starts[period]
         self.year_first = _window_starts([rep, self.rp_year])
         self.rep_first = _window_starts([rep])
@@ -1860,7 +1871,7 @@ class _Run:
             earned = add(earned, coalesce(summed, zeros(n)))
         nth = np.arange(n) - np.flatnonzero(self.rep_first)[_partition_ids(self.rep_first)] + 1 if n else \
             np.zeros(0, dtype=np.int64)
-        amount = number(self.calculator.draw_amount(self.m))
+        amount = self.calculator.draw_amount(self.m)
         in_draw = np.ones(n, dtype=bool) if draw.periods is None else nth <= draw.periods
         guaranteed = case(in_draw, amount, zeros(n))
         shortfall = sub(guaranteed, earned)

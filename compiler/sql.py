@@ -79,6 +79,12 @@ ZERO = number(0)
 LITERALS = (ir.Number, ir.Percent, ir.Money, ir.Date, ir.Duration, ir.Text, ir.Boolean, ir.Null)
 
 
+def is_fixed(node: ir.Expr) -> bool:
+    """A value the same for every rep and period (literals and arithmetic on them): a fixed amount, which
+    `prorate by active_days` scales; an amount of quota or TI scales with them."""
+    return not any(isinstance(n, (ir.FieldRef, ir.NameRef, ir.Aggregate)) for n in _walk(node))
+
+
 @dataclasses.dataclass
 class Credited:
     """Where deal rows come from: a table, the joins that credit reps, the credited rep and share."""
@@ -967,7 +973,8 @@ class _PlanCompiler(RowCompiler):
             ]
         keys = ("rep_id", "period")
         select = exp.select(
-            *[col(n, "rp") for n in ("rep_id", "period", "period_index", "year_start", "annual_ti", "proration")],
+            *[col(n, "rp") for n in ("rep_id", "period", "period_index", "year_start", "annual_ti", "proration",
+                                      "active_days", "period_days")],
             alias(ytd[0], "quota"),
             alias(ytd[1], "target_incentive"),
             alias(dec(col("score", "s")), "mbo_score"),
@@ -1105,7 +1112,7 @@ class _PlanCompiler(RowCompiler):
             case ir.Curve():
                 return self.curve(rule), None
             case ir.Bonus(amount=amount, when=when):
-                return case(is_true(self.value(when)), self.value(amount), ZERO.copy()), None
+                return case(is_true(self.value(when)), self.per_period(amount), ZERO.copy()), None
             case ir.Spiff(amount=amount, where=where, start=start, end=end):
                 in_window = ir.Logical(
                     op="and",
@@ -1122,8 +1129,17 @@ class _PlanCompiler(RowCompiler):
                 count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), in_window)
                 return mul(self.value(amount), count), self.value(amount)
             case ir.Mbo(amount=amount):
-                return mul(self.value(amount), coalesce(col("mbo_score"), ZERO.copy())), None
+                return mul(self.per_period(amount), coalesce(col("mbo_score"), ZERO.copy())), None
         raise CompileError(f"payout rule {type(rule).__name__} is not supported")
+
+    def per_period(self, amount: ir.Expr) -> exp.Expression:
+        """An amount per period; fixed, `prorate by active_days` scales it as it does quota and TI (multiplied
+        first, divided last): a rep in the plan for part of a period (a hire, a role change, a new version)
+        gets that part of a bonus, an MBO, a draw or a cap, not the whole of it in each plan or version."""
+        value = self.value(amount)
+        if not (self.plan.prorate and is_fixed(amount)):
+            return value
+        return div(mul(value, dec(col("active_days"))), dec(col("period_days")), self.dialect)
 
     def _need_base(self, component: ir.Component, base) -> None:
         if base is None:
@@ -1201,7 +1217,7 @@ class _PlanCompiler(RowCompiler):
 
     def cap_amount(self, cap: ir.Cap, yearly: bool) -> exp.Expression:
         if cap.amount is not None:
-            return self.value(cap.amount)
+            return self.value(cap.amount) if yearly else self.per_period(cap.amount)
         of = col("annual_ti") if yearly and cap.of == "target_incentive" else self.measure_value(cap.of, None)
         return mul(number(cap.multiple), of)
 
@@ -1285,6 +1301,8 @@ class _PlanCompiler(RowCompiler):
                 col("rep_id", "m"),
                 col("period", "m"),
                 col("period_index", "m"),
+                col("active_days", "m"),
+                col("period_days", "m"),
                 alias(coalesce(col("earned", "e"), ZERO.copy()), "earned"),
                 alias(window(exp.RowNumber(), [col("rep_id", "m")], [col("period_index", "m")]), "nth"),
                 copy=False,
@@ -1302,7 +1320,7 @@ class _PlanCompiler(RowCompiler):
             if draw.periods is None
             else exp.LTE(this=col("nth"), expression=exp.Literal.number(draw.periods))
         )
-        guaranteed = case(in_draw, self.value(draw.amount), ZERO.copy())
+        guaranteed = case(in_draw, self.per_period(draw.amount), ZERO.copy())
         top_up = greatest(sub(guaranteed.copy(), col("earned")), ZERO.copy())
         staged = exp.select(
             col("rep_id"),
