@@ -17,7 +17,8 @@ each.
 | ----- | -------- | ---------------------------------------------------------------------- |
 | RD001 | error    | the data source does not exist or cannot be opened (`open_data` raises) |
 | RD002 | error    | a required table (reps, deals) is missing                              |
-| RD003 | error    | a required column is missing                                           |
+| RD003 | error    | a required column is missing, or an optional one is spelt another way  |
+|       |          | (`Cancel Date` for cancel_date: its values would not be read)          |
 | RD004 | error    | a column has a type that cannot hold its values exactly (DOUBLE money)  |
 | RD005 | error    | a file or a line cannot be read (malformed CSV line, not UTF-8, empty)  |
 |       |          | or would be misread: a column name given twice, a CSV row with more    |
@@ -52,10 +53,12 @@ each.
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 | RD031 | warning  | a required table (reps, deals) has no rows                             |
 | RD032 | error    | an id with a blank (space, tab) at its start or end                    |
-| RD033 | warning  | a plan reads an optional table or column the data does not have        |
+| RD033 | warning  | a plan reads an optional table or column the data does not have, or an |
+|       |          | optional table with no rows                                             |
 | RD034 | warning  | a column of a database table the user may not read (it is not read)    |
 | RD035 | error    | a deal in a currency with no fx rate into the currency of a plan in force |
 |       |          | when it closes, on or before its close date (rates are not inverted)    |
+| RD036 | error    | a split percent below 0 % or above 100 %                               |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -251,6 +254,13 @@ class _Checker:
                     hints += ("the header was read as one column: separate columns with commas",)
                 found.append(Diagnostic(code="RD003", message=f"required column {column.name!r} is missing",
                                         data=where, hints=hints))
+            elif column.conversion is Conversion.MISSING and (written := _written_as(column.name, table)):
+                # 'Cancel Date' is not read as cancel_date: all its values would be empty, and every clawback lost.
+                found.append(Diagnostic(
+                    code="RD003",
+                    message=f"column {written!r} is not read: the optional column {column.name!r} is spelt so",
+                    data=where, hints=(f"rename the column {column.name}",),
+                ))
             elif column.conversion is Conversion.WRONG_TYPE:
                 found.append(Diagnostic(
                     code="RD004",
@@ -313,6 +323,12 @@ class _Checker:
             yield _RowRule("RD006", "period", f"NOT regexp_full_match({period}, '{PERIOD_LABEL}')", (period,),
                            lambda period: f"{_show(period)} is not a valid period",
                            ("write periods as 2027, 2027-H1, 2027-Q1 or 2027-01",))
+        if table.table == "deal_splits" and self.usable("deal_splits", "percent"):
+            # Shares of 1.5 and -0.5 add up to 1 (RD011 is content) and credited one rep 150 % of the deal (audit).
+            share = c["percent"].typed()
+            yield _RowRule("RD036", "percent", f"{share} < 0 OR {share} > 1", (share,),
+                           lambda share: f"split percent {_plain(share)} ({_percent(share)}) is outside 0 % to 100 %",
+                           ("a split is a rep's share of the deal: 0.6 for 60 %",))
         if table.table == "fx_rates" and self.usable("fx_rates", "rate"):
             rate = c["rate"].typed()
             yield _RowRule("RD017", "rate", f"{rate} <= 0", (rate,),
@@ -680,6 +696,12 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
         yield _RowRule("RD010", column.name, f"{typed} < 0", (typed,),
                        lambda value: f"negative {column.name} {_show(value)}",
                        ("amounts are never negative: a cancelled deal has a cancel_date",))
+
+
+def _written_as(name: str, table: TableSource) -> str | None:
+    """A column of the source that is `name` written another way (`Cancel Date`, `paid-date`), if any."""
+    loose = [c for c in table.extra_columns if re.sub(r"[\s\-]+", "_", c.strip()).lower() == name]
+    return loose[0] if loose else None
 
 
 def _convertible(column: ColumnSource) -> bool:
@@ -1050,6 +1072,9 @@ def check_plan_inputs(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Di
             if not source.present:
                 missing = f"the data has no {table} table: it is read as empty"
                 hint = _how_to_add(source)
+            elif column is None and source.entity.table not in REQUIRED_TABLES and _has_no_rows(dataset, source):
+                missing = f"{source.location} has no rows: it is read as empty"
+                hint = f"check that the export of {table} is complete"
             elif column is not None and source.columns[column].conversion is Conversion.MISSING \
                     and not source.columns[column].field.required:  # a required one is RD003's error
                 missing = f"{source.location} has no {column} column: every {source.entity.name}'s {column} is empty"
@@ -1062,6 +1087,12 @@ def check_plan_inputs(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Di
                 hints=(hint, "or change the plan not to read it"),
             )
     return list(found.values())
+
+
+def _has_no_rows(dataset: DataSet, table: TableSource) -> bool:
+    if table.broken:
+        return False
+    return not dataset.connection.execute(f"SELECT count(*) FROM {table.raw_view}").fetchall()[0][0]
 
 
 def _plan_inputs(plan: ir.PlanBase, shared: dict[str, ir.Measure], tables: dict[str, str]

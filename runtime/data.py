@@ -112,6 +112,10 @@ class ColumnSource:
         raw = self.raw(alias)
         if self.conversion in (Conversion.MISSING, Conversion.WRONG_TYPE):
             return f"CAST(NULL AS {self.sql_type})"
+        if self.field.type is FieldType.STRING and self.source_type == "VARCHAR" and not self.field.required:
+            # A blank cell (' ' in CSV, '' in Parquet) is empty, as for a required column (`is_blank`): read as a
+            # value, segment ' ' took a rep out of a plan for `rep.segment is null` (audit). A required one is RD008.
+            return f"CASE WHEN {raw} < '!' AND TRIM({raw}) = '' THEN NULL ELSE {raw} END"
         if self.conversion is Conversion.SAME:
             return raw
         if self.conversion is Conversion.PARSE:
@@ -120,8 +124,12 @@ class ColumnSource:
             if self.field.type is FieldType.INTEGER:  # DuckDB would round '12.5' to 13
                 return (f"CASE WHEN regexp_full_match(TRIM({raw}), '[-+]?[0-9]+')"
                         f" THEN TRY_CAST(TRIM({raw}) AS {self.sql_type}) END")
-            if self.field.type is FieldType.DATE:  # DuckDB reads 'infinity' as a date after every other
-                return f"CASE WHEN NOT contains(lower({raw}), 'inf') THEN TRY_CAST(NULLIF(TRIM({raw}), '') AS DATE) END"
+            if self.field.type is FieldType.DATE:
+                # A date, at most with a midnight no time zone moves: DuckDB also reads '27-01-30' as the year 27,
+                # '2027-03-31T23:30:00-08:00' as the 31st whatever the zone, 'infinity' as after every other date.
+                day = r"[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ]00:00(:00(\.0+)?)?)?"
+                return (f"CASE WHEN regexp_full_match(TRIM({raw}), '{day}')"
+                        f" THEN TRY_CAST(TRIM({raw}) AS DATE) END")
             return f"TRY_CAST(NULLIF(TRIM({raw}), '') AS {self.sql_type})"
         return f"TRY_CAST({raw} AS {self.sql_type})"
 

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -127,6 +130,13 @@ def drop_column(table: str, column: str):
     return apply
 
 
+def rename_column(table: str, column: str, to: str):
+    def apply(tables):
+        tables[table] = [{(to if name == column else name): value for name, value in row.items()}
+                         for row in tables[table]]
+    return apply
+
+
 def drop_table(table: str):
     def apply(tables):
         del tables[table]
@@ -147,6 +157,15 @@ CASES = [
     ("missing optional column", drop_column("deals", "product"), []),
     ("bad date", edit("deals", 2, close_date="2027-02-30"),
      [("RD006", "deals.csv", 2, "close_date")]),
+    # DuckDB read these as the year 27, as 2027-02-20 whatever the time and zone, as 2027 BC.
+    ("a two-digit year", edit("deals", 2, close_date="27-02-20"), [("RD006", "deals.csv", 2, "close_date")]),
+    ("a date with a time", edit("deals", 2, close_date="2027-02-20T23:30:00-08:00"),
+     [("RD006", "deals.csv", 2, "close_date")]),
+    ("a date before Christ", edit("deals", 2, close_date="2027-02-20 (BC)"), [("RD006", "deals.csv", 2, "close_date")]),
+    ("a date with slashes", edit("deals", 2, close_date="2027/02/20"), []),
+    ("a date at midnight, as spreadsheets export dates", edit("deals", 2, close_date="2027-02-20 00:00:00"), []),
+    ("an optional column spelt another way", rename_column("deals", "cancel_date", "Cancel Date"),
+     [("RD003", "deals.csv", None, "cancel_date")]),
     ("date in another format", edit("reps", 3, hire_date="06/01/2021"),
      [("RD006", "reps.csv", 3, "hire_date")]),
     ("a date of infinity, which DuckDB reads as 9999-12-31", edit("deals", 2, close_date="infinity"),
@@ -191,7 +210,11 @@ CASES = [
      [("RD011", "deal_splits.csv", 1, "percent")]),
     ("splits in whole percent", lambda t: (edit("deal_splits", 1, percent="60")(t),
                                            edit("deal_splits", 2, percent="40")(t)),
-     [("RD011", "deal_splits.csv", 1, "percent")]),
+     [("RD036", "deal_splits.csv", 1, "percent"), ("RD036", "deal_splits.csv", 2, "percent"),
+      ("RD011", "deal_splits.csv", 1, "percent")]),
+    ("split shares that add up to 100 % but are not shares", lambda t: (edit("deal_splits", 1, percent="1.5")(t),
+                                                                      edit("deal_splits", 2, percent="-0.5")(t)),
+     [("RD036", "deal_splits.csv", 1, "percent"), ("RD036", "deal_splits.csv", 2, "percent")]),
     ("split rep not in the roster", edit("deal_splits", 2, rep_id="R9"),
      [("RD012", "deal_splits.csv", 2, "rep_id")]),
     ("deal owner not in the roster", edit("deals", 1, owner_rep_id="R7"),
@@ -698,6 +721,27 @@ def test_missing_optional_tables_are_empty_views_with_typed_columns(tmp_path):
     assert columns == [("rep_id", "VARCHAR"), ("period", "VARCHAR"), ("score", "DECIMAL(9,6)")]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_blank_optional_text_is_empty(tmp_path, suffix):
+    """A segment of ' ' (or '' in Parquet) is no segment: read as a value, it took a rep out of a plan
+    for `rep.segment is null` (audit)."""
+    tables = copy.deepcopy(GOOD)
+    tables["reps"][1]["segment"] = " " if suffix == ".csv" else ""
+    folder = write_company(tmp_path / "csv", tables)
+    if suffix == ".parquet":
+        parquet = tmp_path / "parquet"
+        parquet.mkdir()
+        for path in folder.glob("*.csv"):
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in tables[path.stem][0]}, strings_can_be_null=False))
+            pq.write_table(table, parquet / f"{path.stem}.parquet")
+        folder = parquet
+    with open_data(folder) as data:
+        assert check_data(data) == []
+        assert data.connection.execute("SELECT id, segment FROM reps ORDER BY id").fetchall() == [
+            ("R1", None), ("R2", None), ("R3", "Commercial")]
+
+
 def test_views_hold_exact_types(tmp_path):
     with open_data(write_company(tmp_path, GOOD)) as data:
         types = dict(data.connection.execute(
@@ -1020,6 +1064,7 @@ measure bookings = sum(deal.amount) where deal.stage = "closed_won" and deal.pro
     (drop_column("deals", "paid_date"), [("ae.plan", 3, "deal.paid_date (it is paid on payment)")]),
     (drop_column("deals", "cancel_date"), [("ae.plan", 11, "deal.cancel_date (its clawback)")]),
     (drop_table("deal_splits"), [("ae.plan", 3, "deal_splits (it credits splits)")]),  # the IR keeps no credit line
+    (lambda t: t["deal_splits"].clear(), [("ae.plan", 3, "deal_splits (it credits splits)")]),  # a header only
     (drop_column("deals", "account_id"), [("ae.plan", 15, "deal.account_id")]),
     # through a shared measure the plan's component is paid on
     (drop_column("deals", "product"), [("measures.plan", 3, "deal.product")]),
