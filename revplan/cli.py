@@ -392,6 +392,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_plans_reach_reps,
         check_quota_coverage,
         check_run_off,
+        check_split_periods,
     )
     from runtime.data import open_data, shown_source
     from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
@@ -444,6 +445,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             steps.start(f"selecting period {period}")
             lines = filter_period(lines, period)
         warnings.extend(check_quota_coverage(comp, lines))
+        warnings.extend(check_split_periods(comp, lines))
         # The deals behind each commission line (of the kept periods): Parquet files the engine wrote,
         # copied into the CSV without loading them (16M rows at 10M deals).
         deals = ParquetRows(result.payout_deal_files, deal_schema(shares=False))

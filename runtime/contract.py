@@ -59,6 +59,8 @@ each.
 | RD035 | error    | a deal in a currency with no fx rate into the currency of a plan in force |
 |       |          | when it closes, on or before its close date (rates are not inverted)    |
 | RD036 | error    | a split percent below 0 % or above 100 %                               |
+| RD037 | warning  | a plan without `prorate by active_days` shares a rep-period with another |
+|       |          | plan or version (a role change, a new version mid-period)               |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -912,6 +914,32 @@ def _tables_with(dataset: DataSet, entity: str, field: str) -> list[TableSource]
 def _loose(text: str) -> str:
     """A text without case, and with every run of spaces, `_` and `-` as one `_`: what a near miss shares."""
     return "_".join(part for part in text.lower().replace("-", " ").replace("_", " ").split())
+
+
+def check_split_periods(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]:
+    """RD037 warnings, at the plan's line: reps in a plan for part of a period and in another plan, or another
+    version of it, for the rest (a role change, a new version mid-period), where the plan does not `prorate by
+    active_days`. It then pays a whole period's quota, TI and fixed amounts for its part, as the other may for
+    its own (audit: a curve on TI paid its 18,000 in both plans of one quarter). Legal, so a warning.
+
+    `lines` are the run's payout lines; a rep-period counts when it has lines of its own period in two."""
+    own = lines[lines["proration"].notna()][["plan", "version", "rep_id", "period"]].drop_duplicates()
+    split = own[own.groupby(["rep_id", "period"])["plan"].transform("size") > 1]
+    found = []
+    for plan in plans:
+        rows = split[(split["plan"] == plan.name) & (split["version"] == plan.version)]
+        if plan.prorate or rows.empty:
+            continue
+        shown = ", ".join(f"{r.rep_id} {r.period}" for r in rows.head(5).itertuples())
+        shown += f", and {len(rows) - 5} more" if len(rows) > 5 else ""
+        found.append(Diagnostic(
+            code="RD037", severity=Severity.WARNING, span=plan.span,
+            message=f"{plan.key} shares {len(rows)} rep-period{'s' * (len(rows) != 1)} with another plan or "
+                    f"version ({shown}) and pays each a whole period's quota, TI and fixed amounts for its days",
+            hints=("add `prorate by active_days` to the plan: they then scale with the rep's days in it",
+                   "or change roles and start versions on a period's first day"),
+        ))
+    return found
 
 
 def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) -> list[Diagnostic]:

@@ -35,6 +35,7 @@ from runtime.contract import (
     check_plans_reach_reps,
     check_quota_coverage,
     check_run_off,
+    check_split_periods,
     open_checked,
 )
 from runtime.data import open_data
@@ -888,6 +889,49 @@ def test_reps_paid_on_attainment_without_a_quota_warn_at_the_quota_line(tmp_path
     assert "2 reps have no quota (or 0) from the quotas table in 3 rep-periods" in warning.message
     assert "attainment is empty there" in warning.message
     assert "(R2 2027-Q2, R3 2027-Q1, R3 2027-Q2)" in warning.message
+
+
+SEGMENT_PLANS = """revplan 1
+
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+
+comp plan "Commercial" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  applies to reps where rep.segment = "Commercial"
+  component "Bookings" on bookings
+    rate 5%
+
+comp plan "Enterprise" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  applies to reps where rep.segment = "Enterprise"
+  prorate by active_days
+  component "Bookings" on bookings
+    rate 5%
+"""
+
+
+def test_a_plan_sharing_a_period_without_proration_warns_at_its_line(tmp_path):
+    """GOOD's R3 moves from Commercial to Enterprise on 2027-02-15: Q1 is in both plans, and only
+    Enterprise prorates."""
+    project = load_texts([("plans.plan", SEGMENT_PLANS)])
+    with open_data(write_company(tmp_path, GOOD)) as dataset:
+        lines = run_plans(project.files, dataset.connection).payout_lines
+    [warning] = check_split_periods(comp_plans(project.files), lines)
+    assert (warning.code, warning.severity, warning.span.line) == ("RD037", Severity.WARNING, 5)
+    assert 'comp plan "Commercial" version 1 shares 1 rep-period with another plan or version (R3 2027-Q1)' \
+        in warning.message
+    no_split = copy.deepcopy(GOOD)
+    no_split["rep_assignments"][0]["end_date"] = "2027-03-31"
+    no_split["rep_assignments"][1]["start_date"] = "2027-04-01"
+    with open_data(write_company(tmp_path / "on_a_boundary", no_split)) as dataset:
+        assert check_split_periods(comp_plans(project.files), run_plans(project.files, dataset.connection)
+                                   .payout_lines) == []
 
 
 def line(rep_id: str, period: str, quota: str | None, proration: str | None = "1") -> dict:
