@@ -11,7 +11,7 @@ a fingerprint of the input for run manifests.
 
 What always holds:
   - every schema table has a view, with every schema column, in its exact
-    type: money DECIMAL(18,2), number DECIMAL(18,6), percent DECIMAL(9,6)
+    type: money DECIMAL(18,2), number DECIMAL(28,10), percent DECIMAL(9,6)
     (a fraction: 0.6 is 60 %), integer BIGINT, date DATE. An optional table or
     column that is missing is an empty view or a NULL column. Columns the
     schema does not know (custom CRM fields) pass through unchanged.
@@ -58,7 +58,8 @@ from runtime.csv_shape import DELIMITER_NAMES, CsvShape, line_of, read_shape
 SQL_TYPES: dict[FieldType, str] = {
     FieldType.STRING: "VARCHAR",
     FieldType.MONEY: "DECIMAL(18,2)",
-    FieldType.NUMBER: "DECIMAL(18,6)",
+    # 10 places: an fx rate into USD of a currency such as IDR (0.0000614) has 3 significant digits at 6
+    FieldType.NUMBER: "DECIMAL(28,10)",
     FieldType.PERCENT: "DECIMAL(9,6)",
     FieldType.INTEGER: "BIGINT",
     FieldType.DATE: "DATE",
@@ -66,7 +67,7 @@ SQL_TYPES: dict[FieldType, str] = {
 }
 
 # Decimal places each exact type keeps; a value with more would be rounded.
-SCALES: dict[FieldType, int] = {FieldType.MONEY: 2, FieldType.NUMBER: 6, FieldType.PERCENT: 6}
+SCALES: dict[FieldType, int] = {FieldType.MONEY: 2, FieldType.NUMBER: 10, FieldType.PERCENT: 6}
 
 ROW = "_rp_row"  # 1-based data row in the source file (CSV: line = row + 1)
 FILE = "_rp_file"  # the file a row came from (a folder of Parquet parts has several)

@@ -14,7 +14,7 @@ Out: one `TestResult` per test block, with a `Mismatch` per failed expectation.
 
 What always holds:
   - Input tables have every contract column (`dsl/schema.py`) in its exact
-    type: money DECIMAL(18,2), number DECIMAL(18,6), percent DECIMAL(9,6) (a
+    type: money DECIMAL(18,2), number DECIMAL(28,10), percent DECIMAL(9,6) (a
     fraction), integer BIGINT, date DATE. Omitted columns get the defaults
     below; a value that does not fit its column is a `PlanTestError` naming
     the `given` line, never a silently changed number.
@@ -113,13 +113,13 @@ from runtime.hierarchy import Manager, cycles
 ARROW_TYPES: dict[FieldType, pa.DataType] = {
     FieldType.STRING: pa.string(),
     FieldType.MONEY: pa.decimal128(18, 2),
-    FieldType.NUMBER: pa.decimal128(18, 6),
+    FieldType.NUMBER: pa.decimal128(28, 10),
     FieldType.PERCENT: pa.decimal128(9, 6),
     FieldType.INTEGER: pa.int64(),
     FieldType.DATE: pa.date32(),
     FieldType.BOOL: pa.bool_(),
 }
-SCALE = {FieldType.MONEY: 2, FieldType.NUMBER: 6, FieldType.PERCENT: 6}
+SCALE = {FieldType.MONEY: 2, FieldType.NUMBER: 10, FieldType.PERCENT: 6}
 DEFAULT_HIRE_DATE = dt.date(2000, 1, 1)
 
 

@@ -179,6 +179,9 @@ CASES = [
      [("RD006", "deals.csv", 3, "amount")]),
     ("amount in scientific notation, as a spreadsheet rounded it", edit("deals", 1, amount="1.23457E+5"),
      [("RD006", "deals.csv", 1, "amount")]),
+    ("fx rate with 10 decimal places", edit("fx_rates", 1, rate="1.0812345678"), []),
+    ("fx rate below 10 decimal places", edit("fx_rates", 1, rate="1.08123456789"),
+     [("RD007", "fx_rates.csv", 1, "rate")]),
     ("fx rate in scientific notation", edit("fx_rates", 1, rate="9.2e-1"),
      [("RD006", "fx_rates.csv", 1, "rate")]),
     ("amount below a cent", edit("deals", 2, amount="2500.505"),
@@ -751,7 +754,7 @@ def test_views_hold_exact_types(tmp_path):
     assert types["deals.amount"] == "DECIMAL(18,2)"
     assert types["deals.close_date"] == "DATE"
     assert types["deal_splits.percent"] == "DECIMAL(9,6)"
-    assert types["fx_rates.rate"] == "DECIMAL(18,6)"
+    assert types["fx_rates.rate"] == "DECIMAL(28,10)"
     assert types["accounts.employees"] == "BIGINT"
 
 

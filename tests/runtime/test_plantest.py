@@ -150,8 +150,8 @@ def test_percent_number_and_integer_columns():
     )
     assert tables["deal_splits"].schema.field("percent").type == pa.decimal128(9, 6)
     assert tables["deal_splits"].to_pylist()[0]["percent"] == Decimal("0.600000")
-    assert tables["fx_rates"].schema.field("rate").type == pa.decimal128(18, 6)
-    assert tables["fx_rates"].to_pylist()[0]["rate"] == Decimal("1.100000")
+    assert tables["fx_rates"].schema.field("rate").type == pa.decimal128(28, 10)
+    assert tables["fx_rates"].to_pylist()[0]["rate"] == Decimal("1.1000000000")
     account = tables["accounts"].to_pylist()[0]
     assert account["employees"] == 5000 and account["name"] == "acc-1" and account["state"] is None
 
