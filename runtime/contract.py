@@ -52,7 +52,8 @@ each.
 |       |          | naming the table it may be meant for (`deal_split.csv`)                |
 | RD030 | error    | the sample company cannot be generated (bad arguments, unwritable folder) |
 | RD031 | warning  | a required table (reps, deals) has no rows                             |
-| RD032 | error    | an id with a blank (space, tab) at its start or end                    |
+| RD032 | error    | an id with a blank (space, tab) at its start or end, or an invisible   |
+|       |          | character (a no-break or zero-width space) anywhere                    |
 | RD033 | warning  | a plan reads an optional table or column the data does not have, or an |
 |       |          | optional table with no rows                                             |
 | RD034 | warning  | a column of a database table the user may not read (it is not read)    |
@@ -307,9 +308,10 @@ class _Checker:
             # `R0157 ` from a spreadsheet is another id than the `R0157` deals name: the error belongs here.
             # A first or last character at or below ' ' (space, tab) is the cheap test of a blank at an end.
             key = c["id"].typed()
-            yield _RowRule("RD032", "id", f"left({key}, 1) <= ' ' OR right({key}, 1) <= ' '", (key,),
-                           lambda key: f"id {key!r} has a blank at its " + ("start" if key[:1].isspace() else "end"),
-                           ("remove the blanks: other tables name the id without them",))
+            # So is a no-break or zero-width space anywhere (only where bytes outnumber characters: cheap).
+            invisible = f"strlen({key}) <> length({key}) AND regexp_matches({key}, '{INVISIBLE}')"
+            yield _RowRule("RD032", "id", f"left({key}, 1) <= ' ' OR right({key}, 1) <= ' ' OR ({invisible})",
+                           (key,), _blank_in_id, ("remove the blanks: other tables name the id without them",))
         if table.table == "reps" and self.usable("reps", "hire_date", "termination_date"):
             hire, end = c["hire_date"].typed(), c["termination_date"].typed()
             yield _RowRule("RD018", "termination_date", f"{end} < {hire}", (end, hire),
@@ -698,6 +700,15 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
         yield _RowRule("RD010", column.name, f"{typed} < 0", (typed,),
                        lambda value: f"negative {column.name} {_show(value)}",
                        ("amounts are never negative: a cancelled deal has a cancel_date",))
+
+
+INVISIBLE = r"[\x{00A0}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"  # no-break and zero-width spaces (RE2)
+
+
+def _blank_in_id(key: str) -> str:
+    if key[:1].isspace() or key[-1:].isspace():
+        return f"id {key!r} has a blank at its " + ("start" if key[:1].isspace() else "end")
+    return f"id {key!r} holds an invisible character (a no-break or zero-width space)"
 
 
 def _written_as(name: str, table: TableSource) -> str | None:

@@ -837,6 +837,8 @@ def conversion(field_type: FieldType, source_type: str | None) -> Conversion:
         return Conversion.SAME
     if source_type == "VARCHAR" or source_type.startswith("ENUM("):
         return Conversion.PARSE
+    if source_type == '"NULL"':  # a column with no value at all: pandas and pyarrow write it with no type
+        return Conversion.CAST
     family = _type_family(source_type)
     accepted = {
         FieldType.STRING: {"integer"},

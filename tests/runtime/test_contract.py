@@ -299,6 +299,13 @@ CASES = [
     ("an id with a space at its end", edit("deals", 3, id="D3 "), [("RD032", "deals.csv", 3, "id")]),
     ("an id with a tab at its start", edit("accounts", 2, id="\tA2"),
      [("RD032", "accounts.csv", 2, "id"), ("RD020", "deals.csv", 2, "account_id")]),
+    ("an id with a zero-width space inside", edit("reps", 2, id="R\u200b2"),
+     [("RD032", "reps.csv", 2, "id")] + [("RD012", f, row, c) for f, row, c in (
+         ("deals.csv", 1, "owner_rep_id"), ("deals.csv", 3, "owner_rep_id"), ("deal_splits.csv", 1, "rep_id"),
+         ("quotas.csv", 1, "rep_id"))]),
+    ("an id with an accent is fine", edit("reps", 2, id="Renée"), [("RD012", "deals.csv", 1, "owner_rep_id"),
+     ("RD012", "deals.csv", 3, "owner_rep_id"), ("RD012", "deal_splits.csv", 1, "rep_id"),
+     ("RD012", "quotas.csv", 1, "rep_id")]),
     ("no deals", lambda t: t.update(deals=[], deal_splits=[]), [("RD031", "deals.csv", None, None)]),
 ]
 
@@ -659,6 +666,20 @@ def test_parquet_with_typed_columns_keeps_the_contract(tmp_path):
         types = dict(data.connection.execute("SELECT column_name, data_type FROM information_schema.columns"
                                              " WHERE table_name = 'deals'").fetchall())
     assert types["amount"] == "DECIMAL(18,2)" and types["close_date"] == "DATE"
+
+
+def test_a_parquet_column_without_a_value_has_no_type_and_is_empty(tmp_path):
+    """pandas and pyarrow write a column of None alone with the null type: an optional one is empty, a
+    required one is empty in each row (RD008), not a column of the wrong type."""
+    folder = write_company(tmp_path, GOOD)
+    typed = pacsv.ConvertOptions(column_types={"amount": pa.decimal128(18, 2)})
+    deals = pacsv.read_csv(folder / "deals.csv", convert_options=typed).drop_columns(["cancel_date", "stage"])
+    deals = deals.append_column("cancel_date", pa.nulls(3)).append_column("stage", pa.nulls(3))
+    pq.write_table(deals, folder / "deals.parquet")
+    (folder / "deals.csv").unlink()
+    assert found(folder) == [("RD008", "deals.parquet", row, "stage") for row in (1, 2, 3)]
+    with open_data(folder) as data:
+        assert data.connection.execute("SELECT DISTINCT cancel_date FROM deals").fetchall() == [(None,)]
 
 
 def test_parquet_rows_are_numbered_per_file_in_a_folder_of_parts(tmp_path):
