@@ -393,6 +393,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_quota_coverage,
         check_run_off,
         check_split_periods,
+        quota_labels,
     )
     from runtime.data import open_data, shown_source
     from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
@@ -435,6 +436,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
                                progress=steps.detail)
             warnings.extend(check_plans_reach_reps(comp, result.payout_lines, dataset))
             unpaid_reps = reps_in_no_plan(comp, result.payout_lines, dataset.connection)
+            quota_periods = quota_labels(dataset)
         except duckdb.OutOfMemoryException as error:
             raise out_of_memory(limit, error) from None
         finally:
@@ -444,7 +446,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         if period is not None:
             steps.start(f"selecting period {period}")
             lines = filter_period(lines, period)
-        warnings.extend(check_quota_coverage(comp, lines))
+        warnings.extend(check_quota_coverage(comp, lines, quota_periods))
         warnings.extend(check_split_periods(comp, lines))
         # The deals behind each commission line (of the kept periods): Parquet files the engine wrote,
         # copied into the CSV without loading them (16M rows at 10M deals).

@@ -37,6 +37,7 @@ from runtime.contract import (
     check_run_off,
     check_split_periods,
     open_checked,
+    quota_labels,
 )
 from runtime.data import open_data
 from runtime.run import comp_plans, run_plans
@@ -956,6 +957,21 @@ def test_a_plan_sharing_a_period_without_proration_warns_at_its_line(tmp_path):
     with open_data(write_company(tmp_path / "on_a_boundary", no_split)) as dataset:
         assert check_split_periods(comp_plans(project.files), run_plans(project.files, dataset.connection)
                                    .payout_lines) == []
+
+
+def test_quota_rows_of_another_period_kind_are_named_in_the_hint(tmp_path):
+    """Monthly rows for a quarterly plan are not read: the warning says they are there."""
+    tables = copy.deepcopy(GOOD)
+    tables["quotas"] += [dict(rep_id="R3", period=f"2027-0{m}", amount="30000.00") for m in (1, 2, 3)]
+    project = load_texts([("ae.plan", ATTAINMENT_PLAN)])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        lines = run_plans(project.files, dataset.connection).payout_lines
+        labels = quota_labels(dataset)
+    [warning] = check_quota_coverage(comp_plans(project.files), lines, labels)
+    assert warning.hints[0] == ("the quotas table also has rows for 2027-01, 2027-02, 2027-03, which a plan paid "
+                                "by quarter does not read")
+    [warning] = check_quota_coverage(comp_plans(project.files), lines, ["2027-Q1"])
+    assert warning.hints[0].startswith("give them quotas in the quotas table")
 
 
 def line(rep_id: str, period: str, quota: str | None, proration: str | None = "1") -> dict:
