@@ -89,6 +89,23 @@ def read_shape(path: Path, expected: tuple[str, ...]) -> CsvShape:
     return dataclasses.replace(shape, shifted_rows=shifted, shifted_total=total, line_offsets=offsets)
 
 
+def header_below(path: Path, expected: tuple[str, ...], lines: int = 10) -> int | None:
+    """The line of the column names when the first line is not it (a title above the table, as reports
+    exported to CSV have): the first of the next `lines` lines naming more expected columns than line 1."""
+    wanted = {name.lower() for name in expected}
+
+    def names(line: str) -> int:
+        return max(sum(f.strip().lower() in wanted for f in next(csv.reader([line.rstrip("\r\n")], delimiter=d), []))
+                   for d in DELIMITERS)
+
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        first = [(number, line) for number, line in zip(range(1, lines + 2), handle, strict=False)
+                 if line.strip("\r\n")]  # blank lines DuckDB skips
+    if not first or names(first[0][1]) >= 2:
+        return None
+    return next((number for number, line in first[1:] if names(line) >= 2), None)
+
+
 def find_delimiter(header_line: str, expected: tuple[str, ...]) -> str:
     """The delimiter that splits the header into the most expected column names; a comma when none does.
 
@@ -182,3 +199,27 @@ def _line_offsets(path: Path, delimiter: str, records: int, leading: int) -> tup
                     offsets.append((row, offset))
             before = reader.line_num
     return tuple(offsets)
+
+
+def odd_line(path: Path) -> str | None:
+    """What may have stopped DuckDB's reader from making sense of a file (it says only "error when
+    sniffing"): a line that ends with CR LF among lines ending with LF, or the reverse, or a line of blanks
+    only. Read only when that error happens."""
+    endings: dict[bytes, int] = {}  # line ending -> the first line with it
+    counts: collections.Counter[bytes] = collections.Counter()
+    blank = None
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            ending = b"\r\n" if line.endswith(b"\r\n") else b"\n" if line.endswith(b"\n") else b""
+            if ending:
+                counts[ending] += 1
+                endings.setdefault(ending, number)
+            if blank is None and line.strip(b"\r\n") and not line.strip():
+                blank = number
+    if len(counts) == 2:
+        rare = min(counts, key=lambda ending: (counts[ending], -endings[ending]))  # a tie: the one that comes later
+        name, other = ("CR LF", "LF") if rare == b"\r\n" else ("LF", "CR LF")
+        return f"line {endings[rare]} ends with {name}, the others with {other}: make every line end the same way"
+    if blank is not None:
+        return f"line {blank} holds only blanks: remove it"
+    return None

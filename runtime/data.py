@@ -53,7 +53,7 @@ import duckdb
 
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity
 from dsl.schema import SCHEMA, Entity, Field, FieldType, Schema
-from runtime.csv_shape import DELIMITER_NAMES, CsvShape, line_of, read_shape
+from runtime.csv_shape import DELIMITER_NAMES, CsvShape, header_below, line_of, odd_line, read_shape
 
 SQL_TYPES: dict[FieldType, str] = {
     FieldType.STRING: "VARCHAR",
@@ -351,6 +351,12 @@ def _load_csv(
     unreadable = _unreadable(path, entity, location)
     if unreadable:
         return _broken_table(connection, entity, kind, location, (path,)), [unreadable]
+    below = header_below(path, entity.field_names)
+    if below is not None:  # else every row has "more fields than the header", with a hint about quoting commas
+        problem = Diagnostic(code="RD005", data=DataLocation(file=location),
+                             message=f"the first line of {location} is not its header: line {below} names the columns",
+                             hints=(f"remove the line{'s' * (below > 2)} above the column names",))
+        return _broken_table(connection, entity, kind, location, (path,)), [problem]
     shape = read_shape(path, entity.field_names)
     loaded = quote(f"_csv_{table}")
     rejects, scans = f"_csv_rejects_{table}", f"_csv_scans_{table}"
@@ -362,8 +368,9 @@ def _load_csv(
             f" rejects_scan = {literal(scans)}, rejects_limit = {_CSV_MAX_REJECTS})"
         )
     except duckdb.Error as error:
+        hint = odd_line(path)
         problem = Diagnostic(code="RD005", message=f"cannot read {location}: {first_line(error)}",
-                             data=DataLocation(file=location))
+                             data=DataLocation(file=location), hints=(hint,) if hint else ())
         return _broken_table(connection, entity, kind, location, (path,)), [problem]
     rejected = connection.execute(
         f"SELECT line, min(error_type), min(csv_line) FROM {quote(rejects)} GROUP BY line ORDER BY line"

@@ -39,6 +39,7 @@ from runtime.contract import (
     open_checked,
     quota_labels,
 )
+from runtime.csv_shape import odd_line
 from runtime.data import open_data
 from runtime.run import comp_plans, run_plans
 
@@ -479,6 +480,10 @@ SHAPE_CASES = [
     ("a value spanning lines before a bad row", text_edit("accounts", lambda t: t.replace(
         "Acme", '"Acme\nCorp"').replace("10000.00", "ten")), [("RD006", "accounts.csv", 2, "potential")], "(line 4)"),
     ("UTF-16 text", utf16, [("RD005", "reps.csv", None, None)], "is UTF-16 text, not UTF-8"),
+    ("a title line above the header, as exported reports have", text_edit("deals", lambda t: "Deals FY27\n" + t),
+     [("RD005", "deals.csv", None, None)], "the first line of"),
+    ("a title line and a blank line above the header", text_edit("deals", lambda t: "Deals FY27,,\n\n" + t),
+     [("RD005", "deals.csv", None, None)], "line 3 names the columns"),
     ("semicolons", text_edit("accounts", lambda t: t.replace(",", ";")), [], None),
     ("column names in capitals, as CRMs export them", text_edit("deals", lambda t: t.split("\n", 1)[0].upper()
                                                                  + "\n" + t.split("\n", 1)[1]), [], None),
@@ -565,6 +570,29 @@ def test_one_table_in_two_files_that_differ_only_in_case(tmp_path):
     with pytest.raises(RevplanError) as caught:
         open_data(folder)
     assert [d.code for d in caught.value.diagnostics] == ["RD001"]
+
+
+@pytest.mark.parametrize("text, hint", [
+    (b"id,name\nR1,Ada\r\n", "line 2 ends with CR LF, the others with LF: make every line end the same way"),
+    (b"id,name\r\nR1,Ada\r\nR2,Ben\n", "line 3 ends with LF, the others with CR LF: make every line end the same way"),
+    (b"id,name\nR1,Ada\n  \t\n", "line 3 holds only blanks: remove it"),
+    (b"id,name\r\nR1,Ada\r\n", None),
+    (b"id,name\nR1,Ada\n\n", None),  # an empty line: DuckDB skips it
+])
+def test_odd_lines_are_named(tmp_path, text, hint):
+    (tmp_path / "t.csv").write_bytes(text)
+    assert odd_line(tmp_path / "t.csv") == hint
+
+
+def test_a_file_duckdb_cannot_make_sense_of_names_the_line_that_may_be_why(tmp_path):
+    """DuckDB only says "error when sniffing" for a file whose last line is a lone CR LF (data audit)."""
+    folder = write_company(tmp_path, GOOD)
+    with open(folder / "reps.csv", "ab") as handle:
+        handle.write(b"\r\n")
+    with open_data(folder) as data:
+        [problem] = [d for d in check_data(data) if d.code == "RD005"]
+    assert "sniffing" in problem.message
+    assert problem.hints == ("line 5 ends with CR LF, the others with LF: make every line end the same way",)
 
 
 @pytest.mark.parametrize("change, expected, message", [c[1:] for c in SHAPE_CASES], ids=[c[0] for c in SHAPE_CASES])
