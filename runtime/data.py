@@ -95,6 +95,7 @@ class ColumnSource:
     field: Field
     source_type: str | None  # DuckDB type in the source; None when missing
     conversion: Conversion
+    blanks: bool = False  # optional text with blank cells (' ', '' in Parquet), which read as empty
 
     @property
     def name(self) -> str:
@@ -113,10 +114,10 @@ class ColumnSource:
         raw = self.raw(alias)
         if self.conversion in (Conversion.MISSING, Conversion.WRONG_TYPE):
             return f"CAST(NULL AS {self.sql_type})"
-        if self.field.type is FieldType.STRING and self.source_type == "VARCHAR" and not self.field.required:
+        if self.blanks:
             # A blank cell (' ' in CSV, '' in Parquet) is empty, as for a required column (`is_blank`): read as a
             # value, segment ' ' took a rep out of a plan for `rep.segment is null` (audit). A required one is RD008.
-            return f"CASE WHEN {raw} < '!' AND TRIM({raw}) = '' THEN NULL ELSE {raw} END"
+            return f"CASE WHEN {self.is_blank(alias)} THEN NULL ELSE {raw} END"
         if self.conversion is Conversion.SAME:
             return raw
         if self.conversion is Conversion.PARSE:
@@ -787,8 +788,23 @@ def _table_source(
         for f in entity.fields
     }
     extra = tuple(name for name in source_types if name not in found.values())
+    columns = _with_blanks(connection, entity, columns)
     return TableSource(entity=entity, kind=kind, location=location, paths=paths, columns=columns,
                        extra_columns=extra, rejected=rejected, line_offsets=line_offsets)
+
+
+def _with_blanks(connection: duckdb.DuckDBPyConnection, entity: Entity, columns: dict[str, ColumnSource]
+                 ) -> dict[str, ColumnSource]:
+    """Mark the optional text columns that hold blank cells. Only those read through a test for blanks: on
+    a clean column it would cost a 10M-deal run seconds (a column read through an expression is read whole)."""
+    texts = [c for c in columns.values()
+             if c.field.type is FieldType.STRING and c.source_type == "VARCHAR" and not c.field.required]
+    if not texts:
+        return columns
+    blank = [f"bool_or({c.is_blank()} AND {c.raw()} IS NOT NULL)" for c in texts]
+    found = connection.execute(f"SELECT {', '.join(blank)} FROM {quote('_raw_' + entity.table)} AS t").fetchone()
+    marked = {c.name: dataclasses.replace(c, blanks=True) for c, has in zip(texts, found, strict=True) if has}
+    return {**columns, **marked}
 
 
 def _missing_table(connection: duckdb.DuckDBPyConnection, entity: Entity, location: str) -> TableSource:
