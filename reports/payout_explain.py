@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from compiler.sql import is_fixed
 from dsl import ir
 from dsl.diagnostics import Span
 from reports.explain import NotFound
@@ -302,6 +303,7 @@ def _component_steps(row: dict, plan: ir.CompPlan, component: ir.Component, sour
     rule = component.payout
     base, rate, uncapped = _dec(row.get("base")), _dec(row.get("rate")), _dec(row.get("uncapped"))
     gated = bool(row.get("gated"))
+    proration = _dec(row.get("proration"))
     steps: list[Step] = []
     raw: Decimal | None = None  # the pay before multipliers, gate and caps, when it can be worked out
     match rule:
@@ -324,12 +326,11 @@ def _component_steps(row: dict, plan: ir.CompPlan, component: ir.Component, sour
             curve_steps, raw = _curve_steps(row, rule, sources)
             steps.extend(curve_steps)
         case ir.Bonus():
-            amount = _literal(rule.amount)
+            amount = _prorated(_literal(rule.amount), rule.amount, proration)
             met = None if gated else (uncapped is not None and uncapped != 0)
             raw = amount if met else (Decimal(0) if met is False else None)
-            steps.append(
-                Step("rule", _snippet(rule.span, sources), _source(rule.span, sources), _met(met), {"amount": amount})
-            )
+            words = _snippet(rule.span, sources) + _prorated_text(rule.amount, proration, amount)
+            steps.append(Step("rule", words, _source(rule.span, sources), _met(met), {"amount": amount}))
         case ir.Spiff():
             amount = _literal(rule.amount)
             count = None
@@ -340,11 +341,14 @@ def _component_steps(row: dict, plan: ir.CompPlan, component: ir.Component, sour
             words = _snippet(rule.span, sources) + (f": {count} qualifying deal(s)" if count is not None else "")
             steps.append(Step("rule", words, _source(rule.span, sources), values={"amount": amount, "deals": count}))
         case ir.Mbo():
-            amount = _literal(rule.amount)
+            amount = _prorated(_literal(rule.amount), rule.amount, proration)
             score = None
             if not gated and amount and uncapped is not None and not component.measure_multipliers:
                 score = uncapped / amount
-            words = _snippet(rule.span, sources) + (f": score {_percent(score)}" if score is not None else "")
+            prorated = _prorated_text(rule.amount, proration, amount)
+            words = _snippet(rule.span, sources) + prorated
+            if score is not None:
+                words += ("; " if prorated else ": ") + f"score {_score(score)}"
             steps.append(Step("rule", words, _source(rule.span, sources), values={"amount": amount, "score": score}))
     for multiplier in component.deal_multipliers:
         steps.append(
@@ -379,16 +383,36 @@ def _component_steps(row: dict, plan: ir.CompPlan, component: ir.Component, sour
                     {"uncapped": uncapped, "amount": amount},
                 )
             )
-    proration = _dec(row.get("proration"))
     if proration is not None and proration != 1:
         steps.append(
             Step(
                 "proration",
-                f"active {_percent(proration)} of the period's days: quota and target incentive are prorated",
+                f"active {_percent(proration)} of the period's days: quota, target incentive and fixed amounts "
+                "per period (a cap, a bonus, an MBO, a draw) are prorated",
                 values={"proration": proration},
             )
         )
     return steps
+
+
+def _score(score: Decimal) -> str:
+    """An MBO score worked out from the line's cents: to 0.01 %, as the cents allow (989.01 of 989.010989 is
+    100 %, not 99.9999 %)."""
+    shown = (score * 100).quantize(Decimal("0.01"))
+    return f"{'~' if shown != score * 100 else ''}{format(shown.normalize(), 'f')}%"
+
+
+def _prorated(amount: Decimal | None, node: ir.Expr, proration: Decimal | None) -> Decimal | None:
+    """A fixed amount per period as the line used it: prorated when the line is (compiler `per_period`)."""
+    if amount is None or proration is None or proration == 1 or not is_fixed(node):
+        return amount
+    return amount * proration
+
+
+def _prorated_text(node: ir.Expr, proration: Decimal | None, prorated: Decimal | None) -> str:
+    if proration is None or proration == 1 or not is_fixed(node) or prorated is None:
+        return ""
+    return f"; prorated to {_percent(proration)} of the period's days: {_exact(prorated)}"
 
 
 def _tier_steps(row, plan, component, tiers: ir.Tiers, sources) -> tuple[list[Step], Decimal | None]:

@@ -382,6 +382,19 @@ def test_the_steps_multiply_out_to_the_line(tmp_path):
     assert line.amount == Decimal("5947.84") == (rule.values["pay"] * multiplier.values["factor"]).quantize(CENT)
 
 
+def test_a_prorated_bonus_and_mbo_show_the_part_of_the_period_they_pay_for():
+    """45 of Q2's 91 days in version 1: the bonus and MBO are prorated (compiler `per_period`), and the MBO's
+    score is worked out from the prorated amount: 100 %, not the 49.45 % the whole amount would give."""
+    explanation = explain_plan_test(EXAMPLES / "prorated_amounts.plan", "A", "2027-Q2")
+    steps = {line.component: {s.kind: s for s in line.steps} for line in explanation.lines}
+    bonus, mbo = steps["Quota bonus"]["rule"], steps["MBO"]["rule"]
+    assert bonus.text == "bonus 1,000 USD when attainment >= 100%; prorated to ~49.4505% of the period's days: " \
+        "494.5054945" and bonus.decision == "met"
+    assert mbo.text == "mbo 2,000 USD from mbo_scores; prorated to ~49.4505% of the period's days: 989.010989; " \
+        "score ~100%"
+    assert "fixed amounts per period" in steps["MBO"]["proration"].text
+
+
 # ---------------------------------------------------------------- bad input
 
 
