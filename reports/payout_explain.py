@@ -161,9 +161,14 @@ def explain_rep(
     if isinstance(deals, pa.Table):  # a run's Arrow table: only this rep's rows become Python objects
         deals = deals.filter(pc.equal(deals["rep_id"], rep)).to_pandas()
     by_key = {(p.name, p.version): p for p in plans}
+    rows = chosen.to_dict("records")
+    # A draw line carries no proration; its rep-period's component lines do (the draw is prorated alike).
+    prorations = {(r["plan"], r["version"], r["period"]): r["proration"] for r in rows if _dec(r.get("proration"))}
     explained = []
-    for row in chosen.to_dict("records"):
+    for row in rows:
         plan = by_key.get((row["plan"], int(row["version"])))
+        if row["line_type"] == "draw":
+            row = {**row, "proration": prorations.get((row["plan"], row["version"], row["period"]))}
         explained.append(_explain_line(row, plan, deals, sources))
     explained.sort(key=lambda line: (line.plan, line.version, _period_order(line.period), _statement_order(line)))
     return Explanation(rep, rep_name, period, tuple(explained))
@@ -593,14 +598,18 @@ def _product(values: Iterable[Decimal]) -> Decimal:
 
 
 def _draw_step(row: dict, draw: ir.Draw, source: Source | None) -> Step:
-    guaranteed = _literal(draw.amount)
+    proration = _dec(row.get("proration"))
+    guaranteed = _prorated(_literal(draw.amount), draw.amount, proration)
     amount = _dec(row["amount"])
     when = "every period" if draw.periods is None else f"the first {draw.periods} active period(s)"
     kind = "recoverable" if draw.recoverable else "non-recoverable"
     if row["line_type"] == "draw":
         earned = guaranteed - amount if guaranteed is not None else None
         words = (
-            f"{kind} draw of {_money(guaranteed)} for {when}: the period's pay"
+            f"{kind} draw of {_money(_literal(draw.amount))} for {when}"
+            + (f", prorated to {_percent(proration)} of the period's days ({_money(guaranteed)})"
+               if guaranteed != _literal(draw.amount) else "")
+            + ": the period's pay"
             + (f" ({_money(earned)})" if earned is not None else "")
             + f" is topped up by {_money(amount)}"
         )

@@ -395,6 +395,17 @@ def test_a_prorated_bonus_and_mbo_show_the_part_of_the_period_they_pay_for():
     assert "fixed amounts per period" in steps["MBO"]["proration"].text
 
 
+def test_a_prorated_draw_shows_the_part_of_the_period_it_guarantees(tmp_path):
+    """A hire on 2027-02-15 is in the plan 45 of Q1's 90 days: half the 3,000 draw, less the 500 earned."""
+    text = (EXAMPLES / "prorated_amounts.plan").read_text()
+    (tmp_path / "draw.plan").write_text(text[:text.index("comp plan")] + text[text.index('comp plan "Guaranteed'):])
+    (draw,) = [line for line in explain_plan_test(tmp_path / "draw.plan", "H", "2027-Q1").lines
+               if line.line_type == "draw"]
+    assert draw.steps[0].text == ("non-recoverable draw of 3,000.00 for the first 2 active period(s), prorated to "
+                                  "50% of the period's days (1,500.00): the period's pay (500.00) is topped up by "
+                                  "1,000.00")
+
+
 # ---------------------------------------------------------------- bad input
 
 
