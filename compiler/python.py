@@ -46,8 +46,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compiler.calendar import pay_periods, plan_periods
-from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, is_fixed, no_quota_plan, no_territory_plan
+from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, no_quota_plan, no_territory_plan
 from dsl import ir
+from dsl.check import is_fixed
 
 SCALE = 10  # decimal places of every intermediate value (DECIMAL(38, 10))
 LIMIT = 1 << 62  # int64 holds values below this with room for one more addition

@@ -39,6 +39,7 @@ from sqlglot import exp
 from compiler.calendar import PlanPeriod, has_run_off, pay_periods, plan_periods
 from compiler.exact import add, dec, div, mul, neg, number, op, round_cents, sub, wrap
 from dsl import ir
+from dsl.check import is_fixed
 
 # Every kind of payout line either calculator writes, in the order statements and explain show them.
 LINE_TYPES = ("commission", "bonus", "spiff", "mbo", "clawback", "draw", "draw_recovery")
@@ -77,12 +78,6 @@ ASSIGNED_FIELDS = ("role", "segment", "region")  # rep fields rep_assignments da
 COMMISSION_RULES = (ir.FlatRate, ir.Tiers, ir.Curve)
 ZERO = number(0)
 LITERALS = (ir.Number, ir.Percent, ir.Money, ir.Date, ir.Duration, ir.Text, ir.Boolean, ir.Null)
-
-
-def is_fixed(node: ir.Expr) -> bool:
-    """A value the same for every rep and period (literals and arithmetic on them): a fixed amount, which
-    `prorate by active_days` scales; an amount of quota or TI scales with them."""
-    return not any(isinstance(n, (ir.FieldRef, ir.NameRef, ir.Aggregate)) for n in _walk(node))
 
 
 @dataclasses.dataclass

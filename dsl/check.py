@@ -407,6 +407,12 @@ def walk(expr: ir.Node) -> Iterator[ir.Node]:
                 yield from walk(child)
 
 
+def is_fixed(expr: ir.Node) -> bool:
+    """A value the same for every rep and period (literals and arithmetic on them): a fixed amount, which
+    `prorate by active_days` scales (the calculators' `per_period`); an amount of quota or TI scales with them."""
+    return not any(isinstance(n, (ir.FieldRef, ir.NameRef, ir.Aggregate)) for n in walk(expr))
+
+
 # ---------------------------------------------------------------- rules: names and units
 
 

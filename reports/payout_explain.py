@@ -40,8 +40,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from compiler.sql import is_fixed
 from dsl import ir
+from dsl.check import is_fixed
 from dsl.diagnostics import Span
 from reports.explain import NotFound
 from runtime.outputs import LINE_TYPES
