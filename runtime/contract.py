@@ -238,7 +238,7 @@ class _Checker:
         found = []
         for name in REQUIRED_TABLES:
             table = self.tables[name]
-            if self.usable(name) and not self.db.execute(f"SELECT count(*) FROM {table.raw_view}").fetchall()[0][0]:
+            if self.usable(name) and _has_no_rows(self.db, table):
                 found.append(Diagnostic(
                     code="RD031", severity=Severity.WARNING, message=f"{name} has no rows",
                     data=DataLocation(file=table.location),
@@ -1125,7 +1125,8 @@ def check_plan_inputs(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Di
             if not source.present:
                 missing = f"the data has no {table} table: it is read as empty"
                 hint = _how_to_add(source)
-            elif column is None and source.entity.table not in REQUIRED_TABLES and _has_no_rows(dataset, source):
+            elif column is None and source.entity.table not in REQUIRED_TABLES and not source.broken \
+                    and _has_no_rows(dataset.connection, source):
                 missing = f"{source.location} has no rows: it is read as empty"
                 hint = f"check that the export of {table} is complete"
             elif column is not None and source.columns[column].conversion is Conversion.MISSING \
@@ -1142,10 +1143,9 @@ def check_plan_inputs(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Di
     return list(found.values())
 
 
-def _has_no_rows(dataset: DataSet, table: TableSource) -> bool:
-    if table.broken:
-        return False
-    return not dataset.connection.execute(f"SELECT count(*) FROM {table.raw_view}").fetchall()[0][0]
+def _has_no_rows(connection: duckdb.DuckDBPyConnection, table: TableSource) -> bool:
+    """A table with a header and no rows (RD031 for a required one, RD033 for one a plan reads)."""
+    return not connection.execute(f"SELECT count(*) FROM {table.raw_view}").fetchall()[0][0]
 
 
 def _plan_inputs(plan: ir.PlanBase, shared: dict[str, ir.Measure], tables: dict[str, str]

@@ -21,26 +21,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
-
-Where = TypeVar("Where")
 
 
 @dataclasses.dataclass(frozen=True)
-class Manager(Generic[Where]):
+class Manager:
     """A rep's manager (None at the top), from a `reps` row or, dated, from an assignment."""
 
     rep: str
     manager: str | None
-    where: Where
+    where: object  # what a diagnostic points at: a file and row, or a plan test's given row
     start: dt.date | None = None  # None: a reps row, for the whole employment
     end: dt.date | None = None  # None: open
 
 
 @dataclasses.dataclass(frozen=True)
-class Cycle(Generic[Where]):
+class Cycle:
     reps: tuple[str, ...]  # from the rep whose row closes it up to the one reporting to that rep
-    closed_by: Manager[Where]
+    closed_by: Manager
 
     def text(self) -> str:
         loop = " -> ".join(repr(rep) for rep in (*self.reps, self.reps[0]))
@@ -48,13 +45,13 @@ class Cycle(Generic[Where]):
         return f"{since}the manager hierarchy has a cycle: {loop}"
 
 
-def cycles(reps: Sequence[Manager[Where]], assignments: Sequence[Manager[Where]]) -> list[Cycle[Where]]:
+def cycles(reps: Sequence[Manager], assignments: Sequence[Manager]) -> list[Cycle]:
     """Each cycle once: the `reps` table's (from the first row, in the order given, on it), then those of
     the hierarchy on an assignment's first day (from the first such assignment, in the order given)."""
     row_of = {}
     for row in reps:
         row_of.setdefault(row.rep, row)
-    by_rep: dict[str, list[Manager[Where]]] = {}
+    by_rep: dict[str, list[Manager]] = {}
     for assignment in assignments:
         by_rep.setdefault(assignment.rep, []).append(assignment)
 
@@ -71,7 +68,7 @@ def cycles(reps: Sequence[Manager[Where]], assignments: Sequence[Manager[Where]]
             return None
         return manager
 
-    found: list[Cycle[Where]] = []
+    found: list[Cycle] = []
     seen: set[frozenset[str]] = set()
     # Per hierarchy (the reps table's, each assignment's first day): reps whose chain is known, to the top or
     # into a cycle found already, so a long chain or a big cycle is walked once, not once a rep on it.
