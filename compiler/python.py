@@ -1885,13 +1885,15 @@ class _Run:
         else:
             recovery = zeros(n)
         blocks = []
-        for line_type, value in (("draw", top_up), ("draw_recovery", recovery)):
+        # A top-up's guarantee is prorated as its rep-period's fixed amounts are; a recovery is of earlier pay.
+        for line_type, value, proration in (("draw", top_up, self.m.proration), ("draw_recovery", recovery, None)):
             x, _, _ = _common(value, zeros(n))
             keep = np.flatnonzero(np.asarray(x != 0, dtype=bool) & ~value.null)
             amount_line = cents(value.take(keep))
             blocks.append(Lines(component="Draw", line_type=line_type, rep=self.rp_rep[keep],
                                 period=self.rp_period[keep], amount=amount_line, uncapped=amount_line,
-                                deal_count=np.zeros(len(keep), dtype=np.int64)))
+                                deal_count=np.zeros(len(keep), dtype=np.int64),
+                                proration=proration.take(keep) if proration is not None else None))
         return blocks
 
     # ------------------------------------------------------------ output

@@ -1298,6 +1298,7 @@ class _PlanCompiler(RowCompiler):
                 col("period_index", "m"),
                 col("active_days", "m"),
                 col("period_days", "m"),
+                col("proration", "m"),
                 alias(coalesce(col("earned", "e"), ZERO.copy()), "earned"),
                 alias(window(exp.RowNumber(), [col("rep_id", "m")], [col("period_index", "m")]), "nth"),
                 copy=False,
@@ -1321,6 +1322,7 @@ class _PlanCompiler(RowCompiler):
             col("rep_id"),
             col("period"),
             col("period_index"),
+            col("proration"),
             col("earned"),
             alias(top_up, "top_up"),
             alias(sub(guaranteed, col("earned")), "shortfall"),
@@ -1349,14 +1351,16 @@ class _PlanCompiler(RowCompiler):
             recovery = ZERO.copy()
             source = exp.Subquery(this=staged, alias=exp.TableAlias(this=exp.to_identifier("b", quoted=True)))
         rows = exp.select(
-            col("rep_id"), col("period"), alias(col("top_up"), "top_up"), alias(recovery, "recovery"), copy=False
+            col("rep_id"), col("period"), col("proration"), alias(col("top_up"), "top_up"),
+            alias(recovery, "recovery"), copy=False,
         ).from_(source, copy=False)
         sub_rows = exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("x", quoted=True)))
         selects = []
-        for line_type, column in (("draw", "top_up"), ("draw_recovery", "recovery")):
+        # A top-up's guarantee is prorated as its rep-period's fixed amounts are; a recovery is of earlier pay.
+        for line_type, column, proration in (("draw", "top_up", col("proration")), ("draw_recovery", "recovery", None)):
             amount = round_cents(col(column))
             selects.append(
-                self.simple_line("Draw", line_type, amount)
+                self.simple_line("Draw", line_type, amount, proration=proration)
                 .from_(sub_rows.copy(), copy=False)
                 .where(exp.NEQ(this=col(column), expression=ZERO.copy()), copy=False)
             )
@@ -1369,6 +1373,7 @@ class _PlanCompiler(RowCompiler):
         amount: exp.Expression,
         period: exp.Expression | None = None,
         deal_count: exp.Expression | None = None,
+        proration: exp.Expression | None = None,
     ) -> exp.Select:
         """A payout line that is only an amount (draws, clawbacks)."""
         null_money = exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(18, 2)"))
@@ -1389,7 +1394,7 @@ class _PlanCompiler(RowCompiler):
             alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "attainment"),
             alias(null_money.copy(), "quota"),
             alias(null_money.copy(), "target_incentive"),
-            alias(exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "proration"),
+            alias(proration or exp.Cast(this=exp.null(), to=exp.DataType.build("DECIMAL(38, 10)")), "proration"),
             alias(deal_count or exp.Literal.number(0), "deal_count"),
             copy=False,
         )

@@ -161,14 +161,9 @@ def explain_rep(
     if isinstance(deals, pa.Table):  # a run's Arrow table: only this rep's rows become Python objects
         deals = deals.filter(pc.equal(deals["rep_id"], rep)).to_pandas()
     by_key = {(p.name, p.version): p for p in plans}
-    rows = chosen.to_dict("records")
-    # A draw line carries no proration; its rep-period's component lines do (the draw is prorated alike).
-    prorations = {(r["plan"], r["version"], r["period"]): r["proration"] for r in rows if _dec(r.get("proration"))}
     explained = []
-    for row in rows:
+    for row in chosen.to_dict("records"):
         plan = by_key.get((row["plan"], int(row["version"])))
-        if row["line_type"] == "draw":
-            row = {**row, "proration": prorations.get((row["plan"], row["version"], row["period"]))}
         explained.append(_explain_line(row, plan, deals, sources))
     explained.sort(key=lambda line: (line.plan, line.version, _period_order(line.period), _statement_order(line)))
     return Explanation(rep, rep_name, period, tuple(explained))
