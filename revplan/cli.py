@@ -75,11 +75,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     # rescans them constantly (about 20 % of a 1,000-plan check).
     gc.set_threshold(50_000)
     project = load_paths(args.paths)
-    print_diagnostics(project.diagnostics, project.sources, args.format)
+    diagnostics = strict_errors(project.diagnostics) if args.strict else project.diagnostics
+    print_diagnostics(diagnostics, project.sources, args.format)
     if args.format == "human":
         checked = f"checked {len(project.files)} file{'s' * (len(project.files) != 1)}, {len(project.plans)} plans"
-        print(summary_line(project.diagnostics, checked), file=sys.stderr)
-    return EXIT_OK if project.ok else EXIT_ERRORS
+        print(summary_line(diagnostics, checked), file=sys.stderr)
+    return EXIT_ERRORS if has_errors(diagnostics) else EXIT_OK
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -135,6 +136,21 @@ def load_project(paths: Sequence[str | Path], print_warnings: bool = True):
     if print_warnings:
         print_diagnostics(project.diagnostics, project.sources)
     return project
+
+
+def strict_errors(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """--strict: every warning is an error (payroll CI stops on a value that only differs in case)."""
+    return [d.model_copy(update={"severity": Severity.ERROR}) for d in diagnostics]
+
+
+def stop_if_strict(strict: bool, warnings: Sequence[Diagnostic], sources: dict[str, str]) -> None:
+    """With --strict, warnings so far stop the command before it writes anything."""
+    if strict and warnings:
+        errors = strict_errors(warnings)
+        error = _with_sources(RevplanError(errors), sources)
+        error.summary = (summary_line(errors, "--strict: warnings are errors")
+                         + "; nothing was written: fix them, or run without --strict")
+        raise error
 
 
 def _with_sources(error: RevplanError, sources: dict[str, str]) -> RevplanError:
@@ -284,7 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         period_range(args.period)  # a malformed label fails before any work
     plans = default_plans_folder(args.plans)
     summary = run_and_write(plans, args.data, Path(args.out), args.engine, args.url, args.period,
-                            memory_limit=args.memory_limit)
+                            memory_limit=args.memory_limit, strict=args.strict)
     print_summary(summary)
     return EXIT_OK
 
@@ -348,13 +364,13 @@ def default_memory_limit(connection) -> str:
 
 
 def run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None,
-                  period: str | None = None, memory_limit: str | None = None) -> RunSummary:
+                  period: str | None = None, memory_limit: str | None = None, strict: bool = False) -> RunSummary:
     """Load plans, open and check data, run, filter to a period, write outputs; stop with diagnostics."""
     import tempfile
 
     # Scratch space: the deal trace on its way to the CSV, and what DuckDB spills past --memory-limit.
     with tempfile.TemporaryDirectory(prefix="revplan-run-") as scratch:
-        return _run_and_write(plans, data, out_dir, engine, url, period, Path(scratch), memory_limit)
+        return _run_and_write(plans, data, out_dir, engine, url, period, Path(scratch), memory_limit, strict)
 
 
 def out_of_memory(limit: str, error: Exception) -> RevplanError:
@@ -379,7 +395,7 @@ def limit_memory(connection, limit: str, spill: Path) -> None:
 
 
 def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str | None, period: str | None,
-                   scratch: Path, memory_limit: str | None) -> RunSummary:
+                   scratch: Path, memory_limit: str | None, strict: bool) -> RunSummary:
     import duckdb
 
     from revplan.progress import Steps
@@ -428,6 +444,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             warnings.extend(check_near_miss_values(project.files, dataset))
             warnings.extend(check_run_off(comp, dataset))
             warnings.extend(check_plan_inputs(project.files, dataset))
+            stop_if_strict(strict, warnings, project.sources)  # before minutes of work at 10M deals
             steps.start(f"running {len(comp)} comp plan{'s' * (len(comp) != 1)} on {engine}")
             # With --period, only the deals behind that period's lines: a quarter's trace, not the year's.
             result = run_plans(project.files, dataset.connection, engine=engine, url=url, schema=project.schema,
@@ -448,6 +465,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             lines = filter_period(lines, period)
         warnings.extend(check_quota_coverage(comp, lines, quota_periods))
         warnings.extend(check_split_periods(comp, lines))
+        stop_if_strict(strict, warnings, project.sources)
         # The deals behind each commission line (of the kept periods): Parquet files the engine wrote,
         # copied into the CSV without loading them (16M rows at 10M deals).
         deals = ParquetRows(result.payout_deal_files, deal_schema(shares=False))
@@ -891,6 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="parse and check plan files; exit 1 on errors")
     check.add_argument("paths", nargs="+", metavar="PATH", help="plan files or directories")
     check.add_argument("--format", choices=("human", "json", "github"), default="human")
+    check.add_argument("--strict", action="store_true", help="warnings are errors: exit 1 on any")
     check.set_defaults(handler=cmd_check)
 
     fmt = commands.add_parser("fmt", help="rewrite plan files in the canonical layout")
@@ -918,6 +937,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plans", metavar="DIR", help="plan files or folder (default plans/)")
     run.add_argument("--period", metavar="P", help="only payouts of this period: 2027, 2027-H1, 2027-Q1, 2027-01")
     run.add_argument("--out", default="out", metavar="DIR", help="output folder (default out/)")
+    run.add_argument("--strict", action="store_true",
+                     help="warnings (plans or data) are errors: stop with exit 1 and write nothing")
     _add_engine_options(run)
     _add_memory_limit(run)
     run.set_defaults(handler=cmd_run)

@@ -57,6 +57,19 @@ def test_check_reports_every_error_with_caret_and_hint(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_check_strict_makes_warnings_errors(tmp_path, capsys):
+    """A tier table that stops short (RP309) is a warning; payroll CI can refuse it with --strict."""
+    short = GOOD.replace("    rate 10%", "    graduated tiers on bookings\n      0 USD .. 100,000 USD pays 10%")
+    path = write(tmp_path, "short.plan", short)
+    assert main(["check", str(path)]) == 0
+    assert "warning[RP309]" in capsys.readouterr().err
+    assert main(["check", "--strict", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:13:7: error[RP309]" in err and "1 error, 0 warnings" in err
+    write(tmp_path, "short.plan", GOOD)
+    assert main(["check", "--strict", str(path)]) == 0
+
+
 def test_check_json_format(tmp_path, capsys):
     path = write(tmp_path, "flat.plan", BAD)
     assert main(["check", "--format", "json", str(path)]) == 1

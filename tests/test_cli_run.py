@@ -389,6 +389,40 @@ def test_run_warns_of_near_miss_values_and_plans_that_pay_nobody(sample, tmp_pat
     assert "rep.role in the data: 'AE', 'CSM', 'Manager', 'SDR', 'SDR Manager'" in err  # the small sample has no SE
 
 
+def test_strict_run_stops_on_a_data_warning_before_running(sample, flat_plans, tmp_path, capsys):
+    """--strict: a 'Closed Won' deal (RD024) is an error, so payroll CI stops instead of paying without it."""
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    deals = pd.read_csv(data / "deals.csv", dtype=str, keep_default_na=False)
+    deals.loc[1, "stage"] = "Closed Won"
+    deals.to_csv(data / "deals.csv", index=False)
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", flat_plans, "--out", tmp_path / "out",
+                           "--strict")
+    assert code == 1
+    assert f"{data / 'deals.csv'}, row 2, column 'stage': error[RD024]" in err
+    assert "--strict: warnings are errors: 1 error, 0 warnings; nothing was written" in err
+    assert "running 1 comp plan" not in err  # stopped before the plans ran
+    assert not (tmp_path / "out").exists()
+
+
+def test_strict_run_keeps_the_previous_outputs_on_a_warning_found_by_running(sample, flat_plans, tmp_path, capsys):
+    """A plan that pays nobody (RD025) is known only once the plans ran; --strict still writes nothing."""
+    def applying_to(role: str) -> str:
+        return FLAT.replace('"Flat"', f'"{role}s"').replace(
+            "  currency USD\n", f'  currency USD\n  applies to reps where rep.role = "{role}"\n')
+
+    plans, out = tmp_path / "plans", tmp_path / "out"
+    write(plans / "ae.plan", applying_to("AE"))
+    assert run_cli(capsys, "run", "--data", sample, "--plans", plans, "--out", out, "--strict")[0] == 0
+    before = folder_bytes(out)
+    write(plans / "nobody.plan", applying_to("Astronaut").replace(
+        'measure bookings = sum(deal.amount) where deal.stage = "closed_won"\n', ""))
+    code, _, err = run_cli(capsys, "run", "--data", sample, "--plans", plans, "--out", out, "--strict")
+    assert code == 1
+    assert "error[RD025]" in err and "nothing was written" in err
+    assert folder_bytes(out) == before
+
+
 def test_customer_success_pays_deals_paid_after_its_year_and_warns_of_those_past_its_run_off(sample, tmp_path,
                                                                                               capsys):
     """Customer Success is paid on payment: a Q4 renewal paid in January is paid in 2028-Q1 (the plan's
