@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 
 from compiler.calendar import pay_periods, plan_periods
 from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, no_quota_plan, no_territory_plan
+from compiler.territory import dated_spans, held_spans
 from dsl import ir
 from dsl.check import is_fixed
 
@@ -2329,7 +2330,7 @@ class _TerritoryRules:
                 territory[take], rule_text[take], priority[take] = rule.territory, where, rule.priority
                 open_ &= ~hit
             moved = np.isin(ids, [m.account for m in plan.moves]) if n else np.zeros(0, dtype=bool)
-            for account, start, end, moved_to in _dated_spans(plan):
+            for account, start, end, moved_to in dated_spans(plan):
                 rows = np.flatnonzero(~moved if account is None else ids == account)
                 count = len(rows)
                 parts["account"].append(rows)
@@ -2357,39 +2358,9 @@ class _TerritoryRules:
         overlap = (pairs["o_start"] <= pairs["end"]) & (pairs["o_end"] >= pairs["start"])
         return pairs[overlap]
 
-    def holders(self) -> list[tuple[str, str, str, dt.date, dt.date]]:
-        """(territory, rep, role, start, end): a later owner replaces the earlier one."""
-        rows = []
-        for plan in self.plans:
-            for territory in plan.territories:
-                for role, people in (("owner", territory.owners), ("overlay", territory.overlays)):
-                    people = sorted(people, key=lambda h: h.start or plan.effective_from)
-                    for position, holder in enumerate(people):
-                        start = holder.start or plan.effective_from
-                        end = plan.effective_to
-                        if role == "owner" and position + 1 < len(people):
-                            end = (people[position + 1].start or plan.effective_from) - dt.timedelta(days=1)
-                        rows.append((territory.name, holder.rep, role, start, end))
-        return rows
-
-
-def _dated_spans(plan: ir.TerritoryPlan) -> list[tuple[str | None, dt.date, dt.date, str | None]]:
-    """(account or None for every unmoved account, start, end, territory moved to)."""
-    spans: list[tuple[str | None, dt.date, dt.date, str | None]] = [
-        (None, plan.effective_from, plan.effective_to, None)
-    ]
-    by_account: dict[str, list[ir.Move]] = {}
-    for move in plan.moves:
-        by_account.setdefault(move.account, []).append(move)
-    for account, moves in sorted(by_account.items()):
-        moves.sort(key=lambda m: m.on)
-        start, moved_to = plan.effective_from, None
-        for move in moves:
-            if move.on > start:
-                spans.append((account, start, move.on - dt.timedelta(days=1), moved_to))
-            start, moved_to = max(move.on, plan.effective_from), move.territory
-        spans.append((account, start, plan.effective_to, moved_to))
-    return spans
+    def holders(self) -> list[tuple[str, str | None, str, dt.date, dt.date]]:
+        """(territory, rep, role, start, end), from the plans' text alone (`compiler.territory.held_spans`)."""
+        return held_spans(list(self.plans))
 
 
 def territory_table(plans: Sequence[ir.TerritoryPlan], tables: Mapping[str, pa.Table] | Inputs) -> pd.DataFrame:

@@ -88,7 +88,7 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
         )
     )
     # Realignment: each move starts a new dated row for its account.
-    spans = _dated_spans(plan)
+    spans = dated_spans(plan)
     rows = []
     for account, start, end, moved_to in spans:
         rows.append(
@@ -140,8 +140,9 @@ def _plan_assignments(plan: ir.TerritoryPlan, dialect: str) -> exp.Select:
     )
 
 
-def _dated_spans(plan: ir.TerritoryPlan) -> list[tuple[str | None, dt.date, dt.date, str | None]]:
-    """(account or None for every unmoved account, start, end, territory moved to)."""
+def dated_spans(plan: ir.TerritoryPlan) -> list[tuple[str | None, dt.date, dt.date, str | None]]:
+    """(account or None for every unmoved account, start, end, territory moved to), within the plan's dates:
+    a move before the plan starts holds from its first day, one after it ends does not happen in it."""
     spans: list[tuple[str | None, dt.date, dt.date, str | None]] = [
         (None, plan.effective_from, plan.effective_to, None)
     ]
@@ -151,7 +152,7 @@ def _dated_spans(plan: ir.TerritoryPlan) -> list[tuple[str | None, dt.date, dt.d
     for account, moves in sorted(by_account.items()):
         moves.sort(key=lambda m: m.on)
         start, moved_to = plan.effective_from, None
-        for move in moves:
+        for move in (m for m in moves if m.on <= plan.effective_to):
             if move.on > start:
                 spans.append((account, start, move.on - ONE_DAY, moved_to))
             start, moved_to = max(move.on, plan.effective_from), move.territory
@@ -159,23 +160,40 @@ def _dated_spans(plan: ir.TerritoryPlan) -> list[tuple[str | None, dt.date, dt.d
     return spans
 
 
-def holders(plans: list[ir.TerritoryPlan]) -> exp.Expression:
-    """Owners and overlays of every territory, dated: a later owner replaces the earlier one."""
-    rows = []
+def held_spans(plans: list[ir.TerritoryPlan]) -> list[tuple[str, str | None, str, dt.date, dt.date]]:
+    """(territory, rep, role, start, end): every territory's owners and overlays within its plan's dates.
+
+    An owner without `from` holds from the plan's first day and each later one replaces the one before
+    from its date; a date before the plan counts from its first day, one after it never comes. Days no
+    owner holds are an owner row without a rep, so the territory table shows them as vacant."""
+    rows: list[tuple[str, str | None, str, dt.date, dt.date]] = []
     for plan in plans:
+        first, last = plan.effective_from, plan.effective_to
         for territory in plan.territories:
-            for role, people in (("owner", territory.owners), ("overlay", territory.overlays)):
-                people = sorted(people, key=lambda h: h.start or plan.effective_from)
-                for position, holder in enumerate(people):
-                    start = holder.start or plan.effective_from
-                    end = plan.effective_to
-                    if role == "owner" and position + 1 < len(people):
-                        end = (people[position + 1].start or plan.effective_from) - ONE_DAY
-                    rows.append(
-                        exp.Tuple(
-                            expressions=[text(territory.name), text(holder.rep), text(role), date(start), date(end)]
-                        )
-                    )
+            owners = sorted(territory.owners, key=lambda h: h.start or dt.date.min)  # ties keep the written order
+            starts = [max(h.start or first, first) for h in owners] + [last + ONE_DAY]
+            if starts[0] > first:
+                rows.append((territory.name, None, "owner", first, min(starts[0], last + ONE_DAY) - ONE_DAY))
+            for position, holder in enumerate(owners):
+                end = min(starts[position + 1] - ONE_DAY, last)
+                if starts[position] <= end:
+                    rows.append((territory.name, holder.rep, "owner", starts[position], end))
+            for holder in sorted(territory.overlays, key=lambda h: h.start or dt.date.min):
+                start = max(holder.start or first, first)
+                if start <= last:
+                    rows.append((territory.name, holder.rep, "overlay", start, last))
+    return rows
+
+
+def holders(plans: list[ir.TerritoryPlan]) -> exp.Expression:
+    """Owners and overlays of every territory, dated (`held_spans`)."""
+    rows = [
+        exp.Tuple(
+            expressions=[text(territory), text(rep) if rep is not None else exp.null(), text(role), date(start),
+                         date(end)]
+        )
+        for territory, rep, role, start, end in held_spans(plans)
+    ]
     names = ("territory", "rep_id", "role", "start", "end")
     if not rows:
         return exp.select(

@@ -1551,10 +1551,15 @@ def check_dates_in_range(ctx: Context) -> Iterator[Diagnostic]:
     for plan in ctx.plans:
         for day, span, what in _dated_changes(ctx, plan):
             if not plan.effective_from <= day <= plan.effective_to:
+                effect = None
+                if isinstance(plan, ir.TerritoryPlan):  # compiler/territory.py: held_spans, dated_spans
+                    effect = (f"it counts from the plan's first day, {plan.effective_from}" if day < plan.effective_from
+                              else "it does not happen in this plan")
                 yield _warning(
                     "RP340",
                     f"{what} is outside the plan's effective dates ({plan.effective_from} to {plan.effective_to})",
                     span,
+                    effect,
                     "move the date inside the effective dates, or change them",
                 )
 

@@ -80,7 +80,11 @@ def account_lines(
             f"  owner: {owner}" if isinstance(owner, str) else "  owner: none (the territory has no owner then)"
         )
         if plan is not None:
-            overlays = [h.rep for t in plan.territories if t.name == row["territory"] for h in t.overlays]
+            start, end = _date(row["start"]), _date(day or row["end"])
+            held = [h for t in plan.territories if t.name == row["territory"] for h in t.overlays]
+            # An overlay `from` a date holds from then on: not before it, and said when it starts in the span.
+            overlays = [h.rep + (f" (from {h.start})" if h.start and h.start > start else "")
+                        for h in held if h.start is None or h.start <= end]
             if overlays:
                 lines.append(f"  overlays: {', '.join(overlays)}")
     tied = overlaps[overlaps["account_id"] == account] if overlaps is not None else pd.DataFrame()

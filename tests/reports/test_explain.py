@@ -12,16 +12,18 @@ the draw), and bad input from the command line.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import json
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dsl import ir
 from reports import payout_explain
-from reports.explain import NotFound
+from reports.explain import NotFound, account_lines
 from runtime.plantest import build_tables, connection_for, load_checked, plan_files_for
 from runtime.run import comp_plans, run_plans
 from tests.cli import run_cli
@@ -465,3 +467,37 @@ def test_render_text_is_plain_text(cases):
     with contextlib.redirect_stdout(buffer):
         print(text)
     assert buffer.getvalue().strip()
+
+
+# ---------------------------------------------------------------- accounts
+
+DATED_OVERLAY = """revplan 1
+territory plan "T" version 1
+  effective 2027-01-01 to 2027-12-31
+  period year
+  currency USD
+  owners sales "@s" finance "@f"
+  territory "West"
+    owner "A"
+    overlay "S1"
+    overlay "S2" from 2027-03-01
+    overlay "S3" from 2028-01-01
+  assign accounts where account.state = "CA" to "West" priority 1
+"""
+
+
+@pytest.mark.parametrize(("day", "shown"), [
+    ("2027-02-01", "  overlays: S1"),  # S2 covers the territory from March only: it was listed here too
+    ("2027-03-01", "  overlays: S1, S2 (from 2027-03-01)"),
+    (None, "  overlays: S1, S2 (from 2027-03-01)"),  # the year's span; S3 starts after it
+])
+def test_an_account_lists_the_overlays_of_its_day_with_their_start(tmp_path, day, shown):
+    path = tmp_path / "t.plan"
+    path.write_text(DATED_OVERLAY)
+    files, diagnostics, sources = load_checked([path])
+    territories = pd.DataFrame([dict(plan="T", version=1, account_id="ca", territory="West", owner_rep_id="A",
+                                     rule=f"{path}:12", priority=1, start=dt.date(2027, 1, 1),
+                                     end=dt.date(2027, 12, 31))])
+    lines = account_lines(territories, None, tuple(files[0].plans), sources, "ca",
+                          dt.date.fromisoformat(day) if day else None)
+    assert [line for line in lines if "overlays" in line] == [shown]

@@ -509,6 +509,48 @@ def test_moving_a_state_moves_accounts_quotas_and_payouts(tmp_path, engine):
     assert q1(after, "B") == (Decimal("100000.00"), Decimal("0.6000000000"), Decimal("3000.00"))
 
 
+OUTSIDE_DATES = """territory plan "T" version 1
+{header}  period year
+  territory "West"
+    owner "A"
+    owner "B" from 2026-12-01
+  territory "East"
+    owner "C" from 2027-04-01
+  assign accounts where account.state = "CA" to "West" priority 1
+  assign accounts where account.state = "NY" to "East" priority 1
+  move account "ny" to "West" on 2028-02-01
+
+quota plan "Q" version 1
+{header}  period quarter
+  target 1,000,000 USD
+  allocate by territory_potential
+  phasing 25%, 25%, 25%, 25%
+"""
+
+
+@pytest.mark.parametrize("engine", ["python", *ENGINES])
+def test_dates_outside_a_territory_plan_count_from_its_first_day_or_never(tmp_path, engine):
+    """An owner from before the plan holds from its first day (B replaced A before 2027: A held West in all of
+    2027 and B had no quota); a move after the plan does not happen in it (it made an inverted span and
+    miscounted the balance); days a territory has no owner are in the table, without one (they were dropped)."""
+    accounts = [dict(id=state.lower(), name=state, state=state, potential=Decimal("365.00")) for state in ("CA", "NY")]
+    files = load(tmp_path, OUTSIDE_DATES.format(header=HEADER))
+    connection = data(reps=[rep("A"), rep("B"), rep("C")], accounts=accounts)
+    result = run_plans(files, connection, engine=engine, url=engine_url(engine))
+    spans = [(r.account_id, r.territory, r.owner_rep_id if isinstance(r.owner_rep_id, str) else None,
+              str(r.start), str(r.end)) for r in result.territories.itertuples()]
+    assert spans == [
+        ("ca", "West", "B", "2027-01-01", "2027-12-31"),
+        ("ny", "East", None, "2027-01-01", "2027-03-31"),
+        ("ny", "East", "C", "2027-04-01", "2027-12-31"),
+    ]
+    # potential x days owned: B 365 x 365, C 365 x 275 of the 1,000,000
+    assert annual(result.quotas) == {"A": Decimal("0.00"), "B": Decimal("570312.50"), "C": Decimal("429687.50")}
+    balance = result.territory_report.balance
+    assert {t: Decimal(p) for t, p in zip(balance["territory"], balance["potential"], strict=True)} == {
+        "West": Decimal(365), "East": Decimal(365)}
+
+
 @pytest.mark.parametrize("engine", [*ENGINES, pytest.param("spark", marks=pytest.mark.spark)])
 def test_territory_potential_in_the_tens_of_billions_allocates_on_every_engine(tmp_path, engine):
     """A total potential above 10^10 overflowed Spark's exact division (a DECIMAL(38, 18) quotient): the
