@@ -13,7 +13,7 @@ Codes (see the table in dsl/README.md):
   RP220-RP223  plan tests: given tables and fields, value types, expectations
   RP301-RP306  tiers, curves, caps
   RP310-RP313  plans of the project: versions, overlapping comp plans, quota sources
-  RP320-RP325  quota plans: phasing, allocation, weights, overrides
+  RP320-RP327  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
   RP340-RP341  warnings: dates outside a plan, missing territory plans
   RP299        a bug in a check (not in the plan)
@@ -1307,6 +1307,23 @@ def check_quota_target(ctx: Context) -> Iterator[Diagnostic]:
                            "add the amount to allocate, e.g. target 72,000,000 USD")
 
 
+def check_quota_year(ctx: Context) -> Iterator[Diagnostic]:
+    """A quota plan is within one calendar year (RP327): its year row, phasing shares and ramp are by the
+    calendar year's periods, so a fiscal year from April put Q2's share on 2027-Q3 and so on."""
+    for plan in ctx.plans_of(ir.QuotaPlan):
+        first, last = plan.effective_from, plan.effective_to
+        if first.year != last.year:
+            yield _error(
+                "RP327",
+                f"quota plan \"{plan.name}\" runs from {first} to {last}, across {first.year} and {last.year}: "
+                "a quota plan is within one calendar year",
+                ctx.locate.line_with(plan.span, r"^\s*(effective\b.*?)\s*(#.*)?$"),
+                "its year's quota, phasing and ramp are by calendar periods: write a plan (or a version) per "
+                f"calendar year, each with its part of the target, e.g. effective {first} to "
+                f"{dt.date(first.year, 12, 31)} and {dt.date(first.year + 1, 1, 1)} to {last}",
+            )
+
+
 def check_phasing(ctx: Context) -> Iterator[Diagnostic]:
     """One phasing share per period, adding up to 100 % (RP320, RP321)."""
     for plan in ctx.plans_of(ir.QuotaPlan):
@@ -1627,6 +1644,7 @@ RULES: tuple[Rule, ...] = (
     check_comp_plan_overlaps,
     check_quota_sources,
     check_quota_target,
+    check_quota_year,
     check_phasing,
     check_allocation,
     check_override_periods,
