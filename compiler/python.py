@@ -1080,7 +1080,9 @@ class Calculator(_Expressions):
                         ir.Compare(op="<=", left=close, right=ir.Date(value=end)),
                     ),
                 )
-                count = self.aggregate_value(ir.Aggregate(function="count", entity="deal"), in_window)
+                ytd_count = self.aggregate_value(ir.Aggregate(function="count", entity="deal"), in_window)
+                # Year to date a deal is paid once, in its own period: the count less the previous period's.
+                count = (lambda m: sub(ytd_count(m), lag(ytd_count(m), m.run.year_first))) if self.ytd else ytd_count
                 amount_fn = self.value(amount)
                 return lambda m, b: (mul(number(amount_fn(m)), count(m)), number(amount_fn(m)))
             case ir.Mbo(amount=amount):
@@ -1875,9 +1877,10 @@ class _Run:
             np.zeros(0, dtype=np.int64)
         amount = self.calculator.draw_amount(self.m)
         in_draw = np.ones(n, dtype=bool) if draw.periods is None else nth <= draw.periods
-        guaranteed = case(in_draw, amount, zeros(n))
-        shortfall = sub(guaranteed, earned)
-        top_up = greatest(shortfall, zeros(n))
+        # In the draw's periods pay is topped up to the guarantee; after them nothing is topped up (a negative
+        # true-up stays negative) and only positive pay recovers an outstanding balance.
+        shortfall = case(in_draw, sub(amount, earned), least(neg(earned), zeros(n)))
+        top_up = case(in_draw, greatest(shortfall, zeros(n)), zeros(n))
         if draw.recoverable:
             running = running_sum(shortfall, self.rep_first)
             lowest = _running_min(running, self.rep_first)

@@ -355,6 +355,7 @@ class _PlanCompiler(RowCompiler):
         self.measures = {**measures, **{m.name: m for m in plan.measures}}  # shared, then the plan's own
         self.quota_plans = quota_plans
         self.aggregates: dict[AggregateKey, str] = {}
+        self.own_periods: list[tuple[str, exp.Expression]] = []  # (column, year-to-date value): `own_period`
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
         self.uses_attainment = False
@@ -976,6 +977,11 @@ class _PlanCompiler(RowCompiler):
             *agg_columns,
             copy=False,
         ).from_(table("rep_periods", "rp"), copy=False)
+        partition = [col("rep_id", "rp"), col("year_start", "rp")]
+        for name, value in self.own_periods:
+            before = window(exp.Lag(this=value.copy(), offset=exp.Literal.number(1), default=ZERO.copy()), partition,
+                            [col("period_index", "rp")])
+            select = select.select(alias(sub(value, before), name), copy=False)
         used = {key.entity for key in self.aggregates}
         # Only the aggregates the plan uses: an engine computes a left-joined table even when unread.
         for entity, name, alias_ in (("deal", "deal_aggs", "da"), ("activity", "activity_aggs", "aa")):
@@ -1122,10 +1128,19 @@ class _PlanCompiler(RowCompiler):
                     ),
                 )
                 count = self.aggregate_column(ir.Aggregate(function="count", entity="deal"), in_window)
+                if self.ytd:  # a deal is paid once, in its own period, not in every later one it counts in
+                    count = self.own_period(count)
                 return mul(self.value(amount), count), self.value(amount)
             case ir.Mbo(amount=amount):
                 return mul(self.per_period(amount), coalesce(col("mbo_score"), ZERO.copy())), None
         raise CompileError(f"payout rule {type(rule).__name__} is not supported")
+
+    def own_period(self, year_to_date: exp.Expression) -> exp.Expression:
+        """The period's own part of a year-to-date value: it less the rep's previous period's of the year.
+        A column of `measures` (a window there, as caps' running totals are windows over its columns)."""
+        name = f"own{len(self.own_periods)}"
+        self.own_periods.append((name, year_to_date))
+        return col(name)
 
     def per_period(self, amount: ir.Expr) -> exp.Expression:
         """An amount per period; fixed, `prorate by active_days` scales it as it does quota and TI (multiplied
@@ -1280,8 +1295,9 @@ class _PlanCompiler(RowCompiler):
     def draws(self) -> exp.Select:
         """Draw top-ups and recoveries from each rep-period's total component pay.
 
-        Recoverable: the outstanding balance follows B_t = max(0, B_{t-1} + draw_t - earned_t),
-        which in closed form is S_t - min(0, S_1..S_t) with S the running sum of draw - earned.
+        Recoverable: the outstanding balance follows B_t = max(0, B_{t-1} + shortfall_t), which in closed form
+        is S_t - min(0, S_1..S_t) with S the running sum of the shortfalls: draw - earned in the draw's periods,
+        -max(earned, 0) after them.
         """
         draw = self.plan.draw
         partition = [col("rep_id")]
@@ -1316,8 +1332,11 @@ class _PlanCompiler(RowCompiler):
             if draw.periods is None
             else exp.LTE(this=col("nth"), expression=exp.Literal.number(draw.periods))
         )
-        guaranteed = case(in_draw, self.per_period(draw.amount), ZERO.copy())
-        top_up = greatest(sub(guaranteed.copy(), col("earned")), ZERO.copy())
+        # In the draw's periods pay is topped up to the guarantee; after them nothing is topped up (a negative
+        # true-up stays negative) and only positive pay recovers an outstanding balance.
+        shortfall = case(in_draw, sub(self.per_period(draw.amount), col("earned")),
+                         least(neg(col("earned")), ZERO.copy()))
+        top_up = case(in_draw.copy(), greatest(shortfall.copy(), ZERO.copy()), ZERO.copy())
         staged = exp.select(
             col("rep_id"),
             col("period"),
@@ -1325,7 +1344,7 @@ class _PlanCompiler(RowCompiler):
             col("proration"),
             col("earned"),
             alias(top_up, "top_up"),
-            alias(sub(guaranteed, col("earned")), "shortfall"),
+            alias(shortfall, "shortfall"),
             copy=False,
         ).from_(exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("n", quoted=True))), copy=False)
         if draw.recoverable:
