@@ -407,6 +407,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_plan_references,
         check_plans_reach_reps,
         check_quota_coverage,
+        check_quota_plan_reps,
         check_run_off,
         check_split_periods,
         quota_labels,
@@ -452,6 +453,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
                                deals_in=labels_within(period) if period is not None else None,
                                progress=steps.detail)
             warnings.extend(check_plans_reach_reps(comp, result.payout_lines, dataset))
+            warnings.extend(check_quota_plan_reps(project.files, result.quotas, dataset))
             unpaid_reps = reps_in_no_plan(comp, result.payout_lines, dataset.connection)
             quota_periods = quota_labels(dataset)
         except duckdb.OutOfMemoryException as error:

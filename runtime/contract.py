@@ -40,7 +40,9 @@ each.
 | RD019 | warning  | a cancel_date before the close_date                                    |
 | RD020 | error    | an unknown account (deal or activity account not in accounts)          |
 | RD021 | error    | two rep_assignments of one rep overlap (a rep has one role on each day) |
-| RD022 | warning  | a territory plan names a rep (owner, overlay) or an account the data does not have |
+| RD022 | warning  | a plan names a rep or an account the data does not have (territory owners, |
+|       |          | overlays, named and moved accounts; quota weights and overrides), or a    |
+|       |          | quota weight or override names a rep the plan gives no quota             |
 | RD023 | warning  | a rep in a plan measured on attainment has no quota (or 0) for a period of it |
 | RD024 | warning  | a value differs only in case or spacing from a text a plan compares it with |
 | RD025 | warning  | a comp plan applies to no rep of the data while it is in force          |
@@ -804,6 +806,15 @@ def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> lis
             for account in rule.accounts:
                 what = f'{plan.key}: the rule for "{rule.territory}" names account {account}'
                 named.setdefault(("accounts", account), []).append((rule, what))
+        for move in plan.moves:
+            what = f'{plan.key}: the move to "{move.territory}" on {move.on} names account {move.account}'
+            named.setdefault(("accounts", move.account), []).append((move, what))
+    for plan in (p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan)):
+        for weight in plan.weights:
+            named.setdefault(("reps", weight.rep), []).append((weight, f"{plan.key}: a weight names rep {weight.rep}"))
+        for override in plan.overrides:
+            what = f"{plan.key}: an override names rep {override.rep}"
+            named.setdefault(("reps", override.rep), []).append((override, what))
     diagnostics = []
     for table in ("reps", "accounts"):
         wanted = sorted(key for kind, key in named if kind == table)
@@ -820,9 +831,35 @@ def check_plan_references(files: Sequence[ir.PlanFile], dataset: DataSet) -> lis
                     code="RD022", severity=Severity.WARNING, span=node.span,
                     message=f"{what}, who is not in the data's {table}" if table == "reps"
                     else f"{what}, which is not in the data's {table}",
-                    hints=("it credits nobody: check the id against the data, or remove it from the plan",)
+                    hints=("it applies to nobody: check the id against the data, or remove it from the plan",)
                     if table == "reps" else ("it assigns nothing: check the id against the data",),
                 ))
+    return diagnostics
+
+
+def check_quota_plan_reps(files: Sequence[ir.PlanFile], quotas, dataset: DataSet) -> list[Diagnostic]:
+    """RD022 warnings, at the line: a quota plan's weight or override for a rep on the roster whom the plan
+    does not give a quota (its `applies to` leaves them out): ignored, so the others' quotas are not what
+    its author meant. `quotas` are the run's; reps missing from the roster are `check_plan_references`'."""
+    plans = [p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan)]
+    named = sorted({node.rep for plan in plans for node in (*plan.weights, *plan.overrides)})
+    if not named:
+        return []
+    on_roster = {row[0] for row in dataset.connection.execute(
+        'SELECT id FROM "reps" WHERE list_contains(?, id)', [named]).fetchall()}
+    diagnostics = []
+    for plan in plans:
+        mine = quotas[(quotas["plan"] == plan.name) & (quotas["version"] == plan.version)] if quotas is not None \
+            else None
+        given = set(mine["rep_id"]) if mine is not None else set()
+        for node, what in [*((w, "weight") for w in plan.weights), *((o, "override") for o in plan.overrides)]:
+            if node.rep in given or node.rep not in on_roster:
+                continue
+            diagnostics.append(Diagnostic(
+                code="RD022", severity=Severity.WARNING, span=node.span,
+                message=f"{plan.key}: the {what} for rep {node.rep} is ignored: the plan gives {node.rep} no quota",
+                hints=("its `applies to` does not select them: remove the line, or check the id",),
+            ))
     return diagnostics
 
 

@@ -34,6 +34,7 @@ from runtime.contract import (
     check_plan_references,
     check_plans_reach_reps,
     check_quota_coverage,
+    check_quota_plan_reps,
     check_run_off,
     check_split_periods,
     open_checked,
@@ -903,18 +904,42 @@ territory plan "T" version 1
     owner "R2"
     overlay "R9"
   assign named accounts "A1", "A7" to "East" priority 1
+  move account "A8" to "East" on 2027-07-01
+
+quota plan "Q" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  applies to reps where rep.role = "AE"
+  target 100,000 USD
+  allocate by weights
+  weight "R2" 2
+  weight "r3" 9
+  weight "R1" 5
+  override "R8" 1,000 USD
 """
 
 
-def test_territory_plans_naming_reps_or_accounts_the_data_lacks_warn_at_their_line(tmp_path):
+def test_plans_naming_reps_or_accounts_the_data_lacks_warn_at_their_line(tmp_path):
+    """A mistyped id is ignored: a territory credits nobody, a move or a weight does nothing (audit: `weight "c"`
+    for rep C gave C 40,000 instead of 88,000, with no word)."""
     project = load_texts([("t.plan", TERRITORIES)])
     with open_data(write_company(tmp_path, GOOD)) as dataset:
         warnings = check_plan_references(project.files, dataset)
+        quotas = run_plans(project.files, dataset.connection).quotas
+        ignored = check_quota_plan_reps(project.files, quotas, dataset)
     assert [(w.code, w.severity, w.span.line) for w in warnings] == [
+        ("RD022", Severity.WARNING, 25),  # override for R8: not on the roster
         ("RD022", Severity.WARNING, 10),  # overlay R9: not on the roster
+        ("RD022", Severity.WARNING, 23),  # weight for r3 (R3's id is upper case)
         ("RD022", Severity.WARNING, 11),  # account A7: not in accounts
+        ("RD022", Severity.WARNING, 12),  # the move of A8: not in accounts
     ]
-    assert "overlay R9" in warnings[0].message and "A7" in warnings[1].message
+    assert "overlay R9" in warnings[1].message and "A7" in warnings[3].message and "A8" in warnings[4].message
+    # R1 is on the roster but a Manager: the plan for AEs gives R1 no quota, so the weight is ignored
+    assert [(w.code, w.span.line, w.message) for w in ignored] == [
+        ("RD022", 24, 'quota plan "Q" version 1: the weight for rep R1 is ignored: the plan gives R1 no quota')]
 
 
 ATTAINMENT_PLAN = """revplan 1
