@@ -12,7 +12,7 @@ Codes (see the table in dsl/README.md):
                errors, wrong kinds of values, currencies, bases, attainment
   RP220-RP223  plan tests: given tables and fields, value types, expectations
   RP301-RP306  tiers, curves, caps
-  RP310-RP313  plans of the project: versions, overlapping comp plans, quota sources
+  RP310-RP315  plans of the project: versions, overlapping comp plans, quota sources
   RP320-RP327  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
   RP340-RP341  warnings: dates outside a plan, missing territory plans
@@ -1265,6 +1265,8 @@ def check_quota_sources(ctx: Context) -> Iterator[Diagnostic]:
     kinds = {p.name: p.kind for p in ctx.plans}
     for plan in ctx.plans_of(ir.CompPlan):
         name = plan.quota.plan
+        if name in quota_plans:
+            yield from _quota_period_problems(ctx, plan, [p for p in ctx.plans_of(ir.QuotaPlan) if p.name == name])
         if name is None or name in quota_plans:
             continue
         if name in kinds:
@@ -1281,6 +1283,19 @@ def check_quota_sources(ctx: Context) -> Iterator[Diagnostic]:
             ctx.locate.quoted(plan.quota.span, name),
             *did_you_mean(name, quota_plans),
             hint,
+        )
+
+
+def _quota_period_problems(ctx: Context, plan: ir.CompPlan, sources: list[ir.QuotaPlan]) -> Iterator[Diagnostic]:
+    """The quota plan's periods are the comp plan's (RP315): attainment of a quarter on a month's quota
+    means nothing, and the run would refuse it only after reading the data."""
+    for source in sorted({s.period for s in sources} - {plan.period}, key=lambda p: p.value):
+        yield _error(
+            "RP315",
+            f'quota from plan "{sources[0].name}": its quotas are by {source.value}, but this plan measures '
+            f"attainment by {plan.period.value}",
+            ctx.locate.quoted(plan.quota.span, sources[0].name),
+            f"give both plans the same period (period {plan.period.value}), or read another quota plan",
         )
 
 
