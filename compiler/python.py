@@ -1828,6 +1828,7 @@ class _Run:
         """Deal shares summed by rep, the period each deal row falls in (`periods`: `paid_in`, `clawed_back_in`),
         and component."""
         target, inside = periods
+        n_periods = len(self.pay_periods)
         blocks = []
         for component, share, contributes, _ in shares:
             rows = np.flatnonzero(inside & contributes)
@@ -1835,14 +1836,26 @@ class _Run:
                 continue
             rep = self.rp_rep[self.deal_rp[rows]]
             period = target[rows]
-            key = rep * len(self.pay_periods) + period
+            # Per earned line (rep, earned period) and pay period: what it pays there, rounded cumulatively over
+            # the line's pay periods, round(to date) - round(before) (SQL: `lines_from_shares`).
+            earned = self.rp_period[self.deal_rp[rows]]
+            line_order = np.lexsort((period, earned, rep))
+            line_keys = (rep * n_periods + earned) * n_periods + period
+            line_dense = _dense(line_keys[line_order])
+            by_line = Groups(line_dense, int(line_dense[-1]) + 1)
+            taken = by_line.sum(share.take(rows[line_order]))
+            firsts = line_order[by_line.starts]
+            to_date = running_sum(taken, _window_starts([rep[firsts], earned[firsts]]))
+            paid_cents = sub(cents(to_date), cents(sub(to_date, taken)))
+            key = rep * n_periods + period
+            line_key = key[firsts]
+            by_period = np.argsort(line_key, kind="stable")
+            period_dense = _dense(line_key[by_period])
+            total = Groups(period_dense, int(period_dense[-1]) + 1).sum(paid_cents.take(by_period))
+            amount = cents(neg(total) if sign < 0 else total)
             order = np.argsort(key, kind="stable")
             dense = _dense(key[order])
             groups = Groups(dense, int(dense[-1]) + 1)
-            total = groups.sum(share.take(rows[order]))
-            if sign < 0:
-                total = neg(total)
-            amount = cents(total)
             deals = self.deal_index[rows[order]]
             counts = pd.DataFrame({"g": dense, "d": deals}).drop_duplicates()
             deal_count = np.bincount(counts["g"].to_numpy(), minlength=groups.n).astype(np.int64)

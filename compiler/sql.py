@@ -1620,20 +1620,41 @@ class _PlanCompiler(RowCompiler):
 
     def lines_from_shares(self, line_type: str, in_line: exp.Expression, where: exp.Expression, sign: int
                           ) -> exp.Select:
-        """Lines summing deal shares (`s`) by the pay period (`p`) each is in (`in_line`: paid, taken back)."""
-        amount = exp.Sum(this=col("share_of_line", "s"))
-        amount = round_cents(neg(dec(amount)) if sign < 0 else dec(amount))
-        deals = exp.Count(this=exp.Distinct(expressions=[col("deal_id", "s")]))
-        select = self.simple_line("", line_type, amount, col("period", "p"), deals)
+        """Lines summing deal shares (`s`) by the pay period (`p`) each is in (`in_line`: paid, taken back).
+
+        The shares one earned line pays (or takes back) over several periods are rounded cumulatively: each
+        period gets round(to date) - round(before), so a line is never paid or taken back more than it was
+        (audit: four deals' shares of 0.005 each took 4 x 0.01 back from a line of 0.02)."""
+        def shares(*columns: exp.Expression) -> exp.Select:
+            return (exp.select(*columns, copy=False).from_(table("deal_shares", "s"), copy=False)
+                    .join(table("pay_periods", "p"), on=in_line.copy(), copy=False).where(where.copy(), copy=False))
+
+        keys = [col("rep_id", "s"), col("period", "p"), col("component", "s")]
+        by_line = shares(*keys, col("period_index", "p"), col("earned_index", "s"),
+                         alias(dec(exp.Sum(this=col("share_of_line", "s"))), "taken"))
+        by_line = by_line.group_by(*[k.copy() for k in keys], col("period_index", "p"), col("earned_index", "s"),
+                                   copy=False)
+        to_date = window(exp.Sum(this=col("taken")), [col("rep_id"), col("component"), col("earned_index")],
+                         [col("period_index")])
+        rounded = exp.select(
+            col("rep_id"), col("period"), col("component"),
+            alias(sub(round_cents(to_date), round_cents(sub(to_date.copy(), col("taken")))), "cents"), copy=False,
+        ).from_(by_line.subquery("l", copy=False), copy=False)
+        deals = shares(*[k.copy() for k in keys], alias(exp.Count(this=exp.Distinct(expressions=[col("deal_id", "s")])),
+                                                         "deals"))
+        deals = deals.group_by(*[k.copy() for k in keys], copy=False)
+        amount = dec(exp.Sum(this=col("cents", "s")))
+        amount = exp.Cast(this=neg(amount) if sign < 0 else amount, to=exp.DataType.build("DECIMAL(18, 2)"))
+        select = self.simple_line("", line_type, amount, col("period", "s"), exp.Max(this=col("deals", "n")))
         select.set(
             "expressions",
             [e if e.alias != "component" else alias(col("component", "s"), "component") for e in select.expressions],
         )
+        same = and_(*[eq(col(name, "n"), col(name, "s")) for name in ("rep_id", "period", "component")])
         return (
-            select.from_(table("deal_shares", "s"), copy=False)
-            .join(table("pay_periods", "p"), on=in_line, copy=False)
-            .where(where, copy=False)
-            .group_by(col("rep_id", "s"), col("period", "p"), col("component", "s"), copy=False)
+            select.from_(rounded.subquery("s", copy=False), copy=False)
+            .join(deals.subquery("n", copy=False), on=same, copy=False)
+            .group_by(col("rep_id", "s"), col("period", "s"), col("component", "s"), copy=False)
         )
 
     def paid_lines(self) -> exp.Expression:

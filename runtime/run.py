@@ -399,7 +399,10 @@ def open_session(engine: str, connection: duckdb.DuckDBPyConnection, url: str | 
                     + first_line(error).split(" If necessary set")[0],
             hints=("money and its products must stay below 10^18, and on Spark quotients below 10^17 and "
                    "divisors below 5 x 10^11 (compiler/exact.py, runtime/spark.py); check the data for an "
-                   "amount in the wrong unit",),
+                   "amount in the wrong unit",
+                   "a plan in a currency of large amounts (IDR, VND) reaches this with real data: a curve or a "
+                   "clawback multiplies two amounts (a 1.6 billion IDR TI by 38 billion of bookings); such a plan "
+                   "runs in a currency of larger units (currency USD, its deals converted)",),
         )]) from None
 
 
