@@ -43,7 +43,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from dsl import ir
 from dsl.diagnostics import Diagnostic, Severity, Span, did_you_mean, too_deeply_nested
@@ -442,7 +442,8 @@ _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00a0\u00ad\u200b-\u200f\u202a-\u2
 
 def check_literal_values(ctx: Context) -> Iterator[Diagnostic]:
     """Values no plan means: a negative amount, rate or factor where a plan sets pay (RP307), a number too
-    large to compute exactly (RP308), text holding an invisible character (RP218), division by zero (RP219)."""
+    large to compute exactly (RP308), money with a fraction of a cent (RP316), text holding an invisible character
+    (RP218), division by zero (RP219)."""
     for plan in ctx.plans:
         for slot in plan_slots(plan, ctx.scope(plan)):
             parameter = slot.allowed != CONDITION and slot.place is not MEASURE  # a measure may be negative
@@ -464,11 +465,21 @@ def _literal_number(node: ir.Node) -> Decimal | None:
     return None
 
 
+CENT = Decimal("0.01")
+
+
+def _whole_cents(money: ir.Money) -> Decimal:
+    return money.amount.quantize(CENT, ROUND_HALF_UP)
+
+
 def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
     value = _literal_number(node)
     if value is not None and abs(value) >= LARGEST_LITERAL:
         yield _error("RP308", f"{show(node)} is too large", node.span,
                      "amounts and numbers keep at most 16 digits before the decimal point")
+    if isinstance(node, ir.Money) and node.amount != node.amount.quantize(CENT):
+        yield _error("RP316", f"{show(node)} has a fraction of a cent", node.span,
+                     f"money is paid in cents: write {show(node.model_copy(update={'amount': _whole_cents(node)}))}")
     if isinstance(node, ir.Binary) and node.op == "/" and _literal_number(node.right) == 0:
         yield _error("RP219", "division by zero", node.span, "divide by a measure or a value that is not 0")
     if isinstance(node, ir.Text) and (found := _INVISIBLE.search(node.value)):
