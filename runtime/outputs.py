@@ -291,6 +291,9 @@ def _column(series: pd.Series) -> pa.Array:
     kinds = set(map(type, values)) - {type(None)}
     if len(kinds) == 1 and next(iter(kinds)) in NATIVE:
         return pa.array(values, NATIVE[next(iter(kinds))])
+    if kinds == {float} and all(v != v or v.is_integer() for v in values if v is not None):
+        # whole numbers pandas made floats for a missing value (a gap's priority): 4, not 4.0
+        return pa.array([None if v is None or v != v else int(v) for v in values], pa.int64())
     if not kinds:
         return pa.array(values, pa.string())
     return pa.array([_cell(v) for v in values], pa.string())

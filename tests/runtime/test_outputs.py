@@ -30,6 +30,16 @@ def test_big_tables_are_written_in_the_same_text_as_small_ones(tmp_path):
     assert "0.5000000000" in (tmp_path / "big.csv").read_text()
 
 
+@pytest.mark.parametrize(("values", "written"), [
+    ([1.0, float("nan"), 4.0], ["1", "", "4"]),  # a gap account's priority: pandas made the column float
+    ([0.0], ["0"]),
+    ([0.5, float("nan")], ["0.5", ""]),  # not whole: as it is
+])
+def test_whole_numbers_pandas_made_floats_are_written_as_whole_numbers(tmp_path, values, written):
+    write_csv(pd.DataFrame({"priority": values}), tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["priority", *written]
+
+
 def test_the_deals_an_engine_returns_are_written_in_the_writers_small_memory(tmp_path):
     """PostgreSQL and Spark return each plan's deals whole. As one Parquet row group per plan
     (pyarrow's default holds up to 1M rows), two plans' files did not fit the CSV writer's memory
