@@ -161,12 +161,25 @@ def explain_rep(
     if isinstance(deals, pa.Table):  # a run's Arrow table: only this rep's rows become Python objects
         deals = deals.filter(pc.equal(deals["rep_id"], rep)).to_pandas()
     by_key = {(p.name, p.version): p for p in plans}
+    mine = lines[lines["rep_id"] == rep].to_dict("records")
     explained = []
     for row in chosen.to_dict("records"):
         plan = by_key.get((row["plan"], int(row["version"])))
+        if plan is not None and plan.measurement == ir.Measurement.YEAR_TO_DATE and row["line_type"] == "commission":
+            row = {**row, "paid_before": _paid_earlier_in_year(row, mine)}
         explained.append(_explain_line(row, plan, deals, sources))
     explained.sort(key=lambda line: (line.plan, line.version, _period_order(line.period), _statement_order(line)))
     return Explanation(rep, rep_name, period, tuple(explained))
+
+
+def _paid_earlier_in_year(row: dict, lines: list[dict]) -> Decimal:
+    """What the line's component paid the rep in the year's earlier periods (its plan version's lines)."""
+    start = period_bounds(row["period"])[0]
+    same = ("plan", "version", "component", "line_type")
+    return sum((line["amount"] for line in lines
+                if all(line[k] == row[k] for k in same)
+                and period_bounds(line["period"])[0].year == start.year and period_bounds(line["period"])[0] < start),
+               Decimal("0.00"))
 
 
 def select_lines(lines: pd.DataFrame, rep: str, period: str | None = None) -> pd.DataFrame:
@@ -253,11 +266,15 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, sources) -> LineEx
             behind = _behind(row, deals)
             steps.extend(_component_steps(_with_exact_base(row, behind), plan, component, sources))
     if plan is not None and plan.measurement == ir.Measurement.YEAR_TO_DATE and line_type == "commission":
+        before = row.get("paid_before", Decimal("0.00"))
+        to_date = _dec(row["amount"]) + before
         steps.append(
             Step(
                 "measurement",
                 "measured year to date with true-up: base, attainment and tiers are the year's to date; this "
-                "line pays the rounded pay to date minus what the year's earlier periods paid",
+                f"line pays the pay to date, {_money(to_date)} (rounded), less the {_money(before)} the year's "
+                f"earlier periods paid: {_money(to_date - before)}",
+                values={"pay_to_date": to_date, "paid_before": before},
             )
         )
     return LineExplanation(

@@ -331,6 +331,17 @@ def test_year_to_date_lines_say_they_are_true_ups():
     assert all(any(s.kind == "measurement" for s in line.steps) for line in explained.lines)
 
 
+def test_a_year_to_date_line_shows_the_pay_to_date_and_what_earlier_periods_paid():
+    """Q3 (70 % to date): 7,500 + 4,800 to date, less Q1's 3,300 and Q2's 10,900: -1,900.00, figures a rep can
+    check (the step named no figure: an audit could not recompute a negative true-up)."""
+    (line,) = example("w12_ytd_true_up", "A", "2027-Q3").lines
+    (step,) = [s for s in line.steps if s.kind == "measurement"]
+    assert step.values == {"pay_to_date": Decimal("12300.00"), "paid_before": Decimal("14200.00")}
+    assert "the pay to date, 12,300.00 (rounded), less the 14,200.00 the year's earlier periods paid: -1,900.00" \
+        in step.text
+    assert line.amount == Decimal("-1900.00")
+
+
 def test_a_measure_multiplier_is_applied_or_not(sample_company):
     """Enterprise AE's hunter kicker (1.1 when new logos are 40 % of bookings): decided for every line."""
     project, result, _ = sample_company
