@@ -15,7 +15,7 @@ Codes (see the table in dsl/README.md):
   RP310-RP315  plans of the project: versions, overlapping comp plans, quota sources
   RP320-RP327  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
-  RP340-RP341  warnings: dates outside a plan, missing territory plans
+  RP340-RP342  warnings: dates outside a plan, missing territory plans, negations that leave out nulls
   RP299        a bug in a check (not in the plan)
 
 >>> from dsl.parse import parse
@@ -1626,6 +1626,39 @@ def _dated_changes(ctx: Context, plan: ir.PlanBase) -> Iterator[tuple[dt.date, S
                     yield holder.start, span, f'{role} "{holder.rep}" from {holder.start}'
 
 
+def check_negations_of_optional_fields(ctx: Context) -> Iterator[Diagnostic]:
+    """An `applies to` that negates a test of an optional rep field leaves out the reps with no value there
+    (RP342, warning): `rep.segment != "SMB"` is unknown for a rep with no segment, and unknown selects no one.
+    Said once per field, unless the condition also tests the field with `is null`."""
+    reps = ctx.schema.entity("rep")
+    for plan in ctx.plans:
+        if plan.eligibility is None or reps is None:
+            continue
+        tested_for_null = {n.operand.field for n in walk(plan.eligibility)
+                           if isinstance(n, ir.IsNull) and isinstance(n.operand, ir.FieldRef)}
+        reported: set[str] = set()
+        for negation in _negations(plan.eligibility):
+            for ref in (n for n in walk(negation) if isinstance(n, ir.FieldRef) and n.entity == "rep"):
+                field = reps.field(ref.field)
+                if field is None or field.required or ref.field in tested_for_null | reported:
+                    continue
+                reported.add(ref.field)
+                yield _warning(
+                    "RP342",
+                    f"reps with no {ref.field} are left out: for them this is unknown, not true",
+                    negation.span,
+                    f"if they belong in the plan, say so: ... or rep.{ref.field} is null",
+                )
+
+
+def _negations(node: ir.Node) -> Iterator[ir.Node]:
+    """The `!=`, `not in` and `not (...)` tests in a condition."""
+    for found in walk(node):
+        if isinstance(found, ir.Not) or (isinstance(found, ir.Compare) and found.op == "!=") or (
+                isinstance(found, ir.InList) and found.negated):
+            yield found
+
+
 def check_territory_dependencies(ctx: Context) -> Iterator[Diagnostic]:
     """Overlay credit and allocation by potential need a territory plan in the project (RP341, warning)."""
     if ctx.plans_of(ir.TerritoryPlan):
@@ -1678,4 +1711,5 @@ RULES: tuple[Rule, ...] = (
     check_territory_overlaps,
     check_dates_in_range,
     check_territory_dependencies,
+    check_negations_of_optional_fields,
 )
