@@ -4,7 +4,8 @@ In: a data source, one of
   - a folder with one file per table: `reps.csv`, `deals.parquet`, or a
     folder `deals/` of Parquet parts (`deals/*.parquet`);
   - a DuckDB database file (`*.duckdb`) holding tables named `reps`, `deals`...;
-  - a PostgreSQL URL (`postgresql://user@host:5432/db`), read with psycopg.
+  - a PostgreSQL URL (`postgresql://user@host:5432/db`), read with psycopg;
+  - Arrow tables in memory (`open_tables`: a plan test's given rows).
 Out: a `DataSet`: a DuckDB connection with one typed view per table of the
 schema (`reps`, `deals`, `deal_splits`, ...), where each table came from, and
 a fingerprint of the input for run manifests.
@@ -44,12 +45,13 @@ import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import duckdb
+import pyarrow as pa
 
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity
 from dsl.schema import SCHEMA, Entity, Field, FieldType, Schema
@@ -150,7 +152,7 @@ class TableSource:
     """Where one table's rows come from, for views and error messages."""
 
     entity: Entity
-    kind: str  # "csv" | "parquet" | "duckdb" | "postgres" | "missing"
+    kind: str  # "csv" | "parquet" | "duckdb" | "postgres" | "arrow" | "missing"
     location: str  # how messages name it: "data/deals.csv", "shop.duckdb:deals"
     paths: tuple[Path, ...]  # files read (empty for a missing table or a database)
     columns: dict[str, ColumnSource]  # schema columns, by name
@@ -537,6 +539,32 @@ def _open_duckdb_file(path: Path, schema: Schema) -> DataSet:
         raise
     return DataSet(source=str(path), connection=connection, schema=schema, tables=tables,
                    fingerprint=_fingerprint_files([path], path.parent))
+
+
+def open_tables(tables: Mapping[str, pa.Table], source: str, location: Callable[[Entity], str],
+                schema: Schema = SCHEMA) -> DataSet:
+    """Arrow tables already in their schema types (a plan test's given rows) as a DataSet, so `check_data`
+    checks them as it checks files: data row n of a table is its n-th row, and a table not in `tables` is
+    missing, as a file left out of a folder is. `location(entity)` is how messages name a table."""
+    connection = _connect()
+    try:
+        for name, table in tables.items():  # every table registered before any is described (a query left open)
+            numbered = table.append_column(ROW, pa.array(range(1, table.num_rows + 1), pa.int64()))
+            connection.register(f"_rp_arrow_{name}", numbered)
+            connection.execute(
+                f"CREATE VIEW {quote('_raw_' + name)} AS SELECT {literal(location(schema.entity(name)))} AS {FILE},"
+                f" * FROM {quote('_rp_arrow_' + name)}"
+            )
+        sources = {
+            e.table: _table_source(connection, e, "arrow", location(e), ()) if e.table in tables
+            else _missing_table(connection, e, location(e))
+            for e in schema.entities
+        }
+        _create_typed_views(connection, sources.values())
+    except BaseException:
+        connection.close()
+        raise
+    return DataSet(source=source, connection=connection, schema=schema, tables=sources, fingerprint="")
 
 
 def _open_postgres(url: str, schema: Schema) -> DataSet:

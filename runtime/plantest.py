@@ -18,6 +18,10 @@ What always holds:
     fraction), integer BIGINT, date DATE. Omitted columns get the defaults
     below; a value that does not fit its column is a `PlanTestError` naming
     the `given` line, never a silently changed number.
+  - Given rows keep the data contract: what `revplan run` refuses
+    (`runtime.contract.check_data`: splits that do not sum to 100 %, an id
+    with a blank, an unknown rep) is a `PlanTestError` at the `given` line of
+    the first row refused. An optional table without given rows is absent.
   - Expectations compare exactly: `Decimal` sums, never floats.
   - A test runs its own plan only, with what that plan depends on: every
     file's shared measures, the quota plan of `quota from plan`, the
@@ -28,8 +32,7 @@ What always holds:
 
 Given rows (`given TABLE field value, ...`; TABLE is the entity name: rep,
 deal, split, account, quota, fx_rate, activity, mbo_score, rep_assignment; or
-the table name). Given rows are not contract-checked: keep a rep's
-rep_assignment rows from overlapping, as the contract requires (RD021).
+the table name).
 
 | table | defaults for omitted columns |
 | --- | --- |
@@ -72,6 +75,7 @@ rows, value fields are compared.
 ...   test "t"
 ...     given rep id "A", target_incentive 80,000 USD
 ...     given deal owner_rep_id "A", amount 100,000 EUR, close_date 2027-01-20
+...     given fx_rate date 2027-01-01, from "EUR", to "USD", rate 1.1
 ...     expect payout rep "A", period "2027-Q1", amount 11,000.00 USD
 ... '''
 >>> plan = resolve(parse(text, "p.plan")).plan_file.plans[0]
@@ -107,7 +111,8 @@ from dsl.diagnostics import (
     too_deeply_nested,
 )
 from dsl.schema import SCHEMA, Entity, FieldType, Schema
-from runtime.data import quote
+from runtime.contract import check_data, check_plan_rates
+from runtime.data import open_tables, quote
 from runtime.hierarchy import Manager, cycles
 
 ARROW_TYPES: dict[FieldType, pa.DataType] = {
@@ -131,7 +136,7 @@ class PlanTestError(Exception):
         self.message, self.span, self.hint = message, span, hint
 
     def __str__(self) -> str:
-        where = f"{span_text(self.span)}: " if self.span else ""
+        where = f"{self.span}: " if self.span else ""  # file:line:col, as `revplan check` names a place
         hint = f"\n  = hint: {self.hint}" if self.hint else ""
         return f"{where}{self.message}{hint}"
 
@@ -166,6 +171,7 @@ def build_tables(test: ir.PlanTest, plan: ir.PlanBase, schema: Schema = SCHEMA) 
         columns = {f.name: [values[f.name] for _, values in table_rows] for f in entity.fields}
         tables[name] = pa.table(columns, schema=arrow_schema)
     _check_no_manager_cycle(rows.get("reps", []), rows.get("rep_assignments", []))
+    _check_contract(tables, rows, test, plan, schema)
     return tables
 
 
@@ -329,6 +335,46 @@ def _check_no_manager_cycle(reps: list[tuple[ir.TestRow, dict[str, Any]]],
     if found:
         raise PlanTestError(found[0].text(), found[0].closed_by.where.span,
                             "someone in the cycle must report to no one in it")
+
+
+def _check_contract(tables: Mapping[str, pa.Table], rows: Mapping[str, list[tuple[ir.TestRow, dict[str, Any]]]],
+                    test: ir.PlanTest, plan: ir.PlanBase, schema: Schema) -> None:
+    """Refuse what `revplan run` refuses, with the data contract's own checks (runtime/contract.py), at the
+    given line of the first row it refuses: a test must not pass on data no run accepts (splits of 140 %,
+    an id with a blank). Its warnings (a cancel_date before the close_date) are legal data: a test may hold them.
+
+    An optional table the test gives no rows for is missing, as a file left out of a run's data is: what names
+    it is not checked (a test's deals may name accounts it does not give).
+    """
+    given = {
+        e.table: tables.get(e.table, arrow_schema_for(e).empty_table())
+        for e in schema.entities
+        if e.table in tables or not e.optional_table
+    }
+    locations = {e.table: f"the test's {e.table}" for e in schema.entities}
+    comp_plans = [plan] if isinstance(plan, ir.CompPlan) else []
+    with open_tables(given, f'test "{test.name}"', lambda entity: locations[entity.table], schema) as dataset:
+        diagnostics = [*check_data(dataset, plan.currency), *check_plan_rates(comp_plans, dataset, plan.currency)]
+    errors = [d for d in diagnostics if d.is_error]
+    if not errors:
+        return
+    table_of = {location: table for table, location in locations.items()}
+
+    def given_row(diagnostic: Diagnostic) -> ir.TestRow | None:
+        where = diagnostic.data
+        if where is None or where.row is None or where.file not in table_of:
+            return None
+        return rows[table_of[where.file]][where.row - 1][0]
+
+    def line(diagnostic: Diagnostic) -> int:
+        given = given_row(diagnostic)
+        return given.span.line if given is not None and given.span is not None else 0
+
+    first = min(errors, key=line)  # the first in the test's text; min keeps the contract's order on one line
+    given = given_row(first)
+    more = f" ({len(errors) - 1} more the data contract refuses)" if len(errors) > 1 else ""
+    raise PlanTestError(f"{first.code}: {first.message}{more}", given.span if given is not None else test.span,
+                        "; ".join(first.hints) or None)
 
 
 def connection_for(tables: Mapping[str, pa.Table], schema: Schema = SCHEMA) -> duckdb.DuckDBPyConnection:

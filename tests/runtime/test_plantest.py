@@ -120,8 +120,10 @@ def test_rep_target_incentive_defaults_to_zero():
 def test_deal_defaults_and_currency_from_the_amount():
     tables = tables_for(
         """
+        given rep id "A"
         given deal id "D1", owner_rep_id "A", amount 130,000 USD, close_date 2027-02-15
         given deal id "D2", owner_rep_id "A", amount 100,000 EUR, close_date 2027-01-20
+        given fx_rate date 2027-01-01, from "EUR", to "USD", rate 1.1
         """
     )
     d1, d2 = tables["deals"].to_pylist()
@@ -143,7 +145,11 @@ def test_deal_defaults_and_currency_from_the_amount():
 def test_percent_number_and_integer_columns():
     tables = tables_for(
         """
+        given rep id "A"
+        given rep id "B"
+        given deal id "D1", owner_rep_id "A", amount 100 USD, close_date 2027-01-20
         given split deal_id "D1", rep_id "A", percent 60%
+        given split deal_id "D1", rep_id "B", percent 40%
         given fx_rate date 2027-01-20, from "EUR", to "USD", rate 1.10
         given account id "acc-1", employees 5,000, potential 2,000,000 USD, state null
         """
@@ -159,6 +165,7 @@ def test_percent_number_and_integer_columns():
 def test_ids_are_generated_per_table():
     tables = tables_for(
         """
+        given rep id "A"
         given activity rep_id "A", type "meeting", date 2027-01-05
         given activity rep_id "A", type "call", date 2027-01-06
         """
@@ -167,7 +174,13 @@ def test_ids_are_generated_per_table():
 
 
 def test_table_names_work_too():
-    tables = tables_for('given deal_splits deal_id "D1", rep_id "A", percent 100%')
+    tables = tables_for(
+        """
+        given reps id "A"
+        given deals id "D1", owner_rep_id "A", amount 100 USD, close_date 2027-01-20
+        given deal_splits deal_id "D1", rep_id "A", percent 100%
+        """
+    )
     assert "deal_splits" in tables
 
 
@@ -235,6 +248,7 @@ def test_bad_given_rows_name_the_line(row, message, hint):
 
 def test_assignments_that_follow_each_other_or_leave_a_gap_are_fine():
     plan, test = plan_with_test(
+        'given rep id "A"\n'
         'given rep_assignment rep_id "A", start_date 2027-01-01, end_date 2027-01-31, role "SDR"\n'
         'given rep_assignment rep_id "A", start_date 2027-03-01, role "AE"\n'
         'given rep_assignment rep_id "A", start_date 2027-02-01, end_date 2027-02-10, role "AE"\n'
@@ -585,3 +599,80 @@ def test_paths_are_loaded(tmp_path):
     path.write_text(SUITE.split('\n  test "bad row"')[0] + "\n", encoding="utf-8")
     results = run_plan_tests([path], sql_calculator, select=lambda plan, test: test.name == "passes")
     assert [r.status for r in results] == ["passed"], [str(r) for r in results]
+
+
+# ---------------------------------------------------------------- the data contract on given rows
+
+
+@pytest.mark.parametrize(
+    ("rows", "bad_line", "message", "hint"),
+    [
+        (
+            'given rep id "B"\n'
+            'given deal id "D1", owner_rep_id "A", amount 100 USD, close_date 2027-01-01\n'
+            'given split deal_id "D1", rep_id "A", percent 70%\n'
+            'given split deal_id "D1", rep_id "B", percent 70%',
+            4,
+            "RD011: the splits of deal 'D1' sum to 1.4 (140 %)",
+            "must add up to 1",
+        ),
+        (
+            'given rep id "F "\ngiven deal id "D1", owner_rep_id "F ", amount 100 USD, close_date 2027-01-01',
+            2,
+            "RD032: id 'F ' has a blank at its end",
+            "remove the blanks",
+        ),
+        ('given deal id "D1", owner_rep_id "B", amount 100 USD, close_date 2027-01-01', 2,
+         "RD012: rep 'B' is not in reps", "the test's reps"),
+        ('given split deal_id "D9", rep_id "A", percent 100%', 2, "RD013: deal 'D9' is not in deals", None),
+        ('given split deal_id "D1", rep_id "A", percent 150%\n'
+         'given deal id "D1", owner_rep_id "A", amount 100 USD, close_date 2027-01-01', 2,
+         "RD036: split percent 1.5 (150 %) is outside 0 % to 100 %", None),
+        ('given deal id "D1", owner_rep_id "A", amount 100 EUR, close_date 2027-01-01', 2,
+         "RD015: currency 'EUR' has no fx rate to or from USD", "add fx_rates rows"),
+        ('given rep id "B", hire_date 2027-03-01, termination_date 2027-02-01', 2,
+         "RD018: termination_date 2027-02-01 is before hire_date 2027-03-01", None),
+    ],
+)
+def test_given_rows_the_data_contract_refuses_are_an_error_at_their_line(rows, bad_line, message, hint):
+    plan, test = plan_with_test('given rep id "A"\n' + rows + '\nexpect payout rep "A", amount 0.00 USD', "bad.plan")
+    with pytest.raises(PlanTestError) as raised:
+        build_tables(test, plan)
+    assert message in raised.value.message
+    assert raised.value.span == test.given[bad_line - 1].span
+    assert str(raised.value).startswith(f"bad.plan:{raised.value.span.line}:5: ")
+    if hint:
+        assert hint in raised.value.hint
+
+
+def test_given_rows_the_data_contract_accepts_build():
+    plan, test = plan_with_test(
+        """
+        given rep id "A", target_incentive 10,000 USD
+        given rep id "B", currency "EUR"
+        given deal id "D1", owner_rep_id "A", amount 100 EUR, close_date 2027-01-10, cancel_date 2027-01-01
+        given split deal_id "D1", rep_id "A", percent 60%
+        given split deal_id "D1", rep_id "B", percent 40%
+        given fx_rate date 2027-01-01, from "EUR", to "USD", rate 1.1
+        expect payout rep "A", amount 0.00 USD
+        """
+    )
+    assert build_tables(test, plan)["deal_splits"].num_rows == 2  # a cancel before the close is only a warning
+
+
+def test_a_test_with_rows_the_contract_refuses_is_an_error_result_not_a_pass():
+    suite = load(
+        HEADER.replace("    rate 10%", "    rate 10%\n  credit splits")
+        + """  test "splits of 140 %"
+    given rep id "F"
+    given rep id "G"
+    given deal id "D1", owner_rep_id "F", amount 100 USD, close_date 2027-01-01
+    given split deal_id "D1", rep_id "F", percent 70%
+    given split deal_id "D1", rep_id "G", percent 70%
+    expect payout rep "F", period "2027-Q1", amount 7.00 USD
+""",
+        "splits.plan",
+    )
+    (result,) = run_plan_tests([suite], lambda files, connection: lines({"rep_id": "F", "amount": Decimal("7.00")}))
+    assert result.status == "error"
+    assert result.message.startswith("splits.plan:14:5: RD011: the splits of deal 'D1' sum to 1.4 (140 %)")
