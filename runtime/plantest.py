@@ -9,6 +9,7 @@ Out: one `TestResult` per test block, with a `Mismatch` per failed expectation.
 
     build_tables(test, plan)      -> {"reps": pa.Table, "deals": ...}   the given rows, typed
     connection_for(tables)        -> DuckDB connection                  every contract table
+    check_names(expect, plan, reps) -> raises PlanTestError             a name no row can hold
     compare(expectations, lines)  -> [Mismatch]                         exact Decimal comparison
     run_plan_tests(files, calc)   -> [TestResult]
 
@@ -22,6 +23,10 @@ What always holds:
     (`runtime.contract.check_data`: splits that do not sum to 100 %, an id
     with a blank, an unknown rep) is a `PlanTestError` at the `given` line of
     the first row refused. An optional table without given rows is absent.
+  - An expectation names only what exists: a rep the test gives, a
+    component of the plan, a line type of `compiler.sql.LINE_TYPES`, a
+    period the plan can have lines in (`check_names`). Else it would select
+    no line and `amount 0.00` would pass whatever the plan pays.
   - Expectations compare exactly: `Decimal` sums, never floats.
   - A test runs its own plan only, with what that plan depends on: every
     file's shared measures, the quota plan of `quota from plan`, the
@@ -51,7 +56,8 @@ Expectations (`expect WHAT field value, ...`): key fields select result
 rows, value fields are compared.
 
 - `payout`, by rep, period, component, line_type, plan, version: amount,
-  uncapped, base, deal_count are SUMS over the selected lines (no line: 0);
+  uncapped, base, deal_count are SUMS over the selected lines (no line: 0,
+  for a rep, period and component that exist: a rep outside `applies to`);
   capped, gated are true when any selected line is; attainment, quota,
   target_incentive, rate, proration are the one value the lines share.
 - `null` expects no value: the selected rows have none, or there is no row.
@@ -99,6 +105,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from compiler.calendar import line_periods, plan_periods
+from compiler.sql import LINE_TYPES
 from dsl import ir
 from dsl.diagnostics import (
     Diagnostic,
@@ -495,6 +503,64 @@ def validate(expectation: ir.Expectation) -> None:
         )
 
 
+DRAW_COMPONENT = "Draw"  # the component of draw and draw_recovery lines (compiler/sql.py, compiler/python.py)
+PERIOD_WORDS = {ir.Period.MONTH: "months", ir.Period.QUARTER: "quarters", ir.Period.HALF: "halves",
+                ir.Period.YEAR: "years"}
+
+
+def check_names(expectation: ir.Expectation, plan: ir.PlanBase, reps: Sequence[str]) -> None:
+    """Raise `PlanTestError` for an expectation that selects by a name no result row can have.
+
+    It would select nothing, and `amount 0.00` would pass whatever the plan
+    pays: a typo in a component or line type, a rep the test does not give, a
+    period label of another length or past the plan. A rep, period and
+    component that exist but have no line (a rep outside `applies to`) are
+    fine: nothing is paid there, and 0.00 says so.
+    """
+    kind = KINDS[expectation.what]
+    for field_value in expectation.values:
+        if isinstance(field_value.value, ir.Text):
+            problem = _unknown_name(field_value.name, field_value.value.value, kind, plan, reps)
+            if problem is not None:
+                message, hint = problem
+                raise PlanTestError(message, field_value.span, hint)
+
+
+def _unknown_name(field: str, name: str, kind: ExpectationKind, plan: ir.PlanBase, reps: Sequence[str]
+                  ) -> tuple[str, str] | None:
+    """(message, hint) when `name` is not one the rows selected by `field` can hold; None when it is."""
+    if field == "rep":
+        return None if name in reps else (f'the test gives no rep "{name}"', _listed(name, reps, "reps"))
+    if kind.frame != "payout_lines" or not isinstance(plan, ir.CompPlan):
+        return None  # quotas and territories: other plans' rows, in those plans' periods
+    if field == "component":
+        components = [c.name for c in plan.components] + ([DRAW_COMPONENT] if plan.draw is not None else [])
+        if name not in components:
+            return f'{plan.key} has no component "{name}"', _listed(name, components, "components")
+    if field == "line_type" and name not in LINE_TYPES:
+        return f'payout lines have no line_type "{name}"', _listed(name, LINE_TYPES, "line types")
+    if field == "period" and name not in {p.label for p in line_periods(plan)}:
+        return f'{plan.key} has no lines in period "{name}"', _periods_hint(plan)
+    return None
+
+
+def _listed(name: str, known: Sequence[str], what: str) -> str:
+    return " ".join([*did_you_mean(name, known), f"{what}: {', '.join(known) if known else 'none'}"])
+
+
+def _periods_hint(plan: ir.CompPlan) -> str:
+    """`its periods are months: 2027-01 to 2027-12, then 2028-01 to 2029-12 (its run-off)`."""
+    own = plan_periods(plan.effective_from, plan.effective_to, plan.period)
+    run_off = line_periods(plan)[len(own):]
+    hint = f"its periods are {PERIOD_WORDS[plan.period]}: {_label_range(own)}"
+    return hint + (f", then {_label_range(run_off)} (its run-off)" if run_off else "")
+
+
+def _label_range(periods: Sequence[Any]) -> str:
+    first, last = periods[0].label, periods[-1].label
+    return first if first == last else f"{first} to {last}"
+
+
 def compare(
     expectations: Iterable[ir.Expectation],
     payout_lines: pd.DataFrame,
@@ -875,6 +941,9 @@ def run_test(
         if not test.expect:
             raise PlanTestError("the test expects nothing", test.span, "add expect rows")
         tables = build_tables(test, plan, schema)
+        reps = tables["reps"].column("id").to_pylist() if "reps" in tables else []
+        for expectation in test.expect:
+            check_names(expectation, plan, reps)
     except PlanTestError as error:
         return outcome("error", message=str(error))
     connection = connection_for(tables, schema)

@@ -21,6 +21,7 @@ from dsl.resolve import resolve
 from dsl.schema import SCHEMA
 from runtime.plantest import (
     PlanTestError,
+    TestResult,
     build_tables,
     compare,
     connection_for,
@@ -599,6 +600,113 @@ def test_paths_are_loaded(tmp_path):
     path.write_text(SUITE.split('\n  test "bad row"')[0] + "\n", encoding="utf-8")
     results = run_plan_tests([path], sql_calculator, select=lambda plan, test: test.name == "passes")
     assert [r.status for r in results] == ["passed"], [str(r) for r in results]
+
+
+# ---------------------------------------------------------------- expectations that could select nothing
+
+NAMED = """revplan 1
+
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+
+comp plan "Monthly" version 1
+  effective 2027-01-01 to 2027-12-31
+  period month
+  currency USD
+  owners sales "@acme/sales-ops" finance "@acme/fpa"
+  applies to reps where rep.role = "AE"
+  CLAWBACK
+  component "Commission" on bookings
+    rate 1%
+
+  test "t"
+    given rep id "F"
+    given rep id "S", role "SE"
+    EXPECT
+"""
+
+
+def one_line_calculator(plan_files, connection) -> pd.DataFrame:
+    """January pays F 1.00 of commission; S (an SE) is outside the plan and has no line."""
+    return lines({"rep_id": "F", "period": "2027-01", "plan": "Monthly", "version": 1, "amount": Decimal("1.00")})
+
+
+def run_named(expect: str, clawback: str = "") -> TestResult:
+    text = NAMED.replace("CLAWBACK", clawback).replace("EXPECT", expect)
+    (result,) = run_plan_tests([load(text, "named.plan")], one_line_calculator)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("expect", "message", "hint"),
+    [
+        (
+            'expect payout rep "F", period "2027-01", component "Comission", amount 0.00 USD',
+            'comp plan "Monthly" version 1 has no component "Comission"',
+            "did you mean 'Commission'? components: Commission",
+        ),
+        (
+            'expect payout rep "F", period "2027-01", line_type "comission", amount 0.00 USD',
+            'no line_type "comission"',
+            "did you mean 'commission'? line types: commission, bonus, spiff, mbo, clawback, draw, draw_recovery",
+        ),
+        (
+            'expect payout rep "G", period "2027-01", amount 0.00 USD',
+            'the test gives no rep "G"',
+            "reps: F, S",
+        ),
+        (
+            'expect payout rep "F", period "2027-Q1", amount 0.00 USD',
+            'comp plan "Monthly" version 1 has no lines in period "2027-Q1"',
+            "its periods are months: 2027-01 to 2027-12",
+        ),
+        (
+            'expect payout rep "F", period "2028-01", amount 0.00 USD',
+            'has no lines in period "2028-01"',
+            "2027-01 to 2027-12",
+        ),
+        (
+            'expect attainment rep "G", period "2027-01", value null',
+            'the test gives no rep "G"',
+            None,
+        ),
+        (
+            'expect quota rep "G", period "2027-01", amount null',
+            'the test gives no rep "G"',
+            None,
+        ),
+    ],
+)
+def test_an_expectation_naming_what_the_test_or_plan_lacks_is_an_error(expect, message, hint):
+    result = run_named(expect)
+    assert result.status == "error", str(result)
+    assert message in result.message
+    assert result.message.startswith("named.plan:18:")  # the expect line, at the name it does not know
+    if hint:
+        assert hint in result.message
+
+
+def test_run_off_periods_are_periods_of_a_plan_with_a_clawback():
+    clawback = "clawback cancelled deals within 90 days"
+    assert run_named('expect payout rep "F", period "2029-12", amount 0.00 USD', clawback).status == "passed"
+    result = run_named('expect payout rep "F", period "2030-01", amount 0.00 USD', clawback)
+    assert result.status == "error"
+    assert "2027-01 to 2027-12, then 2028-01 to 2029-12 (its run-off)" in result.message
+
+
+@pytest.mark.parametrize(
+    "expect",
+    [
+        'expect payout rep "F", period "2027-01", component "Commission", amount 1.00 USD',
+        'expect payout rep "F", line_type "commission", amount 1.00 USD',
+        'expect payout rep "F", period "2027-02", amount 0.00 USD',  # a period of the plan without a line
+        'expect payout rep "F", period "2027-01", line_type "clawback", amount 0.00 USD',
+        'expect payout rep "S", period "2027-01", amount 0.00 USD',  # a rep outside `applies to`: not paid
+        'expect attainment rep "S", period "2027-01", value null',
+    ],
+)
+def test_zero_for_a_rep_period_or_component_that_exists_passes_without_a_line(expect):
+    result = run_named(expect)
+    assert result.status == "passed", str(result)
 
 
 # ---------------------------------------------------------------- the data contract on given rows
