@@ -1024,14 +1024,16 @@ class Calculator(_Expressions):
         payout = self.rule(component, rule, base)
         measure_multipliers = [(self.value(m.when), self.value(m.factor)) for m in component.measure_multipliers]
         gates = [self.value(g.condition) for g in component.gates]
-        period_caps = [self.cap(c, yearly=False) for c in component.caps if c.per == ir.CapScope.PERIOD]
+        cumulative = self.ytd and isinstance(rule, COMMISSION_RULES)
+        period_caps = [self.cap(c, yearly=False, cumulative=cumulative) for c in component.caps
+                       if c.per == ir.CapScope.PERIOD]
         year_caps = [self.cap(c, yearly=True) for c in component.caps if c.per == ir.CapScope.YEAR]
         line_type = {ir.Bonus: "bonus", ir.Spiff: "spiff", ir.Mbo: "mbo"}.get(type(rule), "commission")
         return ComponentSpec(
             index=index,
             component=component,
             line_type=line_type,
-            cumulative=self.ytd and isinstance(rule, COMMISSION_RULES),
+            cumulative=cumulative,
             base=base,
             payout=payout,
             measure_multipliers=measure_multipliers,
@@ -1158,7 +1160,12 @@ class Calculator(_Expressions):
 
         return pay
 
-    def cap(self, cap: ir.Cap, yearly: bool) -> Callable:
+    def cap(self, cap: ir.Cap, yearly: bool, cumulative: bool = False) -> Callable:
+        """A cap's amount; on a year-to-date line (`cumulative`) a fixed cap per period is the year's to date,
+        as a cap on quota or TI is (SQL: `cap_amount`)."""
+        if cap.amount is not None and cumulative and not yearly:
+            per_period = self.per_period(cap.amount)
+            return lambda m: running_sum(number(per_period(m)), m.run.year_first)
         if cap.amount is not None:
             amount = self.value(cap.amount)
             return (lambda m: number(amount(m))) if yearly else self.per_period(cap.amount)
@@ -1806,22 +1813,38 @@ class _Run:
         """A date field of the deals, per deal row."""
         return number(self.inputs.column("deals", field)).take(self.deal_index)
 
+    def line_period_of(self, day: Num) -> tuple[np.ndarray, np.ndarray]:
+        """Per deal row: the period that pays, or takes back, its share of its line on `day`, and whether there
+        is one: the period `day` falls in, or, for a day before the line's own period (year to date a deal counts
+        in every later period of its year), that one; nothing is paid or taken back before it is earned
+        (SQL: `line_period_of`)."""
+        earned = self.rp_period[self.deal_rp]
+        target, inside = self.period_of(day)
+        later = inside & (target >= earned)
+        before = ~day.null & (day.v < self.pay_starts[earned])
+        return np.where(later, target, earned), later | before
+
+    @functools.cached_property
+    def payable_day(self) -> Num:
+        """When a plan paid on payment pays each deal row: its paid date, or its close date if it was paid before
+        it closed (commission is earned on booking); NULL while unpaid."""
+        return greatest(self.deal_day("paid_date"), self.deal_day("close_date"))
+
     @functools.cached_property
     def paid_in(self) -> tuple[np.ndarray, np.ndarray]:
-        """`period_of` each deal row's payable day, where a plan paid on payment pays it (lines and trace): its
-        paid date, or its close date if it was paid before it closed (commission is earned on booking)."""
-        return self.period_of(greatest(self.deal_day("paid_date"), self.deal_day("close_date")))
+        """Where a plan paid on payment pays each deal row's share (lines and trace): `line_period_of` its
+        payable day."""
+        return self.line_period_of(self.payable_day)
 
     @functools.cached_property
     def clawed_back_in(self) -> tuple[np.ndarray, np.ndarray]:
-        """The period whose clawback line takes back each deal row's share: `period_of` its cancel date or, for
-        the line of a later period (year to date a deal counts in every later period of its year), that line's
-        own, so a clawback never takes back a line not yet paid (SQL: `taken_back_in`); inside only when
-        cancelled within the clawback's window."""
+        """The period whose clawback line takes back each deal row's share: `line_period_of` its cancel date
+        (paid on payment, of the later of that and its payable day: only a paid share is taken back, and not
+        before it was paid); inside only when cancelled within the clawback's window (SQL: `taken_back_in`)."""
         cancel, close = self.deal_day("cancel_date"), self.deal_day("close_date")
-        target, inside = self.period_of(cancel)
-        target = np.maximum(target, self.rp_period[self.deal_rp])
-        return target, inside & ~close.null & (cancel.v - close.v <= self.plan.clawback.within_days)
+        day = greatest(cancel, self.payable_day) if self.plan.paid_on == ir.PayoutTiming.PAYMENT else cancel
+        target, inside = self.line_period_of(day)
+        return target, inside & ~close.null & ~cancel.null & (cancel.v - close.v <= self.plan.clawback.within_days)
 
     def lines_from_shares(self, shares, line_type: str, periods: tuple[np.ndarray, np.ndarray],
                           sign: int) -> list[Lines]:

@@ -355,7 +355,7 @@ class _PlanCompiler(RowCompiler):
         self.measures = {**measures, **{m.name: m for m in plan.measures}}  # shared, then the plan's own
         self.quota_plans = quota_plans
         self.aggregates: dict[AggregateKey, str] = {}
-        self.own_periods: list[tuple[str, exp.Expression]] = []  # (column, year-to-date value): `own_period`
+        self.yearly_windows: list[tuple[str, exp.Expression]] = []  # columns of `measures`: `own_period`, ...
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
         self.uses_attainment = False
@@ -977,11 +977,8 @@ class _PlanCompiler(RowCompiler):
             *agg_columns,
             copy=False,
         ).from_(table("rep_periods", "rp"), copy=False)
-        partition = [col("rep_id", "rp"), col("year_start", "rp")]
-        for name, value in self.own_periods:
-            before = window(exp.Lag(this=value.copy(), offset=exp.Literal.number(1), default=ZERO.copy()), partition,
-                            [col("period_index", "rp")])
-            select = select.select(alias(sub(value, before), name), copy=False)
+        for name, value in self.yearly_windows:
+            select = select.select(alias(value, name), copy=False)
         used = {key.entity for key in self.aggregates}
         # Only the aggregates the plan uses: an engine computes a left-joined table even when unread.
         for entity, name, alias_ in (("deal", "deal_aggs", "da"), ("activity", "activity_aggs", "aa")):
@@ -1064,9 +1061,10 @@ class _PlanCompiler(RowCompiler):
         gated = exp.Not(this=is_true(and_(*gates))) if gates else exp.false()
         uncapped = case(gated.copy(), ZERO.copy(), coalesce(raw, ZERO.copy()))
         capped_value = uncapped.copy()
+        cumulative = self.ytd and isinstance(rule, COMMISSION_RULES)
         period_caps = [c for c in component.caps if c.per == ir.CapScope.PERIOD]
         for cap in period_caps:
-            capped_value = least(capped_value, self.cap_amount(cap, yearly=False))
+            capped_value = least(capped_value, self.cap_amount(cap, yearly=False, cumulative=cumulative))
         year_caps = [self.cap_amount(c, yearly=True) for c in component.caps if c.per == ir.CapScope.YEAR]
         line_type = {ir.Bonus: "bonus", ir.Spiff: "spiff", ir.Mbo: "mbo"}.get(type(rule), "commission")
         deal_count = self.deal_count(component)
@@ -1093,7 +1091,6 @@ class _PlanCompiler(RowCompiler):
                 exp.Sum(this=capped_value.copy()), [col("rep_id"), col("year_start")], [col("period_index")]
             )
             select = select.select(alias(running, "running_after_caps"), copy=False)
-        cumulative = self.ytd and isinstance(rule, COMMISSION_RULES)
         return select, [self.component_lines(index, component, line_type, cumulative, bool(year_caps))]
 
     def base(self, component: ir.Component) -> exp.Expression | None:
@@ -1138,8 +1135,20 @@ class _PlanCompiler(RowCompiler):
     def own_period(self, year_to_date: exp.Expression) -> exp.Expression:
         """The period's own part of a year-to-date value: it less the rep's previous period's of the year.
         A column of `measures` (a window there, as caps' running totals are windows over its columns)."""
-        name = f"own{len(self.own_periods)}"
-        self.own_periods.append((name, year_to_date))
+        before = exp.Lag(this=year_to_date.copy(), offset=exp.Literal.number(1), default=ZERO.copy())
+        return self._yearly_window(sub(year_to_date, self._over_year(before)))
+
+    def year_to_date(self, per_period: exp.Expression) -> exp.Expression:
+        """The sum of a per-period value over the rep's periods of the year to date (a column of `measures`)."""
+        return self._yearly_window(self._over_year(exp.Sum(this=per_period)))
+
+    @staticmethod
+    def _over_year(function: exp.Expression) -> exp.Window:
+        return window(function, [col("rep_id", "rp"), col("year_start", "rp")], [col("period_index", "rp")])
+
+    def _yearly_window(self, value: exp.Expression) -> exp.Expression:
+        name = f"yearly{len(self.yearly_windows)}"
+        self.yearly_windows.append((name, value))
         return col(name)
 
     def per_period(self, amount: ir.Expr) -> exp.Expression:
@@ -1225,7 +1234,11 @@ class _PlanCompiler(RowCompiler):
             )
         return result.else_(mul(of.copy(), points[0][1].copy()), copy=False)
 
-    def cap_amount(self, cap: ir.Cap, yearly: bool) -> exp.Expression:
+    def cap_amount(self, cap: ir.Cap, yearly: bool, cumulative: bool = False) -> exp.Expression:
+        """A cap's amount; on a year-to-date line (`cumulative`) a fixed cap per period is the year's to date,
+        as a cap on quota or TI is (audit: 5,000 a quarter capped the whole year at 5,000)."""
+        if cap.amount is not None and cumulative and not yearly:
+            return self.year_to_date(self.per_period(cap.amount))
         if cap.amount is not None:
             return self.value(cap.amount) if yearly else self.per_period(cap.amount)
         of = col("annual_ti") if yearly and cap.of == "target_incentive" else self.measure_value(cap.of, None)
@@ -1534,7 +1547,8 @@ class _PlanCompiler(RowCompiler):
             return col("period", "lp"), (table("pay_periods", "lp"), on, "inner")
         if self.plan.paid_on != ir.PayoutTiming.PAYMENT:
             return col(earned, rows), None
-        return col("period", "lp"), (table("pay_periods", "lp"), in_period(self.payable_day(rows), "lp"), "left")
+        on = self.line_period_of(self.payable_day(rows), col(earned_index, rows), "lp")
+        return col("period", "lp"), (table("pay_periods", "lp"), on, "left")
 
     @staticmethod
     def payable_day(rows: str) -> exp.Expression:
@@ -1670,7 +1684,8 @@ class _PlanCompiler(RowCompiler):
         if not traced:
             return untraced
         is_paid = exp.Not(this=exp.Is(this=col("paid_date", "s"), expression=exp.null()))
-        paid = self.lines_from_shares("commission", in_period(self.payable_day("s"), "p"), is_paid, +1)
+        in_line = self.line_period_of(self.payable_day("s"), col("earned_index", "s"), "p")
+        paid = self.lines_from_shares("commission", in_line, is_paid, +1)
         return union_all([untraced, paid])
 
     def clawbacks(self) -> exp.Select:
@@ -1678,17 +1693,26 @@ class _PlanCompiler(RowCompiler):
         in_line = self.taken_back_in("s", "earned_index", "p")
         return self.lines_from_shares("clawback", in_line, self.within_clawback_window("s"), -1)
 
-    @staticmethod
-    def taken_back_in(rows: str, earned_index: str, periods: str) -> exp.Expression:
+    def taken_back_in(self, rows: str, earned_index: str, periods: str) -> exp.Expression:
         """The period (a `periods` row) whose clawback line takes back a cancelled deal's share (a row of `rows`)
-        of the line of its earned period (index `earned_index`): the period it was cancelled in; for the line of a
-        later period (year to date a deal counts in every later period of its year), that line's own period.
-        A clawback never takes back a line not yet paid, so a period's clawback is the same when rerun later."""
-        cancel, index = col("cancel_date", rows), col("period_index", periods)
+        of the line of its earned period (index `earned_index`): the one it was cancelled in (`line_period_of`).
+        Paid on payment, only a share that was paid is taken back, and not before it was paid."""
+        day = col("cancel_date", rows)
+        if self.plan.paid_on == ir.PayoutTiming.PAYMENT:
+            day = greatest(day, self.payable_day(rows))  # NULL while unpaid: in no period
+        return self.line_period_of(day, col(earned_index, rows), periods)
+
+    @staticmethod
+    def line_period_of(day: exp.Expression, earned_index: exp.Expression, periods: str) -> exp.Expression:
+        """The period (a `periods` row) that pays, or takes back, a share of the line of the earned period
+        (index `earned_index`) on `day`: the one `day` falls in, or, for a day before that line's period (year
+        to date a deal counts in every later period of its year), that line's own. Nothing is paid or taken
+        back before it is earned, so a paid period's lines are the same when the period is rerun later."""
+        index = col("period_index", periods)
         return exp.or_(
-            and_(in_period(cancel, periods), exp.GTE(this=index, expression=col(earned_index, rows))),
-            and_(eq(index.copy(), col(earned_index, rows)),
-                 exp.LT(this=cancel.copy(), expression=col("period_start", periods))),
+            and_(in_period(day, periods), exp.GTE(this=index, expression=earned_index)),
+            and_(eq(index.copy(), earned_index.copy()),
+                 exp.LT(this=day.copy(), expression=col("period_start", periods))),
             copy=False,
         )
 
