@@ -468,10 +468,6 @@ def _literal_number(node: ir.Node) -> Decimal | None:
 CENT = Decimal("0.01")
 
 
-def _whole_cents(money: ir.Money) -> Decimal:
-    return money.amount.quantize(CENT, ROUND_HALF_UP)
-
-
 def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
     value = _literal_number(node)
     if value is not None and abs(value) >= LARGEST_LITERAL:
@@ -479,7 +475,8 @@ def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
                      "amounts and numbers keep at most 16 digits before the decimal point")
     if isinstance(node, ir.Money) and node.amount != node.amount.quantize(CENT):
         yield _error("RP316", f"{show(node)} has a fraction of a cent", node.span,
-                     f"money is paid in cents: write {show(node.model_copy(update={'amount': _whole_cents(node)}))}")
+                     "money is paid in cents: write "
+                     + show(node.model_copy(update={"amount": node.amount.quantize(CENT, ROUND_HALF_UP)})))
     if isinstance(node, ir.Binary) and node.op == "/" and _literal_number(node.right) == 0:
         yield _error("RP219", "division by zero", node.span, "divide by a measure or a value that is not 0")
     if isinstance(node, ir.Text) and (found := _INVISIBLE.search(node.value)):
