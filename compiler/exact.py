@@ -3,9 +3,10 @@
 Every intermediate value is DECIMAL(38, 10). Sums and differences of such
 values are exact everywhere; a product is rounded half away from zero to 10
 places by a cast; a quotient is computed with integer division (engines
-disagree on decimal division: DuckDB returns DOUBLE, PostgreSQL picks its
-own scale) and rounded half away from zero to 10 places. Money is rounded to
-cents once, at the payout line, with ROUND(x, 2). The Python calculator
+disagree on decimal division: DuckDB's `/` returns DOUBLE, PostgreSQL picks its
+own scale), on DuckDB with its exact `decimal_division`, and rounded half
+away from zero to 10 places. Money is rounded to cents once, at the payout
+line, with ROUND(x, 2). The Python calculator
 mirrors these rules (`compiler/python.py`), which is why both agree to the
 cent.
 """
@@ -77,6 +78,8 @@ def div(numerator: exp.Expression, denominator: exp.Expression, dialect: str) ->
     With A and B the operands scaled to integers (both have SCALE places),
     the result is sign x floor((2|A| 10^S + |B|) / (2|B|)) x 10^-S.
     """
+    if dialect == "duckdb":
+        return _duckdb_div(numerator, denominator)
     a = _as_integer(numerator)
     b = exp.Nullif(this=_as_integer(denominator), expression=exp.Literal.number(0))
     twice_a = op(exp.Mul, exp.Abs(this=a), exp.Literal.number(2 * 10**SCALE))
@@ -86,6 +89,26 @@ def div(numerator: exp.Expression, denominator: exp.Expression, dialect: str) ->
     signs = op(exp.Mul, sign(a.copy()), sign(b.copy()))
     scaled = op(exp.Mul, exp.Cast(this=op(exp.Mul, signs, magnitude), to=INTEGER.copy()), number(STEP))
     return dec(scaled)
+
+
+def _duckdb_div(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
+    """DuckDB's exact `decimal_division`: several times faster there than scaling to integers (its casts
+    of 38-digit decimals to fewer places divide bit by bit). It rounds a tie (a remainder of exactly half
+    a unit) to the even digit; such a quotient moves one unit away from zero. The numerator as
+    DECIMAL(28, 10) (below 10^18, as elsewhere) keeps the quotient's type within 38 digits."""
+    x = exp.Cast(this=dec(numerator), to=exp.DataType.build("DECIMAL(28, 10)"))
+    y = exp.Nullif(this=dec(denominator), expression=exp.Literal.number(0))
+    even = exp.Anonymous(this="decimal_division", expressions=[x, y, exp.Literal.number(SCALE)])
+    remainder = op(exp.Sub, x.copy(), op(exp.Mul, even.copy(), y.copy()))  # exact: 20 places
+    twice = op(exp.Mul, exp.Abs(this=remainder), exp.Literal.number(2))
+    half_unit = op(exp.EQ, twice, op(exp.Mul, exp.Abs(this=y.copy()), number(STEP)))
+    toward_zero = op(exp.EQ, _positive(remainder.copy()), _positive(x.copy()))
+    away = exp.Case().when(op(exp.EQ, _positive(x.copy()), _positive(y.copy())), number(STEP)).else_(number(-STEP))
+    return dec(op(exp.Add, even, exp.Case().when(exp.and_(half_unit, toward_zero), away).else_(number(0))))
+
+
+def _positive(value: exp.Expression) -> exp.Expression:
+    return op(exp.GT, value, exp.Literal.number(0))
 
 
 def round_cents(value: exp.Expression) -> exp.Expression:
