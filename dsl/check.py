@@ -12,10 +12,11 @@ Codes (see the table in dsl/README.md):
                errors, wrong kinds of values, currencies, bases, attainment
   RP220-RP223  plan tests: given tables and fields, value types, expectations
   RP301-RP306  tiers, curves, caps
-  RP310-RP315  plans of the project: versions, overlapping comp plans, quota sources
-  RP320-RP327  quota plans: phasing, allocation, weights, overrides, the year
+  RP310-RP317  plans of the project: versions, overlapping comp plans, quota sources, the year
+  RP320-RP328  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
-  RP340-RP342  warnings: dates outside a plan, missing territory plans, negations that leave out nulls
+  RP340-RP344  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
+               gaps between versions, part-periods without proration
   RP299        a bug in a check (not in the plan)
 
 >>> from dsl.parse import parse
@@ -49,6 +50,7 @@ from dsl import ir
 from dsl.diagnostics import Diagnostic, Severity, Span, did_you_mean, too_deeply_nested
 from dsl.disjoint import can_overlap
 from dsl.infer import AMOUNTS, BUILTINS, MEASURE, MeasureScope, Place, Type, Typer, literal_value, show, words_or
+from dsl.resolve import MAX_PLAN_YEARS
 from dsl.schema import SCHEMA, FieldType, Schema
 
 Rule = Callable[["Context"], Iterable[Diagnostic]]
@@ -1347,6 +1349,110 @@ def check_quota_year(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
+def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
+    """A comp plan measured by the year is within one calendar year (RP317): year to date, a cap per year and
+    a yearly period start again on January 1, so a fiscal year from July paid its second half as a new year."""
+    for plan in filter(_sound_dates, ctx.plans_of(ir.CompPlan)):
+        first, last = plan.effective_from, plan.effective_to
+        yearly = [what for what, used in (
+            ("is measured year to date", plan.measurement == ir.Measurement.YEAR_TO_DATE),
+            ("has a cap per year", any(c.per == ir.CapScope.YEAR for part in plan.components for c in part.caps)),
+            ("is paid by year", plan.period == ir.Period.YEAR),
+        ) if used]
+        if first.year != last.year and yearly:
+            yield _error(
+                "RP317",
+                f'comp plan "{plan.name}" runs from {first} to {last}, across {first.year} and {last.year}, '
+                f"and {' and '.join(yearly)}: its year is the calendar year",
+                ctx.locate.line_with(plan.span, r"^\s*(effective\b.*?)\s*(#.*)?$"),
+                "a fiscal year is not supported yet: year to date and caps per year start again on January 1. "
+                f"Write a version per calendar year (effective {first} to {dt.date(first.year, 12, 31)}, then "
+                f"{dt.date(first.year + 1, 1, 1)} to {last}); each version measures its own year",
+            )
+
+
+def check_partial_periods(ctx: Context) -> Iterator[Diagnostic]:
+    """A comp plan without proration that starts or ends inside a period pays that period in full (RP344)."""
+    for plan in filter(_sound_dates, ctx.plans_of(ir.CompPlan)):
+        if plan.prorate:
+            continue
+        months = 12 // plan.period.per_year
+        inside = []
+        if not _opens_period(plan.effective_from, months):
+            inside.append(f"starts on {plan.effective_from}")
+        if not _opens_period(plan.effective_to + dt.timedelta(days=1), months):
+            inside.append(f"ends on {plan.effective_to}")
+        if inside:
+            yield _warning(
+                "RP344",
+                f'comp plan "{plan.name}" {" and ".join(inside)}, inside a {plan.period.value}, and does not '
+                "prorate: the part-period pays a whole period's target incentive, quota, caps and bonuses",
+                ctx.locate.line_with(plan.span, r"^\s*(effective\b.*?)\s*(#.*)?$"),
+                "add `prorate by active_days` to pay for the days in force, or start and end the plan on period "
+                "boundaries",
+            )
+
+
+def _sound_dates(plan: ir.PlanBase) -> bool:
+    """Effective dates RP110, RP111 and RP118 have not refused (these checks would only add noise)."""
+    first, last = plan.effective_from, plan.effective_to
+    return first <= last and last.year - first.year < MAX_PLAN_YEARS
+
+
+def _opens_period(day: dt.date, months: int) -> bool:
+    return day.day == 1 and (day.month - 1) % months == 0
+
+
+def check_version_gaps(ctx: Context) -> Iterator[Diagnostic]:
+    """Versions of a comp plan one after another without a gap (RP343): a deal closed in a gap is paid by no
+    version."""
+    by_name: dict[str, list[ir.CompPlan]] = defaultdict(list)
+    for plan in filter(_sound_dates, ctx.plans_of(ir.CompPlan)):
+        by_name[plan.name].append(plan)
+    for versions in by_name.values():
+        ordered = sorted(versions, key=lambda p: p.effective_from)
+        for before, after in itertools.pairwise(ordered):
+            first_gap_day = before.effective_to + dt.timedelta(days=1)
+            if after.effective_from > first_gap_day:
+                last_gap_day = after.effective_from - dt.timedelta(days=1)
+                yield _warning(
+                    "RP343",
+                    f'no version of "{after.name}" is in effect from {first_gap_day} to {last_gap_day}, between '
+                    f"version {before.version} and version {after.version}",
+                    _header(ctx, after),
+                    "deals closed then are paid by no version of this plan: start version "
+                    f"{after.version} on {first_gap_day}, or end version {before.version} on {last_gap_day}",
+                )
+
+
+def check_phasing_in_plan(ctx: Context) -> Iterator[Diagnostic]:
+    """Phasing gives no share to a period outside the plan's dates (RP328): no rep has a quota there, so the
+    share would be nobody's (a plan from April lost Q1's 10 % of the target)."""
+    for plan in filter(_sound_dates, ctx.plans_of(ir.QuotaPlan)):
+        if len(plan.phasing) != plan.period.per_year or plan.effective_from.year != plan.effective_to.year:
+            continue  # RP321, RP327
+        months = 12 // plan.period.per_year
+        for number, share in enumerate(plan.phasing):
+            start = dt.date(plan.effective_from.year, number * months + 1, 1)
+            end = _period_end(start, months)
+            outside = "before the plan starts" if end < plan.effective_from else (
+                "after the plan ends" if start > plan.effective_to else None)
+            if outside and isinstance(share, ir.Percent) and share.value != 0:
+                yield _error(
+                    "RP328",
+                    f"phasing gives {_percent_text(share.value)} to the {plan.period.value} from {start} to {end}, "
+                    f"{outside} (effective {plan.effective_from} to {plan.effective_to})",
+                    share.span,
+                    "a period outside the plan's dates has no quota, so its share of the target would be nobody's: "
+                    "give it 0% and spread it over the plan's periods",
+                )
+
+
+def _period_end(start: dt.date, months: int) -> dt.date:
+    following = start.month - 1 + months
+    return dt.date(start.year + following // 12, following % 12 + 1, 1) - dt.timedelta(days=1)
+
+
 def check_phasing(ctx: Context) -> Iterator[Diagnostic]:
     """One phasing share per period, adding up to 100 % (RP320, RP321)."""
     for plan in ctx.plans_of(ir.QuotaPlan):
@@ -1701,7 +1807,11 @@ RULES: tuple[Rule, ...] = (
     check_quota_sources,
     check_quota_target,
     check_quota_year,
+    check_comp_plan_year,
+    check_partial_periods,
+    check_version_gaps,
     check_phasing,
+    check_phasing_in_plan,
     check_allocation,
     check_override_periods,
     check_territory_names,
