@@ -401,6 +401,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
     from revplan.progress import Steps
     from runtime.contract import (
         check_data,
+        check_mbo_coverage,
         check_near_miss_values,
         check_plan_inputs,
         check_plan_rates,
@@ -454,6 +455,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
                                progress=steps.detail)
             warnings.extend(check_plans_reach_reps(comp, result.payout_lines, dataset))
             warnings.extend(check_quota_plan_reps(project.files, result.quotas, dataset))
+            warnings.extend(check_mbo_coverage(comp, result.payout_lines, dataset))
             unpaid_reps = reps_in_no_plan(comp, result.payout_lines, dataset.connection)
             quota_periods = quota_labels(dataset)
         except duckdb.OutOfMemoryException as error:

@@ -64,6 +64,8 @@ each.
 | RD036 | error    | a split percent below 0 % or above 100 %                               |
 | RD037 | warning  | a plan without `prorate by active_days` shares a rep-period with another |
 |       |          | plan or version (a role change, a new version mid-period)               |
+| RD038 | warning  | a plan pays an MBO for a rep-period with no score in mbo_scores (0.00)  |
+| RD039 | warning  | a deal closes before its owner's hire_date or after their termination_date |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -198,6 +200,7 @@ class _Checker:
             yield lambda table=table: self.columns(table)
         self.db.execute("SET VARIABLE rp_base_currency = ?", [self.base])
         yield self.fx_lookup
+        yield self.employment_lookup
         for table in self.usable_tables():
             yield lambda table=table: self.row_rules(table)
             yield lambda table=table: self.duplicate_keys(table)
@@ -358,6 +361,21 @@ class _Checker:
                            lambda paid, close: f"paid_date {paid} is before close_date {close}",
                            ("a plan paid on payment pays such a deal when it closes: commission is earned on "
                             "booking",), severity=Severity.WARNING)
+        if table.table == "deals" and self.usable("deals", "close_date", "owner_rep_id"):
+            # Owners are credited whatever the date; a plan by period then pays none in a period the owner has
+            # no day of, while a year-to-date one counts it later (audit): legal, rarely meant, never silent.
+            close, owner = c["close_date"].typed(), c["owner_rep_id"].typed()
+            yield _RowRule(
+                "RD039", "close_date", f"{close} < emp.hire_date OR {close} > emp.termination_date",
+                (close, owner, "emp.hire_date", "emp.termination_date"),
+                lambda close, owner, hire, end: f"close_date {close} is " + (
+                    f"before its owner {owner}'s hire_date {hire}" if close < hire
+                    else f"after its owner {owner}'s termination_date {end}"),
+                ("plans credit the owner whatever the date, so pay depends on the plan: one paid by period pays "
+                 "nothing for it in a period the owner has no day of, a year-to-date one counts it later; "
+                 "check the owner and the dates",),
+                joins=f" LEFT JOIN _rp_employment AS emp ON emp.id = {owner}", severity=Severity.WARNING,
+            )
         if table.table == "deals" and self.usable("deals", "close_date", "currency") and self.usable("fx_rates"):
             close, currency = c["close_date"].typed(), c["currency"].typed()
             yield _RowRule(
@@ -369,6 +387,19 @@ class _Checker:
                 ("add fx_rates rows up to the earliest close_date",),
                 joins=" LEFT JOIN _rp_fx_first AS fx ON fx.currency = " + currency,
             )
+
+    def employment_lookup(self) -> list[Diagnostic]:
+        """A small table: each rep's first hire_date and last termination_date (one row per id)."""
+        if self.usable("reps", "id", "hire_date", "termination_date"):
+            c = self.tables["reps"].columns
+            rep, hire, end = (c[n].typed() for n in ("id", "hire_date", "termination_date"))
+            query = (f"SELECT {rep} AS id, min({hire}) AS hire_date, max({end}) AS termination_date"
+                     f" FROM {self.tables['reps'].raw_view} AS t WHERE {rep} IS NOT NULL GROUP BY 1")
+        else:
+            query = "SELECT CAST(NULL AS VARCHAR) AS id, CAST(NULL AS DATE) AS hire_date, " \
+                    "CAST(NULL AS DATE) AS termination_date WHERE false"
+        self.db.execute(f"CREATE OR REPLACE TEMP TABLE _rp_employment AS {query}")
+        return []
 
     def fx_lookup(self) -> list[Diagnostic]:
         """A small table: each currency with rates to or from the company currency, and its first date."""
@@ -906,6 +937,42 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines, quota_periods: Col
     return diagnostics
 
 
+def check_mbo_coverage(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) -> list[Diagnostic]:
+    """RD038 warnings, at the MBO component: rep-periods it pays with no score in mbo_scores, so it pays 0.00
+    there (audit: scores labelled 2027-Q1 and 2027-H1 for a monthly plan paid twelve zeros with no word).
+    The hint names score labels of another period kind, which such a plan does not read.
+
+    `lines` are the run's payout lines; a rep-period counts when it has an MBO line of its own period."""
+    if not dataset.tables["mbo_scores"].present:
+        return []  # RD033 says the plan reads a table the data does not have
+    scored = dataset.connection.execute(
+        "SELECT DISTINCT rep_id, period FROM mbo_scores WHERE score IS NOT NULL AND rep_id IS NOT NULL"
+    ).fetchall()
+    scored_pairs = set(scored)
+    labels = {period for _, period in scored}
+    own = lines[lines["proration"].notna() & (lines["line_type"] == "mbo")]
+    found = []
+    for plan in plans:
+        for component in (c for c in plan.components if isinstance(c.payout, ir.Mbo)):
+            rows = own[(own["plan"] == plan.name) & (own["version"] == plan.version)
+                       & (own["component"] == component.name)]
+            missing = sorted({(r.rep_id, r.period) for r in rows.itertuples()} - scored_pairs)
+            if not missing:
+                continue
+            shown = ", ".join(f"{rep} {period}" for rep, period in missing[:5])
+            shown += f", and {len(missing) - 5} more" if len(missing) > 5 else ""
+            unread = sorted(label for label in labels if period_dates(plan.period, label) is None)
+            found.append(Diagnostic(
+                code="RD038", severity=Severity.WARNING, span=component.payout.span or component.span,
+                message=f'{plan.key}: "{component.name}" has no MBO score for {len(missing)} '
+                        f"rep-period{'s' * (len(missing) != 1)} it pays ({shown}), so it pays 0.00 there",
+                hints=(*((f"mbo_scores has rows for {', '.join(unread[:4])}{', ...' * (len(unread) > 4)}, "
+                          f"which a plan paid by {plan.period.value} does not read",) if unread else ()),
+                       "give them a score for each period (0 when they scored nothing)"),
+            ))
+    return found
+
+
 def check_near_miss_values(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Diagnostic]:
     """RD024 warnings, at the data's first such row: a value that differs from a text a plan compares its
     column with only in case, spaces, `_` or `-` (`Closed Won` where plans say "closed_won", `ae` for
@@ -984,9 +1051,20 @@ def check_split_periods(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]
     active_days`. It then pays a whole period's quota, TI and fixed amounts for its part, as the other may for
     its own (audit: a curve on TI paid its 18,000 in both plans of one quarter). Legal, so a warning.
 
-    `lines` are the run's payout lines; a rep-period counts when it has lines of its own period in two."""
+    `lines` are the run's payout lines; a rep-period counts when it has lines of its own period and the rep has
+    lines of another plan's period that overlaps it, of any kind, and is not longer around it: a quarterly
+    plan's Q3 shared with a monthly plan's September counts, that September (a month of the rep's time in
+    one plan, as far as the lines tell) does not."""
     own = lines[lines["proration"].notna()][["plan", "version", "rep_id", "period"]].drop_duplicates()
-    split = own[own.groupby(["rep_id", "period"])["plan"].transform("size") > 1]
+    days = {label: _label_dates(label) for label in own["period"].unique()}
+    own = own.assign(start=own["period"].map(lambda label: days[label][0]),
+                     end=own["period"].map(lambda label: days[label][1]))
+    pairs = own.merge(own, on="rep_id", suffixes=("", "_other"))
+    other_plan = (pairs["plan"] != pairs["plan_other"]) | (pairs["version"] != pairs["version_other"])
+    overlapping = (pairs["start"] <= pairs["end_other"]) & (pairs["start_other"] <= pairs["end"])
+    around = (pairs["start_other"] <= pairs["start"]) & (pairs["end_other"] >= pairs["end"]) \
+        & ((pairs["start_other"] < pairs["start"]) | (pairs["end_other"] > pairs["end"]))
+    split = pairs[other_plan & overlapping & ~around][["plan", "version", "rep_id", "period"]].drop_duplicates()
     found = []
     for plan in plans:
         rows = split[(split["plan"] == plan.name) & (split["version"] == plan.version)]
@@ -1002,6 +1080,11 @@ def check_split_periods(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]
                    "or change roles and start versions on a period's first day"),
         ))
     return found
+
+
+def _label_dates(label: str) -> tuple[datetime.date, datetime.date]:
+    """First and last day of a period label of any kind (`2027-09`, `2027-Q3`, ...)."""
+    return next(days for kind in ir.Period if (days := period_dates(kind, label)) is not None)
 
 
 def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) -> list[Diagnostic]:

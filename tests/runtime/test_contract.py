@@ -29,6 +29,7 @@ from revplan.cli import main
 from runtime.contract import (
     MAX_ROWS,
     check_data,
+    check_mbo_coverage,
     check_near_miss_values,
     check_plan_inputs,
     check_plan_references,
@@ -291,6 +292,12 @@ CASES = [
     ("paid before close", edit("deals", 1, paid_date="2027-01-14"),
      [("RD027", "deals.csv", 1, "paid_date")]),
     ("paid on the day it closes", edit("deals", 1, paid_date="2027-01-15"), []),
+    ("closed before its owner was hired", edit("reps", 2, hire_date="2027-02-01"),
+     [("RD039", "deals.csv", 1, "close_date")]),
+    ("closed after its owner left", edit("reps", 3, termination_date="2027-02-19"),
+     [("RD039", "deals.csv", 2, "close_date")]),
+    ("closed on its owner's first and last days", lambda t: (edit("reps", 2, hire_date="2027-01-15")(t),
+                                                             edit("reps", 2, termination_date="2027-03-01")(t)), []),
     ("an MBO score of 105 %", scores("1.05"), []),
     ("an MBO score of 200 %", scores("2"), []),
     ("an MBO score typed as a percent", scores("80"), [("RD028", "mbo_scores.csv", 1, "score")]),
@@ -1010,6 +1017,58 @@ def test_a_plan_sharing_a_period_without_proration_warns_at_its_line(tmp_path):
     with open_data(write_company(tmp_path / "on_a_boundary", no_split)) as dataset:
         assert check_split_periods(comp_plans(project.files), run_plans(project.files, dataset.connection)
                                    .payout_lines) == []
+
+
+def test_a_plan_sharing_a_period_with_a_plan_of_another_period_kind_warns(tmp_path):
+    """R3 moves on 2027-02-15 from a quarterly plan without proration to a monthly one: Commercial's Q1 is
+    shared with Enterprise's February and March (audit: SDRs promoted to a quarterly plan were paid a whole
+    quarter's draw with no word, since the labels differ). Enterprise's months are its own."""
+    commercial, enterprise = SEGMENT_PLANS.split('comp plan "Enterprise"')
+    monthly = commercial + 'comp plan "Enterprise"' + enterprise.replace("period quarter", "period month")
+    project = load_texts([("plans.plan", monthly)])
+    assert project.plans[1].period.value == "month"
+    with open_data(write_company(tmp_path, GOOD)) as dataset:
+        lines = run_plans(project.files, dataset.connection).payout_lines
+    [warning] = check_split_periods(comp_plans(project.files), lines)
+    assert 'comp plan "Commercial" version 1 shares 1 rep-period with another plan or version (R3 2027-Q1)' \
+        in warning.message
+    unprorated = project.files[0].model_copy(update={"plans": tuple(
+        plan.model_copy(update={"prorate": False}) for plan in project.files[0].plans)})
+    [commercial] = check_split_periods(comp_plans([unprorated]), lines)  # a month inside the quarter: not split
+    assert commercial.message.startswith('comp plan "Commercial"')
+
+
+MBO_PLAN = """revplan 1
+comp plan "AE" version 1
+  effective 2027-01-01 to 2027-06-30
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  applies to reps where rep.role = "AE"
+  component "Goals"
+    mbo 1,000 USD from mbo_scores
+"""
+
+
+def test_mbo_paid_without_a_score_warns_and_names_scores_of_another_period_kind(tmp_path):
+    """R2 has a score for 2027-Q1 only, and rows by month the quarterly plan does not read; R3 has none
+    (audit: scores by quarter for a monthly plan paid twelve 0.00 lines with no word)."""
+    tables = copy.deepcopy(GOOD)
+    tables["mbo_scores"] = [dict(rep_id="R2", period="2027-Q1", score="0.9"),
+                            dict(rep_id="R2", period="2027-04", score="0.8")]
+    project = load_texts([("ae.plan", MBO_PLAN)])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        lines = run_plans(project.files, dataset.connection).payout_lines
+        [warning] = check_mbo_coverage(comp_plans(project.files), lines, dataset)
+    assert (warning.code, warning.severity, warning.span.line) == ("RD038", Severity.WARNING, 9)
+    assert '"Goals" has no MBO score for 3 rep-periods it pays (R2 2027-Q2, R3 2027-Q1, R3 2027-Q2)' \
+        in warning.message
+    assert warning.hints[0] == "mbo_scores has rows for 2027-04, which a plan paid by quarter does not read"
+    tables["mbo_scores"] += [dict(rep_id=rep, period=period, score="0")
+                             for rep, period in (("R2", "2027-Q2"), ("R3", "2027-Q1"), ("R3", "2027-Q2"))]
+    with open_data(write_company(tmp_path / "scored", tables)) as dataset:
+        lines = run_plans(project.files, dataset.connection).payout_lines
+        assert check_mbo_coverage(comp_plans(project.files), lines, dataset) == []
 
 
 def test_quota_rows_of_another_period_kind_are_named_in_the_hint(tmp_path):
