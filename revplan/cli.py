@@ -578,6 +578,11 @@ def period_range(label: str) -> tuple[dt.date, dt.date]:
     return period_bounds(dt.date(int(year), 1, 1), Period.YEAR)
 
 
+def _length(label: str) -> int:
+    start, end = period_range(label)
+    return (end - start).days
+
+
 def _period_order(label: str) -> tuple:
     """Months, then quarters, halves, years; each in date order."""
     start, end = period_range(label)
@@ -613,7 +618,7 @@ def filter_period(lines, period: str):
     inside = labels_within(period)
     if not inside & set(lines["period"]):
         known = sorted(set(lines["period"]), key=_period_order)
-        raise usage_error("RP404", f"no payout period {period!r} in this run",
+        raise usage_error("RP404", f"no payout period {period!r} in this run", *_periods_holding(period, known),
                           f"periods: {', '.join(known) or 'none (no payout lines)'}")
     return lines[lines["period"].isin(inside)].reset_index(drop=True)
 
@@ -662,8 +667,11 @@ def print_summary(summary: RunSummary, title: str = "payouts") -> None:
     from rich.table import Table
 
     lines = summary.payout_lines
-    periods = sorted(set(lines["period"]), key=_period_order)
-    span = f"{periods[0]} to {periods[-1]}" if len(periods) > 1 else (periods[0] if periods else "no lines")
+    periods = set(lines["period"])
+    # By date, whatever the kinds: monthly and quarterly plans' lines run from 2027-Q1 (or 2027-01) to 2028-02.
+    first = min(periods, key=lambda label: (period_range(label)[0], -_length(label)), default=None)
+    last = max(periods, key=lambda label: (period_range(label)[1], _length(label)), default=None)
+    span = "no lines" if first is None else first if first == last else f"{first} to {last}"
     # A plan paid on payment has lines after its year (its run-off): the title says which periods the totals hold.
     table = Table(title=f"{title}, {span}, on {summary.engine}", title_justify="left")
     table.add_column("plan")

@@ -294,6 +294,18 @@ def test_run_period_says_which_plans_pay_by_a_longer_period(sample, tmp_path, ca
                            "--period", period)
     assert code == 0
     assert [line for line in out.splitlines() if line.startswith("--period")] == ([note] if note else [])
+    if period == "2027-Q1":  # the title's span by date, whatever the kinds (it read "2027-01 to 2027-Q1")
+        assert "payouts, 2027-Q1, on duckdb" in out
+    code, out, _ = run_cli(capsys, "run", "--data", sample, "--plans", tmp_path / "plans", "--out", tmp_path / "all")
+    assert code == 0 and "payouts, 2027-Q1 to 2027-Q4, on duckdb" in out
+
+
+def test_run_period_in_no_period_of_the_run_names_the_one_holding_it(sample, flat_plans, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", "--data", sample, "--plans", flat_plans, "--out", tmp_path / "o",
+                           "--period", "2027-04")
+    assert code == 1
+    assert "error[RP404]: no payout period '2027-04' in this run" in err
+    assert "hint: 2027-04 is within 2027-Q2: use --period 2027-Q2" in err
 
 
 def test_run_with_a_memory_limit_writes_the_same_files(sample, sample_run, tmp_path, capsys):
