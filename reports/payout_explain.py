@@ -17,7 +17,8 @@ For each line: plan, version, component, line type, where the rule is written
 gate, the caps, multipliers, draw, clawback), base, rate or tier, the
 multipliers and whether they applied, gate and cap decisions (uncapped vs
 paid), proration, attainment and quota, and the deals behind the line with
-their credited base and exact share (they add up to the line, to the cent).
+their credited base and exact share (they add up to the line, to the cent; a
+line paid or taken back over several periods may carry a cent to another).
 
 What is inferred rather than read from the results is marked so: whether a
 measure multiplier applied is worked out from uncapped / (pay before
@@ -33,7 +34,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
@@ -240,7 +241,7 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, sources) -> LineEx
         source = _source(plan.draw.span, sources)
         steps.append(_draw_step(row, plan.draw, source))
     elif plan is not None and line_type == "clawback" and plan.clawback is not None:
-        steps.append(_clawback_step(plan.clawback, sources))
+        steps.append(_clawback_step(plan.clawback, sources, _dec(row["amount"]), plan.measurement))
         behind = _behind(row, deals)
     elif component is not None:
         paid_later = plan.paid_on == ir.PayoutTiming.PAYMENT and _traced(component) and line_type == "commission"
@@ -632,14 +633,16 @@ def _draw_step(row: dict, draw: ir.Draw, source: Source | None) -> Step:
     return Step("draw", words, source, values={"draw": guaranteed, "amount": amount})
 
 
-def _clawback_step(clawback: ir.Clawback, sources) -> Step:
-    return Step(
-        "clawback",
-        f"a deal cancelled within {clawback.within_days} days of closing gives back its share of the commission, "
-        "in the period of the cancellation",
-        _source(clawback.span, sources),
-        values={"within_days": clawback.within_days},
-    )
+def _clawback_step(clawback: ir.Clawback, sources, amount: Decimal | None, measurement: ir.Measurement) -> Step:
+    words = (f"a deal cancelled within {clawback.within_days} days of closing gives back its share of the "
+             "commission, in the period of the cancellation")
+    if amount is not None and amount > 0 and measurement == ir.Measurement.YEAR_TO_DATE:
+        # compiler/README.md: year to date a cancelled deal still counts, and its share is negative where the
+        # rate paid to date fell; taking back a negative share pays the rep (audit: +3.37 read as a take-back).
+        words += ("; measured year to date, a cancelled deal still counts in the later periods of its year, and "
+                  "where the rate paid to date fell its share of the period's line is negative: taking that back "
+                  "pays the rep, as here")
+    return Step("clawback", words, _source(clawback.span, sources), values={"within_days": clawback.within_days})
 
 
 def _with_exact_base(row: dict, behind: tuple[DealShare, ...]) -> dict:
@@ -741,7 +744,8 @@ def _met(value: bool | None) -> str | None:
 def _money(value: Decimal | None) -> str:
     if value is None:
         return "n/a"
-    return f"{value.quantize(CENT):,}"
+    cents = value.quantize(CENT, ROUND_HALF_UP)  # half away from zero, as payout lines are rounded
+    return f"{abs(cents) if cents == 0 else cents:,}"  # never -0.00
 
 
 def _exact(value: Decimal | None) -> str:
@@ -967,6 +971,10 @@ def _deals_text(line: LineExplanation) -> str:
     count = len({d.deal_id for d in line.deals})  # year to date, a deal has a share in each period it counted in
     counted = f"{count} deal(s), shares" if count == len(line.deals) else f"{count} deal(s) in {len(line.deals)} shares"
     body.append(f"{counted} add up to {_money(total)} (the line: {_money(line.amount)})")
+    if total is not None and _money(total) != _money(line.amount):
+        # compiler/README.md: what a line pays or takes back over several periods is rounded cumulatively.
+        body.append("a line paid or taken back over several periods is rounded to the cent on its total to date, "
+                    "so a cent of its deals' shares can fall in another period")
     return "\n".join(body)
 
 

@@ -279,6 +279,26 @@ def test_a_clawback_names_the_cancelled_deal_and_takes_its_share_back():
     assert step.source.text == "clawback cancelled deals within 90 days"
 
 
+def test_a_positive_year_to_date_clawback_says_it_pays_the_rep():
+    """Year to date, a cancelled deal's share of a period where the rate to date fell is negative: its
+    clawback pays the rep (audit: +3.37 explained as giving commission back)."""
+    explained = example("ytd_clawback_decelerator", "A", None)
+    steps = {line.period: next(s for s in line.steps if s.kind == "clawback")
+             for line in explained.lines if line.line_type == "clawback"}
+    assert "pays the rep" in steps["2027-Q2"].text and "pays the rep" not in steps["2027-Q1"].text
+    (q2,) = [line for line in explained.lines if line.line_type == "clawback" and line.period == "2027-Q2"]
+    assert q2.amount == Decimal("2222.22") and [d.deal_id for d in q2.deals] == ["D1"]
+
+
+def test_a_line_rounded_over_several_periods_says_a_cent_moved():
+    """Four clawbacks of half a cent are rounded on the total to date (-0.01, 0.00, -0.01, 0.00): a period's
+    shares add up to -0.01 where its line is 0.00, and the text says why."""
+    explained = example("clawback_cents", "F", None)
+    text = payout_explain.render_text(explained)
+    assert "shares add up to -0.01 (the line: 0.00)" in text
+    assert text.count("is rounded to the cent on its total to date") == 2
+
+
 def test_an_sdr_sees_the_opportunities_they_are_paid_for(sample_company):
     """SDR's "Opportunities sourced" pays 150 per deal it counts: the line names those deals, each one unit of the
     base, and their shares add up to the line."""
