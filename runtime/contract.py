@@ -393,8 +393,10 @@ class _Checker:
         if self.usable("reps", "id", "hire_date", "termination_date"):
             c = self.tables["reps"].columns
             rep, hire, end = (c[n].typed() for n in ("id", "hire_date", "termination_date"))
+            # Reps whose termination is before their hire are RD018's: no RD039 on top for each of their deals.
             query = (f"SELECT {rep} AS id, min({hire}) AS hire_date, max({end}) AS termination_date"
-                     f" FROM {self.tables['reps'].raw_view} AS t WHERE {rep} IS NOT NULL GROUP BY 1")
+                     f" FROM {self.tables['reps'].raw_view} AS t WHERE {rep} IS NOT NULL GROUP BY 1"
+                     f" HAVING NOT coalesce(max({end}) < min({hire}), false)")
         else:
             query = "SELECT CAST(NULL AS VARCHAR) AS id, CAST(NULL AS DATE) AS hire_date, " \
                     "CAST(NULL AS DATE) AS termination_date WHERE false"

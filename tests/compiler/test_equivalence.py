@@ -943,7 +943,7 @@ def test_custom_fields_and_unusual_measures_pay_the_same():
 # ---------------------------------------------------------------- the properties
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=140, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(cases())
 def test_duckdb_and_python_pay_the_same(case):
     plan_text, rows = case
@@ -969,7 +969,7 @@ def unchanged_histories(draw):
     return plan_text, {**rows, "rep_assignments": []}, {**rows, "rep_assignments": repeated}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(unchanged_histories())
 def test_assignments_that_repeat_the_reps_row_change_nothing(case):
     """A rep without assignments pays exactly as one whose assignments say what the reps row says:
