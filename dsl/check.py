@@ -1342,11 +1342,15 @@ def check_quota_year(ctx: Context) -> Iterator[Diagnostic]:
                 "RP327",
                 f"quota plan \"{plan.name}\" runs from {first} to {last}, across {first.year} and {last.year}: "
                 "a quota plan is within one calendar year",
-                ctx.locate.line_with(plan.span, r"^\s*(effective\b.*?)\s*(#.*)?$"),
+                _effective_line(ctx, plan),
                 "its year's quota, phasing and ramp are by calendar periods: write a plan (or a version) per "
                 f"calendar year, each with its part of the target, e.g. effective {first} to "
                 f"{dt.date(first.year, 12, 31)} and {dt.date(first.year + 1, 1, 1)} to {last}",
             )
+
+
+def _effective_line(ctx: Context, plan: ir.PlanBase) -> Span | None:
+    return ctx.locate.line_with(plan.span, r"^\s*(effective\b.*?)\s*(#.*)?$")
 
 
 def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
@@ -1364,7 +1368,7 @@ def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
                 "RP317",
                 f'comp plan "{plan.name}" runs from {first} to {last}, across {first.year} and {last.year}, '
                 f"and {' and '.join(yearly)}: its year is the calendar year",
-                ctx.locate.line_with(plan.span, r"^\s*(effective\b.*?)\s*(#.*)?$"),
+                _effective_line(ctx, plan),
                 "a fiscal year is not supported yet: year to date and caps per year start again on January 1. "
                 f"Write a version per calendar year (effective {first} to {dt.date(first.year, 12, 31)}, then "
                 f"{dt.date(first.year + 1, 1, 1)} to {last}); each version measures its own year",
@@ -1387,7 +1391,7 @@ def check_partial_periods(ctx: Context) -> Iterator[Diagnostic]:
                 "RP344",
                 f'comp plan "{plan.name}" {" and ".join(inside)}, inside a {plan.period.value}, and does not '
                 "prorate: the part-period pays a whole period's target incentive, quota, caps and bonuses",
-                ctx.locate.line_with(plan.span, r"^\s*(effective\b.*?)\s*(#.*)?$"),
+                _effective_line(ctx, plan),
                 "add `prorate by active_days` to pay for the days in force, or start and end the plan on period "
                 "boundaries",
             )
