@@ -90,6 +90,9 @@ def quota_plans(files: Sequence[ir.PlanFile]) -> tuple[ir.QuotaPlan, ...]:
     return tuple(p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan))
 
 
+PARQUET_ROW_GROUP = 122_880  # DuckDB's rows per Parquet row group
+
+
 def compile_all(
     files: Sequence[ir.PlanFile],
     dialect: str,
@@ -187,7 +190,9 @@ def run_plans(
         if deals_to is None or result.payout_deals is None:
             return result
         path = Path(deals_to) / "deals-000.parquet"  # one table already: one file, as the engines write them
-        pq.write_table(result.payout_deals, path)
+        # In DuckDB's row groups: the CSV writer keeps the file's order, so it holds a whole row group, and
+        # pyarrow's (a million rows) ran it out of its memory at 1M deals, where DuckDB's own files write.
+        pq.write_table(result.payout_deals, path, row_group_size=PARQUET_ROW_GROUP)
         return dataclasses.replace(result, payout_deals=None, payout_deal_files=(path,))
     dialect = {"postgres": "postgres", "spark": "spark"}.get(engine, "duckdb")
     territories = territory_plans(files)
