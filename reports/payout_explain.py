@@ -405,7 +405,7 @@ def _component_steps(row: dict, plan: ir.CompPlan, component: ir.Component, sour
         steps.append(
             Step(
                 "proration",
-                f"active {_percent(proration)} of the period's days: quota, target incentive and fixed amounts "
+                f"active {_active_days(proration, row['period'])}: quota, target incentive and fixed amounts "
                 "per period (a cap, a bonus, an MBO, a draw) are prorated",
                 values={"proration": proration},
             )
@@ -418,6 +418,16 @@ def _score(score: Decimal) -> str:
     100 %, not 99.9999 %)."""
     shown = (score * 100).quantize(Decimal("0.01"))
     return f"{'~' if shown != score * 100 else ''}{format(shown.normalize(), 'f')}%"
+
+
+def _active_days(proration: Decimal, period: str) -> str:
+    """"61 of the period's 91 days (~67.033%)": proration is active days / period days, to 10 places."""
+    start, end = period_bounds(period)
+    days = (end - start).days + 1
+    active = (proration * days).to_integral_value()
+    if abs(active / days - proration) > Decimal("1e-10"):  # not a count of days: say the share only
+        return f"{_percent(proration)} of the period's days"
+    return f"{active} of the period's {days} days ({_percent(proration)})"
 
 
 def _prorated(amount: Decimal | None, node: ir.Expr, proration: Decimal | None) -> Decimal | None:

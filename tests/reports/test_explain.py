@@ -426,6 +426,7 @@ def test_a_prorated_bonus_and_mbo_show_the_part_of_the_period_they_pay_for():
     assert mbo.text == "mbo 2,000 USD from mbo_scores; prorated to ~49.4505% of the period's days: 989.010989; " \
         "score ~100%"
     assert "fixed amounts per period" in steps["MBO"]["proration"].text
+    assert steps["MBO"]["proration"].text.startswith("active 45 of the period's 91 days (~49.4505%)")  # not only %
 
 
 def test_a_prorated_draw_shows_the_part_of_the_period_it_guarantees(tmp_path):
