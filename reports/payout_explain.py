@@ -976,7 +976,8 @@ def _deals_text(line: LineExplanation) -> str:
     ]
     if len(deals) < len(line.deals):
         rest = sum((d.share for d in line.deals if d not in deals), Decimal(0))
-        body.append(f"... and {len(line.deals) - len(deals)} smaller deal(s), together {_money(rest)} (--format json)")
+        more = len(line.deals) - len(deals)  # "smaller" read wrong when every share is the same (SDR lines)
+        body.append(f"... and {more} more deal(s), none larger, together {_money(rest)} (--format json)")
     total = line.deals_total
     count = len({d.deal_id for d in line.deals})  # year to date, a deal has a share in each period it counted in
     counted = f"{count} deal(s), shares" if count == len(line.deals) else f"{count} deal(s) in {len(line.deals)} shares"
