@@ -64,9 +64,10 @@ SESSION_CONF = {
     "spark.sql.parser.manageParserCaches": "true",
     "spark.sql.parser.parserDfaCacheFlushRatio": "5",  # flush past 5 % of the driver's memory
 }
-# The driver's heap, where local mode runs everything: REVPLAN_SPARK_DRIVER_MEMORY, else 2g (our query plans
-# are big; the 1g default ran out building broadcasts). Read when revplan starts Spark, not later.
-DRIVER_MEMORY = "2g"
+# The driver's heap, where local mode runs everything: REVPLAN_SPARK_DRIVER_MEMORY, else 4g (our query plans
+# are big: the 1g default ran out building broadcasts on the sample, 2g on 1M deals, where 4g took 205 s).
+# A maximum, taken as needed. Read when revplan starts Spark, not later.
+DRIVER_MEMORY = "4g"
 # Tables of more rows go to Spark as Parquet files (see above).
 IN_MEMORY_ROWS = 100_000
 # Per-run SQL settings (set on every run's own session): exact decimals, loud overflow.
@@ -148,7 +149,7 @@ def spark_session(connection: duckdb.DuckDBPyConnection, schema: Schema):
             raise RevplanError([Diagnostic(
                 code="RP414",
                 message=f"Spark ran out of memory with a {memory} driver: {_java_message(error)}",
-                hints=("give the driver more, e.g. REVPLAN_SPARK_DRIVER_MEMORY=4g revplan run ... (local mode "
+                hints=("give the driver more, e.g. REVPLAN_SPARK_DRIVER_MEMORY=8g revplan run ... (local mode "
                        "runs everything in the driver), or run on DuckDB, which spills to disk",),
             )]) from None
         finally:

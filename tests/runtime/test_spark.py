@@ -189,4 +189,4 @@ def test_a_driver_out_of_memory_is_a_diagnostic_that_says_how_to_give_it_more(sp
     assert problem.code == "RP414" and problem.message.startswith(f"Spark ran out of memory with a {memory} driver: ")
     assert problem.message.endswith(("Not enough memory to build and broadcast the table to all worker nodes",
                                      "java.lang.OutOfMemoryError: Java heap space"))
-    assert "REVPLAN_SPARK_DRIVER_MEMORY=4g" in problem.hints[0]
+    assert "REVPLAN_SPARK_DRIVER_MEMORY=8g" in problem.hints[0]
