@@ -932,7 +932,10 @@ def _line_rows(table, line: LineExplanation, Text, home: str | None) -> None:  #
     table.add_row(Text("  line", style="bold cyan"), head, _where(line.source, home))
     facts = []
     if line.attainment is not None:
-        facts.append(f"{_percent(line.attainment)} of quota {_money(line.quota)}")
+        prorated = line.proration is not None and line.proration != 1 and line.quota is not None
+        # A prorated quota has more places than the line's cents: base / the shown quota is not the attainment.
+        facts.append(f"{_percent(line.attainment)} of quota {_money(line.quota)}"
+                     + (" (prorated; the attainment divides by it unrounded)" if prorated else ""))
     elif line.quota is not None:
         facts.append(f"{_money(line.quota)}")
     if facts:

@@ -427,6 +427,9 @@ def test_a_prorated_bonus_and_mbo_show_the_part_of_the_period_they_pay_for():
         "score ~100%"
     assert "fixed amounts per period" in steps["MBO"]["proration"].text
     assert steps["MBO"]["proration"].text.startswith("active 45 of the period's 91 days (~49.4505%)")  # not only %
+    text = payout_explain.render_text(explanation)  # base / the quota in cents is not the attainment shown
+    assert "of quota" in text and "(prorated; the attainment divides by it unrounded)" in text
+    assert "unrounded" not in payout_explain.render_text(example("w01_graduated_tiers", "A", None))
 
 
 def test_a_prorated_draw_shows_the_part_of_the_period_it_guarantees(tmp_path):
