@@ -1,14 +1,13 @@
 """Exact decimal arithmetic as sqlglot expressions, the same on every engine.
 
-Every intermediate value is DECIMAL(38, 10). Sums and differences of such
-values are exact everywhere; a product is rounded half away from zero to 10
-places by a cast; a quotient is computed with integer division (engines
-disagree on decimal division: DuckDB's `/` returns DOUBLE, PostgreSQL picks its
-own scale), on DuckDB with its exact `decimal_division`, and rounded half
-away from zero to 10 places. Money is rounded to cents once, at the payout
-line, with ROUND(x, 2). The Python calculator
-mirrors these rules (`compiler/python.py`), which is why both agree to the
-cent.
+Every intermediate value is DECIMAL(38, 10); no value passes through a
+float. Sums and differences are exact everywhere; a product is rounded half
+away from zero to 10 places by a cast; a quotient is never the SQL `/` of two
+decimals (DuckDB's is a DOUBLE, PostgreSQL picks its own scale) but integer
+division, or on DuckDB its exact `decimal_division` (DECIMAL in and out),
+rounded half away from zero to 10 places. Money is rounded to cents once, at
+the payout line, with ROUND(x, 2). The Python calculator mirrors these rules
+(`compiler/python.py`), which is why both agree to the cent.
 """
 
 from __future__ import annotations

@@ -1195,7 +1195,8 @@ def _overlap(a: ir.PlanBase, b: ir.PlanBase) -> tuple[dt.date, dt.date] | None:
 
 
 def check_plan_versions(ctx: Context) -> Iterator[Diagnostic]:
-    """Each plan name and version once; versions of one plan in effect one after another (RP310, RP311)."""
+    """Each plan name and version once; versions of one plan in effect one after another, a comp plan's
+    without a gap (RP310, RP311, RP343)."""
     by_key: dict[tuple[str, int], ir.PlanBase] = {}
     by_name: dict[str, list[ir.PlanBase]] = defaultdict(list)
     for plan in ctx.plans:
@@ -1228,6 +1229,26 @@ def check_plan_versions(ctx: Context) -> Iterator[Diagnostic]:
                 f"from {overlap[0]} to {overlap[1]}",
                 _header(ctx, b),
                 hint,
+            )
+        yield from _version_gaps(ctx, versions)
+
+
+def _version_gaps(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[Diagnostic]:
+    """RP343: days between versions of a comp plan, when no version is in effect; a deal closed then is paid
+    by none."""
+    ordered = sorted((p for p in versions if isinstance(p, ir.CompPlan) and _sound_dates(p)),
+                     key=lambda p: p.effective_from)
+    for before, after in itertools.pairwise(ordered):
+        first_gap_day = before.effective_to + dt.timedelta(days=1)
+        if after.effective_from > first_gap_day:
+            last_gap_day = after.effective_from - dt.timedelta(days=1)
+            yield _warning(
+                "RP343",
+                f'no version of "{after.name}" is in effect from {first_gap_day} to {last_gap_day}, between '
+                f"version {before.version} and version {after.version}",
+                _header(ctx, after),
+                "deals closed then are paid by no version of this plan: start version "
+                f"{after.version} on {first_gap_day}, or end version {before.version} on {last_gap_day}",
             )
 
 
@@ -1407,28 +1428,6 @@ def _opens_period(day: dt.date, months: int) -> bool:
     return day.day == 1 and (day.month - 1) % months == 0
 
 
-def check_version_gaps(ctx: Context) -> Iterator[Diagnostic]:
-    """Versions of a comp plan one after another without a gap (RP343): a deal closed in a gap is paid by no
-    version."""
-    by_name: dict[str, list[ir.CompPlan]] = defaultdict(list)
-    for plan in filter(_sound_dates, ctx.plans_of(ir.CompPlan)):
-        by_name[plan.name].append(plan)
-    for versions in by_name.values():
-        ordered = sorted(versions, key=lambda p: p.effective_from)
-        for before, after in itertools.pairwise(ordered):
-            first_gap_day = before.effective_to + dt.timedelta(days=1)
-            if after.effective_from > first_gap_day:
-                last_gap_day = after.effective_from - dt.timedelta(days=1)
-                yield _warning(
-                    "RP343",
-                    f'no version of "{after.name}" is in effect from {first_gap_day} to {last_gap_day}, between '
-                    f"version {before.version} and version {after.version}",
-                    _header(ctx, after),
-                    "deals closed then are paid by no version of this plan: start version "
-                    f"{after.version} on {first_gap_day}, or end version {before.version} on {last_gap_day}",
-                )
-
-
 def check_phasing_in_plan(ctx: Context) -> Iterator[Diagnostic]:
     """Phasing gives no share to a period outside the plan's dates (RP328): no rep has a quota there, so the
     share would be nobody's (a plan from April lost Q1's 10 % of the target)."""
@@ -1575,11 +1574,21 @@ def period_dates(period: ir.Period, label: str) -> tuple[dt.date, dt.date] | Non
     year = int(match.group(1))
     if period is ir.Period.YEAR:
         return dt.date(year, 1, 1), dt.date(year, 12, 31)
-    first_month = (int(match.group(2)) - 1) * months + 1
-    start = dt.date(year, first_month, 1)
-    next_month = first_month + months
-    end = (dt.date(year + 1, 1, 1) if next_month > 12 else dt.date(year, next_month, 1)) - dt.timedelta(days=1)
-    return start, end
+    start = dt.date(year, (int(match.group(2)) - 1) * months + 1, 1)
+    return start, _period_end(start, months)
+
+
+def label_dates(label: str) -> tuple[dt.date, dt.date]:
+    """First and last day of a period label of any kind; ValueError for anything else.
+
+    >>> label_dates("2027-09"), label_dates(" 2027-H2 ")[1]
+    ((datetime.date(2027, 9, 1), datetime.date(2027, 9, 30)), datetime.date(2027, 12, 31))
+    """
+    text = str(label).strip()
+    for kind in ir.Period:
+        if (days := period_dates(kind, text)) is not None:
+            return days
+    raise ValueError(label)
 
 
 def check_override_periods(ctx: Context) -> Iterator[Diagnostic]:
@@ -1813,7 +1822,6 @@ RULES: tuple[Rule, ...] = (
     check_quota_year,
     check_comp_plan_year,
     check_partial_periods,
-    check_version_gaps,
     check_phasing,
     check_phasing_in_plan,
     check_allocation,

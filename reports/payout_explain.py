@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dsl import ir
-from dsl.check import is_fixed
+from dsl.check import is_fixed, label_dates
 from dsl.diagnostics import Span
 from reports.explain import NotFound
 from runtime.outputs import LINE_TYPES
@@ -175,11 +175,11 @@ def explain_rep(
 
 def _paid_earlier_in_year(row: dict, lines: list[dict]) -> Decimal:
     """What the line's component paid the rep in the year's earlier periods (its plan version's lines)."""
-    start = period_bounds(row["period"])[0]
+    start = label_dates(row["period"])[0]
     same = ("plan", "version", "component", "line_type")
     return sum((line["amount"] for line in lines
                 if all(line[k] == row[k] for k in same)
-                and period_bounds(line["period"])[0].year == start.year and period_bounds(line["period"])[0] < start),
+                and label_dates(line["period"])[0].year == start.year and label_dates(line["period"])[0] < start),
                Decimal("0.00"))
 
 
@@ -192,40 +192,18 @@ def select_lines(lines: pd.DataFrame, rep: str, period: str | None = None) -> pd
         return mine
     known = sorted(set(mine["period"]), key=_period_order)
     try:
-        start, end = period_bounds(period)
+        start, end = label_dates(period)
     except ValueError:
         raise NotFound(f"{period!r} is not a period (2027, 2027-H1, 2027-Q1, 2027-01)", period, known) from None
-    inside = {label for label in known if start <= period_bounds(label)[0] and period_bounds(label)[1] <= end}
+    inside = {label for label in known if start <= label_dates(label)[0] and label_dates(label)[1] <= end}
     if not inside:
         raise NotFound(f"{rep} has no payout lines in period {period!r}", period, known)
     return mine[mine["period"].isin(inside)]
 
 
-def period_bounds(label: str) -> tuple[dt.date, dt.date]:
-    """First and last day of `2027`, `2027-H1`, `2027-Q1` or `2027-01`; ValueError otherwise."""
-    text = str(label).strip()
-    year_text, _, part = text.partition("-")
-    if not (len(year_text) == 4 and year_text.isdigit()):
-        raise ValueError(label)
-    year = int(year_text)
-    if not part:
-        first, months = 1, 12
-    elif part in ("H1", "H2"):
-        first, months = 6 * int(part[1]) - 5, 6
-    elif part in ("Q1", "Q2", "Q3", "Q4"):
-        first, months = 3 * int(part[1]) - 2, 3
-    elif len(part) == 2 and part.isdigit() and 1 <= int(part) <= 12:
-        first, months = int(part), 1
-    else:
-        raise ValueError(label)
-    start = dt.date(year, first, 1)
-    after = dt.date(year + (first + months - 1) // 12, (first + months - 1) % 12 + 1, 1)
-    return start, after - dt.timedelta(days=1)
-
-
 def _period_order(label: str) -> tuple:
     try:
-        start, end = period_bounds(label)
+        start, end = label_dates(label)
     except ValueError:
         return (True, dt.date.max, label)
     return ((end - start).days > 31, start, label)
@@ -422,7 +400,7 @@ def _score(score: Decimal) -> str:
 
 def _active_days(proration: Decimal, period: str) -> str:
     """"61 of the period's 91 days (~67.033%)": proration is active days / period days, to 10 places."""
-    start, end = period_bounds(period)
+    start, end = label_dates(period)
     days = (end - start).days + 1
     active = (proration * days).to_integral_value()
     if abs(active / days - proration) > Decimal("1e-10"):  # not a count of days: say the share only

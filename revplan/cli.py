@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -562,20 +561,12 @@ def period_range(label: str) -> tuple[dt.date, dt.date]:
     >>> period_range("2027-Q2")
     (datetime.date(2027, 4, 1), datetime.date(2027, 6, 30))
     """
-    from compiler.calendar import period_bounds
-    from dsl.ir import Period
+    from dsl.check import label_dates
 
-    match = re.fullmatch(r"(\d{4})(?:-(?:(H[12])|(Q[1-4])|(0[1-9]|1[0-2])))?", label.strip())
-    if match is None:
-        raise usage_error("RP404", f"{label!r} is not a period", PERIOD_FORMS)
-    year, half, quarter, month = match.groups()
-    if half:
-        return period_bounds(dt.date(int(year), 6 * int(half[1]) - 5, 1), Period.HALF)
-    if quarter:
-        return period_bounds(dt.date(int(year), 3 * int(quarter[1]) - 2, 1), Period.QUARTER)
-    if month:
-        return period_bounds(dt.date(int(year), int(month), 1), Period.MONTH)
-    return period_bounds(dt.date(int(year), 1, 1), Period.YEAR)
+    try:
+        return label_dates(label)
+    except ValueError:
+        raise usage_error("RP404", f"{label!r} is not a period", PERIOD_FORMS) from None
 
 
 def _length(label: str) -> int:

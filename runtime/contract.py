@@ -86,7 +86,7 @@ import pyarrow.compute as pc
 
 from compiler.calendar import RUN_OFF_YEARS, plan_periods, run_off_end
 from dsl import ir
-from dsl.check import period_dates, walk
+from dsl.check import label_dates, period_dates, walk
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
 from dsl.schema import SCHEMA, FieldType, Schema
 from runtime.data import (
@@ -1058,7 +1058,7 @@ def check_split_periods(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]
     plan's Q3 shared with a monthly plan's September counts, that September (a month of the rep's time in
     one plan, as far as the lines tell) does not."""
     own = lines[lines["proration"].notna()][["plan", "version", "rep_id", "period"]].drop_duplicates()
-    days = {label: _label_dates(label) for label in own["period"].unique()}
+    days = {label: label_dates(label) for label in own["period"].unique()}
     own = own.assign(start=own["period"].map(lambda label: days[label][0]),
                      end=own["period"].map(lambda label: days[label][1]))
     pairs = own.merge(own, on="rep_id", suffixes=("", "_other"))
@@ -1082,11 +1082,6 @@ def check_split_periods(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]
                    "or change roles and start versions on a period's first day"),
         ))
     return found
-
-
-def _label_dates(label: str) -> tuple[datetime.date, datetime.date]:
-    """First and last day of a period label of any kind (`2027-09`, `2027-Q3`, ...)."""
-    return next(days for kind in ir.Period if (days := period_dates(kind, label)) is not None)
 
 
 def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) -> list[Diagnostic]:

@@ -37,7 +37,9 @@ def quotient(numerator: str, denominator: str, dialect: str) -> exp.Expression:
 @pytest.mark.parametrize("numerator, denominator", CASES)
 def test_division_on_duckdb_is_the_exact_python_quotient(numerator, denominator):
     sql = exp.select(quotient(numerator, denominator, "duckdb")).sql(dialect="duckdb")
-    assert duckdb.sql(sql).fetchall()[0][0] == py_div(Decimal(numerator), Decimal(denominator))
+    result = duckdb.sql(sql)
+    assert result.types == ["DECIMAL(38,10)"]  # not a DOUBLE that happens to compare equal (0.5 == Decimal("0.5"))
+    assert result.fetchall()[0][0] == py_div(Decimal(numerator), Decimal(denominator))
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
