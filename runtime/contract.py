@@ -922,12 +922,9 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines, quota_periods: Col
         if not missing:
             continue
         reps = len({rep for rep, _ in missing})
-        shown = ", ".join(f"{rep} {period}" for rep, period in missing[:5])
-        shown += f", and {len(missing) - 5} more" if len(missing) > 5 else ""
+        shown = _rep_periods(missing)
         source = f'quota plan "{plan.quota.plan}"' if plan.quota.plan else "the quotas table"
-        unread = [] if plan.quota.plan else sorted(p for p in quota_periods if period_dates(plan.period, p) is None)
-        unread_hint = (f"the quotas table also has rows for {', '.join(unread[:4])}{', ...' * (len(unread) > 4)}, "
-                       f"which a plan paid by {plan.period.value} does not read",) if unread else ()
+        unread_hint = () if plan.quota.plan else _unread_labels("the quotas table also has", quota_periods, plan)
         diagnostics.append(Diagnostic(
             code="RD023", severity=Severity.WARNING, span=plan.quota.span or plan.span,
             message=f"{plan.key}: {reps} rep{'s' * (reps != 1)} ha{'ve' if reps != 1 else 's'} no quota (or 0) from "
@@ -961,18 +958,30 @@ def check_mbo_coverage(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) ->
             missing = sorted({(r.rep_id, r.period) for r in rows.itertuples()} - scored_pairs)
             if not missing:
                 continue
-            shown = ", ".join(f"{rep} {period}" for rep, period in missing[:5])
-            shown += f", and {len(missing) - 5} more" if len(missing) > 5 else ""
-            unread = sorted(label for label in labels if period_dates(plan.period, label) is None)
             found.append(Diagnostic(
                 code="RD038", severity=Severity.WARNING, span=component.payout.span or component.span,
                 message=f'{plan.key}: "{component.name}" has no MBO score for {len(missing)} '
-                        f"rep-period{'s' * (len(missing) != 1)} it pays ({shown}), so it pays 0.00 there",
-                hints=(*((f"mbo_scores has rows for {', '.join(unread[:4])}{', ...' * (len(unread) > 4)}, "
-                          f"which a plan paid by {plan.period.value} does not read",) if unread else ()),
+                        f"rep-period{'s' * (len(missing) != 1)} it pays ({_rep_periods(missing)}), so it pays 0.00 "
+                        "there",
+                hints=(*_unread_labels("mbo_scores has", labels, plan),
                        "give them a score for each period (0 when they scored nothing)"),
             ))
     return found
+
+
+def _rep_periods(pairs: Sequence[tuple[str, str]]) -> str:
+    """`R2 2027-Q2, R3 2027-Q1, ... and 7 more`: the first five (rep, period) pairs a warning names."""
+    shown = ", ".join(f"{rep} {period}" for rep, period in pairs[:5])
+    return shown + (f", and {len(pairs) - 5} more" if len(pairs) > 5 else "")
+
+
+def _unread_labels(table_has: str, labels: Collection[str], plan: ir.CompPlan) -> tuple[str, ...]:
+    """A hint naming a table's period labels of another kind than `plan`'s, which the plan does not read."""
+    unread = sorted(label for label in labels if period_dates(plan.period, label) is None)
+    if not unread:
+        return ()
+    return (f"{table_has} rows for {', '.join(unread[:4])}{', ...' * (len(unread) > 4)}, which a plan paid by "
+            f"{plan.period.value} does not read",)
 
 
 def check_near_miss_values(files: Sequence[ir.PlanFile], dataset: DataSet) -> list[Diagnostic]:
@@ -1072,8 +1081,7 @@ def check_split_periods(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]
         rows = split[(split["plan"] == plan.name) & (split["version"] == plan.version)]
         if plan.prorate or rows.empty:
             continue
-        shown = ", ".join(f"{r.rep_id} {r.period}" for r in rows.head(5).itertuples())
-        shown += f", and {len(rows) - 5} more" if len(rows) > 5 else ""
+        shown = _rep_periods(list(zip(rows["rep_id"], rows["period"], strict=True)))
         found.append(Diagnostic(
             code="RD037", severity=Severity.WARNING, span=plan.span,
             message=f"{plan.key} shares {len(rows)} rep-period{'s' * (len(rows) != 1)} with another plan or "
