@@ -50,7 +50,7 @@ from dsl import ir
 from dsl.diagnostics import Diagnostic, Severity, Span, did_you_mean, too_deeply_nested
 from dsl.disjoint import can_overlap
 from dsl.infer import AMOUNTS, BUILTINS, MEASURE, MeasureScope, Place, Type, Typer, literal_value, show, words_or
-from dsl.resolve import MAX_PLAN_YEARS
+from dsl.resolve import FIRST_PLAN_YEAR, LAST_PLAN_YEAR, MAX_PLAN_YEARS
 from dsl.schema import SCHEMA, FieldType, Schema
 
 Rule = Callable[["Context"], Iterable[Diagnostic]]
@@ -1375,8 +1375,9 @@ def _effective_line(ctx: Context, plan: ir.PlanBase) -> Span | None:
 
 
 def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
-    """A comp plan measured by the year is within one calendar year (RP317): year to date, a cap per year and
-    a yearly period start again on January 1, so a fiscal year from July paid its second half as a new year."""
+    """A comp plan measured by the year that runs into a second year starts on January 1 (RP317): year to
+    date, a cap per year and a yearly period start again on January 1, so a fiscal year from July paid its
+    second half as a new year. From January 1, each year of the plan is a calendar year, as meant."""
     for plan in filter(_sound_dates, ctx.plans_of(ir.CompPlan)):
         first, last = plan.effective_from, plan.effective_to
         yearly = [what for what, used in (
@@ -1384,22 +1385,23 @@ def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
             ("has a cap per year", any(c.per == ir.CapScope.YEAR for part in plan.components for c in part.caps)),
             ("is paid by year", plan.period == ir.Period.YEAR),
         ) if used]
-        if first.year != last.year and yearly:
+        if first.year != last.year and (first.month, first.day) != (1, 1) and yearly:
+            year_end = dt.date(first.year, 12, 31)
             yield _error(
                 "RP317",
-                f'comp plan "{plan.name}" runs from {first} to {last}, across {first.year} and {last.year}, '
-                f"and {' and '.join(yearly)}: its year is the calendar year",
+                f'comp plan "{plan.name}" runs from {first} to {last}, into {first.year + 1}, and '
+                f"{' and '.join(yearly)}: its year is the calendar year, not one from {first:%B} {first.day}",
                 _effective_line(ctx, plan),
                 "a fiscal year is not supported yet: year to date and caps per year start again on January 1. "
-                f"Write a version per calendar year (effective {first} to {dt.date(first.year, 12, 31)}, then "
-                f"{dt.date(first.year + 1, 1, 1)} to {last}); each version measures its own year",
+                f"End this version on {year_end} and start the next on {year_end + dt.timedelta(days=1)} "
+                "(from January 1 a version may run for several calendar years); each version measures its own year",
             )
 
 
 def check_partial_periods(ctx: Context) -> Iterator[Diagnostic]:
     """A comp plan without proration that starts or ends inside a period pays that period in full (RP344)."""
     for plan in filter(_sound_dates, ctx.plans_of(ir.CompPlan)):
-        if plan.prorate:
+        if plan.prorate or not pays_by_the_period(plan):
             continue
         months = 12 // plan.period.per_year
         inside = []
@@ -1418,10 +1420,21 @@ def check_partial_periods(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
+def pays_by_the_period(plan: ir.CompPlan) -> bool:
+    """Whether a comp plan pays a period something whole: a quota or TI, a fixed amount, a tier table's bands,
+    a gate, a cap per period or a draw. A rate on deals (or a SPIFF) pays a part-period for its own deals."""
+    return plan.draw is not None or any(
+        not isinstance(c.payout, (ir.FlatRate, ir.Spiff)) or c.gates or c.measure_multipliers
+        or any(cap.per == ir.CapScope.PERIOD for cap in c.caps)
+        for c in plan.components
+    )
+
+
 def _sound_dates(plan: ir.PlanBase) -> bool:
     """Effective dates RP110, RP111 and RP118 have not refused (these checks would only add noise)."""
     first, last = plan.effective_from, plan.effective_to
-    return first <= last and last.year - first.year < MAX_PLAN_YEARS
+    return first <= last and last.year - first.year < MAX_PLAN_YEARS and FIRST_PLAN_YEAR <= first.year \
+        and last.year <= LAST_PLAN_YEAR
 
 
 def _opens_period(day: dt.date, months: int) -> bool:
@@ -1553,11 +1566,12 @@ def _repeated(ctx: Context, items, key: Callable, message: Callable) -> Iterator
 
 
 # How each period kind labels its periods: pattern, example, (year, number) -> first and last day.
+LABEL_YEAR = r"(19[0-9]{2}|2[0-9]{3})"  # FIRST_PLAN_YEAR to LAST_PLAN_YEAR: no plan has other periods
 _PERIOD_LABELS = {
-    ir.Period.YEAR: (r"([0-9]{4})", "{y}", 1),
-    ir.Period.HALF: (r"([0-9]{4})-H([12])", "{y}-H1", 6),
-    ir.Period.QUARTER: (r"([0-9]{4})-Q([1-4])", "{y}-Q1", 3),
-    ir.Period.MONTH: (r"([0-9]{4})-(0[1-9]|1[0-2])", "{y}-01", 1),
+    ir.Period.YEAR: (LABEL_YEAR, "{y}", 1),
+    ir.Period.HALF: (LABEL_YEAR + r"-H([12])", "{y}-H1", 6),
+    ir.Period.QUARTER: (LABEL_YEAR + r"-Q([1-4])", "{y}-Q1", 3),
+    ir.Period.MONTH: (LABEL_YEAR + r"-(0[1-9]|1[0-2])", "{y}-01", 1),
 }
 
 

@@ -64,6 +64,7 @@ REPEATABLE = {
 }
 REQUIRED = ("effective", "period", "currency", "owners")
 MAX_PLAN_YEARS = 10
+FIRST_PLAN_YEAR, LAST_PLAN_YEAR = 1900, 2999
 MAX_VERSION = 2**31 - 1
 PLAN_KINDS = ("comp", "quota", "territory")
 
@@ -275,6 +276,9 @@ class _Builder:
             self._error("RP118", f"the effective range spans {end.year - start.year + 1} years",
                         self._span(meta), f"a plan covers at most {MAX_PLAN_YEARS} years: write the day it ends "
                         "(a new version takes over from there), not an open end like 9999-12-31")
+        elif start.year < FIRST_PLAN_YEAR or end.year > LAST_PLAN_YEAR:  # a typo; the run's date sums overflow
+            self._error("RP118", f"the effective range {start} to {end} is outside the years {FIRST_PLAN_YEAR} "
+                        f"to {LAST_PLAN_YEAR}", self._span(meta), "check the year: plans are for the years they pay")
         return statement
 
     def period(self, meta, children):

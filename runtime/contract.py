@@ -86,7 +86,7 @@ import pyarrow.compute as pc
 
 from compiler.calendar import RUN_OFF_YEARS, plan_periods, run_off_end
 from dsl import ir
-from dsl.check import label_dates, period_dates, walk
+from dsl.check import LABEL_YEAR, label_dates, period_dates, walk
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
 from dsl.schema import SCHEMA, FieldType, Schema
 from runtime.data import (
@@ -107,7 +107,7 @@ from runtime.hierarchy import Manager, cycles
 from runtime.run import shared_measures
 
 MAX_ROWS = 20  # offending rows listed per check; the rest are counted
-PERIOD_LABEL = r"\d{4}(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?"  # 2027, 2027-H1, 2027-Q1, 2027-01
+PERIOD_LABEL = LABEL_YEAR + r"(-(H[12]|Q[1-4]|0[1-9]|1[0-2]))?"  # 2027, 2027-H1, 2027-Q1, 2027-01
 
 REQUIRED_TABLES = ("reps", "deals")
 

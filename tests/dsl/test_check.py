@@ -376,6 +376,41 @@ def test_plans_of_a_project(plans: list[str], codes: list[str]):
     assert codes_of(SHARED, "revplan 1\n" + "\n".join(plans)) == codes
 
 
+def dated(effective: str, lines: str = "", period: str = "quarter", body: str = BODY) -> str:
+    """A comp plan with these effective dates, period and header lines (after owners)."""
+    header = HEADER.replace("2027-01-01 to 2027-12-31", effective).replace("period quarter", f"period {period}")
+    return "revplan 1\n" + comp(body, header=header + lines)
+
+
+YTD = "  measured year_to_date with true_up\n"
+YEAR_CAP = '  component "C" on bookings\n    rate 1%\n    cap 1,000 USD per year\n'
+BONUS = '  attainment = bookings / quota\n  component "B"\n    bonus 100 USD when attainment >= 100%\n'
+
+
+@pytest.mark.parametrize(
+    "plan, codes",
+    [
+        # Years from January 1 are calendar years: year to date and yearly caps restart when they should.
+        (dated("2027-01-01 to 2028-12-31", YTD), []),
+        (dated("2027-01-01 to 2028-12-31", period="year"), []),
+        (dated("2027-01-01 to 2028-06-30", body=YEAR_CAP), []),
+        # A year from July (a fiscal year) would restart on January 1, in its middle.
+        (dated("2027-07-01 to 2028-06-30", YTD), ["RP317"]),
+        (dated("2027-07-01 to 2029-06-30", YTD), ["RP317"]),
+        (dated("2027-07-01 to 2028-06-30", body=YEAR_CAP), ["RP317"]),
+        (dated("2027-07-01 to 2028-06-30"), []),  # nothing yearly: periods are periods
+        # Part-periods without proration matter only to what a period pays in full.
+        (dated("2027-02-15 to 2027-12-31", body=BONUS), ["RP344"]),
+        (dated("2027-02-15 to 2027-12-31", "  prorate by active_days\n", body=BONUS), []),
+        (dated("2027-02-15 to 2027-12-31"), []),  # a rate on bookings: the part-period's deals only
+        (dated("2027-02-15 to 2027-12-31", body=YEAR_CAP), []),
+        (dated("2027-03-01 to 2027-03-31", period="month", body=BONUS), []),
+    ],
+)
+def test_the_year_and_part_periods(plan: str, codes: list[str]):
+    assert codes_of(SHARED, plan) == codes
+
+
 def quota_plan(lines: str, period: str = "quarter", name: str = "Q") -> str:
     header = HEADER.replace("period quarter", f"period {period}")
     return f'revplan 1\nquota plan "{name}" version 1\n{header}  target 1,000,000 USD\n{lines}'

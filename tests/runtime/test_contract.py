@@ -200,6 +200,8 @@ CASES = [
      [("RD006", "quotas.csv", 1, "period")]),
     ("period label of a quarter 5", edit("quotas", 1, period="2027-Q5"),
      [("RD006", "quotas.csv", 1, "period")]),
+    ("period label of a year no plan has (its end is past the last date)", edit("quotas", 1, period="9999-Q4"),
+     [("RD006", "quotas.csv", 1, "period")]),
     ("every kind of period label is valid", lambda t: t["quotas"].extend(
         dict(rep_id="R3", period=p, amount="1.00") for p in ("2027", "2027-H2", "2027-Q4", "2027-12")), []),
     ("empty required value", edit("deals", 3, owner_rep_id=""),
