@@ -134,6 +134,11 @@ def compile_plan(
     return _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed).query(detail)
 
 
+def compile_part_periods(plan: ir.CompPlan, dialect: str = "duckdb") -> exp.Select:
+    """The (rep_id, period) of `plan` its reps are in for part of their employed days (`_PlanCompiler.part_periods`)."""
+    return _PlanCompiler(plan, {}, dialect).part_periods()
+
+
 def compile_payouts_and_deal_ids(
     plan: ir.CompPlan,
     measures: dict[str, ir.Measure],
@@ -503,17 +508,7 @@ class _PlanCompiler(RowCompiler):
     def rep_periods(self) -> exp.Select:
         """Active days per rep and period: the in-plan intervals clipped to the period and employment, added up."""
         plan = self.plan
-        active_start = greatest(col("hire_date", "r"), col("period_start", "p"), col("first_day", "i"))
-        active_end = least(
-            coalesce(col("termination_date", "r"), col("period_end", "p")),
-            col("period_end", "p"),
-            col("last_day", "i"),
-        )
-        interval_days = case(
-            exp.GTE(this=active_end, expression=active_start),
-            exp.Add(this=days_between(active_start.copy(), active_end.copy()), expression=exp.Literal.number(1)),
-            exp.Literal.number(0),
-        )
+        interval_days = employed_days(col("first_day", "i"), col("last_day", "i"))
         active_days = exp.Cast(this=exp.Sum(this=interval_days), to=exp.DataType.build("BIGINT"))
         # TI x days over the rep's intervals: one TI, or each interval's by its days (a promotion mid-period).
         ti_days = exp.Sum(this=mul(dec(col("interval_ti", "i")), interval_days.copy()))
@@ -586,6 +581,28 @@ class _PlanCompiler(RowCompiler):
             )
             .where(exp.GT(this=col("active_days", "e"), expression=exp.Literal.number(0)), copy=False)
         )
+
+    def part_periods(self) -> exp.Select:
+        """(rep_id, period): reps in the plan on some but fewer of a period's days than they were employed in it
+        (a role change or a new version mid-period): a plan that does not prorate pays them the whole period."""
+        plan = self.plan
+        in_plan = exp.Sum(this=employed_days(col("first_day", "i"), col("last_day", "i")))
+        employment = [col("id", "r"), col("hire_date", "r"), col("termination_date", "r")]
+        period = [col("period", "p"), col("period_start", "p"), col("period_end", "p")]
+        select = (
+            exp.select(alias(col("id", "r"), "rep_id"), col("period", "p"), copy=False)
+            .from_(table("rep_intervals", "i"), copy=False)
+            .join(table("reps", "r"), on=eq(col("id", "r"), col("rep_id", "i")), copy=False)
+            .join(table("periods", "p"), join_type="cross", copy=False)
+            .group_by(*employment, *period, copy=False)
+            .having(and_(exp.GT(this=in_plan, expression=exp.Literal.number(0)),
+                         exp.LT(this=in_plan.copy(), expression=employed_days())), copy=False)
+        )
+        ctes = [
+            ("periods", self.periods(plan_periods(plan.effective_from, plan.effective_to, plan.period))),
+            ("rep_intervals", self.rep_intervals()),
+        ]
+        return self.with_ctes(select, ctes).order_by(col("rep_id"), col("period"), copy=False)
 
     def links(self) -> exp.Select:
         """(rep_id, manager_id, first_day, last_day): each rep's manager over the plan's range, dated by
@@ -1741,6 +1758,22 @@ class _PlanCompiler(RowCompiler):
                     return None
                 return add(left, right) if o == "+" else sub(left, right)
         return None
+
+
+def employed_days(first_day: exp.Expression | None = None, last_day: exp.Expression | None = None) -> exp.Expression:
+    """A rep's (r) days employed in a period (p), and from `first_day` to `last_day` when given; 0 for none."""
+    starts = [col("hire_date", "r"), col("period_start", "p"), *([first_day] if first_day is not None else [])]
+    ends = [
+        coalesce(col("termination_date", "r"), col("period_end", "p")),
+        col("period_end", "p"),
+        *([last_day] if last_day is not None else []),
+    ]
+    start, end = greatest(*starts), least(*ends)
+    return case(
+        exp.GTE(this=end, expression=start),
+        exp.Add(this=days_between(start.copy(), end.copy()), expression=exp.Literal.number(1)),
+        exp.Literal.number(0),
+    )
 
 
 def line_of(component: ir.Component, rows: str) -> exp.Expression:

@@ -410,6 +410,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_quota_plan_reps,
         check_run_off,
         check_split_periods,
+        part_periods,
         quota_labels,
     )
     from runtime.data import open_data, shown_source
@@ -456,6 +457,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             warnings.extend(check_quota_plan_reps(project.files, result.quotas, dataset))
             warnings.extend(check_mbo_coverage(comp, result.payout_lines, dataset))
             unpaid_reps = reps_in_no_plan(comp, result.payout_lines, dataset.connection)
+            parts = part_periods(comp, dataset.connection)
             quota_periods = quota_labels(dataset)
         except duckdb.OutOfMemoryException as error:
             raise out_of_memory(limit, error) from None
@@ -466,8 +468,9 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         if period is not None:
             steps.start(f"selecting period {period}")
             lines = filter_period(lines, period)
+            parts = parts[parts["period"].isin(labels_within(period))]
         warnings.extend(check_quota_coverage(comp, lines, quota_periods))
-        warnings.extend(check_split_periods(comp, lines))
+        warnings.extend(check_split_periods(comp, parts))
         stop_if_strict(strict, warnings, project.sources)
         # The deals behind each commission line (of the kept periods): Parquet files the engine wrote,
         # copied into the CSV without loading them (16M rows at 10M deals).

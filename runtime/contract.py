@@ -62,8 +62,8 @@ each.
 | RD035 | error    | a deal in a currency with no fx rate into the currency of a plan in force |
 |       |          | when it closes, on or before its close date (rates are not inverted)    |
 | RD036 | error    | a split percent below 0 % or above 100 %                               |
-| RD037 | warning  | a plan without `prorate by active_days` shares a rep-period with another |
-|       |          | plan or version (a role change, a new version mid-period)               |
+| RD037 | warning  | a plan without `prorate by active_days` has reps in it for part of a     |
+|       |          | period they were employed in (a role change, a new version mid-period)  |
 | RD038 | warning  | a plan pays an MBO for a rep-period with no score in mbo_scores (0.00)  |
 | RD039 | warning  | a deal closes before its owner's hire_date or after their termination_date |
 
@@ -82,11 +82,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow.compute as pc
 
 from compiler.calendar import RUN_OFF_YEARS, plan_periods, run_off_end
+from compiler.sql import compile_part_periods
 from dsl import ir
-from dsl.check import LABEL_YEAR, label_dates, period_dates, walk
+from dsl.check import LABEL_YEAR, pays_by_the_period, period_dates, walk
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity, did_you_mean, has_errors
 from dsl.schema import SCHEMA, FieldType, Schema
 from runtime.data import (
@@ -1056,36 +1058,34 @@ def quota_labels(dataset: DataSet) -> list[str]:
     return [label for (label,) in dataset.connection.execute(query).fetchall()]
 
 
-def check_split_periods(plans: Sequence[ir.CompPlan], lines) -> list[Diagnostic]:
-    """RD037 warnings, at the plan's line: reps in a plan for part of a period and in another plan, or another
-    version of it, for the rest (a role change, a new version mid-period), where the plan does not `prorate by
-    active_days`. It then pays a whole period's quota, TI and fixed amounts for its part, as the other may for
-    its own (audit: a curve on TI paid its 18,000 in both plans of one quarter). Legal, so a warning.
+def part_periods(plans: Sequence[ir.CompPlan], connection) -> pd.DataFrame:
+    """(plan, version, rep_id, period) of the plans that do not prorate and pay a period something whole, where
+    the rep is in the plan on some but fewer of the period's days than employed: a role change or a new version
+    mid-period. Computed from the roster, as the calculators compute the plan's days (RD037)."""
+    found = [pd.DataFrame(columns=["plan", "version", "rep_id", "period"])]
+    for plan in plans:
+        if plan.prorate or not pays_by_the_period(plan):
+            continue
+        rows = connection.sql(compile_part_periods(plan).sql(dialect="duckdb")).df()
+        found.append(rows.assign(plan=plan.name, version=plan.version)[["plan", "version", "rep_id", "period"]])
+    return pd.concat(found, ignore_index=True)
 
-    `lines` are the run's payout lines; a rep-period counts when it has lines of its own period and the rep has
-    lines of another plan's period that overlaps it, of any kind, and is not longer around it: a quarterly
-    plan's Q3 shared with a monthly plan's September counts, that September (a month of the rep's time in
-    one plan, as far as the lines tell) does not."""
-    own = lines[lines["proration"].notna()][["plan", "version", "rep_id", "period"]].drop_duplicates()
-    days = {label: label_dates(label) for label in own["period"].unique()}
-    own = own.assign(start=own["period"].map(lambda label: days[label][0]),
-                     end=own["period"].map(lambda label: days[label][1]))
-    pairs = own.merge(own, on="rep_id", suffixes=("", "_other"))
-    other_plan = (pairs["plan"] != pairs["plan_other"]) | (pairs["version"] != pairs["version_other"])
-    overlapping = (pairs["start"] <= pairs["end_other"]) & (pairs["start_other"] <= pairs["end"])
-    around = (pairs["start_other"] <= pairs["start"]) & (pairs["end_other"] >= pairs["end"]) \
-        & ((pairs["start_other"] < pairs["start"]) | (pairs["end_other"] > pairs["end"]))
-    split = pairs[other_plan & overlapping & ~around][["plan", "version", "rep_id", "period"]].drop_duplicates()
+
+def check_split_periods(plans: Sequence[ir.CompPlan], parts: pd.DataFrame) -> list[Diagnostic]:
+    """RD037 warnings, at the plan's line: reps in a plan for part of a period they were employed in (`parts`,
+    from `part_periods`), where the plan does not `prorate by active_days`. It then pays a whole period's quota,
+    TI and fixed amounts for their days in it, as another plan may for the rest (audit: a curve on TI paid its
+    18,000 in both plans of one quarter). Legal, so a warning."""
     found = []
     for plan in plans:
-        rows = split[(split["plan"] == plan.name) & (split["version"] == plan.version)]
-        if plan.prorate or rows.empty:
+        rows = parts[(parts["plan"] == plan.name) & (parts["version"] == plan.version)]
+        if rows.empty:
             continue
         shown = _rep_periods(list(zip(rows["rep_id"], rows["period"], strict=True)))
         found.append(Diagnostic(
             code="RD037", severity=Severity.WARNING, span=plan.span,
-            message=f"{plan.key} shares {len(rows)} rep-period{'s' * (len(rows) != 1)} with another plan or "
-                    f"version ({shown}) and pays each a whole period's quota, TI and fixed amounts for its days",
+            message=f"{plan.key} has {len(rows)} rep-period{'s' * (len(rows) != 1)} of reps in it for part of "
+                    f"their days ({shown}) and pays each a whole period's quota, TI and fixed amounts",
             hints=("add `prorate by active_days` to the plan: they then scale with the rep's days in it",
                    "or change roles and start versions on a period's first day"),
         ))
