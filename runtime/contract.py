@@ -941,7 +941,7 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines, quota_periods: Col
 def check_mbo_coverage(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) -> list[Diagnostic]:
     """RD038 warnings, at the MBO component: rep-periods it pays with no score in mbo_scores, so it pays 0.00
     there (audit: scores labelled 2027-Q1 and 2027-H1 for a monthly plan paid twelve zeros with no word).
-    The hint names score labels of another period kind, which such a plan does not read.
+    The hint names those reps' score labels of another period kind, which such a plan does not read.
 
     `lines` are the run's payout lines; a rep-period counts when it has an MBO line of its own period."""
     if not dataset.tables["mbo_scores"].present:
@@ -950,7 +950,6 @@ def check_mbo_coverage(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) ->
         "SELECT DISTINCT rep_id, period FROM mbo_scores WHERE score IS NOT NULL AND rep_id IS NOT NULL"
     ).fetchall()
     scored_pairs = set(scored)
-    labels = {period for _, period in scored}
     own = lines[lines["proration"].notna() & (lines["line_type"] == "mbo")]
     found = []
     for plan in plans:
@@ -960,6 +959,8 @@ def check_mbo_coverage(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) ->
             missing = sorted({(r.rep_id, r.period) for r in rows.itertuples()} - scored_pairs)
             if not missing:
                 continue
+            missing_reps = {rep for rep, _ in missing}
+            labels = {period for rep, period in scored if rep in missing_reps}  # theirs, not other plans' reps'
             found.append(Diagnostic(
                 code="RD038", severity=Severity.WARNING, span=component.payout.span or component.span,
                 message=f'{plan.key}: "{component.name}" has no MBO score for {len(missing)} '

@@ -1056,10 +1056,12 @@ comp plan "AE" version 1
 
 def test_mbo_paid_without_a_score_warns_and_names_scores_of_another_period_kind(tmp_path):
     """R2 has a score for 2027-Q1 only, and rows by month the quarterly plan does not read; R3 has none
-    (audit: scores by quarter for a monthly plan paid twelve 0.00 lines with no word)."""
+    (audit: scores by quarter for a monthly plan paid twelve 0.00 lines with no word). R1's half-year
+    score is for another plan: the hint names only the unscored reps' labels (audit: it named all)."""
     tables = copy.deepcopy(GOOD)
     tables["mbo_scores"] = [dict(rep_id="R2", period="2027-Q1", score="0.9"),
-                            dict(rep_id="R2", period="2027-04", score="0.8")]
+                            dict(rep_id="R2", period="2027-04", score="0.8"),
+                            dict(rep_id="R1", period="2027-H1", score="1")]
     project = load_texts([("ae.plan", MBO_PLAN)])
     with open_data(write_company(tmp_path, tables)) as dataset:
         lines = run_plans(project.files, dataset.connection).payout_lines
