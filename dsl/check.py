@@ -15,8 +15,8 @@ Codes (see the table in dsl/README.md):
   RP310-RP317  plans of the project: versions, overlapping comp plans, quota sources, the year
   RP320-RP328  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
-  RP340-RP344  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
-               gaps between versions, part-periods without proration
+  RP340-RP345  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
+               gaps between versions, part-periods without proration, a version starting within a year
   RP299        a bug in a check (not in the plan)
 
 >>> from dsl.parse import parse
@@ -1196,7 +1196,7 @@ def _overlap(a: ir.PlanBase, b: ir.PlanBase) -> tuple[dt.date, dt.date] | None:
 
 def check_plan_versions(ctx: Context) -> Iterator[Diagnostic]:
     """Each plan name and version once; versions of one plan in effect one after another, a comp plan's
-    without a gap (RP310, RP311, RP343)."""
+    without a gap (RP310, RP311, RP343) and a year's measures not cut in two (RP345)."""
     by_key: dict[tuple[str, int], ir.PlanBase] = {}
     by_name: dict[str, list[ir.PlanBase]] = defaultdict(list)
     for plan in ctx.plans:
@@ -1230,12 +1230,13 @@ def check_plan_versions(ctx: Context) -> Iterator[Diagnostic]:
                 _header(ctx, b),
                 hint,
             )
-        yield from _version_gaps(ctx, versions)
+        yield from _version_boundaries(ctx, versions)
 
 
-def _version_gaps(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[Diagnostic]:
-    """RP343: days between versions of a comp plan, when no version is in effect; a deal closed then is paid
-    by none."""
+def _version_boundaries(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[Diagnostic]:
+    """Where one version of a comp plan hands over to the next: days no version is in effect, when a deal
+    closed then is paid by none (RP343); a handover inside a calendar year to a version that measures the
+    year, which starts the year again (RP345: a cap per year paid twice in 2027, audit)."""
     ordered = sorted((p for p in versions if isinstance(p, ir.CompPlan) and _sound_dates(p)),
                      key=lambda p: p.effective_from)
     for before, after in itertools.pairwise(ordered):
@@ -1249,6 +1250,24 @@ def _version_gaps(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[Diagnos
                 _header(ctx, after),
                 "deals closed then are paid by no version of this plan: start version "
                 f"{after.version} on {first_gap_day}, or end version {before.version} on {last_gap_day}",
+            )
+        year = after.effective_from.year
+        yearly = [what for what, used in (
+            ("is measured year to date", after.measurement == ir.Measurement.YEAR_TO_DATE),
+            ("has a cap per year", any(c.per == ir.CapScope.YEAR for part in after.components for c in part.caps)),
+            ("has a recoverable draw", after.draw is not None and after.draw.recoverable),
+        ) if used]
+        if yearly and before.effective_to.year == year:
+            yield _warning(
+                "RP345",
+                f'version {after.version} of "{after.name}" starts on {after.effective_from}, inside {year}, and '
+                f"{' and '.join(yearly)}: it counts its year from that day, without version {before.version}'s "
+                f"part of {year}",
+                _effective_line(ctx, after),
+                "each version measures its own year (year to date, caps per year and draws to recover start "
+                f"again): to keep one {year}, change the plan from January 1"
+                + (f", or lower version {after.version}'s cap by what version {before.version} pays"
+                   if "has a cap per year" in yearly else ""),
             )
 
 

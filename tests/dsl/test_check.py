@@ -411,6 +411,29 @@ def test_the_year_and_part_periods(plan: str, codes: list[str]):
     assert codes_of(SHARED, plan) == codes
 
 
+def two_versions(second_from: str, lines: str = "", body: str = BODY) -> str:
+    """Version 1 from 2027-01-01 to the day before `second_from`, version 2 from it to the end of its year."""
+    start = dt.date.fromisoformat(second_from)
+    first = HEADER.replace("2027-12-31", str(start - dt.timedelta(days=1)))
+    second = HEADER.replace("2027-01-01 to 2027-12-31", f"{start} to {start.year}-12-31")
+    return "revplan 1\n" + comp(body, version=1, header=first + lines) + comp(body, version=2, header=second + lines)
+
+
+@pytest.mark.parametrize(
+    "plan, codes",
+    [
+        (two_versions("2027-07-01", YTD), ["RP345"]),  # version 2's year to date starts on July 1
+        (two_versions("2027-07-01", body=YEAR_CAP), ["RP345"]),  # a second cap for 2027 (audit: 20,000 of 10,000)
+        (two_versions("2027-07-01", '  draw 1,000 USD per period recoverable\n'), ["RP345"]),
+        (two_versions("2027-07-01"), []),  # nothing yearly
+        (two_versions("2027-07-01", '  draw 1,000 USD per period non_recoverable\n'), []),
+        (two_versions("2028-01-01", YTD), []),  # a new version for a new year
+    ],
+)
+def test_a_version_starting_within_a_year(plan: str, codes: list[str]):
+    assert codes_of(SHARED, plan) == codes
+
+
 def quota_plan(lines: str, period: str = "quarter", name: str = "Q") -> str:
     header = HEADER.replace("period quarter", f"period {period}")
     return f'revplan 1\nquota plan "{name}" version 1\n{header}  target 1,000,000 USD\n{lines}'
