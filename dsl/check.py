@@ -1252,16 +1252,12 @@ def _version_boundaries(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[D
                 f"{after.version} on {first_gap_day}, or end version {before.version} on {last_gap_day}",
             )
         year = after.effective_from.year
-        yearly = [what for what, used in (
-            ("is measured year to date", after.measurement == ir.Measurement.YEAR_TO_DATE),
-            ("has a cap per year", any(c.per == ir.CapScope.YEAR for part in after.components for c in part.caps)),
-            ("has a recoverable draw", after.draw is not None and after.draw.recoverable),
-        ) if used]
+        yearly = _by_the_year(after) + (["has a recoverable draw"] if after.draw and after.draw.recoverable else [])
         if yearly and before.effective_to.year == year:
             yield _warning(
                 "RP345",
                 f'version {after.version} of "{after.name}" starts on {after.effective_from}, inside {year}, and '
-                f"{' and '.join(yearly)}: it counts its year from that day, without version {before.version}'s "
+                f"{_listed(yearly)}: it counts its year from that day, without version {before.version}'s "
                 f"part of {year}",
                 _effective_line(ctx, after),
                 "each version measures its own year (year to date, caps per year and draws to recover start "
@@ -1399,22 +1395,31 @@ def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
     second half as a new year. From January 1, each year of the plan is a calendar year, as meant."""
     for plan in filter(_sound_dates, ctx.plans_of(ir.CompPlan)):
         first, last = plan.effective_from, plan.effective_to
-        yearly = [what for what, used in (
-            ("is measured year to date", plan.measurement == ir.Measurement.YEAR_TO_DATE),
-            ("has a cap per year", any(c.per == ir.CapScope.YEAR for part in plan.components for c in part.caps)),
-            ("is paid by year", plan.period == ir.Period.YEAR),
-        ) if used]
+        yearly = _by_the_year(plan) + (["is paid by year"] if plan.period == ir.Period.YEAR else [])
         if first.year != last.year and (first.month, first.day) != (1, 1) and yearly:
             year_end = dt.date(first.year, 12, 31)
             yield _error(
                 "RP317",
                 f'comp plan "{plan.name}" runs from {first} to {last}, into {first.year + 1}, and '
-                f"{' and '.join(yearly)}: its year is the calendar year, not one from {first:%B} {first.day}",
+                f"{_listed(yearly)}: its year is the calendar year, not one from {first:%B} {first.day}",
                 _effective_line(ctx, plan),
                 "a fiscal year is not supported yet: year to date and caps per year start again on January 1. "
                 f"End this version on {year_end} and start the next on {year_end + dt.timedelta(days=1)} "
                 "(from January 1 a version may run for several calendar years); each version measures its own year",
             )
+
+
+def _by_the_year(plan: ir.CompPlan) -> list[str]:
+    """What of a comp plan counts by the year, in words: year to date, caps per year."""
+    return [what for what, used in (
+        ("is measured year to date", plan.measurement == ir.Measurement.YEAR_TO_DATE),
+        ("has a cap per year", any(c.per == ir.CapScope.YEAR for part in plan.components for c in part.caps)),
+    ) if used]
+
+
+def _listed(words: list[str]) -> str:
+    """'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def check_partial_periods(ctx: Context) -> Iterator[Diagnostic]:
