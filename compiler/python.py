@@ -49,7 +49,7 @@ from compiler.calendar import pay_periods, plan_periods
 from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, no_quota_plan, no_territory_plan
 from compiler.territory import dated_spans, held_spans
 from dsl import ir
-from dsl.check import is_fixed
+from dsl.check import is_fixed, payout_inputs
 
 SCALE = 10  # decimal places of every intermediate value (DECIMAL(38, 10))
 LIMIT = 1 << 62  # int64 holds values below this with room for one more addition
@@ -1729,7 +1729,21 @@ class _Run:
             gated = ~logical_and([truth(g(m)) for g in spec.gates]).v
         else:
             gated = np.zeros(m.n, dtype=bool)
-        uncapped = case(gated, zeros(m.n), coalesce(raw, zeros(m.n)))
+        known = coalesce(raw, zeros(m.n))
+        payout = spec.component.payout
+        inputs = payout_inputs(payout)  # no TI or quota where the amount is made of it: no amount (SQL: component)
+        lost = np.zeros(m.n, dtype=bool)
+        if "quota" in inputs:
+            lost |= no_zero(m.quota).null
+        if "target_incentive" in inputs:
+            lost |= m.target_incentive.null
+        if isinstance(payout, ir.FlatRate):  # a rate on no base pays nothing, known or not
+            lost &= ~no_zero(base).null
+        elif not isinstance(payout, ir.Curve):
+            lost &= raw.null
+        if lost.any():
+            known = case(lost, Num.nulls(m.n), known)
+        uncapped = case(gated, zeros(m.n), known)
         after = uncapped
         if spec.period_caps:
             after = least(uncapped, *[cap(m) for cap in spec.period_caps])

@@ -39,7 +39,7 @@ from sqlglot import exp
 from compiler.calendar import PlanPeriod, has_run_off, pay_periods, plan_periods
 from compiler.exact import add, dec, div, mul, neg, number, op, round_cents, sub, wrap
 from dsl import ir
-from dsl.check import is_fixed
+from dsl.check import is_fixed, payout_inputs
 
 # Every kind of payout line either calculator writes, in the order statements and explain show them.
 LINE_TYPES = ("commission", "bonus", "spiff", "mbo", "clawback", "draw", "draw_recovery")
@@ -1076,7 +1076,17 @@ class _PlanCompiler(RowCompiler):
             raw = case(is_true(self.value(multiplier.when)), mul(raw, self.value(multiplier.factor)), raw)
         gates = [self.value(g.condition) for g in component.gates]
         gated = exp.Not(this=is_true(and_(*gates))) if gates else exp.false()
-        uncapped = case(gated.copy(), ZERO.copy(), coalesce(raw, ZERO.copy()))
+        # No TI or quota where the amount is made of it: no amount (RP416, RP417), never 0.00 for a gap in the data.
+        unknown = [UNKNOWN[name]() for name in sorted(payout_inputs(rule) & UNKNOWN.keys())]
+        known = coalesce(raw.copy(), ZERO.copy())
+        if unknown:
+            lost = exp.or_(*unknown)
+            if isinstance(rule, ir.FlatRate):  # a rate on no base pays nothing, known or not
+                lost = and_(lost, exp.NEQ(this=base.copy(), expression=ZERO.copy()))
+            elif not isinstance(rule, ir.Curve):  # a curve is `of` x f(attainment) at every point
+                lost = and_(lost, exp.Is(this=raw.copy(), expression=exp.null()))
+            known = case(lost, dec(exp.null()), known)
+        uncapped = case(gated.copy(), ZERO.copy(), known)
         capped_value = uncapped.copy()
         cumulative = self.ytd and isinstance(rule, COMMISSION_RULES)
         period_caps = [c for c in component.caps if c.per == ir.CapScope.PERIOD]
@@ -1758,6 +1768,12 @@ class _PlanCompiler(RowCompiler):
                     return None
                 return add(left, right) if o == "+" else sub(left, right)
         return None
+
+
+UNKNOWN = {  # a rep-period value with none (a zero quota counts as none, as in attainment)
+    "quota": lambda: exp.Is(this=exp.Nullif(this=col("quota"), expression=ZERO.copy()), expression=exp.null()),
+    "target_incentive": lambda: exp.Is(this=col("target_incentive"), expression=exp.null()),
+}
 
 
 def employed_days(first_day: exp.Expression | None = None, last_day: exp.Expression | None = None) -> exp.Expression:

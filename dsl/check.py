@@ -1454,6 +1454,21 @@ def pays_by_the_period(plan: ir.CompPlan) -> bool:
     )
 
 
+def payout_inputs(payout: ir.Payout) -> frozenset[str]:
+    """The names a payout's amount is computed from (its rate, amount, bands or curve), not its conditions: where
+    `target_incentive` or `quota` has no value the amount has none (RP416, RP417), where a condition on one is
+    just not met."""
+    parts = [getattr(payout, name) for name in ("rate", "amount", "bands", "points") if hasattr(payout, name)]
+    nodes = [node for part in parts for node in (part if isinstance(part, tuple) else (part,))]
+    names = {n.name for node in nodes for n in walk(node) if isinstance(n, ir.NameRef)}
+    return frozenset(names | ({payout.of} if isinstance(payout, ir.Curve) else set()))
+
+
+def amount_inputs(component: ir.Component) -> frozenset[str]:
+    """`payout_inputs`, and what the component's caps are multiples of (`cap 2 x target_incentive`)."""
+    return payout_inputs(component.payout) | {cap.of for cap in component.caps if cap.of is not None}
+
+
 def _sound_dates(plan: ir.PlanBase) -> bool:
     """Effective dates RP110, RP111 and RP118 have not refused (these checks would only add noise)."""
     first, last = plan.effective_from, plan.effective_to

@@ -36,7 +36,7 @@ def run_python(
     if any(p for f in feeding for p in f.plans):
         reports = run_plans(feeding, connection, engine="duckdb", schema=schema)
     return RunResult(
-        normalise(computed.payout_lines),
+        normalise(computed.payout_lines, [p for f in files for p in f.plans if isinstance(p, ir.CompPlan)]),
         computed.plans + (reports.plans if reports is not None else ()),
         computed.territories,
         reports.quotas if reports is not None else None,

@@ -48,6 +48,7 @@ from compiler.sql import (
     deals_behind,
 )
 from dsl import ir
+from dsl.check import amount_inputs
 from dsl.diagnostics import Diagnostic, RevplanError
 from dsl.schema import SCHEMA, Schema
 from runtime.data import first_line, quote
@@ -249,7 +250,7 @@ def run_plans(
     quota_frame = normalise_quotas(quota_frames) if quotas else None
     deal_table = deal_rows(deal_tables, shares=deals is True) if deals and deals_to is None else None
     return RunResult(
-        normalise(lines), plans, territory_frame, quota_frame, report, deal_table,
+        normalise(lines, [plan for plan, _ in compiled]), plans, territory_frame, quota_frame, report, deal_table,
         deal_files,
     )
 
@@ -326,6 +327,7 @@ def quota_rows(frame: pd.DataFrame) -> pa.Table:
 
 def _lines_needing(lines: pd.DataFrame, code: str, what: str, hint: str) -> Diagnostic:
     """Lines no amount can be computed for, because the data lacks `what` they need: named, never guessed."""
+    lines = lines.sort_values(["plan", "version", "rep_id", "period", "component"])  # the same on every engine
     shown = ", ".join(f"{r.plan} {r.component} {r.rep_id} {r.period}" for r in lines.head(5).itertuples())
     more = f", and {len(lines) - 5} more" if len(lines) > 5 else ""
     return Diagnostic(
@@ -350,23 +352,40 @@ def _without_ti(lines: pd.DataFrame) -> Diagnostic:
                           f"{currency} on or before it")
 
 
-def normalise(lines: pd.DataFrame) -> pd.DataFrame:
-    """One shape whatever the engine: column order, Python types, a stable row order."""
+def _without_measure(lines: pd.DataFrame, measures: Collection[str]) -> Diagnostic:
+    """RP418: lines capped at a multiple of a measure that has no value there (`avg` of no deals)."""
+    return _lines_needing(lines, "RP418", f"a value of {', '.join(sorted(measures))} (a cap is a multiple of it), "
+                          "which", "a measure of no rows (avg, min or max of no deals) has no value, so the cap has "
+                          "none: cap on a measure that always has one (a sum or a count), or on a fixed amount")
+
+
+def normalise(lines: pd.DataFrame, plans: Sequence[ir.CompPlan]) -> pd.DataFrame:
+    """One shape whatever the engine: column order, Python types, a stable row order. Lines without an amount
+    stop the run with what their plan's amounts need and the data lacks (RP416-RP418)."""
     lines = lines[list(PAYOUT_COLUMNS)].copy()
     if lines["amount"].isna().any():  # never a payout to drop silently
         broken = lines[lines["amount"].isna()]
         # A missing TI or quota leaves every later line of the rep's year without an amount too (a cap per year,
         # a draw's balance, year to date), so a rep's lines are put down to what any of them lacks.
         rep_keys = ["plan", "version", "rep_id"]
-        missing = lines.groupby(rep_keys, dropna=False)[["target_incentive", "quota"]].transform(
+        lacking = lines.assign(quota=lines["quota"].where(lines["quota"] != 0))  # a zero quota is none
+        missing = lacking.groupby(rep_keys, dropna=False)[["target_incentive", "quota"]].transform(
             lambda v: v.isna().any()).loc[broken.index]
-        without_ti = missing["target_incentive"]  # a cap or curve on a TI that cannot be converted
-        without_quota = missing["quota"] & ~without_ti  # a cap or rate on the quota, for a rep-period with none
-        if not (without_ti | without_quota).all():
+        # What each line's plan computes amounts from: a TI, a quota, measures caps are multiples of.
+        needs = {(p.name, p.version): {name for c in p.components for name in amount_inputs(c)} for p in plans}
+        plan_needs = pd.Series([needs[key] for key in
+                                zip(broken["plan"], broken["version"], strict=True)], index=broken.index)
+        without_ti = missing["target_incentive"] & plan_needs.map(lambda n: "target_incentive" in n)
+        without_quota = missing["quota"] & plan_needs.map(lambda n: "quota" in n) & ~without_ti
+        without_measure = ~without_ti & ~without_quota & plan_needs.map(lambda n: bool(n - {"target_incentive",
+                                                                                             "quota"}))
+        if not (without_ti | without_quota | without_measure).all():
             shown = broken.head(3)[["plan", "component", "rep_id", "period"]]
             raise RuntimeError(f"payout lines without an amount:\n{shown.to_string(index=False)}")  # a bug
-        needs = [(_without_ti, without_ti), (_without_quota, without_quota)]
-        raise RevplanError([diagnostic(broken[which]) for diagnostic, which in needs if which.any()])
+        measures = set().union(*plan_needs[without_measure]) - {"target_incentive", "quota"}
+        needs_of = [(_without_ti, without_ti), (_without_quota, without_quota),
+                    (lambda lines: _without_measure(lines, measures), without_measure)]
+        raise RevplanError([diagnostic(broken[which]) for diagnostic, which in needs_of if which.any()])
     for column in ("version", "deal_count"):
         lines[column] = lines[column].astype("int64")
     for column in ("capped", "gated"):
