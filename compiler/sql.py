@@ -1531,10 +1531,12 @@ class _PlanCompiler(RowCompiler):
         """The deals behind each commission and clawback line, with their exact shares (what `revplan explain`
         shows): a clawback line takes back the shares its deals earned."""
         if deal_shares is None:  # no component traces to deals: an empty result of the same shape
+            # Typed: a clawback's window takes days between the dates (an untyped NULL has no date_diff).
+            typed = [("rep_id", "VARCHAR"), ("earned_period", "VARCHAR"), ("component", "VARCHAR"),
+                     ("deal_id", "VARCHAR"), ("paid_date", "DATE"), ("earned_index", "BIGINT"),
+                     ("close_date", "DATE"), ("cancel_date", "DATE")]
             deal_shares = exp.select(
-                *[alias(exp.null(), n) for n in ("rep_id", "earned_period", "component", "deal_id", "paid_date")],
-                alias(exp.Cast(this=exp.null(), to=exp.DataType.build("BIGINT")), "earned_index"),
-                *[alias(exp.null(), n) for n in ("close_date", "cancel_date")],
+                *[alias(exp.Cast(this=exp.null(), to=exp.DataType.build(kind)), n) for n, kind in typed],
                 alias(dec(exp.null()), "credited_base"),
                 alias(dec(exp.null()), "share_of_line"),
                 copy=False,

@@ -415,6 +415,33 @@ def test_the_steps_multiply_out_to_the_line(tmp_path):
     assert line.amount == Decimal("5947.84") == (rule.values["pay"] * multiplier.values["factor"]).quantize(CENT)
 
 
+BONUS_WITH_CLAWBACK = """revplan 1
+
+comp plan "Monthly" version 1
+  effective 2028-01-01 to 2028-12-31
+  period month
+  currency USD
+  owners sales "@acme/sales-ops" finance "@acme/fpa"
+  measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+  clawback cancelled deals within 90 days
+
+  component "Bonus"
+    bonus 1,000.01 USD when bookings >= 1 USD
+
+  test "A bonus: no line traces to deals, a clawback has none to take back"
+    given rep id "A", target_incentive 80,000 USD
+    given deal id "D1", owner_rep_id "A", amount 100 USD, close_date 2028-02-10
+    expect payout rep "A", period "2028-02", amount 1,000.01 USD
+"""
+
+
+def test_a_plan_with_a_clawback_and_nothing_traced_to_deals_is_explained(tmp_path):
+    """Audit: DuckDB could not plan the empty trace's clawback window (days between two untyped NULLs)."""
+    (tmp_path / "bonus.plan").write_text(BONUS_WITH_CLAWBACK)
+    (line,) = explain_plan_test(tmp_path / "bonus.plan", "A", "2028-02").lines
+    assert (line.component, line.amount, line.deals) == ("Bonus", Decimal("1000.01"), ())
+
+
 def test_a_prorated_bonus_and_mbo_show_the_part_of_the_period_they_pay_for():
     """45 of Q2's 91 days in version 1: the bonus and MBO are prorated (compiler `per_period`), and the MBO's
     score is worked out from the prorated amount: 100 %, not the 49.45 % the whole amount would give."""
