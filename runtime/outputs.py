@@ -49,10 +49,10 @@ def statements(payout_lines: pd.DataFrame) -> pd.DataFrame:
     keys = ["rep_id", "period", "currency"]
     if payout_lines.empty:
         return pd.DataFrame(columns=[*keys, *LINE_TYPES, "total"])
-    # Whole cents as Python integers: exact sums at pandas speed, back to Decimal cents at the end.
-    cents = payout_lines["amount"].map(_whole_cents)
+    # Whole cents as Python integers (object, not int64, which wraps past 2**63): exact sums, back to Decimal cents.
+    cents = payout_lines["amount"].map(_whole_cents).astype(object)
     by_type = cents.groupby([payout_lines[k] for k in [*keys, "line_type"]], sort=True).sum().unstack("line_type")
-    by_type = by_type.reindex(columns=list(LINE_TYPES)).fillna(0).astype("int64")
+    by_type = by_type.reindex(columns=list(LINE_TYPES)).fillna(0)
     by_type["total"] = by_type.sum(axis=1)
     by_type = by_type.apply(lambda column: column.map(lambda c: Decimal(int(c)).scaleb(-2)))
     by_type.columns.name = None

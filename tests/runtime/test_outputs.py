@@ -87,3 +87,12 @@ def test_statements_have_every_line_type_column_whatever_the_run_holds(line_type
         assert [row[t] for t in LINE_TYPES] == [Decimal("1.25") if t in line_types else Decimal("0.00")
                                                 for t in LINE_TYPES]
         assert row["total"] == Decimal("1.25") * len(line_types)
+
+
+def test_statement_totals_are_exact_past_what_64_bits_hold():
+    """Audit: cents summed as int64 wrapped, a total of 108e15 printed as -76,467,440,737,095,516.16."""
+    huge = Decimal("9000000000000000.00")  # a line within DECIMAL(18, 2); twelve of them pass 2**63 cents
+    lines = pd.DataFrame({"rep_id": "R1", "period": "2027-Q1", "currency": "USD",
+                          "line_type": ["commission"] * 6 + ["bonus"] * 6, "amount": [huge] * 12})
+    (row,) = statements(lines).to_dict("records")
+    assert (row["commission"], row["bonus"], row["total"]) == (huge * 6, huge * 6, huge * 12)
