@@ -23,6 +23,11 @@ INTEGER = exp.DataType.build("DECIMAL(38, 0)")
 SPARK_DIALECTS = ("spark", "spark2", "databricks")
 
 
+class OutOfRange(ArithmeticError):
+    """A value too big for its output column (DECIMAL(18, 2) money): the Python calculator's version of the
+    SQL engines' overflow, so that every engine refuses the same runs (RP415)."""
+
+
 def wrap(node: exp.Expression) -> exp.Expression:
     """Parenthesise an operator node used as an operand (sqlglot prints trees as built)."""
     return exp.paren(node, copy=False) if isinstance(node, (exp.Binary, exp.Neg)) else node

@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compiler.calendar import pay_periods, plan_periods
+from compiler.exact import OutOfRange
 from compiler.sql import DEAL_COLUMNS, PAYOUT_COLUMNS, CompileError, no_quota_plan, no_territory_plan
 from compiler.territory import dated_spans, held_spans
 from dsl import ir
@@ -2053,6 +2054,9 @@ def _decimal_array(value: Num, precision: int, scale: int) -> pa.Array:
         raise AssertionError(f"a value with {value.scale} places in a column of {scale}")
     v = _narrow(value.at(scale))
     n = len(v)
+    known = v[~value.null]
+    if len(known) and max(abs(int(known.max())), abs(int(known.min()))) >= 10**precision:
+        raise OutOfRange(f"a value does not fit DECIMAL({precision},{scale})")
     if v.dtype == object:
         mask = (1 << 64) - 1
         low = np.array([int(x) & mask for x in v], dtype=np.uint64).view(np.int64)

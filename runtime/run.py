@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from compiler import territory
+from compiler.exact import OutOfRange
 from compiler.quota import quota_table
 from compiler.sql import (
     ASSIGNMENTS,
@@ -185,7 +186,10 @@ def run_plans(
     if engine == "python":  # the Python calculator (compiler/python.py) on the same tables
         from runtime.python_engine import run_python
 
-        result = run_python(files, connection, schema, deals)
+        try:
+            result = run_python(files, connection, schema, deals)
+        except OutOfRange as error:
+            raise too_big(engine, error) from None
         if result.payout_deals is not None:
             result = dataclasses.replace(result, payout_deals=_behind(result.payout_deals, deals_of, deals_in))
         if deals_to is None or result.payout_deals is None:
@@ -416,18 +420,23 @@ def open_session(engine: str, connection: duckdb.DuckDBPyConnection, url: str | 
     except Exception as error:
         if not _out_of_range(error):
             raise
-        raise RevplanError([Diagnostic(
-            code="RP415",
-            # Spark's text goes on to suggest turning ANSI mode off, i.e. NULL for the overflow: never on payroll.
-            message=f"a value is too big for exact decimal arithmetic on {engine}: "
-                    + first_line(error).split(" If necessary set")[0],
-            hints=("money and its products must stay below 10^18, and on Spark quotients below 10^17 and "
-                   "divisors below 5 x 10^11 (compiler/exact.py, runtime/spark.py); check the data for an "
-                   "amount in the wrong unit",
-                   "a plan in a currency of large amounts (IDR, VND) reaches this with real data: a curve or a "
-                   "clawback multiplies two amounts (a 1.6 billion IDR TI by 38 billion of bookings); such a plan "
-                   "runs in a currency of larger units (currency USD, its deals converted)",),
-        )]) from None
+        raise too_big(engine, error) from None
+
+
+def too_big(engine: str, error: BaseException) -> RevplanError:
+    """RP415: a value past the exact decimals' bounds on `engine`, never a payout computed some other way."""
+    return RevplanError([Diagnostic(
+        code="RP415",
+        # Spark's text goes on to suggest turning ANSI mode off, i.e. NULL for the overflow: never on payroll.
+        message=f"a value is too big for exact decimal arithmetic on {engine}: "
+                + first_line(error).split(" If necessary set")[0],
+        hints=("a payout line must stay below 10^16 (DECIMAL(18, 2)), money and its products below 10^18, and on "
+               "Spark quotients below 10^17 and divisors below 5 x 10^11 (compiler/exact.py, runtime/spark.py); "
+               "check the data for an amount in the wrong unit",
+               "a plan in a currency of large amounts (IDR, VND) reaches this with real data: a curve or a "
+               "clawback multiplies two amounts (a 1.6 billion IDR TI by 38 billion of bookings); such a plan "
+               "runs in a currency of larger units (currency USD, its deals converted)",),
+    )])
 
 
 def _out_of_range(error: BaseException) -> bool:
