@@ -66,6 +66,8 @@ REQUIRED = ("effective", "period", "currency", "owners")
 MAX_PLAN_YEARS = 10
 FIRST_PLAN_YEAR, LAST_PLAN_YEAR = 1900, 2999
 MAX_VERSION = 2**31 - 1
+LITERAL_PLACES = 10  # compiler.exact.SCALE: every value is computed at 10 places
+LITERAL_STEP = Decimal(1).scaleb(-LITERAL_PLACES)
 PLAN_KINDS = ("comp", "quota", "territory")
 
 
@@ -503,7 +505,7 @@ class _Builder:
     def cap_multiple(self, meta, children):
         multiple, of, *per = children
         return "cap", ir.Cap(
-            span=self._span(meta), multiple=self._decimal(multiple), of=str(of), per=self._cap_scope(per)
+            span=self._span(meta), multiple=self._computable(multiple), of=str(of), per=self._cap_scope(per)
         )
 
     def cap_amount(self, meta, children):
@@ -669,14 +671,25 @@ class _Builder:
     # ------------------------------------------------------------ expressions
 
     def number(self, meta, children):
-        return ir.Number(span=self._span(meta), value=self._decimal(children[0]))
+        return ir.Number(span=self._span(meta), value=self._computable(children[0]))
 
     def percent(self, meta, children):
-        return ir.Percent(span=self._span(meta), value=self._decimal(children[0]) / 100)
+        return ir.Percent(span=self._span(meta), value=self._computable(children[0], percent=True))
 
     def money(self, meta, children):
         amount, currency = children
-        return ir.Money(span=self._span(meta), amount=self._decimal(amount), currency=str(currency))
+        return ir.Money(span=self._span(meta), amount=self._decimal(amount), currency=str(currency))  # cents: RP316
+
+    def _computable(self, token: Token, percent: bool = False) -> Decimal:
+        """A literal's value, refused (RP121) with more places than the calculators keep: it would be rounded."""
+        written = self._decimal(token)
+        value = written / 100 if percent else written
+        if value.as_tuple().exponent < -LITERAL_PLACES and value != value.quantize(LITERAL_STEP):
+            places = LITERAL_PLACES - 2 if percent else LITERAL_PLACES
+            self._error("RP121", f"{token} has more decimal places than revplan computes with",
+                        self._token_span(token), f"write it with at most {places} decimal places"
+                        + (" (10 as a fraction: 12.34567891% is 0.1234567891)" if percent else ""))
+        return value
 
     def date(self, meta, children):
         return ir.Date(span=self._span(meta), value=self._date(children[0]))
