@@ -1746,8 +1746,9 @@ class _Run:
             known = case(lost, Num.nulls(m.n), known)
         uncapped = case(gated, zeros(m.n), known)
         after = uncapped
-        if spec.period_caps:
-            after = least(uncapped, *[cap(m) for cap in spec.period_caps])
+        if spec.period_caps:  # nothing to cap, whatever the cap (a multiple of a measure with no value, RP418)
+            after = case(compare("=", uncapped, zeros(m.n)).v, zeros(m.n),
+                         least(uncapped, *[cap(m) for cap in spec.period_caps]))
         year_capped = bool(spec.year_caps)
         value = after
         if year_capped:

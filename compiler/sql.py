@@ -1092,6 +1092,8 @@ class _PlanCompiler(RowCompiler):
         period_caps = [c for c in component.caps if c.per == ir.CapScope.PERIOD]
         for cap in period_caps:
             capped_value = least(capped_value, self.cap_amount(cap, yearly=False, cumulative=cumulative))
+        if period_caps:  # nothing to cap, whatever the cap (a multiple of a measure with no value, RP418)
+            capped_value = case(exp.EQ(this=uncapped.copy(), expression=ZERO.copy()), ZERO.copy(), capped_value)
         year_caps = [self.cap_amount(c, yearly=True) for c in component.caps if c.per == ir.CapScope.YEAR]
         line_type = {ir.Bonus: "bonus", ir.Spiff: "spiff", ir.Mbo: "mbo"}.get(type(rule), "commission")
         deal_count = self.deal_count(component)

@@ -1252,7 +1252,9 @@ def _version_boundaries(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[D
                 f"{after.version} on {first_gap_day}, or end version {before.version} on {last_gap_day}",
             )
         year = after.effective_from.year
-        yearly = _by_the_year(after) + (["has a recoverable draw"] if after.draw and after.draw.recoverable else [])
+        carried = set(_by_the_year(before) + (["has a recoverable draw"] if _recovers(before) else []))
+        yearly = [what for what in _by_the_year(after) + (["has a recoverable draw"] if _recovers(after) else [])
+                  if what in carried]  # what the earlier version also counted by the year, and is not carried
         if yearly and before.effective_to.year == year:
             yield _warning(
                 "RP345",
@@ -1417,6 +1419,10 @@ def _by_the_year(plan: ir.CompPlan) -> list[str]:
     ) if used]
 
 
+def _recovers(plan: ir.CompPlan) -> bool:
+    return plan.draw is not None and plan.draw.recoverable
+
+
 def _listed(words: list[str]) -> str:
     """'a, b and c'."""
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
@@ -1446,10 +1452,12 @@ def check_partial_periods(ctx: Context) -> Iterator[Diagnostic]:
 
 def pays_by_the_period(plan: ir.CompPlan) -> bool:
     """Whether a comp plan pays a period something whole: a quota or TI, a fixed amount, a tier table's bands,
-    a gate, a cap per period or a draw. A rate on deals (or a SPIFF) pays a part-period for its own deals."""
+    a gate, a cap per period or a draw. A rate on deals (or a SPIFF) pays a part-period for its own deals, unless
+    the rate is made of the TI or the quota (`target_incentive / quota` is not: prorated, both scale alike)."""
     return plan.draw is not None or any(
         not isinstance(c.payout, (ir.FlatRate, ir.Spiff)) or c.gates or c.measure_multipliers
         or any(cap.per == ir.CapScope.PERIOD for cap in c.caps)
+        or len(payout_inputs(c.payout) & {"target_incentive", "quota"}) == 1  # TI / quota: a ratio of wholes
         for c in plan.components
     )
 
@@ -1605,7 +1613,7 @@ def _repeated(ctx: Context, items, key: Callable, message: Callable) -> Iterator
 
 
 # How each period kind labels its periods: pattern, example, (year, number) -> first and last day.
-LABEL_YEAR = r"(19[0-9]{2}|2[0-9]{3})"  # FIRST_PLAN_YEAR to LAST_PLAN_YEAR: no plan has other periods
+LABEL_YEAR = r"(19[0-9]{2}|2[0-9]{3})"  # FIRST_PLAN_YEAR to LAST_PLAN_YEAR and its run-off: no plan has others
 _PERIOD_LABELS = {
     ir.Period.YEAR: (LABEL_YEAR, "{y}", 1),
     ir.Period.HALF: (LABEL_YEAR + r"-H([12])", "{y}-H1", 6),

@@ -64,7 +64,7 @@ REPEATABLE = {
 }
 REQUIRED = ("effective", "period", "currency", "owners")
 MAX_PLAN_YEARS = 10
-FIRST_PLAN_YEAR, LAST_PLAN_YEAR = 1900, 2999
+FIRST_PLAN_YEAR, LAST_PLAN_YEAR = 1900, 2997  # period labels go to 2999: a plan's run-off takes two years
 MAX_VERSION = 2**31 - 1
 LITERAL_PLACES = 10  # compiler.exact.SCALE: every value is computed at 10 places
 LITERAL_STEP = Decimal(1).scaleb(-LITERAL_PLACES)

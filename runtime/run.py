@@ -373,8 +373,11 @@ def normalise(lines: pd.DataFrame, plans: Sequence[ir.CompPlan]) -> pd.DataFrame
         # a draw's balance, year to date), so a rep's lines are put down to what any of them lacks.
         rep_keys = ["plan", "version", "rep_id"]
         lacking = lines.assign(quota=lines["quota"].where(lines["quota"] != 0))  # a zero quota is none
-        missing = lacking.groupby(rep_keys, dropna=False)[["target_incentive", "quota"]].transform(
-            lambda v: v.isna().any()).loc[broken.index]
+        # Lines computed for their own rep-period carry its quota and TI; draws, clawbacks and paid lines do not.
+        lacking = lacking[lacking["proration"].notna() & ~lacking["line_type"].isin(("draw", "draw_recovery"))]
+        missing = lacking.groupby(rep_keys, dropna=False)[["target_incentive", "quota"]].agg(
+            lambda v: v.isna().any())
+        missing = missing.reindex(pd.MultiIndex.from_frame(broken[rep_keys]), fill_value=False).set_axis(broken.index)
         # What each line's plan computes amounts from: a TI, a quota, measures caps are multiples of.
         needs = {(p.name, p.version): {name for c in p.components for name in amount_inputs(c)} for p in plans}
         plan_needs = pd.Series([needs[key] for key in

@@ -755,11 +755,24 @@ REGRESSIONS = [
         refused=("RP416",),
     ),
     Case(
+        "the same beside a draw: RP416 still (audit: the draw's lines, which carry no TI, had it blamed on the TI)",
+        "  attainment = bookings / quota\n  draw 1,000 USD per period for 4 periods recoverable\n"
+        "  component \"R\" on bookings\n    rate target_incentive / quota",
+        {"reps": [rep()], "deals": [deal("D1", "100000.00", "2027-02-10")], "quotas": [quota("0.00")]},
+        refused=("RP416",),
+    ),
+    Case(
         "a cap at a multiple of a measure with no value (avg of no deals): RP418, not a crash (audit)",
-        "  measure average = avg(deal.amount) where deal.stage = \"closed_won\"\n"
+        "  measure average = avg(deal.amount) where deal.product = \"analytics\"\n"
         "  component \"C\" on bookings\n    rate 10%\n    cap 1 x average per period",
         {"reps": [rep()], "deals": [deal("D1", "100.00", "2027-02-10")]},
         refused=("RP418",),
+    ),
+    Case(
+        "the same cap where nothing is earned: nothing to cap, 0.00 (audit: RP418 stopped every such run)",
+        "  measure average = avg(deal.amount) where deal.stage = \"closed_won\"\n"
+        "  component \"C\" on bookings\n    rate 10%\n    cap 1 x average per period",
+        {"reps": [rep()], "deals": [deal("D1", "100.00", "2027-02-10")]},
     ),
     Case(
         "a payout line past DECIMAL(18, 2): RP415 on every engine (audit: Python paid 5 x 10^16)",

@@ -403,6 +403,11 @@ BONUS = '  attainment = bookings / quota\n  component "B"\n    bonus 100 USD whe
         (dated("2027-02-15 to 2027-12-31", body=BONUS), ["RP344"]),
         (dated("2027-02-15 to 2027-12-31", "  prorate by active_days\n", body=BONUS), []),
         (dated("2027-02-15 to 2027-12-31"), []),  # a rate on bookings: the part-period's deals only
+        # A rate made of the TI is a whole period's (audit: twice the prorated pay); TI / quota scale alike.
+        (dated("2027-02-15 to 2027-12-31", body='  component "C" on bookings\n    rate target_incentive / 100,000 USD\n'),
+         ["RP344"]),
+        (dated("2027-02-15 to 2027-12-31", "  attainment = bookings / quota\n",
+               body='  component "C" on bookings\n    rate target_incentive / quota\n'), []),
         (dated("2027-02-15 to 2027-12-31", body=YEAR_CAP), []),
         (dated("2027-03-01 to 2027-03-31", period="month", body=BONUS), []),
     ],
@@ -428,6 +433,10 @@ def two_versions(second_from: str, lines: str = "", body: str = BODY) -> str:
         (two_versions("2027-07-01"), []),  # nothing yearly
         (two_versions("2027-07-01", '  draw 1,000 USD per period non_recoverable\n'), []),
         (two_versions("2028-01-01", YTD), []),  # a new version for a new year
+        # Only the new version recovers a draw: nothing of the old one's to carry (audit: a warning for nothing).
+        (two_versions("2027-07-01").replace(
+            'version 2\n  effective 2027-07-01 to 2027-12-31\n',
+            'version 2\n  effective 2027-07-01 to 2027-12-31\n  draw 1,000 USD per period recoverable\n'), []),
     ],
 )
 def test_a_version_starting_within_a_year(plan: str, codes: list[str]):
