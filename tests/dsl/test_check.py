@@ -404,8 +404,8 @@ BONUS = '  attainment = bookings / quota\n  component "B"\n    bonus 100 USD whe
         (dated("2027-02-15 to 2027-12-31", "  prorate by active_days\n", body=BONUS), []),
         (dated("2027-02-15 to 2027-12-31"), []),  # a rate on bookings: the part-period's deals only
         # A rate made of the TI is a whole period's (audit: twice the prorated pay); TI / quota scale alike.
-        (dated("2027-02-15 to 2027-12-31", body='  component "C" on bookings\n    rate target_incentive / 100,000 USD\n'),
-         ["RP344"]),
+        (dated("2027-02-15 to 2027-12-31",
+               body='  component "C" on bookings\n    rate target_incentive / 100,000 USD\n'), ["RP344"]),
         (dated("2027-02-15 to 2027-12-31", "  attainment = bookings / quota\n",
                body='  component "C" on bookings\n    rate target_incentive / quota\n'), []),
         (dated("2027-02-15 to 2027-12-31", body=YEAR_CAP), []),
