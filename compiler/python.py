@@ -1483,9 +1483,15 @@ class _Run:
         return case(home, Num.const(1, n), rate)
 
     def measure_columns(self, m: Measures) -> None:
+        # Year to date, a period of the year so far without a quota (or a zero one) or TI: the sums skip it, so
+        # an amount made of them has none (SQL: measure_columns).
+        m.quota_gaps = m.ti_gaps = np.zeros(self.rp_count, dtype=bool)
         if self.calculator.ytd:
             m.quota = running_sum(self.rp_quota, self.year_first)
             m.target_incentive = running_sum(self.rp_ti, self.year_first)
+            for name, value in (("quota_gaps", no_zero(self.rp_quota)), ("ti_gaps", self.rp_ti)):
+                gaps = running_sum(Num.of(value.null.astype(np.int64), 0), self.year_first)
+                setattr(m, name, np.asarray(gaps.v, dtype=np.int64) > 0)
         else:
             m.quota, m.target_incentive = self.rp_quota, self.rp_ti
         m.annual_ti, m.proration = self.rp_annual_ti, self.rp_proration
@@ -1735,9 +1741,9 @@ class _Run:
         inputs = payout_inputs(payout)  # no TI or quota where the amount is made of it: no amount (SQL: component)
         lost = np.zeros(m.n, dtype=bool)
         if "quota" in inputs:
-            lost |= no_zero(m.quota).null
+            lost |= no_zero(m.quota).null | m.quota_gaps
         if "target_incentive" in inputs:
-            lost |= m.target_incentive.null
+            lost |= m.target_incentive.null | m.ti_gaps
         if isinstance(payout, ir.FlatRate):  # a rate on no base pays nothing, known or not
             lost &= ~no_zero(base).null
         elif not isinstance(payout, ir.Curve):
@@ -1787,8 +1793,10 @@ class _Run:
             capped=np.asarray(x < y, dtype=bool),
             gated=gated,
             attainment=attainment,
-            quota=cents(m.quota),
-            target_incentive=cents(m.target_incentive),
+            # not the sums of a year with gaps, where the amount is made of them
+            quota=cents(case(m.quota_gaps & ("quota" in inputs), Num.nulls(m.n), m.quota)),
+            target_incentive=cents(case(m.ti_gaps & ("target_incentive" in inputs), Num.nulls(m.n),
+                                        m.target_incentive)),
             proration=m.proration,
         )
         return block, base

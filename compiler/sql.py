@@ -363,6 +363,7 @@ class _PlanCompiler(RowCompiler):
         self.yearly_windows: list[tuple[str, exp.Expression]] = []  # columns of `measures`: `own_period`, ...
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
+        self.pay_inputs = frozenset().union(*(payout_inputs(c.payout) for c in plan.components)) & UNKNOWN.keys()
         self.uses_attainment = False
         self.ctes: list[tuple[str, exp.Expression]] = []  # of the last query built, by name
 
@@ -978,18 +979,28 @@ class _PlanCompiler(RowCompiler):
     def measure_columns(self) -> exp.Select:
         agg_columns = [col(name, "da" if key.entity == "deal" else "aa") for key, name in self.aggregates.items()]
         ytd = [col("period_quota", "rp"), col("period_ti", "rp")]
+        gaps = []
         if self.ytd:
             partition = [col("rep_id", "rp"), col("year_start", "rp")]
             ytd = [
                 window(exp.Sum(this=col("period_quota", "rp")), partition, [col("period_index", "rp")]),
                 window(exp.Sum(this=col("period_ti", "rp")), partition, [col("period_index", "rp")]),
             ]
+            # Periods of the year so far without a quota (or a zero one) or TI: the sums skip them, so an amount
+            # made of them has none (`unknown`).
+            for name in sorted(self.pay_inputs):
+                value = col("period_quota" if name == "quota" else "period_ti", "rp")
+                missing = exp.Is(this=exp.Nullif(this=value, expression=ZERO.copy()) if name == "quota" else value,
+                                 expression=exp.null())
+                count = exp.Sum(this=case(missing, exp.Literal.number(1), exp.Literal.number(0)))
+                gaps.append(alias(window(count, partition, [col("period_index", "rp")]), GAPS[name]))
         keys = ("rep_id", "period")
         select = exp.select(
             *[col(n, "rp") for n in ("rep_id", "period", "period_index", "year_start", "annual_ti", "proration",
                                       "active_days", "period_days")],
             alias(ytd[0], "quota"),
             alias(ytd[1], "target_incentive"),
+            *gaps,
             alias(dec(col("score", "s")), "mbo_score"),
             *agg_columns,
             copy=False,
@@ -1077,7 +1088,8 @@ class _PlanCompiler(RowCompiler):
         gates = [self.value(g.condition) for g in component.gates]
         gated = exp.Not(this=is_true(and_(*gates))) if gates else exp.false()
         # No TI or quota where the amount is made of it: no amount (RP416, RP417), never 0.00 for a gap in the data.
-        unknown = [UNKNOWN[name]() for name in sorted(payout_inputs(rule) & UNKNOWN.keys())]
+        inputs = payout_inputs(rule) & UNKNOWN.keys()
+        unknown = [self.unknown(name) for name in sorted(inputs)]
         known = coalesce(raw.copy(), ZERO.copy())
         if unknown:
             lost = exp.or_(*unknown)
@@ -1108,8 +1120,7 @@ class _PlanCompiler(RowCompiler):
             alias(capped_value, "after_period_caps"),
             alias(gated, "gated"),
             alias(self.attainment() if self.plan.attainment else dec(exp.null()), "attainment"),
-            col("quota"),
-            col("target_incentive"),
+            *[alias(self.known_sum(n), n) if n in inputs else col(n) for n in ("quota", "target_incentive")],
             col("proration"),
             alias(deal_count, "deal_count"),
             alias(least(*year_caps) if year_caps else dec(exp.null()), "year_cap"),
@@ -1121,6 +1132,17 @@ class _PlanCompiler(RowCompiler):
             )
             select = select.select(alias(running, "running_after_caps"), copy=False)
         return select, [self.component_lines(index, component, line_type, cumulative, bool(year_caps))]
+
+    def unknown(self, name: str) -> exp.Expression:
+        """The rep-period has no `quota` (or a zero one) or `target_incentive`; year to date, or a period before."""
+        missing = UNKNOWN[name]()
+        return exp.or_(missing, exp.GT(this=col(GAPS[name]), expression=exp.Literal.number(0))) if self.ytd else missing
+
+    def known_sum(self, name: str) -> exp.Expression:
+        """`quota` or `target_incentive` as a line shows it: year to date, none for a year so far with gaps."""
+        if not self.ytd:
+            return col(name)
+        return case(exp.GT(this=col(GAPS[name]), expression=exp.Literal.number(0)), dec(exp.null()), col(name))
 
     def base(self, component: ir.Component) -> exp.Expression | None:
         if component.base is None:
@@ -1774,6 +1796,7 @@ class _PlanCompiler(RowCompiler):
         return None
 
 
+GAPS = {"quota": "quota_gaps", "target_incentive": "ti_gaps"}  # measures' year-to-date counts of periods without
 UNKNOWN = {  # a rep-period value with none (a zero quota counts as none, as in attainment)
     "quota": lambda: exp.Is(this=exp.Nullif(this=col("quota"), expression=ZERO.copy()), expression=exp.null()),
     "target_incentive": lambda: exp.Is(this=col("target_incentive"), expression=exp.null()),

@@ -768,6 +768,14 @@ def test_a_stopped_run_removes_its_temporary_files(tmp_path, stop, code, said):
     assert not (tmp_path / "out" / "payout_lines.csv").exists()
 
 
+def _booked(data: Path) -> set[tuple[str, str]]:
+    """(owner, quarter) of the sample's closed-won deals."""
+    deals = pd.read_csv(data / "deals.csv", dtype=str)
+    won = deals[deals["stage"] == "closed_won"]
+    quarters = pd.to_datetime(won["close_date"]).dt.quarter.astype(str)
+    return set(zip(won["owner_rep_id"], won["close_date"].str[:4] + "-Q" + quarters, strict=True))
+
+
 def test_a_cap_on_the_quota_of_a_rep_without_one_is_a_diagnostic(sample, tmp_path, capsys):
     """`cap 2 x quota` for a rep-period the quotas table lacks: no amount can be computed, and the run says
     which lines need which quota (exit 1), not an internal error."""
@@ -777,7 +785,9 @@ def test_a_cap_on_the_quota_of_a_rep_without_one_is_a_diagnostic(sample, tmp_pat
     data = tmp_path / "data"
     shutil.copytree(sample, data)
     quotas = pd.read_csv(data / "quotas.csv", dtype=str)
-    gone = quotas.iloc[0]
+    booked = _booked(data)  # a rep-period with bookings: without them there is nothing to cap (0.00)
+    gone = quotas[[(rep, period) in booked for rep, period in zip(quotas["rep_id"], quotas["period"], strict=True)]
+                  ].iloc[0]
     quotas[~((quotas["rep_id"] == gone["rep_id"]) & (quotas["period"] == gone["period"]))].to_csv(
         data / "quotas.csv", index=False)
     code, _, err = run_cli(capsys, "run", "--data", str(data), "--plans", str(plans.parent), "--out",
@@ -795,7 +805,7 @@ def test_a_ti_that_cannot_be_converted_is_a_diagnostic(sample, tmp_path, capsys)
     data = tmp_path / "data"
     shutil.copytree(sample, data)
     reps = pd.read_csv(data / "reps.csv", dtype=str, keep_default_na=False)
-    rep = reps["id"].iloc[0]
+    rep = sorted(r for r, period in _booked(data) if period == "2027-Q1" and r in set(reps["id"]))[0]  # to cap
     reps.loc[reps["id"] == rep, "currency"] = "CHF"
     reps.to_csv(data / "reps.csv", index=False)
     with (data / "fx_rates.csv").open("a") as rates:

@@ -762,6 +762,24 @@ REGRESSIONS = [
         refused=("RP416",),
     ),
     Case(
+        "year to date, TI / quota with a quarter without a quota: RP416 from it on (audit: the sums skipped it)",
+        "  measured year_to_date with true_up\n  attainment = bookings / quota\n"
+        "  component \"R\" on bookings\n    rate target_incentive / quota",
+        {"reps": [rep()], "deals": [deal("D1", "10000.00", "2027-02-01"), deal("D2", "10000.00", "2027-05-01")],
+         "quotas": [quota("50000.00", f"2027-Q{q}") for q in (1, 3, 4)]},
+        refused=("RP416",),
+    ),
+    Case(
+        "year to date, a TI with no rate in Q1 and no Q1 deal: RP417 from Q2 on (audit: Q2 paid on one quarter's TI)",
+        "  measured year_to_date with true_up\n  attainment = bookings / quota\n"
+        "  component \"R\" on bookings\n    rate target_incentive / quota",
+        {"reps": [rep(currency="EUR", target_incentive=Decimal("40000.00"))],
+         "deals": [deal("D1", "10000.00", "2027-05-01")],
+         "fx_rates": [{"date": dt.date(2027, 6, 15), "from": "EUR", "to": "USD", "rate": Decimal("1.100000")}],
+         "quotas": [quota("50000.00", f"2027-Q{q}") for q in range(1, 5)]},
+        refused=("RP417",),
+    ),
+    Case(
         "a cap at a multiple of a measure with no value (avg of no deals): RP418, not a crash (audit)",
         "  measure average = avg(deal.amount) where deal.product = \"analytics\"\n"
         "  component \"C\" on bookings\n    rate 10%\n    cap 1 x average per period",
