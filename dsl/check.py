@@ -454,6 +454,10 @@ def check_literal_values(ctx: Context) -> Iterator[Diagnostic]:
                              "it is never negative: a clawback takes pay back, a lower rate pays less")
             for node in walk(slot.expr):
                 yield from _literal_problems(node)
+    for measure in ctx.shared_measures:  # outside any plan, the same literals (audit: they went unchecked)
+        for part in (measure.expr, measure.where):
+            for node in walk(part) if part is not None else ():
+                yield from _literal_problems(node)
 
 
 def _literal_number(node: ir.Node) -> Decimal | None:
