@@ -363,7 +363,7 @@ class _PlanCompiler(RowCompiler):
         self.yearly_windows: list[tuple[str, exp.Expression]] = []  # columns of `measures`: `own_period`, ...
         self.multipliers: tuple[ir.DealMultiplier, ...] = ()  # of the component being compiled
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
-        self.pay_inputs = frozenset().union(*(payout_inputs(c.payout) for c in plan.components)) & UNKNOWN.keys()
+        self.pay_inputs = frozenset().union(*(payout_inputs(c.payout) for c in plan.components)) & GAPS.keys()
         self.uses_attainment = False
         self.ctes: list[tuple[str, exp.Expression]] = []  # of the last query built, by name
 
@@ -990,9 +990,7 @@ class _PlanCompiler(RowCompiler):
             # made of them has none (`unknown`).
             for name in sorted(self.pay_inputs):
                 value = col("period_quota" if name == "quota" else "period_ti", "rp")
-                missing = exp.Is(this=exp.Nullif(this=value, expression=ZERO.copy()) if name == "quota" else value,
-                                 expression=exp.null())
-                count = exp.Sum(this=case(missing, exp.Literal.number(1), exp.Literal.number(0)))
+                count = exp.Sum(this=case(lacks(name, value), exp.Literal.number(1), exp.Literal.number(0)))
                 gaps.append(alias(window(count, partition, [col("period_index", "rp")]), GAPS[name]))
         keys = ("rep_id", "period")
         select = exp.select(
@@ -1088,7 +1086,7 @@ class _PlanCompiler(RowCompiler):
         gates = [self.value(g.condition) for g in component.gates]
         gated = exp.Not(this=is_true(and_(*gates))) if gates else exp.false()
         # No TI or quota where the amount is made of it: no amount (RP416, RP417), never 0.00 for a gap in the data.
-        inputs = payout_inputs(rule) & UNKNOWN.keys()
+        inputs = payout_inputs(rule) & GAPS.keys()
         unknown = [self.unknown(name) for name in sorted(inputs)]
         known = coalesce(raw.copy(), ZERO.copy())
         if unknown:
@@ -1135,7 +1133,7 @@ class _PlanCompiler(RowCompiler):
 
     def unknown(self, name: str) -> exp.Expression:
         """The rep-period has no `quota` (or a zero one) or `target_incentive`; year to date, or a period before."""
-        missing = UNKNOWN[name]()
+        missing = lacks(name, col(name))
         return exp.or_(missing, exp.GT(this=col(GAPS[name]), expression=exp.Literal.number(0))) if self.ytd else missing
 
     def known_sum(self, name: str) -> exp.Expression:
@@ -1796,11 +1794,14 @@ class _PlanCompiler(RowCompiler):
         return None
 
 
-GAPS = {"quota": "quota_gaps", "target_incentive": "ti_gaps"}  # measures' year-to-date counts of periods without
-UNKNOWN = {  # a rep-period value with none (a zero quota counts as none, as in attainment)
-    "quota": lambda: exp.Is(this=exp.Nullif(this=col("quota"), expression=ZERO.copy()), expression=exp.null()),
-    "target_incentive": lambda: exp.Is(this=col("target_incentive"), expression=exp.null()),
-}
+# The rep-period values a payout may be made of, and the measures' year-to-date counts of periods without them.
+GAPS = {"quota": "quota_gaps", "target_incentive": "ti_gaps"}
+
+
+def lacks(name: str, value: exp.Expression) -> exp.Expression:
+    """`value`, a quota or TI (`name`), has none: NULL, or a zero quota (none, as in attainment)."""
+    return exp.Is(this=exp.Nullif(this=value, expression=ZERO.copy()) if name == "quota" else value,
+                  expression=exp.null())
 
 
 def employed_days(first_day: exp.Expression | None = None, last_day: exp.Expression | None = None) -> exp.Expression:

@@ -1256,9 +1256,8 @@ def _version_boundaries(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[D
                 f"{after.version} on {first_gap_day}, or end version {before.version} on {last_gap_day}",
             )
         year = after.effective_from.year
-        carried = set(_by_the_year(before) + (["has a recoverable draw"] if _recovers(before) else []))
-        yearly = [what for what in _by_the_year(after) + (["has a recoverable draw"] if _recovers(after) else [])
-                  if what in carried]  # what the earlier version also counted by the year, and is not carried
+        carried = _by_the_year(before, draws=True)  # what the earlier version also counted by the year
+        yearly = [what for what in _by_the_year(after, draws=True) if what in carried]
         if yearly and before.effective_to.year == year:
             yield _warning(
                 "RP345",
@@ -1415,16 +1414,13 @@ def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
-def _by_the_year(plan: ir.CompPlan) -> list[str]:
-    """What of a comp plan counts by the year, in words: year to date, caps per year."""
+def _by_the_year(plan: ir.CompPlan, draws: bool = False) -> list[str]:
+    """What of a comp plan counts by the year, in words: year to date, caps per year (and a draw to recover)."""
     return [what for what, used in (
         ("is measured year to date", plan.measurement == ir.Measurement.YEAR_TO_DATE),
         ("has a cap per year", any(c.per == ir.CapScope.YEAR for part in plan.components for c in part.caps)),
+        ("has a recoverable draw", draws and plan.draw is not None and plan.draw.recoverable),
     ) if used]
-
-
-def _recovers(plan: ir.CompPlan) -> bool:
-    return plan.draw is not None and plan.draw.recoverable
 
 
 def _listed(words: list[str]) -> str:
