@@ -746,7 +746,7 @@ class _PlanCompiler(RowCompiler):
         )
         # Only the deal fields the plan reads: deal rows are the big intermediate.
         always = ["id", "close_date", "cancel_date", "paid_date"]
-        deal_fields = [col(name, "d") for name in [*always, *self.used_deal_fields(exclude={*always, "amount"})]]
+        deal_fields = [col(name, "d") for name in [*always, *self.used_fields("deal", exclude={*always, "amount"})]]
         credited = self.credited_deals()
         select = exp.select(
             alias(credited.rep, "rep_id"),
@@ -881,11 +881,11 @@ class _PlanCompiler(RowCompiler):
             )
         )
 
-    def used_deal_fields(self, exclude: set[str]) -> list[str]:
-        """Deal fields the plan or its measures refer to."""
+    def used_fields(self, entity: str, exclude: set[str]) -> list[str]:
+        """Fields of `entity` rows (deal, activity) the plan or its measures refer to."""
         used = set()
         for node in [*_walk(self.plan), *(n for m in self.measures.values() for n in _walk(m))]:
-            if isinstance(node, (ir.FieldRef, ir.Aggregate)) and node.entity == "deal" and node.field:
+            if isinstance(node, (ir.FieldRef, ir.Aggregate)) and node.entity == entity and node.field:
                 used.add(node.field)
         return sorted(used - exclude)
 
@@ -908,17 +908,10 @@ class _PlanCompiler(RowCompiler):
         return exp.or_(*[exp.paren(c, copy=False) for c in unique], copy=False) if len(unique) > 1 else unique[0]
 
     def activity_rows(self) -> exp.Select:
+        fields = ["id", "type", "date", "points", "account_id"]
+        fields += self.used_fields("activity", exclude={*fields, "rep_id", "period"})  # custom fields (revplan.toml)
         return (
-            exp.select(
-                col("rep_id", "rp"),
-                col("period", "rp"),
-                col("id", "a"),
-                col("type", "a"),
-                col("date", "a"),
-                col("points", "a"),
-                col("account_id", "a"),
-                copy=False,
-            )
+            exp.select(col("rep_id", "rp"), col("period", "rp"), *[col(name, "a") for name in fields], copy=False)
             .from_(table("activities", "a"), copy=False)
             .join(
                 table("rep_periods", "rp"),

@@ -969,10 +969,11 @@ def test_a_plan_the_python_calculator_cannot_compute_is_refused_before_any_data_
 def test_custom_fields_and_unusual_measures_pay_the_same():
     """revplan.toml fields (bool, text, money, integer with NULLs), negation, a measure as the rate."""
     schema = SCHEMA.with_extra_fields({"deal": {"multi_year": FieldType.BOOL, "tier": FieldType.STRING,
-                                                "tcv": FieldType.MONEY}, "rep": {"level": FieldType.INTEGER}})
+                                                "tcv": FieldType.MONEY}, "rep": {"level": FieldType.INTEGER},
+                                        "activity": {"channel": FieldType.STRING}})
     text = PLAN.format(start="2027-01-01", lines="""  applies to reps where rep.level >= 2 or rep.level is null
   measure tcv_won = sum(deal.tcv) where deal.stage = "closed_won" and deal.multi_year = true
-  measure points = sum(activity.points) where activity.type = "meeting"
+  measure points = sum(activity.points) where activity.type = "meeting" and activity.channel = "phone"
   measure odd = -bookings + tcv_won * 2 - typical / 3
   component "A" on tcv_won
     rate mix
@@ -997,7 +998,8 @@ def test_custom_fields_and_unusual_measures_pay_the_same():
         "rep": [dict(rep(), level=3), dict(rep("R1"), level=1), dict(rep("R2"), level=None)],
         "deal": deals,
         "activity": [{"id": f"X{i}", "rep_id": "R0", "type": "meeting", "date": dt.date(2027, i, 5),
-                      "points": Decimal(p)} for i, p in ((1, "1.5"), (2, "1.25"))],
+                      "points": Decimal(p), "channel": channel}
+                     for i, p, channel in ((1, "1.5", "phone"), (2, "1.25", "phone"), (4, "9", "email"))],
     }
     tables = {}
     for name, table_rows in rows.items():
@@ -1008,6 +1010,8 @@ def test_custom_fields_and_unusual_measures_pay_the_same():
     duckdb = run_plans(project.files, connection, schema=schema).payout_lines
     python = run_plans(project.files, connection, engine="python", schema=schema).payout_lines
     assert (duckdb["amount"] != 0).sum() >= 4
+    bonus = duckdb[(duckdb["component"] == "C") & (duckdb["rep_id"] == "R0")].set_index("period")["amount"]
+    assert (bonus["2027-Q1"], bonus["2027-Q2"]) == (Decimal("100.00"), Decimal("0.00"))
     assert_same(duckdb, python, "DuckDB/Python")
 
 
