@@ -248,6 +248,14 @@ class ConfigError(Exception):
     """A problem in revplan.toml; the CLI turns it into a diagnostic."""
 
 
+# Columns the calculators add beside an entity's own fields on the rows a measure reads (a deal credited to a rep
+# in a period, an activity in a period): a custom field of that name would be read in their place.
+RESERVED_FIELDS = {
+    "deal": ("rep_id", "period", "period_index", "share", "amount_fx"),
+    "activity": ("period", "period_index"),
+}
+
+
 def load_schema(config_path: Path | None) -> Schema:
     """The built-in schema plus custom fields declared in `revplan.toml`."""
     if config_path is None or not config_path.is_file():
@@ -261,9 +269,17 @@ def load_schema(config_path: Path | None) -> Schema:
         if SCHEMA.entity(entity_name) is None:
             known = ", ".join(SCHEMA.entity_names)
             raise ConfigError(f"{config_path}: [fields.{entity_name}]: unknown entity; known: {known}")
+        entity = SCHEMA.entity(entity_name)
         for field_name, type_name in fields.items():
+            if entity.field(field_name) is not None:
+                raise ConfigError(f"{config_path}: fields.{entity_name}.{field_name}: {entity_name}.{field_name} is a "
+                                  "built-in field already (README.md: 'Data contract'); remove it here")
+            if field_name in RESERVED_FIELDS.get(entity.name, ()):
+                raise ConfigError(f"{config_path}: fields.{entity_name}.{field_name}: the name {field_name!r} is "
+                                  f"reserved on {entity_name} rows (revplan adds a column of that name to them); "
+                                  "give the column another name in the data")
             try:
-                extra.setdefault(SCHEMA.entity(entity_name).name, {})[field_name] = FieldType(type_name)
+                extra.setdefault(entity.name, {})[field_name] = FieldType(type_name)
             except ValueError:
                 types = ", ".join(t.value for t in FieldType)
                 raise ConfigError(

@@ -20,7 +20,7 @@ from dsl.infer import MeasureScope, Place, Type, Typer
 from dsl.parse import parse
 from dsl.project import load_texts
 from dsl.resolve import resolve
-from dsl.schema import SCHEMA, FieldType
+from dsl.schema import SCHEMA, ConfigError, FieldType, load_schema
 
 HEADER = """  effective 2027-01-01 to 2027-12-31
   period quarter
@@ -182,6 +182,25 @@ def test_custom_fields_from_revplan_toml_are_known():
     report: list[Diagnostic] = []
     found = Typer(schema, scope(), "USD", report).infer(expression("deal.multi_year = true"), DEAL_CONDITION)
     assert (found, report) == (Type.BOOL, [])
+
+
+@pytest.mark.parametrize("declared, refused", [
+    ('[fields.deal]\nperiod = "string"', "the name 'period' is reserved on deal rows"),
+    ('[fields.deal]\nrep_id = "string"', "the name 'rep_id' is reserved on deal rows"),
+    ('[fields.activity]\nperiod = "string"', "the name 'period' is reserved on activity rows"),
+    ('[fields.deal]\namount = "string"', "deal.amount is a built-in field already"),
+    ('[fields.rep]\nperiod = "string"\n[fields.deal]\nterm = "string"', None),  # rows with no such column
+])
+def test_revplan_toml_refuses_a_custom_field_the_calculators_would_misread(tmp_path, declared, refused):
+    """A deal field named `period` was read as the period its deal counts in: DuckDB paid 0.00 where the
+    Python calculator paid 10,000 (audit). A built-in field declared again was silently ignored."""
+    config = tmp_path / "revplan.toml"
+    config.write_text(declared + "\n", encoding="utf-8")
+    if refused is None:
+        assert load_schema(config).entity("deal").field("term") is not None
+        return
+    with pytest.raises(ConfigError, match=refused):
+        load_schema(config)
 
 
 # ---------------------------------------------------------------- rules, on small plans
