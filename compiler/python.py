@@ -1543,6 +1543,8 @@ class _Run:
         deals = np.concatenate([s[1] for s in sources])
         shares = _concat_nums([s[2] for s in sources]) if crediting.splits or multiple else None
         keep = (reps >= 0) & (deals >= 0)  # a rep or deal that does not exist joins nothing
+        if crediting.splits:  # a 0 % split row credits its rep with nothing: not a deal to count either (SQL too)
+            keep &= ~shares.null & (shares.v != 0)
         reps, deals = reps[keep], deals[keep]
         shares = shares.take(np.flatnonzero(keep)) if shares is not None else None
         if len(sources) > 1:  # the same rep credited twice for a deal: one row, shares added

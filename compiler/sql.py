@@ -786,6 +786,8 @@ class _PlanCompiler(RowCompiler):
         on_rate = and_(eq(col("from", "fx"), col("currency", "d")), eq(col("day", "fx"), fx_day))
         select = select.join(table("fx", "fx"), join_type="left", on=on_rate, copy=False)
         where = [self.in_force(self.booking_date("d")), self.deal_filter()]
+        if self.plan.crediting.splits:  # a 0 % split row credits its rep with nothing: not a deal to count either
+            where.append(exp.NEQ(this=credited.share.copy(), expression=ZERO.copy()))
         if only_cancelled:
             where.append(exp.Not(this=exp.Is(this=col("cancel_date", "d"), expression=exp.null())))
         return select.where(and_(*where), copy=False)
