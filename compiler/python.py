@@ -1763,7 +1763,9 @@ class _Run:
             year_cap = least(*[cap(m) for cap in spec.year_caps])
             if not spec.cumulative:
                 value = running_sum(after, self.year_first)
-            value = least(value, year_cap)
+            # paid to date: under the cap, never less than paid under an earlier, higher cap (SQL: component_lines)
+            capped = least(value, year_cap)
+            value = case(capped.null, Num.nulls(m.n), least(value, _running_max(capped, self.year_first)))
         if spec.cumulative or year_capped:
             previous = lag(value, self.year_first)
             if spec.cumulative:
@@ -2017,6 +2019,19 @@ class _Run:
         )
         assert tuple(table.column_names) == PAYOUT_COLUMNS
         return table.to_pandas()
+
+
+def _running_max(value: Num, first: np.ndarray) -> Num:
+    """MAX(value) OVER (PARTITION ... ORDER BY ...): NULLs skipped (their own rows' results are not used)."""
+    lowest = -(10 ** 40) if value.wide else np.iinfo(np.int64).min
+    v = np.where(value.null, lowest, _wide(value.v) if value.wide else value.v)
+    ids = _partition_ids(first)
+    for start in np.flatnonzero(first):
+        end = start + 1
+        while end < len(v) and ids[end] == ids[start]:
+            end += 1
+        v[start:end] = np.maximum.accumulate(v[start:end])
+    return Num(np.where(v == lowest, 0, v), value.scale, v == lowest)
 
 
 def _running_min(value: Num, first: np.ndarray) -> Num:

@@ -1300,14 +1300,21 @@ class _PlanCompiler(RowCompiler):
         self, index: int, component: ir.Component, line_type: str, cumulative: bool, year_capped: bool
     ) -> exp.Select:
         """One payout line per rep-period: period amounts, or differences of cumulative ones."""
-        source = f"c{index}"
+        source: exp.Expression = table(f"c{index}")
         partition = [col("rep_id"), col("year_start")]
         order = [col("period_index")]
         value = col("after_period_caps")
         if not cumulative and year_capped:
             value = col("running_after_caps")
-        if year_capped:
-            value = least(value, col("year_cap"))
+        if year_capped:  # paid to date: under the cap, and never less than paid under an earlier, higher cap
+            # (a TI converted at a lower rate or cut mid-year takes nothing back; a cap that rises releases what
+            # it held); a falling total still pays less
+            capped = least(value, col("year_cap"))
+            held = window(exp.Max(this=capped.copy()), partition, order)
+            paid = case(exp.Is(this=capped, expression=exp.null()), dec(exp.null()), least(value.copy(), held))
+            source = exp.select("*", alias(paid, "paid_to_date"), copy=False).from_(source, copy=False).subquery(
+                f"c{index}", copy=False)
+            value = col("paid_to_date")
         if cumulative or year_capped:
             previous = window(
                 exp.Lag(this=value.copy(), offset=exp.Literal.number(1), default=ZERO.copy()), partition, order
@@ -1345,7 +1352,7 @@ class _PlanCompiler(RowCompiler):
             col("proration"),
             col("deal_count"),
             copy=False,
-        ).from_(table(source), copy=False)
+        ).from_(source, copy=False)
 
     # ------------------------------------------------------------ draws and clawbacks
 
