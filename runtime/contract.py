@@ -918,9 +918,11 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines, quota_periods: Col
         rows = own[(own["plan"] == plan.name) & (own["version"] == plan.version)]
         if rows.empty:
             continue
-        quota = rows["quota"]
-        has_quota = (quota.notna() & (quota.fillna(0) != 0)).groupby([rows["rep_id"], rows["period"]], sort=True).any()
-        missing = [key for key, covered in has_quota.items() if not covered]  # (rep, period)
+        ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
+        quota = rows.groupby(["rep_id", "period"], sort=True)["quota"].max()
+        if ytd:
+            quota = _own_quotas(quota)
+        missing = [key for key, value in quota.items() if pd.isna(value) or value == 0]  # (rep, period)
         if not missing:
             continue
         reps = len({rep for rep, _ in missing})
@@ -931,11 +933,26 @@ def check_quota_coverage(plans: Sequence[ir.CompPlan], lines, quota_periods: Col
             code="RD023", severity=Severity.WARNING, span=plan.quota.span or plan.span,
             message=f"{plan.key}: {reps} rep{'s' * (reps != 1)} ha{'ve' if reps != 1 else 's'} no quota (or 0) from "
                     f"{source} in {len(missing)} rep-period{'s' * (len(missing) != 1)} of the plan ({shown}); "
-                    "their attainment is empty there, so no tier band or curve point on attainment is reached",
+                    + ("year to date, their attainment there is measured on the quotas of the other periods so "
+                       "far only (empty where none has one)"
+                       if ytd else "their attainment is empty there, so no tier band or curve point on attainment is "
+                       "reached"),
             hints=(*unread_hint, f"give them quotas in {source}" + (
                 " (its `applies to`, `allocate by` and overrides decide who gets what)" if plan.quota.plan else "")),
         ))
     return diagnostics
+
+
+def _own_quotas(to_date: pd.Series) -> pd.Series:
+    """Each rep-period's own quota, from the quotas to date year-to-date lines show (by rep and period, sorted):
+    what it adds to the year's so far, 0 where it adds nothing (the sum skipped a period without one)."""
+    own, so_far = {}, {}
+    for (rep, period), value in to_date.items():
+        year = (rep, period[:4])
+        own[(rep, period)] = None if pd.isna(value) else value - so_far.get(year, 0)
+        if not pd.isna(value):
+            so_far[year] = value
+    return pd.Series(own, dtype=object)
 
 
 def check_mbo_coverage(plans: Sequence[ir.CompPlan], lines, dataset: DataSet) -> list[Diagnostic]:

@@ -979,6 +979,20 @@ def test_reps_paid_on_attainment_without_a_quota_warn_at_the_quota_line(tmp_path
     assert "(R2 2027-Q2, R3 2027-Q1, R3 2027-Q2)" in warning.message
 
 
+def test_year_to_date_a_period_without_a_quota_after_one_with_warns_too(tmp_path):
+    """Year to date the lines show the quota to date, which R2's Q2 has from Q1 (audit: silent, and Q2 paid
+    attainment on Q1's quota alone). R3 has none all year: warned as ever."""
+    measured = "  quota from quotas\n  measured year_to_date with true_up\n"
+    ytd = ATTAINMENT_PLAN.replace("  quota from quotas\n", measured)
+    project = load_texts([("ae.plan", ytd)])
+    with open_data(write_company(tmp_path, GOOD)) as dataset:
+        lines = run_plans(project.files, dataset.connection).payout_lines
+    assert lines[(lines["rep_id"] == "R2") & (lines["period"] == "2027-Q2")]["quota"].notna().all()
+    [warning] = check_quota_coverage(comp_plans(project.files), lines)
+    assert "(R2 2027-Q2, R3 2027-Q1, R3 2027-Q2)" in warning.message
+    assert "year to date, their attainment there is measured on the quotas of the other periods" in warning.message
+
+
 def segment_plan(name: str, where: str, period: str = "quarter", more: str = "") -> str:
     """A comp plan paying 5 % of bookings, at most 1,000 a period (a period pays its cap whole)."""
     return f"""
