@@ -1939,7 +1939,8 @@ class _Run:
             earned = add(earned, coalesce(summed, zeros(n)))
         nth = np.arange(n) - np.flatnonzero(self.rep_first)[_partition_ids(self.rep_first)] + 1 if n else \
             np.zeros(0, dtype=np.int64)
-        amount = self.calculator.draw_amount(self.m)
+        # The guarantee in cents (pay is): a top-up is then exact cents, so what is recovered is what was advanced.
+        amount = cents(self.calculator.draw_amount(self.m))
         in_draw = np.ones(n, dtype=bool) if draw.periods is None else nth <= draw.periods
         # In the draw's periods pay is topped up to the guarantee; after them nothing is topped up (a negative
         # true-up stays negative) and only positive pay recovers an outstanding balance.

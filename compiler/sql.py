@@ -1398,7 +1398,8 @@ class _PlanCompiler(RowCompiler):
         )
         # In the draw's periods pay is topped up to the guarantee; after them nothing is topped up (a negative
         # true-up stays negative) and only positive pay recovers an outstanding balance.
-        shortfall = case(in_draw, sub(self.per_period(draw.amount), col("earned")),
+        # The guarantee in cents (pay is): a top-up is then exact cents, so what is recovered is what was advanced.
+        shortfall = case(in_draw, sub(round_cents(self.per_period(draw.amount)), col("earned")),
                          least(neg(col("earned")), ZERO.copy()))
         top_up = case(in_draw.copy(), greatest(shortfall.copy(), ZERO.copy()), ZERO.copy())
         staged = exp.select(
