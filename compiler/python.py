@@ -71,11 +71,13 @@ def to_python(
     measures: Mapping[str, ir.Measure],
     territories: Sequence[ir.TerritoryPlan] = (),
     quota_plans: Sequence[ir.QuotaPlan] = (),
+    converted: frozenset[str] = frozenset(),
 ) -> Calculator:
     """The calculator of a comp plan; `territories` feed `credit overlay` (and quota plans'
-    territory potential), `quota_plans` feed `quota from plan "NAME"`. Raises CompileError."""
+    territory potential), `quota_plans` feed `quota from plan "NAME"`; `converted`: the custom money fields
+    of deals (`Schema.converted_fields`). Raises CompileError."""
     measures = {**measures, **{m.name: m for m in plan.measures}}
-    return Calculator(plan, measures, tuple(territories), tuple(quota_plans))
+    return Calculator(plan, measures, tuple(territories), tuple(quota_plans), converted)
 
 
 def days(day: dt.date) -> int:
@@ -631,15 +633,15 @@ class Rows:
     """Rows of one input table (all, or picked by `index`): what row expressions read."""
 
     def __init__(self, inputs: Inputs, table: str, index: np.ndarray | None = None,
-                 amounts: tuple[Num, Num] | None = None, fields: Mapping[str, Value] | None = None):
+                 amounts: Mapping[str, tuple[Num, Num]] | None = None, fields: Mapping[str, Value] | None = None):
         self.inputs, self.table, self.index = inputs, table, index
         self.n = inputs.rows(table) if index is None else len(index)
-        self.amounts = amounts  # deals: (amount in plan currency, credited amount)
+        self.amounts = amounts or {}  # deals' money fields: (in the plan currency, credited)
         self.cache: dict = dict(fields or {})  # `fields`: columns that stand in for the table's (per row)
 
     def field(self, name: str, credited: bool = False) -> Value:
-        if self.amounts is not None and name == "amount":
-            return self.amounts[1] if credited else self.amounts[0]
+        if name in self.amounts:
+            return self.amounts[name][1] if credited else self.amounts[name][0]
         if name not in self.cache:
             value = self.inputs.column(self.table, name)
             self.cache[name] = value if self.index is None else value.take(self.index)
@@ -823,8 +825,10 @@ class Calculator(_Expressions):
         measures: dict[str, ir.Measure],
         territories: tuple[ir.TerritoryPlan, ...] = (),
         quota_plans: tuple[ir.QuotaPlan, ...] = (),
+        converted: frozenset[str] = frozenset(),
     ):
         self.plan, self.measures, self.territories = plan, measures, territories
+        self.converted = converted  # custom money fields of deals, converted and credited as the amount is
         self.ytd = plan.measurement == ir.Measurement.YEAR_TO_DATE
         self.periods = plan_periods(plan.effective_from, plan.effective_to, plan.period)
         # Paid and clawback lines can also be in the run-off: the plan's periods are their first ones.
@@ -879,7 +883,8 @@ class Calculator(_Expressions):
         for key in self.aggregates:
             if key.entity != "deal":
                 continue
-            reads_amount = any(isinstance(n, ir.FieldRef) and n.field == "amount" for n in _walk(key.condition))
+            reads_amount = any(isinstance(n, ir.FieldRef) and (n.field == "amount" or n.field in self.converted)
+                               for n in _walk(key.condition))
             if key.condition is None or reads_amount:
                 return True
             conditions.append(self.row(key.condition, "deal"))
@@ -1615,14 +1620,15 @@ class _Run:
         reps = joined["rep"].to_numpy(np.int64)
         return reps, joined["deal"].to_numpy(np.int64), Num.const(1, len(reps))
 
-    def amount_fx(self) -> Num:
-        """Each deal's amount in the plan currency, at the rate in force on its fx day (NULL: no rate)."""
+    def amount_fx(self, field: str = "amount") -> Num:
+        """Each deal's amount (or another money field) in the plan currency, at the rate in force on its fx day
+        (NULL: no rate)."""
         plan, inputs = self.plan, self.inputs
-        key = ("amount_fx", plan.currency, plan.fx_at, tuple(p.label for p in self.periods))
+        key = ("amount_fx", field, plan.currency, plan.fx_at, tuple(p.label for p in self.periods))
         if key in inputs.cache:
             return inputs.cache[key]
         n = inputs.rows("deals")
-        amount = number(inputs.column("deals", "amount"))
+        amount = number(inputs.column("deals", field))
         currency = inputs.text("deals", "currency")
         close = number(inputs.column("deals", "close_date"))
         if plan.fx_at == ir.FxDate.PERIOD_END:  # the end of the plan period the deal closes in
@@ -1666,10 +1672,13 @@ class _Run:
         order = np.argsort(rp, kind="stable")
         credit, rp = credit[order], rp[order]
         deal_index = deals[credit]
-        amount_fx = self.amount_fx().take(deal_index)
-        amount = mul(amount_fx, shares.take(credit)) if shares is not None else amount_fx
+        amounts = {}
+        for field in ("amount", *sorted(self.calculator.converted)):
+            in_plan_currency = self.amount_fx(field).take(deal_index)
+            amounts[field] = (in_plan_currency,
+                              mul(in_plan_currency, shares.take(credit)) if shares is not None else in_plan_currency)
         self.deal_index, self.deal_rp = deal_index, rp
-        self.deal_rows_ctx = Rows(inputs, "deals", deal_index, (amount_fx, amount))
+        self.deal_rows_ctx = Rows(inputs, "deals", deal_index, amounts)
         self.deal_groups = Groups(rp, self.rp_count)
 
     def activity_rows(self) -> None:
@@ -2514,7 +2523,8 @@ def run_files(files: Sequence[ir.PlanFile], connection, schema=None, deals: bool
     calculators, problems = [], []
     for plan in comp:
         try:
-            calculators.append(to_python(plan, measures, territories, quota_plans))
+            converted = schema.converted_fields() if schema is not None else frozenset()
+            calculators.append(to_python(plan, measures, territories, quota_plans, converted))
         except CompileError as error:
             problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
                                        hints=(error.hint or "this construct cannot run on the Python calculator yet",)))

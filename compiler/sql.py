@@ -118,6 +118,7 @@ def compile_plan(
     quota_plans: tuple[ir.QuotaPlan, ...] = (),
     detail: bool | str = False,
     computed: dict[str, str] | None = None,
+    converted: frozenset[str] = frozenset(),
 ) -> exp.Select:
     """The payout-line query of a comp plan; `territories` feed `credit overlay` (and quota
     plans' territory potential); `quota_plans` feed `quota from plan "NAME"`.
@@ -130,8 +131,11 @@ def compile_plan(
     (DEAL_ID_COLUMNS: each deal's credited base; one pass over the deals, what
     `revplan run` writes); with `detail=True` it also returns their shares
     instead (DEAL_COLUMNS): each deal's credited base and exact share of its line.
+
+    `converted`: the custom money fields of deals (`Schema.converted_fields`), converted into the plan
+    currency and credited by share as the amount is.
     """
-    return _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed).query(detail)
+    return _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed, converted).query(detail)
 
 
 def compile_part_periods(plan: ir.CompPlan, dialect: str = "duckdb") -> exp.Select:
@@ -148,11 +152,12 @@ def compile_payouts_and_deal_ids(
     computed: dict[str, str] | None = None,
     rep: str | None = None,
     periods: Collection[str] | None = None,
+    converted: frozenset[str] = frozenset(),
 ) -> tuple[str, str]:
     """The SQL texts of `compile_plan` and of `compile_plan(detail="ids")`, from one compile: the
     second query takes the CTEs it reads from the first, so a run builds each plan's tree once.
     With `rep` or `periods` (labels), the second has only the deals behind those lines (`deals_behind`)."""
-    compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed)
+    compiler = _PlanCompiler(plan, measures, dialect, territories, quota_plans, computed, converted)
     payouts = compiler.query().sql(dialect=dialect, copy=False)  # printed before its CTEs join the second tree
     deals = deals_behind(compiler.deal_ids_query(compiler.ctes), rep, periods)
     return payouts, deals.sql(dialect=dialect, copy=False)
@@ -272,8 +277,9 @@ class AggregateKey:
 class RowCompiler:
     """Expressions over one input row (a deal, an activity, an account): conditions and arithmetic."""
 
-    def __init__(self, dialect: str):
+    def __init__(self, dialect: str, converted: frozenset[str] = frozenset()):
         self.dialect = dialect
+        self.converted = converted  # custom money fields of deals (`Schema.converted_fields`)
 
     def literal(self, node: ir.Expr) -> exp.Expression:
         match node:
@@ -299,6 +305,8 @@ class RowCompiler:
                     raise CompileError(f"{e}.{field} cannot be used in a condition on {entity} rows")
                 if entity == "deal" and field == "amount":
                     return col("amount" if credited else "amount_fx", alias_)
+                if entity == "deal" and field in self.converted and credited:  # converted in `deal_rows`
+                    return mul(col(field, alias_), col("share", alias_))
                 return col(field, alias_)
             case ir.NameRef() | ir.Aggregate():
                 raise CompileError("a row condition cannot use measures")
@@ -353,8 +361,9 @@ class _PlanCompiler(RowCompiler):
         territories: tuple[ir.TerritoryPlan, ...] = (),
         quota_plans: tuple[ir.QuotaPlan, ...] = (),
         computed: dict[str, str] | None = None,
+        converted: frozenset[str] = frozenset(),
     ):
-        super().__init__(dialect)
+        super().__init__(dialect, converted)
         self.computed = computed or {}
         self.plan, self.territories = plan, territories
         self.measures = {**measures, **{m.name: m for m in plan.measures}}  # shared, then the plan's own
@@ -739,14 +748,15 @@ class _PlanCompiler(RowCompiler):
         `only_cancelled` keeps the deals a clawback can take back: a second, small
         set of rows, so the big one is read once and never materialised."""
         currency = self.plan.currency
-        amount_fx = case(
-            eq(col("currency", "d"), text(currency)),
-            dec(col("amount", "d")),
-            mul(dec(col("amount", "d")), col("rate", "fx")),
-        )
+        converted = lambda money: case(  # noqa: E731
+            eq(col("currency", "d"), text(currency)), dec(money), mul(dec(money.copy()), col("rate", "fx")))
+        amount_fx = converted(col("amount", "d"))
         # Only the deal fields the plan reads: deal rows are the big intermediate.
         always = ["id", "close_date", "cancel_date", "paid_date"]
-        deal_fields = [col(name, "d") for name in [*always, *self.used_fields("deal", exclude={*always, "amount"})]]
+        deal_fields = [
+            alias(converted(col(name, "d")), name) if name in self.converted else col(name, "d")
+            for name in [*always, *self.used_fields("deal", exclude={*always, "amount"})]
+        ]
         credited = self.credited_deals()
         select = exp.select(
             alias(credited.rep, "rep_id"),
@@ -899,7 +909,7 @@ class _PlanCompiler(RowCompiler):
         for key in self.aggregates:
             if key.entity != "deal":
                 continue
-            pushable = [c for c in _conjuncts(key.condition) if not _reads_amount(c)]
+            pushable = [c for c in _conjuncts(key.condition) if not _reads_money(c, self.converted)]
             if not pushable:  # no filter, or only one on the converted amount: every row may count
                 return exp.true()
             # In WHERE, unknown already drops the row: a plain condition can be pushed into the scan.
@@ -1891,8 +1901,9 @@ def _conjuncts(condition: ir.Expr | None) -> list[ir.Expr]:
     return [condition]
 
 
-def _reads_amount(condition: ir.Expr) -> bool:
-    return any(isinstance(n, ir.FieldRef) and n.field == "amount" for n in _walk(condition))
+def _reads_money(condition: ir.Expr, converted: frozenset[str]) -> bool:
+    """Whether a deal condition reads a money field, which only `deal_rows` has in the plan currency."""
+    return any(isinstance(n, ir.FieldRef) and (n.field == "amount" or n.field in converted) for n in _walk(condition))
 
 
 def _and(first: ir.Expr | None, second: ir.Expr | None) -> ir.Expr | None:

@@ -73,6 +73,10 @@ class Schema(BaseModel):
     def entity_names(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.entities)
 
+    def converted_fields(self) -> frozenset[str]:
+        """Custom money fields of deals: in the deal's currency, so converted and credited as its amount is."""
+        return frozenset(f.name for f in self.entity("deal").fields if f.type is FieldType.MONEY and f.name != "amount")
+
     def with_extra_fields(self, extra: dict[str, dict[str, FieldType]]) -> Schema:
         """A copy with custom fields added (optional: old data lacks them)."""
         entities = []

@@ -252,7 +252,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for plan in plans:
         try:
             with _sqlglot_warnings() as notes:
-                query = compile_plan(plan, measures, args.dialect, territories, quota_plans=quota_plans(project.files))
+                query = compile_plan(plan, measures, args.dialect, territories, quota_plans=quota_plans(project.files),
+                                     converted=project.schema.converted_fields())
                 sql = query.sql(dialect=args.dialect, pretty=True)
         except CompileError as error:
             hint = error.hint or f"this construct cannot be compiled to {args.dialect} yet"

@@ -102,14 +102,15 @@ def compile_all(
     computed: dict[str, str] | None = None,
     rep: str | None = None,
     periods: Collection[str] | None = None,
+    schema: Schema = SCHEMA,
 ) -> list[tuple[ir.CompPlan, str]]:
     """(plan, SQL text) for every comp plan; a construct we cannot compile is a diagnostic.
 
     `detail=True` compiles the queries of the deals behind the lines instead, with `rep` those of one
     rep's lines only, with `periods` those of lines of these periods only; `computed` names the tables
-    holding what a run already computed (see `compile_plan`)."""
+    holding what a run already computed (see `compile_plan`); `schema` says which deal fields are money."""
     def compile_one(plan, measures, territories, quotas):
-        query = compile_plan(plan, measures, dialect, territories, quotas, detail, computed)
+        query = compile_plan(plan, measures, dialect, territories, quotas, detail, computed, schema.converted_fields())
         return sql_text(deals_behind(query, rep, periods) if detail else query, dialect)
 
     return _compile_each(files, compile_one)
@@ -121,13 +122,14 @@ def compile_with_deal_ids(
     computed: dict[str, str] | None = None,
     rep: str | None = None,
     periods: Collection[str] | None = None,
+    schema: Schema = SCHEMA,
 ) -> list[tuple[ir.CompPlan, tuple[str, str]]]:
     """(plan, (payout SQL, SQL of the deals behind the lines [of `rep`, of `periods`])) for every comp plan:
     what a run computes, one compile per plan."""
     return _compile_each(
         files,
         lambda plan, measures, territories, quotas: compile_payouts_and_deal_ids(
-            plan, measures, dialect, territories, quotas, computed, rep, periods
+            plan, measures, dialect, territories, quotas, computed, rep, periods, schema.converted_fields()
         ),
     )
 
@@ -208,12 +210,12 @@ def run_plans(
         computed[ASSIGNMENTS] = f"revplan_assignments_{uuid.uuid4().hex[:12]}"
     # Every problem before any query runs.
     if deals == "ids":
-        both = compile_with_deal_ids(files, dialect, computed, deals_of, deals_in)
+        both = compile_with_deal_ids(files, dialect, computed, deals_of, deals_in, schema)
         compiled = [(plan, payouts) for plan, (payouts, _) in both]
         deal_queries = [ids for _, (_, ids) in both]
     else:
-        compiled = compile_all(files, dialect, computed=computed)
-        traces = compile_all(files, dialect, deals, computed, deals_of, deals_in) if deals else []
+        compiled = compile_all(files, dialect, computed=computed, schema=schema)
+        traces = compile_all(files, dialect, deals, computed, deals_of, deals_in, schema) if deals else []
         deal_queries = [sql for _, sql in traces]
     if engine != "duckdb":
         progress(f"copying the tables to {engine}")

@@ -1015,6 +1015,36 @@ def test_custom_fields_and_unusual_measures_pay_the_same():
     assert_same(duckdb, python, "DuckDB/Python")
 
 
+def test_a_custom_money_field_of_deals_is_converted_and_credited_as_the_amount_is():
+    """`sum(deal.tcv)` paid each split rep the whole TCV and counted a EUR TCV as USD (audit); a condition on it
+    compares it in the plan currency."""
+    schema = SCHEMA.with_extra_fields({"deal": {"tcv": FieldType.MONEY}})
+    text = PLAN.format(start="2027-01-01", lines="""  credit splits
+  measure tcv_won = sum(deal.tcv) where deal.stage = "closed_won" and deal.tcv >= 50,000 USD
+  component "T" on tcv_won
+    rate 10%""")
+    project = load_texts([("plan.plan", text)], schema)
+    assert not [d for d in project.diagnostics if d.is_error]
+    deals = [dict(deal("D1", "100000.00", "2027-01-20"), tcv=Decimal("300000.00")),
+             dict(deal("D2", "10000.00", "2027-02-20", owner_rep_id="R1", currency="EUR"), tcv=Decimal("30000.00")),
+             dict(deal("D3", "10000.00", "2027-02-21", owner_rep_id="R1"), tcv=Decimal("40000.00"))]
+    rows = {"rep": [rep(), rep("R1")], "deal": deals,
+            "split": [{"deal_id": "D1", "rep_id": "R0", "percent": Decimal("0.5")},
+                           {"deal_id": "D1", "rep_id": "R1", "percent": Decimal("0.5")}],
+            "fx_rate": [{"date": dt.date(2027, 1, 1), "from": "EUR", "to": "USD", "rate": Decimal("2")}]}
+    tables = {}
+    for name, table_rows in rows.items():
+        arrow = arrow_schema_for(schema.entity(name))
+        tables[schema.entity(name).table] = pa.table({f.name: [r.get(f.name) for r in table_rows] for f in arrow},
+                                                     schema=arrow)
+    connection = connection_for(tables, schema)
+    for engine in ("duckdb", "python"):
+        lines = run_plans(project.files, connection, engine=engine, schema=schema).payout_lines
+        paid = lines[lines["period"] == "2027-Q1"].set_index("rep_id")["amount"]
+        # R0: half of D1's 300,000; R1: the other half + D2's 30,000 EUR at 2 (D3's 40,000 is under 50,000 USD)
+        assert (paid["R0"], paid["R1"]) == (Decimal("15000.00"), Decimal("21000.00")), engine
+
+
 # ---------------------------------------------------------------- the properties
 
 
