@@ -15,8 +15,9 @@ Codes (see the table in dsl/README.md):
   RP310-RP317  plans of the project: versions, overlapping comp plans, quota sources, the year
   RP320-RP328  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
-  RP340-RP345  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
-               gaps between versions, part-periods without proration, a version starting within a year
+  RP340-RP346  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
+               gaps between versions, part-periods without proration, a version starting within a year,
+               a draw for some periods in two versions
   RP299        a bug in a check (not in the plan)
 
 >>> from dsl.parse import parse
@@ -1269,6 +1270,18 @@ def _version_boundaries(ctx: Context, versions: list[ir.PlanBase]) -> Iterator[D
                 f"again): to keep one {year}, change the plan from January 1"
                 + (f", or lower version {after.version}'s cap by what version {before.version} pays"
                    if "has a cap per year" in yearly else ""),
+            )
+        if before.draw is not None and after.draw is not None and after.draw.periods is not None:
+            periods = after.draw.periods
+            yield _warning(
+                "RP346",
+                f'version {after.version} of "{after.name}" has a draw for {periods} period{"s" * (periods != 1)}, '
+                f"counted from its first day ({after.effective_from}): reps already paid version "
+                f"{before.version}'s draw are guaranteed {periods} period{'s' * (periods != 1)} again",
+                after.draw.span or _header(ctx, after),
+                "each version counts its draw's periods from its own first day: to guarantee each rep once, keep "
+                f"the draw in one version, or shorten version {after.version}'s by the periods version "
+                f"{before.version} has run",
             )
 
 
