@@ -15,9 +15,9 @@ Codes (see the table in dsl/README.md):
   RP310-RP317  plans of the project: versions, overlapping comp plans, quota sources, the year
   RP320-RP328  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
-  RP340-RP346  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
+  RP340-RP347  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
                gaps between versions, part-periods without proration, a version starting within a year,
-               a draw for some periods in two versions
+               a draw for some periods in two versions, components paid on payment or clawed back do not follow
   RP299        a bug in a check (not in the plan)
 
 >>> from dsl.parse import parse
@@ -1427,6 +1427,52 @@ def check_comp_plan_year(ctx: Context) -> Iterator[Diagnostic]:
             )
 
 
+def check_untraced_components(ctx: Context) -> Iterator[Diagnostic]:
+    """`paid on payment` and `clawback` act on commission traced to deals: rate and tier components on sums
+    and counts of deals. A curve, or a rate or tiers on another base (an average), is paid when earned and never
+    taken back (RP347: a curve paid 100,000 for a deal never paid and then cancelled, with no word, audit).
+    Bonuses, SPIFFs and MBOs pay per period, as documented."""
+    for plan in ctx.plans_of(ir.CompPlan):
+        timing = [what for what, used in (("paid on payment", plan.paid_on == ir.PayoutTiming.PAYMENT),
+                                          ("clawback", plan.clawback is not None)) if used]
+        if not timing:
+            continue
+        scope = ctx.scope(plan)
+        commission = (ir.FlatRate, ir.Tiers, ir.Curve)
+        untraced = [c for c in plan.components if isinstance(c.payout, commission) and not _traces_to_deals(c, scope)]
+        if not untraced:
+            continue
+        names = _listed([f'"{c.name}"' for c in untraced])
+        yield _warning(
+            "RP347",
+            f'comp plan "{plan.name}" has {" and ".join(f"`{t}`" for t in timing)}, which component'
+            f"{'s' * (len(untraced) != 1)} {names} {'do' if len(untraced) != 1 else 'does'} not follow: "
+            "only rate and tier components on sums and counts of deals trace their pay to deals",
+            ctx.locate.line_with(plan.span, r"^\s*((paid on payment|clawback)\b.*?)\s*(#.*)?$") or _header(ctx, plan),
+            "such a component (a curve, or a rate or tiers on an average) is paid in the period it is earned and "
+            "never taken back: base it on a sum of deals, or put it in a plan of its own if that is not meant",
+        )
+
+
+def _traces_to_deals(component: ir.Component, scope) -> bool:
+    """Whether the calculators trace a component's pay to deals: a rate or tiers on a base made of deal sums and
+    counts added and subtracted (`compiler.sql` `deal_components`)."""
+    if not isinstance(component.payout, (ir.FlatRate, ir.Tiers)) or component.base is None:
+        return False
+
+    def linear(node: ir.Expr, seen: frozenset[str]) -> bool:
+        match node:
+            case ir.Aggregate(entity="deal", function="sum" | "count"):
+                return True
+            case ir.NameRef(name=name) if name not in seen and (measure := scope.find(name)) is not None:
+                return linear(measure.expr, seen | {name})
+            case ir.Binary(op="+" | "-", left=left, right=right):
+                return linear(left, seen) and linear(right, seen)
+        return False
+
+    return linear(ir.NameRef(name=component.base), frozenset())
+
+
 def _by_the_year(plan: ir.CompPlan, draws: bool = False) -> list[str]:
     """What of a comp plan counts by the year, in words: year to date, caps per year (and a draw to recover)."""
     return [what for what, used in (
@@ -1905,4 +1951,5 @@ RULES: tuple[Rule, ...] = (
     check_dates_in_range,
     check_territory_dependencies,
     check_negations_of_optional_fields,
+    check_untraced_components,
 )
