@@ -1863,28 +1863,51 @@ def _dated_changes(ctx: Context, plan: ir.PlanBase) -> Iterator[tuple[dt.date, S
 
 
 def check_negations_of_optional_fields(ctx: Context) -> Iterator[Diagnostic]:
-    """An `applies to` that negates a test of an optional rep field leaves out the reps with no value there
-    (RP342, warning): `rep.segment != "SMB"` is unknown for a rep with no segment, and unknown selects no one.
-    Said once per field, unless the condition also tests the field with `is null`."""
-    reps = ctx.schema.entity("rep")
-    for plan in ctx.plans:
-        if plan.eligibility is None or reps is None:
-            continue
-        tested_for_null = {n.operand.field for n in walk(plan.eligibility)
+    """A condition on rows (an `applies to`, a measure's or SPIFF's `where`, a deal multiplier's, a territory
+    rule's) that negates a test of an optional field leaves out the rows with no value there (RP342, warning):
+    `rep.segment != "SMB"` is unknown for a rep with no segment, and unknown selects no one; `deal.product !=
+    "renewal"` left a deal with no product out of bookings (audit). Said once per field and condition, unless
+    the condition also tests the field with `is null`."""
+    for condition in _row_conditions(ctx):
+        tested_for_null = {(n.operand.entity, n.operand.field) for n in walk(condition)
                            if isinstance(n, ir.IsNull) and isinstance(n.operand, ir.FieldRef)}
-        reported: set[str] = set()
-        for negation in _negations(plan.eligibility):
-            for ref in (n for n in walk(negation) if isinstance(n, ir.FieldRef) and n.entity == "rep"):
-                field = reps.field(ref.field)
-                if field is None or field.required or ref.field in tested_for_null | reported:
+        reported: set[tuple[str, str]] = set()
+        for negation in _negations(condition):
+            for ref in (n for n in walk(negation) if isinstance(n, ir.FieldRef)):
+                entity = ctx.schema.entity(ref.entity)
+                field = entity.field(ref.field) if entity is not None else None
+                key = (ref.entity, ref.field)
+                if field is None or field.required or key in tested_for_null | reported:
                     continue
-                reported.add(ref.field)
+                reported.add(key)
+                if ref.entity == "rep":
+                    hint = f"if they belong in the plan, say so: ... or rep.{ref.field} is null"
+                else:
+                    hint = f"if they should count, say so: ... or {ref.entity}.{ref.field} is null"
                 yield _warning(
                     "RP342",
-                    f"reps with no {ref.field} are left out: for them this is unknown, not true",
+                    f"{entity.table} with no {ref.field} are left out: for them this is unknown, not true",
                     negation.span,
-                    f"if they belong in the plan, say so: ... or rep.{ref.field} is null",
+                    hint,
                 )
+
+
+def _row_conditions(ctx: Context) -> Iterator[ir.Expr]:
+    """Every condition on input rows in the project, each once."""
+    for measure in ctx.shared_measures:
+        if measure.where is not None:
+            yield measure.where
+    for plan in ctx.plans:
+        if plan.eligibility is not None:
+            yield plan.eligibility
+        if isinstance(plan, ir.CompPlan):
+            yield from (m.where for m in plan.measures if m.where is not None)
+            for component in plan.components:
+                yield from (multiplier.where for multiplier in component.deal_multipliers)
+                if isinstance(component.payout, ir.Spiff):
+                    yield component.payout.where
+        if isinstance(plan, ir.TerritoryPlan):
+            yield from (rule.where for rule in plan.rules if rule.where is not None)
 
 
 def _negations(node: ir.Node) -> Iterator[ir.Node]:

@@ -203,6 +203,17 @@ def test_revplan_toml_refuses_a_custom_field_the_calculators_would_misread(tmp_p
         load_schema(config)
 
 
+@pytest.mark.parametrize("body, codes", [
+    ('  measure b = sum(deal.amount) where deal.product != "renewal"\n', ["RP342"]),  # audit: a deal with no product
+    ('  measure b = sum(deal.amount) where deal.product is null or deal.product != "renewal"\n', []),
+    ('  measure b = sum(deal.amount) where deal.stage != "closed_lost"\n', []),  # every deal has a stage
+    ('  measure b = sum(deal.amount)\n', ["RP342"], ),  # with the multiplier below
+])
+def test_negations_of_optional_fields_in_row_conditions_warn(body, codes):
+    multiplier = "    multiplier 2 where not (deal.product = \"x\")\n" if body.endswith("amount)\n") else ""
+    assert codes_of(SHARED + comp(body + '  component "C" on b\n    rate 1%\n' + multiplier)) == codes
+
+
 # ---------------------------------------------------------------- rules, on small plans
 
 
@@ -521,7 +532,9 @@ def rule(condition: str, to: str, priority: int = 2) -> str:
         (rule('account.country = "US"', "A") + rule('account.state = "CA"', "B"), ["RP330"]),
         (rule('account.country = "US"', "A") + rule('account.state = "CA"', "B", priority=3), []),
         (rule("account.employees >= 1000", "A") + rule("account.employees < 1000", "B"), []),
-        (rule('account.country in ("US", "CA")', "A") + rule('account.country not in ("US", "CA")', "B"), []),
+        (rule('account.country in ("US", "CA")', "A") + rule('account.country not in ("US", "CA")', "B"), ["RP342"]),
+        (rule('account.country in ("US", "CA")', "A")
+         + rule('account.country is null or account.country not in ("US", "CA")', "B"), []),
         (rule("account.country is null", "A") + rule('account.country = "US"', "B"), []),
         (
             '  assign named accounts "a1", "a2" to "A" priority 1\n  assign named accounts "a2" to "B" priority 1\n',
