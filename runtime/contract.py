@@ -598,7 +598,8 @@ class _Checker:
         ).fetchall()
         managers = [Manager(r, m, (reps, file, row)) for r, m, file, row in rows]
         dated = []
-        if self.usable("rep_assignments", "rep_id", "start_date", "end_date", "manager_id"):
+        # Without an end_date column every assignment is open-ended, as the calculators read it.
+        if self.usable("rep_assignments", "rep_id", "start_date", "manager_id"):
             table = self.tables["rep_assignments"]
             rep, start, end, manager = (
                 table.columns[n].typed() for n in ("rep_id", "start_date", "end_date", "manager_id")
@@ -629,7 +630,7 @@ class _Checker:
         ever. Two rows with the same start are a duplicate key (RD009) and rows
         with an end before their start are RD018's: neither is repeated here.
         """
-        if not self.usable("rep_assignments", "rep_id", "start_date", "end_date"):
+        if not self.usable("rep_assignments", "rep_id", "start_date"):  # no end_date column: none ends
             return []
         table = self.tables["rep_assignments"]
         rep, start, end = (table.columns[n].typed() for n in ("rep_id", "start_date", "end_date"))

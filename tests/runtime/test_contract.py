@@ -408,6 +408,18 @@ def test_overlapping_assignments_name_both_rows(tmp_path):
     )
 
 
+def test_assignments_without_an_end_date_column_are_open_ended_and_overlap(tmp_path):
+    """Without the column every assignment lasts for ever, as the calculators read it: the check was skipped,
+    and a rep promoted mid-year was paid by both plans (audit)."""
+    tables = copy.deepcopy(GOOD)
+    tables["rep_assignments"] = [{k: v for k, v in row.items() if k != "end_date"} for row in tables["rep_assignments"]]
+    with open_data(write_company(tmp_path, tables)) as data:
+        problems = [d for d in check_data(data) if d.code == "RD021"]
+    assert [d.message for d in problems] == [
+        "rep 'R3''s assignment from 2027-02-15 overlaps the one from 2021-06-01 with no end_date (row 1 (line 2)) (line 3)"
+    ]
+
+
 def test_a_warning_is_not_an_error(tmp_path):
     tables = copy.deepcopy(GOOD)
     edit("deals", 1, cancel_date="2027-01-01")(tables)
