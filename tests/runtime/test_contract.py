@@ -415,9 +415,8 @@ def test_assignments_without_an_end_date_column_are_open_ended_and_overlap(tmp_p
     tables["rep_assignments"] = [{k: v for k, v in row.items() if k != "end_date"} for row in tables["rep_assignments"]]
     with open_data(write_company(tmp_path, tables)) as data:
         problems = [d for d in check_data(data) if d.code == "RD021"]
-    assert [d.message for d in problems] == [
-        "rep 'R3''s assignment from 2027-02-15 overlaps the one from 2021-06-01 with no end_date (row 1 (line 2)) (line 3)"
-    ]
+    assert [d.message for d in problems] == ["rep 'R3''s assignment from 2027-02-15 overlaps the one from 2021-06-01 "
+                                             "with no end_date (row 1 (line 2)) (line 3)"]
 
 
 def test_a_warning_is_not_an_error(tmp_path):
