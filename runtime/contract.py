@@ -1302,8 +1302,14 @@ def _plan_inputs(plan: ir.PlanBase, shared: dict[str, ir.Measure], tables: dict[
         elif isinstance(node, ir.Aggregate) and node.entity in tables:
             yield tables[node.entity], node.field, node, (f"{node.entity}.{node.field}" if node.field
                                                            else tables[node.entity])
+    if isinstance(plan, ir.QuotaPlan):  # read by constructs, not named (audit: pay changed with no word)
+        for term in plan.allocation:
+            if term.basis == "territory_potential":
+                yield "accounts", "potential", term, "account.potential (its allocation by territory potential)"
     if not isinstance(plan, ir.CompPlan):
         return
+    if plan.crediting.rollup:
+        yield "reps", "manager_id", plan.crediting, "rep.manager_id (its roll-up to managers)"
     if plan.paid_on is ir.PayoutTiming.PAYMENT:
         yield "deals", "paid_date", None, "deal.paid_date (it is paid on payment)"
     if plan.clawback is not None:

@@ -1309,6 +1309,47 @@ def test_a_plan_reading_an_optional_input_the_data_lacks_warns_at_its_line(tmp_p
     assert all(w.code == "RD033" and w.severity is Severity.WARNING for w in warnings)
 
 
+IMPLIED_INPUTS = """revplan 1
+
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+
+comp plan "Managers" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  credit rollup
+  component "Override" on bookings
+    rate 1%
+
+quota plan "Q" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  target 1,000,000 USD
+  allocate by territory_potential 100%
+  phasing 25%, 25%, 25%, 25%
+"""
+
+
+@pytest.mark.parametrize("change, expected", [
+    (None, []),
+    (drop_column("reps", "manager_id"), ["rep.manager_id (its roll-up to managers)"]),
+    (drop_column("accounts", "potential"), ["account.potential (its allocation by territory potential)"]),
+])
+def test_inputs_constructs_read_without_naming_them_warn_too(tmp_path, change, expected):
+    """A roll-up without reps.manager_id paid managers 0.00, an allocation by potential without accounts.potential
+    gave every rep another quota, each with no word (audit)."""
+    tables = copy.deepcopy(GOOD)
+    if change:
+        change(tables)
+    project = load_texts([("plans.plan", IMPLIED_INPUTS)])
+    with open_data(write_company(tmp_path, tables)) as dataset:
+        warnings = check_plan_inputs(project.files, dataset)
+    assert [w.message.split(" reads ")[1].split(", but")[0] for w in warnings] == expected
+
+
 def test_a_missing_input_says_what_the_plan_gets_instead(tmp_path):
     tables = copy.deepcopy(GOOD)
     drop_column("deals", "paid_date")(tables)
