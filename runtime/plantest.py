@@ -274,17 +274,24 @@ def _cell(field_value: ir.FieldValue, field_type: FieldType, entity: Entity) -> 
     if field_type is FieldType.STRING:
         return value.value
     if field_type is FieldType.MONEY:
-        return _exact(value.amount, SCALE[field_type], where, field_value.span)
+        return _exact(value.amount, field_type, where, field_value.span)
     if field_type in (FieldType.NUMBER, FieldType.PERCENT):
-        return _exact(value.value, SCALE[field_type], where, field_value.span)
+        return _exact(value.value, field_type, where, field_value.span)
     if field_type is FieldType.INTEGER:
         if value.value != value.value.to_integral_value():
             raise PlanTestError(f"{where} is a whole number", field_value.span)
+        if abs(value.value) >= 2 ** 63:  # BIGINT, as in the data
+            raise PlanTestError(f"{where} {value.value:,} is too large for the column", field_value.span)
         return int(value.value)
     return value.value
 
 
-def _exact(number: Decimal, scale: int, where: str, span: Span | None) -> Decimal:
+def _exact(number: Decimal, field_type: FieldType, where: str, span: Span | None) -> Decimal:
+    """The value in its column's exact type (as data loads it): its places, and digits that fit."""
+    scale, digits = SCALE[field_type], ARROW_TYPES[field_type].precision - SCALE[field_type]
+    if abs(number) >= Decimal(10) ** digits:  # the column (DECIMAL(18,2) for money) cannot hold it
+        raise PlanTestError(f"{where} {number:,} is too large for the column", span,
+                            f"the column holds {digits} digits before the point, as data loads it")
     quantum = Decimal(1).scaleb(-scale)
     fitted = number.quantize(quantum)
     if fitted != number:

@@ -198,6 +198,14 @@ def test_table_names_work_too():
             "cents",
         ),
         ('given deal id "D1", owner_rep_id "A", amount 1 USD', "lacks close_date", "close_date ..."),
+        # too large for the column data loads it into (audit: a traceback from Arrow)
+        (
+            'given deal id "D1", owner_rep_id "A", amount 99,999,999,999,999,999 USD, close_date 2027-01-01',
+            "deal.amount 99,999,999,999,999,999 is too large for the column",
+            "16 digits before the point",
+        ),
+        ('given fx_rate date 2027-01-01, from "EUR", to "USD", rate 100,000,000,000,000,000,000', "too large", None),
+        ('given account id "a", employees 99,999,999,999,999,999,999', "too large for the column", None),
         ('given quota rep_id "A", period "2027-Q1", amount 1 EUR', "plan currency (USD)", None),
         (
             'given deal owner_rep_id "A", amount 1 USD, currency "EUR", close_date 2027-01-01',
