@@ -234,6 +234,8 @@ class _QuotaCompiler(RowCompiler):
                 return v
             case ir.Money(amount=v):
                 return v
+            case ir.Negate(operand=o):  # `-0 USD`: RP307 refuses a negative one
+                return -self.constant(o)
         raise CompileError(f"{self.plan.key}: expected a number, a percentage or money, not {type(node).__name__}")
 
     # ------------------------------------------------------------ pieces

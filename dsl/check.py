@@ -453,6 +453,8 @@ def check_literal_values(ctx: Context) -> Iterator[Diagnostic]:
             if parameter and (value := _literal_number(slot.expr)) is not None and value < 0:
                 yield _error("RP307", f"{slot.what} is negative", slot.expr.span,
                              "it is never negative: a clawback takes pay back, a lower rate pays less")
+            elif slot.what == "the rounding step" and _literal_number(slot.expr) == 0:  # audit: a traceback
+                yield _error("RP307", "the rounding step is 0", slot.expr.span, "round to a step above 0: 1,000 USD")
             for node in walk(slot.expr):
                 yield from _literal_problems(node)
     for measure in ctx.shared_measures:  # outside any plan, the same literals (audit: they went unchecked)

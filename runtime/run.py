@@ -156,6 +156,21 @@ def _compile_each(files: Sequence[ir.PlanFile], compile_one) -> list:
     return compiled
 
 
+def _compile_quotas(quotas: Sequence[ir.QuotaPlan], territories: Sequence[ir.TerritoryPlan], dialect: str
+                    ) -> list[str]:
+    """Each quota plan's SQL; one that cannot compile is a diagnostic at the plan (RP401), as a comp plan's is."""
+    queries, problems = [], []
+    for plan in quotas:
+        try:
+            queries.append(sql_text(quota_table(plan, tuple(territories), dialect), dialect))
+        except CompileError as error:
+            problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
+                                       hints=(error.hint or "this construct cannot be compiled yet",)))
+    if problems:
+        raise RevplanError(problems)
+    return queries
+
+
 def sql_text(query: exp.Expression, dialect: str) -> str:
     """The SQL of a tree built for one use: printing it in place skips sqlglot's deep copy (a third of compile time)."""
     return query.sql(dialect=dialect, copy=False)
@@ -217,13 +232,14 @@ def run_plans(
         compiled = compile_all(files, dialect, computed=computed, schema=schema)
         traces = compile_all(files, dialect, deals, computed, deals_of, deals_in, schema) if deals else []
         deal_queries = [sql for _, sql in traces]
+    quota_queries = _compile_quotas(quotas, territories, dialect)
     if engine != "duckdb":
         progress(f"copying the tables to {engine}")
     with open_session(engine, connection, url, schema) as session:
         quota_frames = []
-        for plan in quotas:
+        for plan, sql in zip(quotas, quota_queries, strict=True):
             progress(f"quotas of {plan.name}")
-            quota_frames.append(session.run(sql_text(quota_table(plan, territories, dialect), dialect)))
+            quota_frames.append(session.run(sql))
             session.add_table(computed[plan.key], quota_rows(quota_frames[-1]))
         if territories:
             progress("territory assignments")

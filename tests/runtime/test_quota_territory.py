@@ -206,6 +206,14 @@ def test_blends_allocate_the_whole_target(tmp_path, reps, shares):
         assert abs(Fraction(amounts[f"R{i}"]) - 1_100_000 * share) < Fraction(1, 100)
 
 
+def test_an_override_of_minus_zero_is_zero(tmp_path):
+    """`-0 USD` is 0 (RP307 refuses a negative one): the run crashed on it (audit)."""
+    text = 'quota plan "P" version 1\n' + HEADER + '  period quarter\n  target 1000 USD\n  allocate by equal\n' \
+        '  override "B" -0 USD\n'
+    quotas = run_plans(load(tmp_path, text), data(reps=[rep("A"), rep("B")])).quotas
+    assert annual(quotas) == {"A": Decimal("500.00"), "B": Decimal("0.00")}
+
+
 def test_ramp_override_and_equal_phasing(tmp_path):
     """Without phasing each period gets an equal share (cents apportioned); ramps and overrides as written."""
     text = (
