@@ -475,6 +475,7 @@ def _literal_number(node: ir.Node) -> Decimal | None:
 
 
 CENT = Decimal("0.01")
+LONGEST_DURATION_DAYS = 400_000  # from 1900-01-01 past 2999-12-31: no date of a plan or its data is further
 
 
 def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
@@ -482,6 +483,9 @@ def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
     if value is not None and abs(value) >= LARGEST_LITERAL:
         yield _error("RP308", f"{show(node)} is too large", node.span,
                      "amounts and numbers keep at most 16 digits before the decimal point")
+    if isinstance(node, ir.Duration) and node.days > LONGEST_DURATION_DAYS:  # audit: a traceback, engines apart
+        yield _error("RP308", f"a duration of {node.days:,} days is too large", node.span,
+                     f"a duration spans at most {LONGEST_DURATION_DAYS:,} days (about 1,100 years: the plans' dates)")
     if isinstance(node, ir.Money) and node.amount != node.amount.quantize(CENT):
         yield _error("RP316", f"{show(node)} has a fraction of a cent", node.span,
                      "money is paid in cents: write "
