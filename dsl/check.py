@@ -1223,7 +1223,8 @@ def check_plan_versions(ctx: Context) -> Iterator[Diagnostic]:
         by_key[key] = plan
         by_name[plan.name].append(plan)
     for versions in by_name.values():
-        for a, b in itertools.combinations(sorted(versions, key=lambda p: p.version), 2):
+        sound = [p for p in versions if _sound_dates(p)]  # RP110, RP111, RP118 say the rest (audit: RP299)
+        for a, b in itertools.combinations(sorted(sound, key=lambda p: p.version), 2):
             overlap = _overlap(a, b)
             if overlap is None:
                 continue
@@ -1395,7 +1396,7 @@ def check_quota_target(ctx: Context) -> Iterator[Diagnostic]:
 def check_quota_year(ctx: Context) -> Iterator[Diagnostic]:
     """A quota plan is within one calendar year (RP327): its year row, phasing shares and ramp are by the
     calendar year's periods, so a fiscal year from April put Q2's share on 2027-Q3 and so on."""
-    for plan in ctx.plans_of(ir.QuotaPlan):
+    for plan in filter(_sound_dates, ctx.plans_of(ir.QuotaPlan)):  # RP110, RP111, RP118 say the rest
         first, last = plan.effective_from, plan.effective_to
         if first.year != last.year:
             yield _error(

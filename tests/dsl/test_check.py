@@ -214,6 +214,21 @@ def test_negations_of_optional_fields_in_row_conditions_warn(body, codes):
     assert codes_of(SHARED + comp(body + '  component "C" on b\n    rate 1%\n' + multiplier)) == codes
 
 
+@pytest.mark.parametrize("case, codes", [
+    ("a second version from year 1", ["RP118"]),  # RP299 (an internal error, no location) from the versions' check
+    ("a quota plan ending before it starts, in 9999", ["RP111"]),  # RP299 from the quota year's check
+])
+def test_plans_with_dates_out_of_range_get_only_the_date_errors(case, codes):
+    body = '  component "C" on bookings\n    rate 1%\n'
+    plans = {
+        "a second version from year 1": comp(body) + comp(body, version=2,
+                                                         header=HEADER.replace("2027-01-01 to", "0001-01-01 to")),
+        "a quota plan ending before it starts, in 9999": 'quota plan "Q" version 1\n'
+        + HEADER.replace("2027-01-01 to", "9999-12-31 to") + "  target 1,000 USD\n  allocate by equal\n",
+    }[case]
+    assert codes_of(SHARED + plans) == codes
+
+
 # ---------------------------------------------------------------- rules, on small plans
 
 
