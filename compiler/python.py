@@ -1525,9 +1525,11 @@ class _Run:
         # Shares matter with split credit, and when a rep credited twice for a deal (owner and overlay, say)
         # gets the shares added, as in SQL's credits table; else None (every share is 1).
         multiple = sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
-        direct_share = Num.const(1, n_deals) if crediting.splits or multiple else None
+        split_aware = crediting.splits or crediting.rollup  # a roll-up follows the deal's split credit (SQL too)
+        direct_share = Num.const(1, n_deals) if split_aware or multiple else None
         direct_rep, direct_deal = owner_rep, deal_all
-        if crediting.splits and inputs.rows("deal_splits"):
+        owner_only = (owner_rep, deal_all, direct_share)
+        if split_aware and inputs.rows("deal_splits"):
             split_deal = inputs.index_of("deals", "id", inputs.text("deal_splits", "deal_id"))
             split_rep = inputs.index_of("reps", "id", inputs.text("deal_splits", "rep_id"))
             percent = number(inputs.column("deal_splits", "percent"))
@@ -1539,16 +1541,16 @@ class _Run:
             direct_share = _concat_nums([Num.const(1, int(keep.sum())), percent])
         sources = []
         if crediting.owner or crediting.splits:
-            sources.append((direct_rep, direct_deal, direct_share))
+            sources.append((direct_rep, direct_deal, direct_share) if crediting.splits else owner_only)
         if crediting.rollup:
             sources.append(self.rollup(direct_rep, direct_deal, direct_share))
         if crediting.overlay:
             sources.append(self.overlay())
         reps = np.concatenate([s[0] for s in sources])
         deals = np.concatenate([s[1] for s in sources])
-        shares = _concat_nums([s[2] for s in sources]) if crediting.splits or multiple else None
+        shares = _concat_nums([s[2] for s in sources]) if split_aware or multiple else None
         keep = (reps >= 0) & (deals >= 0)  # a rep or deal that does not exist joins nothing
-        if crediting.splits:  # a 0 % split row credits its rep with nothing: not a deal to count either (SQL too)
+        if split_aware:  # a 0 % split row credits its rep with nothing: not a deal to count either (SQL too)
             keep &= ~shares.null & (shares.v != 0)
         reps, deals = reps[keep], deals[keep]
         shares = shares.take(np.flatnonzero(keep)) if shares is not None else None

@@ -684,12 +684,13 @@ class _PlanCompiler(RowCompiler):
         splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share"), copy=False).from_(
             table("deal_splits"), copy=False
         )
-        if crediting.splits:
-            owner = owner.where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))), copy=False)
-            direct = union_all([owner, splits])
-        else:
-            direct = owner
+        unsplit = owner.where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))), copy=False)
+        split_credit = union_all([unsplit, splits])  # a split deal's split reps, else its owner
+        direct = split_credit if crediting.splits else owner
         direct_sub = exp.Subquery(this=direct, alias=exp.TableAlias(this=exp.to_identifier("d", quoted=True)))
+        # A roll-up follows the deal's credit: the managers of its split reps, each with their share.
+        rollup_sub = exp.Subquery(this=split_credit.copy(), alias=exp.TableAlias(this=exp.to_identifier("d",
+                                                                                                   quoted=True)))
         selects = []
         if crediting.owner or crediting.splits:
             selects.append(
@@ -700,7 +701,7 @@ class _PlanCompiler(RowCompiler):
         if crediting.rollup:  # the managers above the credited rep on the deal's booking date
             selects.append(
                 exp.select(alias(col("manager_id", "h"), "rep_id"), col("deal_id", "d"), col("share", "d"), copy=False)
-                .from_(direct_sub.copy(), copy=False)
+                .from_(rollup_sub, copy=False)
                 .join(table("deals", "dd"), on=eq(col("id", "dd"), col("deal_id", "d")), copy=False)
                 .join(table("chain", "h"), on=self.on_chain(col("rep_id", "d"), self.booking_date("dd")), copy=False)
             )
@@ -796,7 +797,7 @@ class _PlanCompiler(RowCompiler):
         on_rate = and_(eq(col("from", "fx"), col("currency", "d")), eq(col("day", "fx"), fx_day))
         select = select.join(table("fx", "fx"), join_type="left", on=on_rate, copy=False)
         where = [self.in_force(self.booking_date("d")), self.deal_filter()]
-        if self.plan.crediting.splits:  # a 0 % split row credits its rep with nothing: not a deal to count either
+        if self.plan.crediting.splits or self.plan.crediting.rollup:  # a 0 % split row: no credit, no deal to count
             where.append(exp.NEQ(this=credited.share.copy(), expression=ZERO.copy()))
         if only_cancelled:
             where.append(exp.Not(this=exp.Is(this=col("cancel_date", "d"), expression=exp.null())))
@@ -813,7 +814,7 @@ class _PlanCompiler(RowCompiler):
             on_id = eq(col("id", "d"), col("deal_id", "c"))
             return Credited(table("credits", "c"), col("rep_id", "c"), col("share", "c"), [(deals, on_id, "inner")])
         joins, rep, share = [], col("owner_rep_id", "d"), number(1)
-        if crediting.splits:  # a split deal credits its split reps instead of its owner
+        if crediting.splits or crediting.rollup:  # a split deal credits its split reps (and their managers)
             joins.append((table("deal_splits", "s"), eq(col("deal_id", "s"), col("id", "d")), "left"))
             rep = coalesce(col("rep_id", "s"), col("owner_rep_id", "d"))
             share = case(exp.Is(this=col("deal_id", "s"), expression=exp.null()), number(1), dec(col("percent", "s")))
