@@ -766,7 +766,7 @@ class _PlanCompiler(RowCompiler):
             *deal_fields,
             alias(credited.share, "share"),
             alias(amount_fx, "amount_fx"),
-            alias(mul(amount_fx.copy(), credited.share.copy()), "amount"),
+            alias(credited_amount(amount_fx.copy(), credited.share.copy()), "amount"),
             copy=False,
         ).from_(credited.rows, copy=False)
         for join_table, on, kind in credited.joins:
@@ -1810,6 +1810,14 @@ class _PlanCompiler(RowCompiler):
 
 # The rep-period values a payout may be made of, and the measures' year-to-date counts of periods without them.
 GAPS = {"quota": "quota_gaps", "target_incentive": "ti_gaps"}
+
+
+def credited_amount(amount: exp.Expression, share: exp.Expression) -> exp.Expression:
+    """A deal's amount x a rep's share of it; a whole share is the amount as it is: most deals are not split, and
+    an exact product costs DuckDB a 128-bit rescale a row (3 s of 8M roll-up rows at 10M deals)."""
+    if share == number(1):  # owner credit, overlay credit
+        return amount
+    return case(eq(share, number(1)), amount.copy(), mul(amount, share.copy()))
 
 
 def lacks(name: str, value: exp.Expression) -> exp.Expression:
