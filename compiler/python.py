@@ -2036,26 +2036,23 @@ class _Run:
 def _running_max(value: Num, first: np.ndarray) -> Num:
     """MAX(value) OVER (PARTITION ... ORDER BY ...): NULLs skipped (their own rows' results are not used)."""
     lowest = -(10 ** 40) if value.wide else np.iinfo(np.int64).min
-    v = np.where(value.null, lowest, _wide(value.v) if value.wide else value.v)
-    ids = _partition_ids(first)
-    for start in np.flatnonzero(first):
-        end = start + 1
-        while end < len(v) and ids[end] == ids[start]:
-            end += 1
-        v[start:end] = np.maximum.accumulate(v[start:end])
+    v = _accumulated(np.where(value.null, lowest, _wide(value.v) if value.wide else value.v), first, np.maximum)
     return Num(np.where(v == lowest, 0, v), value.scale, v == lowest)
 
 
 def _running_min(value: Num, first: np.ndarray) -> Num:
     """MIN(value) OVER (PARTITION ... ORDER BY ...), for values without NULLs."""
-    v = _wide(value.v).copy() if value.wide else value.v.copy()
-    ids = _partition_ids(first)
-    for start in np.flatnonzero(first):
-        end = start + 1
-        while end < len(v) and ids[end] == ids[start]:
-            end += 1
-        v[start:end] = np.minimum.accumulate(v[start:end])
+    v = _accumulated(_wide(value.v) if value.wide else value.v, first, np.minimum)
     return Num(v, value.scale, value.null.copy())
+
+
+def _accumulated(values: np.ndarray, first: np.ndarray, function: np.ufunc) -> np.ndarray:
+    """`function.accumulate` within each partition (the rows from one `first` to the next)."""
+    out = values.copy()
+    starts = np.flatnonzero(first)
+    for start, end in zip(starts, [*starts[1:], len(values)], strict=True):
+        out[start:end] = function.accumulate(values[start:end])
+    return out
 
 
 def _dense(sorted_keys: np.ndarray) -> np.ndarray:

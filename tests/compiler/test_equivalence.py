@@ -966,6 +966,16 @@ def test_a_plan_the_python_calculator_cannot_compute_is_refused_before_any_data_
     assert diagnostic.hints == ("load the territory plan too: --plans a folder that holds it, such as plans/",)
 
 
+def typed_tables(rows: dict[str, list[dict]], schema) -> dict[str, pa.Table]:
+    """Rows by entity name as the contract's typed tables (custom fields of `schema` too)."""
+    tables = {}
+    for name, table_rows in rows.items():
+        arrow = arrow_schema_for(schema.entity(name))
+        tables[schema.entity(name).table] = pa.table({f.name: [r.get(f.name) for r in table_rows] for f in arrow},
+                                                     schema=arrow)
+    return tables
+
+
 def test_custom_fields_and_unusual_measures_pay_the_same():
     """revplan.toml fields (bool, text, money, integer with NULLs), negation, a measure as the rate."""
     schema = SCHEMA.with_extra_fields({"deal": {"multi_year": FieldType.BOOL, "tier": FieldType.STRING,
@@ -1001,12 +1011,7 @@ def test_custom_fields_and_unusual_measures_pay_the_same():
                       "points": Decimal(p), "channel": channel}
                      for i, p, channel in ((1, "1.5", "phone"), (2, "1.25", "phone"), (4, "9", "email"))],
     }
-    tables = {}
-    for name, table_rows in rows.items():
-        arrow = arrow_schema_for(schema.entity(name))
-        tables[schema.entity(name).table] = pa.table({f.name: [r.get(f.name) for r in table_rows] for f in arrow},
-                                                     schema=arrow)
-    connection = connection_for(tables, schema)
+    connection = connection_for(typed_tables(rows, schema), schema)
     duckdb = run_plans(project.files, connection, schema=schema).payout_lines
     python = run_plans(project.files, connection, engine="python", schema=schema).payout_lines
     assert (duckdb["amount"] != 0).sum() >= 4
@@ -1032,12 +1037,7 @@ def test_a_custom_money_field_of_deals_is_converted_and_credited_as_the_amount_i
             "split": [{"deal_id": "D1", "rep_id": "R0", "percent": Decimal("0.5")},
                            {"deal_id": "D1", "rep_id": "R1", "percent": Decimal("0.5")}],
             "fx_rate": [{"date": dt.date(2027, 1, 1), "from": "EUR", "to": "USD", "rate": Decimal("2")}]}
-    tables = {}
-    for name, table_rows in rows.items():
-        arrow = arrow_schema_for(schema.entity(name))
-        tables[schema.entity(name).table] = pa.table({f.name: [r.get(f.name) for r in table_rows] for f in arrow},
-                                                     schema=arrow)
-    connection = connection_for(tables, schema)
+    connection = connection_for(typed_tables(rows, schema), schema)
     for engine in ("duckdb", "python"):
         lines = run_plans(project.files, connection, engine=engine, schema=schema).payout_lines
         paid = lines[lines["period"] == "2027-Q1"].set_index("rep_id")["amount"]
