@@ -1525,7 +1525,7 @@ class _Run:
         # Shares matter with split credit, and when a rep credited twice for a deal (owner and overlay, say)
         # gets the shares added, as in SQL's credits table; else None (every share is 1).
         multiple = sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
-        split_aware = crediting.splits or crediting.rollup  # a roll-up follows the deal's split credit (SQL too)
+        split_aware = crediting.follows_splits  # a roll-up follows the deal's split credit (SQL too)
         direct_share = Num.const(1, n_deals) if split_aware or multiple else None
         direct_rep, direct_deal = owner_rep, deal_all
         owner_only = (owner_rep, deal_all, direct_share)

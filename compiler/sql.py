@@ -749,8 +749,10 @@ class _PlanCompiler(RowCompiler):
         `only_cancelled` keeps the deals a clawback can take back: a second, small
         set of rows, so the big one is read once and never materialised."""
         currency = self.plan.currency
-        converted = lambda money: case(  # noqa: E731
-            eq(col("currency", "d"), text(currency)), dec(money), mul(dec(money.copy()), col("rate", "fx")))
+
+        def converted(money: exp.Expression) -> exp.Expression:  # a money field in the plan currency
+            return case(eq(col("currency", "d"), text(currency)), dec(money), mul(dec(money.copy()), col("rate", "fx")))
+
         amount_fx = converted(col("amount", "d"))
         # Only the deal fields the plan reads: deal rows are the big intermediate.
         always = ["id", "close_date", "cancel_date", "paid_date"]
@@ -797,7 +799,7 @@ class _PlanCompiler(RowCompiler):
         on_rate = and_(eq(col("from", "fx"), col("currency", "d")), eq(col("day", "fx"), fx_day))
         select = select.join(table("fx", "fx"), join_type="left", on=on_rate, copy=False)
         where = [self.in_force(self.booking_date("d")), self.deal_filter()]
-        if self.plan.crediting.splits or self.plan.crediting.rollup:  # a 0 % split row: no credit, no deal to count
+        if self.plan.crediting.follows_splits:  # a 0 % split row credits nothing: no deal to count either
             where.append(exp.NEQ(this=credited.share.copy(), expression=ZERO.copy()))
         if only_cancelled:
             where.append(exp.Not(this=exp.Is(this=col("cancel_date", "d"), expression=exp.null())))
@@ -814,7 +816,7 @@ class _PlanCompiler(RowCompiler):
             on_id = eq(col("id", "d"), col("deal_id", "c"))
             return Credited(table("credits", "c"), col("rep_id", "c"), col("share", "c"), [(deals, on_id, "inner")])
         joins, rep, share = [], col("owner_rep_id", "d"), number(1)
-        if crediting.splits or crediting.rollup:  # a split deal credits its split reps (and their managers)
+        if crediting.follows_splits:  # a split deal credits its split reps (and their managers)
             joins.append((table("deal_splits", "s"), eq(col("deal_id", "s"), col("id", "d")), "left"))
             rep = coalesce(col("rep_id", "s"), col("owner_rep_id", "d"))
             share = case(exp.Is(this=col("deal_id", "s"), expression=exp.null()), number(1), dec(col("percent", "s")))

@@ -244,6 +244,11 @@ class Crediting(Node):
     rollup: bool = False
     rollup_depth: int | None = None  # None with rollup: the full hierarchy
 
+    @property
+    def follows_splits(self) -> bool:
+        """Whether credit follows deal_splits: split credit, or a roll-up of it (to the split reps' managers)."""
+        return self.splits or self.rollup
+
 
 class Measurement(str, enum.Enum):
     PERIOD = "period"
