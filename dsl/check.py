@@ -15,9 +15,10 @@ Codes (see the table in dsl/README.md):
   RP310-RP317  plans of the project: versions, overlapping comp plans, quota sources, the year
   RP320-RP328  quota plans: phasing, allocation, weights, overrides, the year
   RP330-RP332  territory plans: overlapping rules, unknown and duplicate territories
-  RP340-RP347  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
+  RP340-RP348  warnings: dates outside a plan, missing territory plans, negations that leave out nulls,
                gaps between versions, part-periods without proration, a version starting within a year,
-               a draw for some periods in two versions, components paid on payment or clawed back do not follow
+               a draw for some periods in two versions, components paid on payment or clawed back do not follow,
+               a roll-up beside overlay credit
   RP299        a bug in a check (not in the plan)
 
 >>> from dsl.parse import parse
@@ -1461,6 +1462,21 @@ def check_untraced_components(ctx: Context) -> Iterator[Diagnostic]:
         )
 
 
+def check_rollup_of_overlays(ctx: Context) -> Iterator[Diagnostic]:
+    """A roll-up credits the managers of a deal's owner or split reps, not of its overlay reps (RP348): an SE
+    manager's plan with `credit overlay` and `credit rollup` paid the manager 0.00, with no word (audit)."""
+    for plan in ctx.plans_of(ir.CompPlan):
+        if plan.crediting.overlay and plan.crediting.rollup:
+            yield _warning(
+                "RP348",
+                f'comp plan "{plan.name}" credits overlay reps and rolls up: the roll-up credits the managers of '
+                "each deal's owner or split reps, not of its overlay reps",
+                ctx.locate.line_with(plan.span, r"^\s*credit\s+(rollup\b.*?)\s*(#.*)?$") or _header(ctx, plan),
+                "to pay the managers of overlay reps on their teams' deals, name those managers as overlays of the "
+                "territories in the territory plan",
+            )
+
+
 def _traces_to_deals(component: ir.Component, scope) -> bool:
     """Whether the calculators trace a component's pay to deals: a rate or tiers on a base made of deal sums and
     counts added and subtracted (`compiler.sql` `deal_components`)."""
@@ -1982,4 +1998,5 @@ RULES: tuple[Rule, ...] = (
     check_territory_dependencies,
     check_negations_of_optional_fields,
     check_untraced_components,
+    check_rollup_of_overlays,
 )
