@@ -1554,7 +1554,8 @@ class _Run:
             keep &= ~shares.null & (shares.v != 0)
         reps, deals = reps[keep], deals[keep]
         shares = shares.take(np.flatnonzero(keep)) if shares is not None else None
-        if len(sources) > 1:  # the same rep credited twice for a deal: one row, shares added
+        if len(sources) > 1 or crediting.rollup:  # a rep credited twice for a deal (a manager of two of its split
+            # reps too): one row, shares added (SQL: credits_table_needed)
             key = reps * max(n_deals, 1) + deals
             order = np.argsort(key, kind="stable")
             dense = _dense(key[order])

@@ -718,7 +718,7 @@ class _PlanCompiler(RowCompiler):
             this=col("rep_id"),
             query=exp.Subquery(this=exp.select(col("rep_id"), copy=False).from_(table("rep_periods"), copy=False)),
         )
-        if len(selects) == 1:  # one source credits each (rep, deal) once: no need to add shares up
+        if len(selects) == 1 and not crediting.rollup:  # each (rep, deal) credited once: no shares to add up
             return (
                 exp.select(col("rep_id"), col("deal_id"), col("share"), copy=False)
                 .from_(credited, copy=False)
@@ -829,8 +829,10 @@ class _PlanCompiler(RowCompiler):
         return Credited(deals, rep, share, joins)
 
     def credits_table_needed(self) -> bool:
+        """Whether a rep can be credited twice for one deal: by two sources, or as the manager of two of its
+        split reps (the credits table adds their shares up: one row, the deal counted once)."""
         crediting = self.plan.crediting
-        return sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
+        return sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1 or crediting.rollup
 
     def overlay_joins(self, deal: str) -> list[tuple[exp.Table, exp.Expression, str]]:
         """The territory holding the deal's account on its close date, and that territory's overlay reps."""
