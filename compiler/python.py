@@ -2050,8 +2050,8 @@ def _running_min(value: Num, first: np.ndarray) -> Num:
 def _accumulated(values: np.ndarray, first: np.ndarray, function: np.ufunc) -> np.ndarray:
     """`function.accumulate` within each partition (the rows from one `first` to the next)."""
     out = values.copy()
-    starts = np.flatnonzero(first)
-    for start, end in zip(starts, [*starts[1:], len(values)], strict=True):
+    starts = list(np.flatnonzero(first))
+    for start, end in zip(starts, starts[1:] + [len(values)] if starts else [], strict=True):
         out[start:end] = function.accumulate(values[start:end])
     return out
 
