@@ -684,7 +684,8 @@ class _PlanCompiler(RowCompiler):
         splits = exp.select(col("rep_id"), col("deal_id"), alias(dec(col("percent")), "share"), copy=False).from_(
             table("deal_splits"), copy=False
         )
-        unsplit = owner.where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))), copy=False)
+        unsplit = owner.copy().where(exp.Not(this=exp.In(this=col("id"), query=exp.Subquery(this=split_deals))),
+                                     copy=False)  # a copy: `owner` credits split deals too
         split_credit = union_all([unsplit, splits])  # a split deal's split reps, else its owner
         direct = split_credit if crediting.splits else owner
         direct_sub = exp.Subquery(this=direct, alias=exp.TableAlias(this=exp.to_identifier("d", quoted=True)))

@@ -762,6 +762,15 @@ REGRESSIONS = [
         refused=("RP416",),
     ),
     Case(
+        "owner and roll-up credit of a split deal: the owner keeps the whole deal, the split reps' managers their "
+        "shares (the roll-up's split credit once took the owner's split deals away)",
+        "  credit owner\n  credit rollup\n  component \"C\" on bookings\n    rate 10%",
+        {"reps": [rep(), rep("R1", manager_id="M"), rep("M")],
+         "deals": [deal("D1", "100000.00", "2027-02-10"), deal("D2", "1000.00", "2027-02-11", owner_rep_id="R1")],
+         "deal_splits": [{"deal_id": "D1", "rep_id": "R0", "percent": Decimal("0.5")},
+                         {"deal_id": "D1", "rep_id": "R1", "percent": Decimal("0.5")}]},
+    ),
+    Case(
         "year to date, TI / quota with a quarter without a quota: RP416 from it on (audit: the sums skipped it)",
         "  measured year_to_date with true_up\n  attainment = bookings / quota\n"
         "  component \"R\" on bookings\n    rate target_incentive / quota",
