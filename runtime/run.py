@@ -135,40 +135,29 @@ def compile_with_deal_ids(
 
 
 def _compile_each(files: Sequence[ir.PlanFile], compile_one) -> list:
-    measures = shared_measures(files)
-    territories = territory_plans(files)
-    quotas = quota_plans(files)
-    compiled, problems = [], []
-    for plan in comp_plans(files):
-        try:
-            compiled.append((plan, compile_one(plan, measures, territories, quotas)))
-        except CompileError as error:
-            problems.append(
-                Diagnostic(
-                    code="RP401",
-                    message=f"{plan.key}: {error}",
-                    span=plan.span,
-                    hints=(error.hint or "this construct cannot run on this calculator yet",),
-                )
-            )
-    if problems:
-        raise RevplanError(problems)
-    return compiled
+    measures, territories, quotas = shared_measures(files), territory_plans(files), quota_plans(files)
+    return _compile_or_refuse(comp_plans(files), lambda plan: (plan, compile_one(plan, measures, territories, quotas)))
 
 
 def _compile_quotas(quotas: Sequence[ir.QuotaPlan], territories: Sequence[ir.TerritoryPlan], dialect: str
                     ) -> list[str]:
-    """Each quota plan's SQL; one that cannot compile is a diagnostic at the plan (RP401), as a comp plan's is."""
-    queries, problems = [], []
-    for plan in quotas:
+    """Each quota plan's SQL, refused as a comp plan's is."""
+    return _compile_or_refuse(quotas, lambda plan: sql_text(quota_table(plan, tuple(territories), dialect), dialect))
+
+
+def _compile_or_refuse(plans: Sequence[ir.PlanBase], compile_one: Callable) -> list:
+    """`compile_one(plan)` for every plan; every plan that cannot compile is a diagnostic at the plan (RP401),
+    raised together, before any query runs."""
+    compiled, problems = [], []
+    for plan in plans:
         try:
-            queries.append(sql_text(quota_table(plan, tuple(territories), dialect), dialect))
+            compiled.append(compile_one(plan))
         except CompileError as error:
             problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span,
-                                       hints=(error.hint or "this construct cannot be compiled yet",)))
+                                       hints=(error.hint or "this construct cannot run on this calculator yet",)))
     if problems:
         raise RevplanError(problems)
-    return queries
+    return compiled
 
 
 def sql_text(query: exp.Expression, dialect: str) -> str:
