@@ -13,6 +13,8 @@ The query is a chain of CTEs, one job each:
     links, chain each rep's dated manager; the dated manager closure (recursive), only for roll-up credit
     days, fx     every day of the plan's periods and the period it is in; each currency's rate on each day
     credits      (rep, deal, share), only for plans with several credit sources
+    split_rollup (manager, deal, share) of split deals, for a roll-up alone: a manager of two
+                 of a deal's split reps is credited once, their shares added
     deal_rows    credited deals in each period, amounts in plan currency; one
                  credit source credits deals as they are read (splits as a left
                  join, roll-up through chain, overlay through the territories)
@@ -88,6 +90,7 @@ class Credited:
     rep: exp.Expression
     share: exp.Expression
     joins: list[tuple[exp.Table, exp.Expression, str]]
+    condition: exp.Expression = dataclasses.field(default_factory=exp.true)  # which of the deals it credits
 
 
 class CompileError(Exception):
@@ -418,6 +421,8 @@ class _PlanCompiler(RowCompiler):
             ]
         if self.credits_table_needed():
             ctes.append(("credits", self.credits()))
+        elif plan.crediting.rollup:
+            ctes.append(("split_rollup", self.split_rollup()))
         ctes.append(("deal_rows", self.deal_rows()))
         if deal_shares is not None and traced_rows == "cancelled_rows":
             ctes.append(("cancelled_rows", self.deal_rows(only_cancelled=True)))
@@ -719,17 +724,25 @@ class _PlanCompiler(RowCompiler):
             this=col("rep_id"),
             query=exp.Subquery(this=exp.select(col("rep_id"), copy=False).from_(table("rep_periods"), copy=False)),
         )
-        if len(selects) == 1 and not crediting.rollup:  # each (rep, deal) credited once: no shares to add up
-            return (
-                exp.select(col("rep_id"), col("deal_id"), col("share"), copy=False)
-                .from_(credited, copy=False)
-                .where(on_plan, copy=False)
-            )
         return (
             exp.select(col("rep_id"), col("deal_id"), alias(dec(exp.Sum(this=col("share"))), "share"), copy=False)
             .from_(credited, copy=False)
             .where(on_plan, copy=False)
             .group_by(col("rep_id"), col("deal_id"), copy=False)
+        )
+
+    def split_rollup(self) -> exp.Select:
+        """For a roll-up alone: each manager of a split deal's reps on its booking date, with their shares added
+        (a manager of two of them is credited once). Split deals are few; only those the plan counts are read
+        (`deal_rows`' filter)."""
+        return (
+            exp.select(col("manager_id", "h"), col("deal_id", "s"), alias(dec(exp.Sum(this=col("percent", "s"))),
+                                                                          "share"), copy=False)
+            .from_(table("deal_splits", "s"), copy=False)
+            .join(table("deals", "d"), on=eq(col("id", "d"), col("deal_id", "s")), copy=False)
+            .join(table("chain", "h"), on=self.on_chain(col("rep_id", "s"), self.booking_date("d")), copy=False)
+            .where(and_(self.in_force(self.booking_date("d")), self.deal_filter()), copy=False)
+            .group_by(col("manager_id", "h"), col("deal_id", "s"), copy=False)
         )
 
     def booking_date(self, deal: str) -> exp.Expression:
@@ -744,11 +757,15 @@ class _PlanCompiler(RowCompiler):
         """A deal or activity counts in the plan version in force on its date (versions split a period)."""
         return exp.Between(this=day, low=date(self.plan.effective_from), high=date(self.plan.effective_to))
 
-    def deal_rows(self, only_cancelled: bool = False) -> exp.Select:
+    def deal_rows(self, only_cancelled: bool = False) -> exp.Expression:
         """Each credited deal in each rep-period it counts in, with its amount in plan currency.
 
         `only_cancelled` keeps the deals a clawback can take back: a second, small
         set of rows, so the big one is read once and never materialised."""
+        return union_all([self.deal_rows_of(credited, only_cancelled) for credited in self.credited_deals()])
+
+    def deal_rows_of(self, credited: Credited, only_cancelled: bool) -> exp.Select:
+        """`deal_rows` of one way deals are credited."""
         currency = self.plan.currency
 
         def converted(money: exp.Expression) -> exp.Expression:  # a money field in the plan currency
@@ -761,7 +778,6 @@ class _PlanCompiler(RowCompiler):
             alias(converted(col(name, "d")), name) if name in self.converted else col(name, "d")
             for name in [*always, *self.used_fields("deal", exclude={*always, "amount"})]
         ]
-        credited = self.credited_deals()
         select = exp.select(
             alias(credited.rep, "rep_id"),
             col("period", "p"),
@@ -799,41 +815,55 @@ class _PlanCompiler(RowCompiler):
                                  copy=False)
         on_rate = and_(eq(col("from", "fx"), col("currency", "d")), eq(col("day", "fx"), fx_day))
         select = select.join(table("fx", "fx"), join_type="left", on=on_rate, copy=False)
-        where = [self.in_force(self.booking_date("d")), self.deal_filter()]
+        where = [self.in_force(self.booking_date("d")), self.deal_filter(), credited.condition]
         if self.plan.crediting.follows_splits:  # a 0 % split row credits nothing: no deal to count either
             where.append(exp.NEQ(this=credited.share.copy(), expression=ZERO.copy()))
         if only_cancelled:
             where.append(exp.Not(this=exp.Is(this=col("cancel_date", "d"), expression=exp.null())))
         return select.where(and_(*where), copy=False)
 
-    def credited_deals(self) -> Credited:
+    def credited_deals(self) -> list[Credited]:
         """How deal rows find their credited reps: from the deals themselves whenever one source
         credits them (owner, splits as a left join of the few splits, roll-up through the manager
         chain, overlay through the territories), else from the credits table, which adds up the
-        shares of a rep credited twice for one deal."""
+        shares of a rep credited twice for one deal. A roll-up alone reads unsplit and split deals apart."""
         crediting = self.plan.crediting
         deals = table("deals", "d")
         if self.credits_table_needed():
             on_id = eq(col("id", "d"), col("deal_id", "c"))
-            return Credited(table("credits", "c"), col("rep_id", "c"), col("share", "c"), [(deals, on_id, "inner")])
+            return [Credited(table("credits", "c"), col("rep_id", "c"), col("share", "c"), [(deals, on_id, "inner")])]
+        if crediting.rollup:
+            return self.rolled_up_deals()
         joins, rep, share = [], col("owner_rep_id", "d"), number(1)
-        if crediting.follows_splits:  # a split deal credits its split reps (and their managers)
+        if crediting.follows_splits:  # a split deal credits its split reps
             joins.append((table("deal_splits", "s"), eq(col("deal_id", "s"), col("id", "d")), "left"))
             rep = coalesce(col("rep_id", "s"), col("owner_rep_id", "d"))
             share = case(exp.Is(this=col("deal_id", "s"), expression=exp.null()), number(1), dec(col("percent", "s")))
-        if crediting.rollup:
-            joins.append((table("chain", "h"), self.on_chain(rep, self.booking_date("d")), "inner"))
-            rep = col("manager_id", "h")
         if crediting.overlay:
             joins += self.overlay_joins("d")
             rep = col("rep_id", "h")
-        return Credited(deals, rep, share, joins)
+        return [Credited(deals, rep, share, joins)]
+
+    def rolled_up_deals(self) -> list[Credited]:
+        """A roll-up alone: an unsplit deal credits its owner's managers through the small manager chain, as it
+        is read; a split deal its split reps' managers, from `split_rollup` (a manager of two of them once)."""
+        deals = table("deals", "d")
+        splits = (table("deal_splits", "s"), eq(col("deal_id", "s"), col("id", "d")), "left")
+        # The owner of an unsplit deal, in the join itself: as a filter, DuckDB makes the left join an anti
+        # join and builds its hash table on the deals.
+        owner = case(exp.Is(this=col("deal_id", "s"), expression=exp.null()), col("owner_rep_id", "d"), exp.null())
+        owners_managers = (table("chain", "h"), self.on_chain(owner, self.booking_date("d")), "inner")
+        split_managers = (table("split_rollup", "r"), eq(col("deal_id", "r"), col("id", "d")), "inner")
+        return [
+            Credited(deals, col("manager_id", "h"), number(1), [splits, owners_managers]),
+            Credited(deals, col("manager_id", "r"), col("share", "r"), [split_managers]),
+        ]
 
     def credits_table_needed(self) -> bool:
-        """Whether a rep can be credited twice for one deal: by two sources, or as the manager of two of its
-        split reps (the credits table adds their shares up: one row, the deal counted once)."""
+        """Whether a rep can be credited twice for one deal by two sources (the credits table adds their shares
+        up: one row, the deal counted once). A roll-up alone adds up only its split deals (`split_rollup`)."""
         crediting = self.plan.crediting
-        return sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1 or crediting.rollup
+        return sum([crediting.owner or crediting.splits, crediting.rollup, crediting.overlay]) > 1
 
     def overlay_joins(self, deal: str) -> list[tuple[exp.Table, exp.Expression, str]]:
         """The territory holding the deal's account on its close date, and that territory's overlay reps."""

@@ -898,6 +898,26 @@ REGRESSIONS = [
                          {"deal_id": "D5", "rep_id": "R3", "percent": Decimal("0.5")}]},
     ),
     Case(
+        "a roll-up alone of split deals: the split reps' managers, each once with their reps' shares added (a count "
+        "bonus at 2 deals must not pay for one deal two of M1's reps split), never the owner's; a 0 % split and a "
+        "lost split deal credit nothing, nor does a deal split to a rep without a manager",
+        "  applies to reps where rep.role = \"Manager\"\n  credit rollup\n  component \"C\" on bookings\n    rate 10%\n"
+        "  component \"B\"\n    bonus 100 USD when won >= 2",
+        {"reps": [rep("M0", role="Manager"), rep("M1", role="Manager"), rep(manager_id="M0"),
+                  rep("R1", manager_id="M1"), rep("R2", manager_id="M1"), rep("R3", manager_id="M0"), rep("R4")],
+         "deals": [deal("D1", "1000.00", "2027-02-10"), deal("D2", "2000.00", "2027-02-11"),
+                   deal("D3", "4000.00", "2027-02-12", owner_rep_id="R3"),
+                   deal("D4", "8000.00", "2027-02-13", owner_rep_id="R1", stage="closed_lost"),
+                   deal("D5", "16000.00", "2027-02-14")],
+         "deal_splits": [{"deal_id": "D1", "rep_id": "R1", "percent": Decimal("0.6")},
+                         {"deal_id": "D1", "rep_id": "R2", "percent": Decimal("0.4")},
+                         {"deal_id": "D3", "rep_id": "R3", "percent": Decimal("1")},
+                         {"deal_id": "D3", "rep_id": "R1", "percent": Decimal("0")},
+                         {"deal_id": "D4", "rep_id": "R1", "percent": Decimal("0.5")},
+                         {"deal_id": "D4", "rep_id": "R2", "percent": Decimal("0.5")},
+                         {"deal_id": "D5", "rep_id": "R4", "percent": Decimal("1")}]},
+    ),
+    Case(
         "roll-up credit when no rep has a day in the plan's range (an assignment that ended before it)",
         "  credit rollup\n  component \"C\"\n    bonus 250 USD when won >= 1",
         {"reps": [rep()],
