@@ -45,11 +45,11 @@ def cte_names(sql: str) -> set[str]:
 
 
 def test_the_deals_query_carries_only_the_ctes_it_reads():
-    """Sales Manager: deals credited up the manager chain (the credits table adds up the shares of a manager of
+    """Sales Manager: deals credited up the manager chain (split_rollup adds up the shares of a manager of
     two split reps of a deal), joined to the rep-periods; no payout arithmetic."""
     plan = next(p for p in PLANS if p.name == "Sales Manager")
     payouts, deals = compile_both(plan, "duckdb")
     assert {"measures", "earned_lines", "c0"} <= cte_names(payouts)
     assert cte_names(deals) == {
-        "periods", "rep_intervals", "rep_periods", "links", "chain", "credits", "days", "fx", "deal_rows",
+        "periods", "rep_intervals", "rep_periods", "links", "chain", "split_rollup", "days", "fx", "deal_rows",
     }
