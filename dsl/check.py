@@ -502,8 +502,12 @@ def _literal_problems(node: ir.Node) -> Iterator[Diagnostic]:
                      "then matches no value in the data")
 
 
+_EXAMPLES = {MONEY: "5,000 USD", PERCENT: "10%", NUMBER: "1.5", FACTOR: "1.5 or 150%"}  # of a fixed value
+
+
 def _type_slot(typer: Typer, slot: Slot, report: list[Diagnostic]) -> None:
-    found = typer.infer(slot.expr, slot.place)
+    example = _EXAMPLES.get(slot.allowed)
+    found = typer.infer(slot.expr, dataclasses.replace(slot.place, example=example) if example else slot.place)
     if not slot.allowed or found is Type.UNKNOWN or found in slot.allowed:
         return
     expected = words_or(slot.allowed)

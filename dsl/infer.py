@@ -129,6 +129,7 @@ class Place:
     entities: frozenset[str] = frozenset()
     names: bool = False
     aggregates: bool = False
+    example: str = "5,000 USD or 10%"  # of a fixed value it takes, for hints
 
 
 # ---------------------------------------------------------------- scope
@@ -306,7 +307,7 @@ class Typer:
                 "RP204",
                 f"{place.what} must be a fixed value, not {ref}",
                 expr.span,
-                "write a value such as 5,000 USD or 10%",
+                f"write a value such as {place.example}",
             )
 
     def _name(self, expr: ir.NameRef, place: Place) -> Type:
@@ -332,7 +333,7 @@ class Typer:
                 )
             else:
                 message = f"{place.what} must be a fixed value, not '{expr.name}'"
-                hint = "write a value such as 5,000 USD or 10%"
+                hint = f"write a value such as {place.example}"
             self._error("RP204", message, expr.span, hint)
         return found
 
