@@ -169,10 +169,11 @@ def parse(text: str, path: str = "<text>") -> SyntaxTree:
     """
     text = text.removeprefix("\ufeff")  # a byte order mark (Windows editors write one) is not text
     comments = tuple(find_comments(text))
-    if not text.strip():
+    only_comments = all(not line.strip() or line.lstrip().startswith("#") for line in text.split("\n"))
+    if only_comments:  # the parser would say "unexpected end of file" at the first comment
         empty = Diagnostic(
             code="RP003",
-            message="empty file",
+            message="empty file" if not text.strip() else "the file holds only comments",
             file=path,
             hints=("a plan file starts with the language line `revplan 1`, then measures and plans",),
         )
