@@ -33,7 +33,7 @@ each.
 | RD013 | error    | a split of an unknown deal                                             |
 | RD014 | error    | a cycle in the manager hierarchy (the reps table's, or on some day with assignments) |
 | RD015 | error    | a currency with no fx rate to or from the company currency             |
-| RD016 | error    | a deal closes before the first fx rate of its currency                 |
+| RD016 | (retired) | a deal before the first fx rate: RD035, for the deals a plan counts    |
 | RD017 | error    | an fx rate that is zero or negative                                    |
 | RD018 | error    | an end before its start: termination_date before hire_date, or an      |
 |       |          | assignment's end_date before its start_date                            |
@@ -60,7 +60,8 @@ each.
 |       |          | optional table with no rows                                             |
 | RD034 | warning  | a column of a database table the user may not read (it is not read)    |
 | RD035 | error    | a deal in a currency with no fx rate into the currency of a plan in force |
-|       |          | when it closes, on or before its close date (rates are not inverted)    |
+|       |          | when it closes, on or before the day the plan converts it (its close    |
+|       |          | date or its period's end; rates are not inverted)                       |
 | RD036 | error    | a split percent below 0 % or above 100 %                               |
 | RD037 | warning  | a plan without `prorate by active_days` has reps in it for part of a     |
 |       |          | period they were employed in (a role change, a new version mid-period)  |
@@ -377,17 +378,6 @@ class _Checker:
                  "nothing for it in a period the owner has no day of, a year-to-date one counts it later; "
                  "check the owner and the dates",),
                 joins=f" LEFT JOIN _rp_employment AS emp ON emp.id = {owner}", severity=Severity.WARNING,
-            )
-        if table.table == "deals" and self.usable("deals", "close_date", "currency") and self.usable("fx_rates"):
-            close, currency = c["close_date"].typed(), c["currency"].typed()
-            yield _RowRule(
-                "RD016", "close_date",
-                f"{currency} <> getvariable('rp_base_currency') AND {close} < fx.first_date",
-                (currency, close, "fx.first_date"),
-                lambda cur, close, first: f"no {cur} fx rate on or before close_date {close}; "
-                f"the first is on {first}",
-                ("add fx_rates rows up to the earliest close_date",),
-                joins=" LEFT JOIN _rp_fx_first AS fx ON fx.currency = " + currency,
             )
 
     def employment_lookup(self) -> list[Diagnostic]:
@@ -1136,9 +1126,11 @@ def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet
 
 def check_plan_rates(plans: Sequence[ir.CompPlan], dataset: DataSet, base_currency: str) -> list[Diagnostic]:
     """RD035 errors, at the data's first such deal: a deal closing while a plan is in force, in a currency with
-    no fx rate *into the plan's currency* on or before its close date. The calculators convert with such
-    rates only (a rate the other way is not inverted), so the deal would count for nothing. RD015 and RD016
-    already report the company currency's missing rates; this adds the direction and the other plan currencies."""
+    no fx rate *into the plan's currency* on the day the plan converts it (its close date, or with `fx at
+    period_end` the end of its period) or before. The calculators convert with such rates only (a rate the
+    other way is not inverted), so the deal would count for nothing. Deals no plan counts need no rate: a CRM
+    export's history older than the rates is fine. A currency with no rate to or from the company currency at
+    all is RD015's, and not repeated."""
     deals, fx = dataset.tables.get("deals"), dataset.tables.get("fx_rates")
     usable = [t is not None and t.present and not t.broken for t in (deals, fx)]
     if not all(usable) or not all(_convertible(deals.columns[c]) for c in ("id", "currency", "close_date")) \
@@ -1151,36 +1143,42 @@ def check_plan_rates(plans: Sequence[ir.CompPlan], dataset: DataSet, base_curren
         return (f"SELECT {from_column} AS currency, min({day}) AS first_date FROM {fx.raw_view} AS t "
                 f"WHERE {into_column} = $plan AND {rate} > 0 AND {day} IS NOT NULL GROUP BY 1")
 
-    found = []
-    for plan_currency in sorted({plan.currency for plan in plans}):
-        paying = [plan for plan in plans if plan.currency == plan_currency]
-        spans = [plan_periods(plan.effective_from, plan.effective_to, plan.period) for plan in paying]
-        first = min(min(periods[0].year_start, periods[0].start) for periods in spans)  # the days a deal counts on
-        last = max(periods[-1].end for periods in spans)
-        # In the company currency, a deal RD015 or RD016 reports (no rate either way by then) is not repeated.
-        reverse_only = (f" AND r.first_date <= {close}" if plan_currency == base_currency else "")
+    found, reported = [], set()
+    for plan in plans:
+        periods = plan_periods(plan.effective_from, plan.effective_to, plan.period)
+        first = min(periods[0].year_start, periods[0].start)  # the days a deal counts on
+        # The day the plan converts a deal on: its close date, or the end of the period it closes in.
+        ends = " ".join(f"WHEN {close} BETWEEN DATE '{p.start}' AND DATE '{p.end}' THEN DATE '{p.end}'"
+                        for p in periods)
+        converted_on = close if plan.fx_at == ir.FxDate.CLOSE_DATE else f"CASE {ends} ELSE {close} END"
+        # In the company currency, a currency without any rate either way is RD015's.
+        some_rate = (" AND (f.first_date IS NOT NULL OR r.first_date IS NOT NULL)"
+                     if plan.currency == base_currency else "")
         late = dataset.connection.execute(  # the first such deal of each currency
             f"SELECT {deals.columns['id'].typed()}, {currency}, {close}, f.first_date, t.{FILE}, t.{ROW}, "
             f"count(*) OVER (PARTITION BY {currency}) FROM {deals.raw_view} AS t "
             f"LEFT JOIN ({first_rates(target, source)}) AS f ON f.currency = {currency} "
             f"LEFT JOIN ({first_rates(source, target)}) AS r ON r.currency = {currency} "
             f"WHERE {currency} <> $plan AND {close} BETWEEN $first AND $last "
-            f"AND (f.first_date IS NULL OR {close} < f.first_date){reverse_only} "
+            f"AND (f.first_date IS NULL OR {converted_on} < f.first_date){some_rate} "
             f"QUALIFY row_number() OVER (PARTITION BY {currency} ORDER BY t.{FILE}, t.{ROW}) = 1 "
             f"ORDER BY t.{FILE}, t.{ROW}",
-            {"plan": plan_currency, "first": first, "last": last},
+            {"plan": plan.currency, "first": first, "last": periods[-1].end},
         ).fetchall()
         for deal, deal_currency, closed, first_rate, file, row, count in late:
+            if (plan.currency, deal_currency) in reported:  # once per pair of currencies: the first plan's
+                continue
+            reported.add((plan.currency, deal_currency))
             since = f"the first is on {first_rate}" if first_rate is not None else "there is none"
             others = f"; {count - 1:,} more deal{'s' * (count != 2)} like it" if count > 1 else ""
-            who = f"{paying[0].key} pays" if len(paying) == 1 else f"{len(paying)} plans ({paying[0].key}, ...) pay"
+            when = "it" if plan.fx_at == ir.FxDate.CLOSE_DATE else "the end of its period"
             found.append(Diagnostic(
                 code="RD035",
-                message=f"deal {_show(deal)} closes on {closed} in {deal_currency}, but {who}"
-                        f" in {plan_currency} and no fx rate from {deal_currency} to {plan_currency} is dated on or "
-                        f"before it ({since}){others}" + _Checker.line_suffix(deals, row),
+                message=f"deal {_show(deal)} closes on {closed} in {deal_currency}, but {plan.key} pays"
+                        f" in {plan.currency} and no fx rate from {deal_currency} to {plan.currency} is dated on or "
+                        f"before {when} ({since}){others}" + _Checker.line_suffix(deals, row),
                 data=DataLocation(file=_file_of(deals, file), row=row, column="currency"),
-                hints=(f"add fx_rates rows with from = {deal_currency} and to = {plan_currency}: amounts convert "
+                hints=(f"add fx_rates rows with from = {deal_currency} and to = {plan.currency}: amounts convert "
                        "into the plan's currency, and a rate the other way is not inverted",),
             ))
     return found

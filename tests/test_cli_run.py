@@ -815,6 +815,39 @@ def test_a_ti_that_cannot_be_converted_is_a_diagnostic(sample, tmp_path, capsys)
     assert "error[RP417]" in err and f"Flat Commission {rep} 2027-Q1" in err and f"{rep} 2027-Q2" not in err
 
 
+@pytest.mark.parametrize("fx_at, exit_code", [("close_date", 1), ("period_end", 0)])
+def test_a_deal_needs_a_rate_by_the_day_its_plan_converts_it(sample, tmp_path, capsys, fx_at, exit_code):
+    """EUR rates dated at each quarter's end only (month-end rates are how finance keeps them), and a 2019 EUR
+    deal in the CRM's history. A plan converting at the close date has no rate for a February deal (RD035,
+    exit 1); one converting at the period's end has, and pays it at the March rate. The 2019 deal no plan
+    counts needs no rate: it once stopped every run (RD016, a data check that knew no plan)."""
+    plans = write(tmp_path / "plans" / "flat.plan", FLAT.replace("  currency USD\n",
+                                                                   f"  currency USD\n  fx at {fx_at}\n"))
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    rates = [r for r in (data / "fx_rates.csv").read_text().splitlines(keepends=True) if ",EUR,USD," not in r]
+    rates += [f"2027-{end},EUR,USD,1.200000\n" for end in ("03-31", "06-30", "09-30", "12-31")]
+    (data / "fx_rates.csv").write_text("".join(rates))
+    deals = pd.read_csv(data / "deals.csv", dtype=str, keep_default_na=False)
+    deals.loc[deals["currency"] == "EUR", "currency"] = "USD"  # only the two deals below are in EUR
+    owner = deals["owner_rep_id"].iloc[0]
+    extra = [{"id": "DEUR1", "owner_rep_id": owner, "amount": "1000.00", "currency": "EUR", "stage": "closed_won",
+              "close_date": "2027-02-10"},
+             {"id": "DOLD1", "owner_rep_id": owner, "amount": "5000.00", "currency": "EUR", "stage": "closed_won",
+              "close_date": "2019-03-23"}]
+    pd.concat([deals, pd.DataFrame(extra)]).fillna("").to_csv(data / "deals.csv", index=False)
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", plans.parent, "--out", tmp_path / "out")
+    assert code == exit_code, err
+    assert "RD016" not in err and "DOLD1" not in err
+    if exit_code:
+        said = " ".join(err.split())  # messages wrap on a narrow terminal
+        assert "error[RD035]" in said and "DEUR1" in said and "closes on 2027-02-10 in EUR" in said
+        assert "no fx rate from EUR to USD is dated on or before it (the first is on 2027-03-31)" in said
+    else:
+        trace = pd.read_csv(tmp_path / "out" / "payout_deals.csv", dtype=str)
+        assert trace.loc[trace["deal_id"] == "DEUR1", "credited_base"].map(Decimal).tolist() == [Decimal("1200")]
+
+
 @pytest.mark.parametrize("plan_currency, dropped, codes", [
     # An EUR plan: the USD and GBP deals need rates into EUR; the sample has them, until they are dropped.
     ("EUR", ("USD,EUR",), ["RD035 USD"]),
