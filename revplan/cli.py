@@ -436,7 +436,8 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
             limit_memory(dataset.connection, limit, scratch / "spill")
             steps.start("checking the data contract")
             company = _company_currency(comp)
-            diagnostics = [*check_data(dataset, base_currency=company), *check_plan_rates(comp, dataset, company)]
+            diagnostics = [*check_data(dataset, base_currency=company),
+                           *check_plan_rates([*comp, *_quota_plans(project.files)], dataset, company)]
             if has_errors(diagnostics):
                 error = RevplanError(diagnostics)
                 error.summary = (summary_line(diagnostics, f"{dataset.source} breaks the data contract")
@@ -802,7 +803,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             limit_memory(dataset.connection, limit, Path(scratch) / "spill")
             comp = _comp_plans(project.files)
             company = _company_currency(comp)
-            diagnostics = [*check_data(dataset, base_currency=company), *check_plan_rates(comp, dataset, company)]
+            diagnostics = [*check_data(dataset, base_currency=company),
+                           *check_plan_rates([*comp, *_quota_plans(project.files)], dataset, company)]
             if has_errors(diagnostics):
                 error = RevplanError(diagnostics)
                 error.summary = summary_line(diagnostics, f"{dataset.source} breaks the data contract")
@@ -885,6 +887,12 @@ def _territory_plans(files):
     from runtime.run import territory_plans
 
     return territory_plans(files)
+
+
+def _quota_plans(files):
+    from runtime.run import quota_plans
+
+    return quota_plans(files)
 
 
 def _explain_files(files, what: str):

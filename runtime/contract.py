@@ -59,9 +59,9 @@ each.
 | RD033 | warning  | a plan reads an optional table or column the data does not have, or an |
 |       |          | optional table with no rows                                             |
 | RD034 | warning  | a column of a database table the user may not read (it is not read)    |
-| RD035 | error    | a deal in a currency with no fx rate into the currency of a plan in force |
-|       |          | when it closes, on or before the day the plan converts it (its close    |
-|       |          | date or its period's end; rates are not inverted)                       |
+| RD035 | error    | a deal a plan counts in a currency with no fx rate into the plan's      |
+|       |          | currency on or before the day the plan converts it (its close date or   |
+|       |          | its period's end; a quota plan's prior bookings; rates not inverted)    |
 | RD036 | error    | a split percent below 0 % or above 100 %                               |
 | RD037 | warning  | a plan without `prorate by active_days` has reps in it for part of a     |
 |       |          | period they were employed in (a role change, a new version mid-period)  |
@@ -1124,13 +1124,14 @@ def check_plans_reach_reps(plans: Sequence[ir.CompPlan], lines, dataset: DataSet
     return found
 
 
-def check_plan_rates(plans: Sequence[ir.CompPlan], dataset: DataSet, base_currency: str) -> list[Diagnostic]:
-    """RD035 errors, at the data's first such deal: a deal closing while a plan is in force, in a currency with
-    no fx rate *into the plan's currency* on the day the plan converts it (its close date, or with `fx at
-    period_end` the end of its period) or before. The calculators convert with such rates only (a rate the
-    other way is not inverted), so the deal would count for nothing. Deals no plan counts need no rate: a CRM
-    export's history older than the rates is fine. A currency with no rate to or from the company currency at
-    all is RD015's, and not repeated."""
+def check_plan_rates(plans: Sequence[ir.PlanBase], dataset: DataSet, base_currency: str) -> list[Diagnostic]:
+    """RD035 errors, at the data's first such deal: a deal a plan counts, in a currency with no fx rate *into
+    the plan's currency* on the day the plan converts it or before: a comp plan's deal closing while it is in
+    force (converted on its close date, or with `fx at period_end` at the end of its period), a quota plan's
+    closed-won deal of the year before (prior bookings, converted on its close date). The calculators convert
+    with such rates only (a rate the other way is not inverted), so the deal would count for nothing. Deals no
+    plan counts need no rate: a CRM export's history older than the rates is fine. A currency with no rate to
+    or from the company currency at all is RD015's, and not repeated."""
     deals, fx = dataset.tables.get("deals"), dataset.tables.get("fx_rates")
     usable = [t is not None and t.present and not t.broken for t in (deals, fx)]
     if not all(usable) or not all(_convertible(deals.columns[c]) for c in ("id", "currency", "close_date")) \
@@ -1144,13 +1145,7 @@ def check_plan_rates(plans: Sequence[ir.CompPlan], dataset: DataSet, base_curren
                 f"WHERE {into_column} = $plan AND {rate} > 0 AND {day} IS NOT NULL GROUP BY 1")
 
     found, reported = [], set()
-    for plan in plans:
-        periods = plan_periods(plan.effective_from, plan.effective_to, plan.period)
-        first = min(periods[0].year_start, periods[0].start)  # the days a deal counts on
-        # The day the plan converts a deal on: its close date, or the end of the period it closes in.
-        ends = " ".join(f"WHEN {close} BETWEEN DATE '{p.start}' AND DATE '{p.end}' THEN DATE '{p.end}'"
-                        for p in periods)
-        converted_on = close if plan.fx_at == ir.FxDate.CLOSE_DATE else f"CASE {ends} ELSE {close} END"
+    for plan, first, last, converted_on, counted in _converted_deals(plans, close, deals):
         # In the company currency, a currency without any rate either way is RD015's.
         some_rate = (" AND (f.first_date IS NOT NULL OR r.first_date IS NOT NULL)"
                      if plan.currency == base_currency else "")
@@ -1159,11 +1154,11 @@ def check_plan_rates(plans: Sequence[ir.CompPlan], dataset: DataSet, base_curren
             f"count(*) OVER (PARTITION BY {currency}) FROM {deals.raw_view} AS t "
             f"LEFT JOIN ({first_rates(target, source)}) AS f ON f.currency = {currency} "
             f"LEFT JOIN ({first_rates(source, target)}) AS r ON r.currency = {currency} "
-            f"WHERE {currency} <> $plan AND {close} BETWEEN $first AND $last "
+            f"WHERE {currency} <> $plan AND {close} BETWEEN $first AND $last{counted} "
             f"AND (f.first_date IS NULL OR {converted_on} < f.first_date){some_rate} "
             f"QUALIFY row_number() OVER (PARTITION BY {currency} ORDER BY t.{FILE}, t.{ROW}) = 1 "
             f"ORDER BY t.{FILE}, t.{ROW}",
-            {"plan": plan.currency, "first": first, "last": periods[-1].end},
+            {"plan": plan.currency, "first": first, "last": last},
         ).fetchall()
         for deal, deal_currency, closed, first_rate, file, row, count in late:
             if (plan.currency, deal_currency) in reported:  # once per pair of currencies: the first plan's
@@ -1171,17 +1166,36 @@ def check_plan_rates(plans: Sequence[ir.CompPlan], dataset: DataSet, base_curren
             reported.add((plan.currency, deal_currency))
             since = f"the first is on {first_rate}" if first_rate is not None else "there is none"
             others = f"; {count - 1:,} more deal{'s' * (count != 2)} like it" if count > 1 else ""
-            when = "it" if plan.fx_at == ir.FxDate.CLOSE_DATE else "the end of its period"
+            when = "it" if converted_on == close else "the end of its period"
+            does = "pays" if isinstance(plan, ir.CompPlan) else "sets quotas"
             found.append(Diagnostic(
                 code="RD035",
-                message=f"deal {_show(deal)} closes on {closed} in {deal_currency}, but {plan.key} pays"
-                        f" in {plan.currency} and no fx rate from {deal_currency} to {plan.currency} is dated on or "
+                message=f"deal {_show(deal)} closes on {closed} in {deal_currency}, but {plan.key} {does} in "
+                        f"{plan.currency} and no fx rate from {deal_currency} to {plan.currency} is dated on or "
                         f"before {when} ({since}){others}" + _Checker.line_suffix(deals, row),
                 data=DataLocation(file=_file_of(deals, file), row=row, column="currency"),
                 hints=(f"add fx_rates rows with from = {deal_currency} and to = {plan.currency}: amounts convert "
                        "into the plan's currency, and a rate the other way is not inverted",),
             ))
     return found
+
+
+def _converted_deals(plans: Sequence[ir.PlanBase], close: str, deals: TableSource) -> Iterator[tuple]:
+    """(plan, first day, last day, the day a deal is converted on, a condition on the deals it counts) for each
+    plan that converts deals: comp plans, and quota plans allocating by prior bookings."""
+    for plan in plans:
+        if isinstance(plan, ir.CompPlan):
+            periods = plan_periods(plan.effective_from, plan.effective_to, plan.period)
+            # The day the plan converts a deal on: its close date, or the end of the period it closes in.
+            ends = " ".join(f"WHEN {close} BETWEEN DATE '{p.start}' AND DATE '{p.end}' THEN DATE '{p.end}'"
+                            for p in periods)
+            converted_on = close if plan.fx_at == ir.FxDate.CLOSE_DATE else f"CASE {ends} ELSE {close} END"
+            yield plan, min(periods[0].year_start, periods[0].start), periods[-1].end, converted_on, ""
+        elif isinstance(plan, ir.QuotaPlan) and any(t.basis == "prior_bookings" for t in plan.allocation):
+            year = plan.effective_from.year - 1  # compiler/quota.py's prior_bookings: closed-won deals only
+            stage_column = deals.columns.get("stage")
+            stage = f" AND {stage_column.typed()} = 'closed_won'" if stage_column and _convertible(stage_column) else ""
+            yield plan, datetime.date(year, 1, 1), datetime.date(year, 12, 31), close, stage
 
 
 def check_run_off(plans: Sequence[ir.CompPlan], dataset: DataSet) -> list[Diagnostic]:

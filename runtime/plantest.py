@@ -367,9 +367,9 @@ def _check_contract(tables: Mapping[str, pa.Table], rows: Mapping[str, list[tupl
         if e.table in tables or not e.optional_table
     }
     locations = {e.table: f"the test's {e.table}" for e in schema.entities}
-    comp_plans = [plan] if isinstance(plan, ir.CompPlan) else []
+    converting = [plan] if isinstance(plan, (ir.CompPlan, ir.QuotaPlan)) else []
     with open_tables(given, f'test "{test.name}"', lambda entity: locations[entity.table], schema) as dataset:
-        diagnostics = [*check_data(dataset, plan.currency), *check_plan_rates(comp_plans, dataset, plan.currency)]
+        diagnostics = [*check_data(dataset, plan.currency), *check_plan_rates(converting, dataset, plan.currency)]
     errors = [d for d in diagnostics if d.is_error]
     if not errors:
         return

@@ -848,6 +848,43 @@ def test_a_deal_needs_a_rate_by_the_day_its_plan_converts_it(sample, tmp_path, c
         assert trace.loc[trace["deal_id"] == "DEUR1", "credited_base"].map(Decimal).tolist() == [Decimal("1200")]
 
 
+QUOTA_BY_PRIOR_BOOKINGS = """revplan 1
+
+quota plan "By prior bookings" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@acme/sales-ops" finance "@acme/fpa"
+  target 1,000,000 USD
+  allocate by prior_bookings
+"""
+
+
+@pytest.mark.parametrize("first_rate, refused", [("2026-07-01", True), ("2026-01-01", False)])
+def test_a_quota_plans_prior_bookings_need_rates_too(sample, tmp_path, capsys, first_rate, refused):
+    """A quota plan allocating by prior bookings converts last year's closed-won deals at their close date. With
+    no EUR rate into USD by then, a February 2026 EUR deal counted for nothing: its owner's quota fell to 0
+    with no word (audit). Now RD035 names it; with the rate, the run goes on."""
+    plans = write(tmp_path / "plans" / "flat.plan", FLAT)
+    write(tmp_path / "plans" / "quotas.plan", QUOTA_BY_PRIOR_BOOKINGS)
+    data = tmp_path / "data"
+    shutil.copytree(sample, data)
+    rates = (data / "fx_rates.csv").read_text().splitlines(keepends=True)
+    kept = [r for r in rates if ",EUR,USD," not in r or r[:10] >= first_rate]
+    (data / "fx_rates.csv").write_text("".join(kept))
+    deals = pd.read_csv(data / "deals.csv", dtype=str, keep_default_na=False)
+    deals.loc[deals["currency"] == "EUR", "currency"] = "USD"  # only the deal below is in EUR
+    owner = deals["owner_rep_id"].iloc[0]
+    extra = {"id": "DEUR0", "owner_rep_id": owner, "amount": "1000.00", "currency": "EUR", "stage": "closed_won",
+             "close_date": "2026-02-16"}
+    pd.concat([deals, pd.DataFrame([extra])]).fillna("").to_csv(data / "deals.csv", index=False)
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", plans.parent, "--out", tmp_path / "out")
+    said = " ".join(err.split())
+    assert (code, "error[RD035]" in said and "DEUR0" in said) == ((1, True) if refused else (0, False)), err
+    if refused:
+        assert 'quota plan "By prior bookings" version 1 sets quotas in USD' in said
+
+
 @pytest.mark.parametrize("plan_currency, dropped, codes", [
     # An EUR plan: the USD and GBP deals need rates into EUR; the sample has them, until they are dropped.
     ("EUR", ("USD,EUR",), ["RD035 USD"]),
