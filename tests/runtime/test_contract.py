@@ -219,6 +219,10 @@ CASES = [
      [("RD010", "reps.csv", 2, "target_incentive")]),
     ("splits below 100 %", edit("deal_splits", 2, percent="0.3"),
      [("RD011", "deal_splits.csv", 1, "percent")]),
+    # 0.6000005 + 0.3999995 = 1 as written; rounded to the 6 places percent keeps they would seem to sum to 1.000001.
+    ("splits to 7 places that add up to 100 %: RD007 only", lambda t: (edit("deal_splits", 1, percent="0.6000005")(t),
+                                                                     edit("deal_splits", 2, percent="0.3999995")(t)),
+     [("RD007", "deal_splits.csv", 1, "percent"), ("RD007", "deal_splits.csv", 2, "percent")]),
     ("splits in whole percent", lambda t: (edit("deal_splits", 1, percent="60")(t),
                                            edit("deal_splits", 2, percent="40")(t)),
      [("RD036", "deal_splits.csv", 1, "percent"), ("RD036", "deal_splits.csv", 2, "percent"),
