@@ -90,7 +90,6 @@ class Credited:
     rep: exp.Expression
     share: exp.Expression
     joins: list[tuple[exp.Table, exp.Expression, str]]
-    condition: exp.Expression = dataclasses.field(default_factory=exp.true)  # which of the deals it credits
 
 
 class CompileError(Exception):
@@ -815,7 +814,7 @@ class _PlanCompiler(RowCompiler):
                                  copy=False)
         on_rate = and_(eq(col("from", "fx"), col("currency", "d")), eq(col("day", "fx"), fx_day))
         select = select.join(table("fx", "fx"), join_type="left", on=on_rate, copy=False)
-        where = [self.in_force(self.booking_date("d")), self.deal_filter(), credited.condition]
+        where = [self.in_force(self.booking_date("d")), self.deal_filter()]
         if self.plan.crediting.follows_splits:  # a 0 % split row credits nothing: no deal to count either
             where.append(exp.NEQ(this=credited.share.copy(), expression=ZERO.copy()))
         if only_cancelled:
