@@ -369,7 +369,8 @@ class _Checker:
             # no day of, while a year-to-date one counts it later (audit): legal, rarely meant, never silent.
             close, owner = c["close_date"].typed(), c["owner_rep_id"].typed()
             yield _RowRule(
-                "RD039", "close_date", f"{close} < emp.hire_date OR {close} > emp.termination_date",
+                "RD039", "close_date", f"{close} >= DATE '0001-01-01' AND ({close} < emp.hire_date"  # RD006 BC
+                f" OR {close} > emp.termination_date)",
                 (close, owner, "emp.hire_date", "emp.termination_date"),
                 lambda close, owner, hire, end: f"close_date {close} is " + (
                     f"before its owner {owner}'s hire_date {hire}" if close < hire
@@ -715,8 +716,8 @@ def _column_rules(column: ColumnSource) -> Iterator[_RowRule]:
         expected, how = _EXPECTED[kind]
         yield _RowRule("RD006", column.name, f"NOT {column.is_blank()} AND {typed} IS NULL", (raw_text,),
                        lambda value: _not_valid(kind, value), (how,))
-    elif kind is FieldType.DATE:  # a DATE column of a .duckdb or Parquet file can hold 'infinity'
-        yield _RowRule("RD006", column.name, f"NOT isfinite({raw})", (raw_text,),
+    elif kind is FieldType.DATE:  # a DATE column of a .duckdb or Parquet file can hold 'infinity', or a year BC
+        yield _RowRule("RD006", column.name, f"NOT isfinite({raw}) OR {raw} < DATE '0001-01-01'", (raw_text,),
                        lambda value: _not_valid(kind, value), (_EXPECTED[kind][1],))
     scale = SCALES.get(kind)
     if scale is not None and column.conversion is not Conversion.SAME and column.source_type == "VARCHAR":

@@ -78,6 +78,7 @@ FILE = "_rp_file"  # the file a row came from (a folder of Parquet parts has sev
 _HASH_CONTENT_LIMIT = 64 * 1024 * 1024
 
 _CSV_MAX_REJECTS = 1000  # rejected CSV lines kept per table (the rest are counted)
+_BLANKS = "' ' || chr(9) || chr(10) || chr(13)"  # SQL: what a blank cell may hold (TRIM alone strips spaces only)
 
 
 class Conversion(enum.Enum):
@@ -131,7 +132,8 @@ class ColumnSource:
             if self.field.type is FieldType.DATE:
                 # A date, at most with a midnight no time zone moves: DuckDB also reads '27-01-30' as the year 27,
                 # '2027-03-31T23:30:00-08:00' as the 31st whatever the zone, 'infinity' as after every other date.
-                day = r"[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ]00:00(:00(\.0+)?)?)?"
+                year = r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"  # from 1: year 0 is 1 BC
+                day = year + r"[-/][0-9]{1,2}[-/][0-9]{1,2}([T ]00:00(:00(\.0+)?)?)?"
                 return (f"CASE WHEN regexp_full_match(TRIM({raw}), '{day}')"
                         f" THEN TRY_CAST(TRIM({raw}) AS DATE) END")
             return f"TRY_CAST(NULLIF(TRIM({raw}), '') AS {self.sql_type})"
@@ -143,7 +145,7 @@ class ColumnSource:
         if self.source_type == "VARCHAR":
             # Only text below '!' can be blank (spaces, tabs); the cheap comparison
             # spares TRIM on almost every row (CASE evaluates TRIM only where needed).
-            return f"({raw} IS NULL OR CASE WHEN {raw} < '!' THEN TRIM({raw}) = '' ELSE false END)"
+            return f"({raw} IS NULL OR CASE WHEN {raw} < '!' THEN TRIM({raw}, {_BLANKS}) = '' ELSE false END)"
         return f"{raw} IS NULL"
 
 
@@ -339,6 +341,18 @@ def _unread_files(entries: list[Path], tables: dict[str, TableSource]) -> list[D
     return found
 
 
+def _quoting(connection: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> str:
+    """read_csv's quote option: DuckDB guesses the quote character, and from a value such as 'legacy it took '
+    and read the rows up to the next such value as one cell (audit). A CSV quotes with " or not at all. Where
+    DuckDB cannot guess (malformed lines), read_csv reports the lines itself."""
+    try:
+        (sniffed,) = connection.execute(
+            f"SELECT Quote FROM sniff_csv({literal(str(path))}, delim = {literal(delimiter)})").fetchone()
+    except duckdb.Error:
+        return ""
+    return "" if sniffed in ('"', "(empty)") else ", quote = '\"'"
+
+
 def _load_csv(
     connection: duckdb.DuckDBPyConnection, entity: Entity, path: Path, location: str, kind: str = "csv"
 ) -> tuple[TableSource, list[Diagnostic]]:
@@ -363,10 +377,11 @@ def _load_csv(
     shape = read_shape(path, entity.field_names)
     loaded = quote(f"_csv_{table}")
     rejects, scans = f"_csv_rejects_{table}", f"_csv_scans_{table}"
+    quoting = _quoting(connection, path, shape.delimiter)
     try:
         connection.execute(
             f"CREATE TABLE {loaded} AS SELECT * FROM read_csv({literal(str(path))}, header = true,"
-            f" all_varchar = true, delim = {literal(shape.delimiter)},"
+            f" all_varchar = true, delim = {literal(shape.delimiter)}{quoting},"
             f" store_rejects = true, rejects_table = {literal(rejects)},"
             f" rejects_scan = {literal(scans)}, rejects_limit = {_CSV_MAX_REJECTS})"
         )
@@ -528,17 +543,21 @@ def _open_duckdb_file(path: Path, schema: Schema) -> DataSet:
                 continue
             # Views have no rowid; their rows are numbered in the order they come.
             row_number = "rowid + 1" if kind == "table" else "row_number() OVER ()"
-            connection.execute(
-                f"CREATE VIEW {quote('_raw_' + entity.table)} AS SELECT {literal(location)} AS {FILE},"
-                f" {row_number} AS {ROW}, * FROM src.main.{quote(entity.table)}"
-            )
+            try:
+                connection.execute(
+                    f"CREATE VIEW {quote('_raw_' + entity.table)} AS SELECT {literal(location)} AS {FILE},"
+                    f" {row_number} AS {ROW}, * FROM src.main.{quote(entity.table)}"
+                )
+            except duckdb.Error as error:  # a view over a table dropped since, say
+                raise _source_error(str(path), f"cannot read {location}: {first_line(error)}",
+                                    f"fix or drop the {kind} {entity.table} in {path}") from None
             tables[entity.table] = _table_source(connection, entity, "duckdb", location, ())
         _create_typed_views(connection, tables.values())
     except BaseException:
         connection.close()
         raise
     return DataSet(source=str(path), connection=connection, schema=schema, tables=tables,
-                   fingerprint=_fingerprint_files([path], path.parent))
+                   fingerprint=_fingerprint_files([path, *path.parent.glob(path.name + ".wal")], path.parent))
 
 
 def open_tables(tables: Mapping[str, pa.Table], source: str, location: Callable[[Entity], str],
