@@ -67,6 +67,7 @@ each.
 |       |          | period they were employed in (a role change, a new version mid-period)  |
 | RD038 | warning  | a plan pays an MBO for a rep-period with no score in mbo_scores (0.00)  |
 | RD039 | warning  | a deal closes before its owner's hire_date or after their termination_date |
+| RD040 | error    | an fx rate's currency code in lower case or with blanks (no deal reads it) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -346,6 +347,15 @@ class _Checker:
             yield _RowRule("RD017", "rate", f"{rate} <= 0", (rate,),
                            lambda rate: f"fx rate {_plain(rate)} is not positive",
                            ("a rate says how many units of `to` one unit of `from` buys",))
+        for side in ("from", "to"):
+            if table.table == "fx_rates" and self.usable("fx_rates", side):
+                # Deals and reps read a rate by its exact code: a rate of 'eur' or 'USD ' is never used, and deals
+                # converted at an older rate with no word (audit). Their own codes are RD015's.
+                code = c[side].typed()
+                yield _RowRule("RD040", side, f"{code} <> upper(trim({code}))", (code,),
+                               lambda code: f"currency code {_show(code)} is not an upper-case code without blanks, "
+                               f"so no deal or rep reads this rate",
+                               ("write currency codes as upper-case ISO codes, as deals and reps do: EUR",))
         if table.table == "deals" and self.usable("deals", "close_date", "cancel_date"):
             close, cancel = c["close_date"].typed(), c["cancel_date"].typed()
             yield _RowRule("RD019", "cancel_date", f"{cancel} < {close}", (cancel, close),

@@ -270,6 +270,9 @@ CASES = [
      [("RD015", "deals.csv", 2, "currency"), ("RD015", "reps.csv", 3, "currency")]),
     # Whether a deal needs a rate by then depends on the plans that count it (RD035, check_plan_rates).
     ("deal before the first rate", edit("deals", 2, close_date="2026-12-31"), []),
+    ("an fx rate's currency in lower case", edit("fx_rates", 1, **{"from": "eur"}),
+     [("RD040", "fx_rates.csv", 1, "from")]),
+    ("an fx rate's currency with a blank", edit("fx_rates", 2, to="EUR "), [("RD040", "fx_rates.csv", 2, "to")]),
     ("zero fx rate", edit("fx_rates", 2, rate="0"),
      [("RD017", "fx_rates.csv", 2, "rate")]),
     ("termination before hire", edit("reps", 2, termination_date="2020-12-31"),
