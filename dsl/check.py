@@ -1373,6 +1373,15 @@ def _quota_period_problems(ctx: Context, plan: ir.CompPlan, sources: list[ir.Quo
             ctx.locate.quoted(plan.quota.span, sources[0].name),
             f"give both plans the same period (period {plan.period.value}), or read another quota plan",
         )
+    for currency in sorted({s.currency for s in sources} - {plan.currency}):
+        # The quotas would be read as amounts in this plan's currency: 100,000 EUR as 100,000 USD (audit).
+        yield _error(
+            "RP336",
+            f'quota from plan "{sources[0].name}": its quotas are in {currency}, but this plan pays in '
+            f"{plan.currency}",
+            ctx.locate.quoted(plan.quota.span, sources[0].name),
+            f"give both plans the same currency (currency {plan.currency}), or read another quota plan",
+        )
 
 
 # ---------------------------------------------------------------- rules: quota plans
@@ -1781,6 +1790,7 @@ def check_territory_names(ctx: Context) -> Iterator[Diagnostic]:
                 )
             defined.setdefault(territory.name, territory)
             yield from _owners_from_one_day(territory, plan)
+            yield from _overlays_twice(territory)
         for statement in [*plan.rules, *plan.moves]:
             if statement.territory not in defined:
                 yield _error(
@@ -1789,6 +1799,36 @@ def check_territory_names(ctx: Context) -> Iterator[Diagnostic]:
                     ctx.locate.quoted(statement.span, statement.territory, after="to"),
                     *did_you_mean(statement.territory, defined),
                     f'define it: territory "{statement.territory}" with its owner on the next line',
+                )
+
+
+def _overlays_twice(territory: ir.Territory) -> Iterator[Diagnostic]:
+    """A rep listed twice as an overlay of one territory (RP334): each line credited them the territory's deals,
+    so they were paid twice (audit)."""
+    seen: set[str] = set()
+    for holder in territory.overlays:
+        if holder.rep in seen:
+            yield _error("RP334", f'"{holder.rep}" is an overlay of territory "{territory.name}" twice', holder.span,
+                         "list each overlay once, from the day they start")
+        seen.add(holder.rep)
+
+
+def check_territory_names_across_plans(ctx: Context) -> Iterator[Diagnostic]:
+    """Territory plans in force at once define territories of their own names (RP335): owners and overlays are
+    found by territory name, so two plans' "West" mixed theirs (audit: every SE was credited both Wests)."""
+    plans = ctx.plans_of(ir.TerritoryPlan)
+    for first, second in itertools.combinations(plans, 2):
+        if first.effective_from > second.effective_to or second.effective_from > first.effective_to:
+            continue
+        earlier = {t.name for t in first.territories}
+        for territory in second.territories:
+            if territory.name in earlier:
+                yield _error(
+                    "RP335",
+                    f'territory "{territory.name}" is also a territory of {first.key}, in force at the same time',
+                    ctx.locate.quoted(territory.span, territory.name),
+                    f'name each plan\'s territories apart ("SE {territory.name}"): their owners and overlays are '
+                    "found by territory name",
                 )
 
 
@@ -1997,6 +2037,7 @@ RULES: tuple[Rule, ...] = (
     check_allocation,
     check_override_periods,
     check_territory_names,
+    check_territory_names_across_plans,
     check_territory_overlaps,
     check_dates_in_range,
     check_territory_dependencies,
