@@ -435,9 +435,17 @@ class _QuotaCompiler(RowCompiler):
         for basis in self.used():
             outer.append(alias(_int(effective[basis]), f"w_{basis}"))
             outer.append(alias(_int(exp.Window(this=exp.Sum(this=effective[basis].copy()))), f"total_{basis}"))
-            running = window(exp.Sum(this=effective[basis].copy()), [], [col("rep_id", "t")], spec.copy())
+            running = window(exp.Sum(this=effective[basis].copy()), [], [self.id_order(col("rep_id", "t"))],
+                             spec.copy())
             outer.append(alias(_int(running), f"cum_{basis}"))
         return exp.select(*outer, copy=False).from_(totals.subquery("t"), copy=False)
+
+    def id_order(self, rep_id: exp.Expression) -> exp.Expression:
+        """Rep ids in code point order on every engine: remainders go to reps in this order, and a PostgreSQL
+        database with a linguistic collation (en-US) put 'r2' before 'R3' where the others put it after."""
+        if self.dialect != "postgres":
+            return rep_id
+        return exp.Collate(this=rep_id, expression=exp.Identifier(this="C", quoted=True))
 
     def allocation_at(self, cumulative: dict[str, exp.Expression]) -> exp.Expression:
         """sum over terms of part_t x cumulative_t / total_t, as 10^-SCALE units (exact, rounded half up)."""

@@ -613,3 +613,32 @@ def test_the_summary_says_why_a_ratio_has_no_value(value, ok, shown):
     ], dtype=object)  # as the run builds it: figures stay Decimals
     report = TerritoryReport(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), checks)
     assert report.summary() == f"territories: T v1: 0 gap(s), 0 overlap(s), {shown}"
+
+
+@pytest.mark.postgres
+def test_remainders_go_to_reps_in_code_point_order_whatever_the_databases_collation(tmp_path):
+    """Equal shares of 1,000.01 among three reps: cumulative rounding gives the middle rep in rep id order a cent
+    less. By code point 'r2' comes after 'R3'; a PostgreSQL database with a linguistic collation (en-US, a common
+    default) put it between 'R1' and 'R3', and the cent moved to another rep there (audit). Ids compare by code
+    point on every engine."""
+    import psycopg
+
+    url = engine_url("postgres")
+    database = f"revplan_icu_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        try:
+            admin.execute(f"CREATE DATABASE {database} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                          "LOCALE 'C.UTF-8'")
+        except psycopg.Error as error:  # a server built without ICU
+            pytest.skip(f"no ICU collation on this server: {error}")
+    try:
+        files = load(tmp_path, 'quota plan "P" version 1\n' + HEADER + "  period quarter\n  target 1000.01 USD\n"
+                     "  allocate by equal\n")
+        connection = data(reps=[rep("R1"), rep("r2"), rep("R3")])
+        icu_url = psycopg.conninfo.make_conninfo(url, dbname=database)
+        on_icu = annual(run_plans(files, connection, engine="postgres", url=icu_url).quotas)
+        assert on_icu == annual(run_plans(files, connection).quotas)
+        assert on_icu == {"R1": Decimal("333.34"), "R3": Decimal("333.33"), "r2": Decimal("333.34")}
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {database}")
