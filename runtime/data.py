@@ -303,8 +303,14 @@ def _table_files(entries: list[Path], table: str) -> list[Path]:
     (Excel on Windows writes `Deals.CSV`)."""
     names = (f"{table}.csv", f"{table}.parquet")
     found = [p for p in entries if p.name.lower() in names and p.is_file()]
-    found += [p for p in entries if p.name.lower() == table and p.is_dir() and any(p.glob("*.parquet"))]
+    found += [p for p in entries if p.name.lower() == table and p.is_dir() and any(_parquet_below(p))]
     return found
+
+
+def _parquet_below(folder: Path) -> list[Path]:
+    """Parquet files in a folder of parts and below it, named in any case (part-1.PARQUET)."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".parquet" and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def _unread_files(entries: list[Path], tables: dict[str, TableSource]) -> list[Diagnostic]:
@@ -500,9 +506,21 @@ def _rejected_line(source: TableSource, row: int, error_type: str, text: str) ->
 def _attach_parquet(
     connection: duckdb.DuckDBPyConnection, entity: Entity, path: Path
 ) -> tuple[TableSource, list[Diagnostic]]:
-    """A view over Parquet file(s), read in place."""
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    """A view over Parquet file(s), read in place: a file, or the parts directly in a folder. Parts in its
+    subfolders (a partitioned table, deals/region=NA/...) are not read, and are an error: they would be
+    missing rows."""
+    below = _parquet_below(path) if path.is_dir() else [path]
+    files = [p for p in below if p.parent == path] if path.is_dir() else below
     location = str(path) + ("/" if path.is_dir() else "")
+    nested = [p for p in below if p not in files]
+    if nested:
+        more = f", nor {len(nested) - 1:,} more Parquet files in subfolders of {location}" if len(nested) > 1 else ""
+        problem = Diagnostic(
+            code="RD029", message=f"{nested[0]} is not read{more}",
+            data=DataLocation(file=str(nested[0])),
+            hints=(f"revplan reads the Parquet parts directly in {location}: move them there (a partitioned "
+                   "table's partition values are not read)",))
+        return _broken_table(connection, entity, "parquet", location, tuple(below)), [problem]
     file_list = "[" + ", ".join(literal(str(f)) for f in files) + "]"
     try:
         connection.execute(

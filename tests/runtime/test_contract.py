@@ -813,6 +813,25 @@ def test_parquet_rows_are_numbered_per_file_in_a_folder_of_parts(tmp_path):
     assert diagnostic.message == "duplicate id 'D1'; first on row 1 of part-0.parquet"
 
 
+@pytest.mark.parametrize("part, read", [("part-1.PARQUET", True), ("batch=2/part-1.parquet", False)])
+def test_every_parquet_part_of_a_folder_is_read_or_an_error(tmp_path, part, read):
+    """A part named in upper case was skipped, and so was a partitioned one in a subfolder: its deals were
+    paid nothing, with no word (audit). Upper case is read; a subfolder is RD029, an error."""
+    folder = write_company(tmp_path, GOOD)
+    parts = folder / "deals"
+    (parts / part).parent.mkdir(parents=True)
+    source = folder / "deals.csv"
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id <> 'D3')"
+               f" TO '{parts / 'part-0.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id = 'D3')"
+               f" TO '{parts / part}' (FORMAT parquet)")
+    source.unlink()
+    with open_data(folder) as data:
+        problems = [summary(d) for d in data.load_diagnostics]
+        ids = [i for (i,) in data.connection.execute("SELECT id FROM deals ORDER BY id").fetchall()]
+    assert (problems, ids) == (([], ["D1", "D2", "D3"]) if read else ([("RD029", "part-1.parquet", None, None)], []))
+
+
 def test_a_duckdb_file_source(tmp_path):
     folder = write_company(tmp_path / "csv", GOOD)
     database = tmp_path / "crm.duckdb"
