@@ -115,6 +115,8 @@ class ColumnSource:
     def typed(self, alias: str = "t") -> str:
         """SQL for the cell in its schema type; NULL where it does not convert."""
         raw = self.raw(alias)
+        if self.source_type is not None and self.source_type.startswith("ENUM("):  # text to every engine
+            raw = f"CAST({raw} AS VARCHAR)"
         if self.conversion in (Conversion.MISSING, Conversion.WRONG_TYPE):
             return f"CAST(NULL AS {self.sql_type})"
         if self.blanks:

@@ -847,6 +847,21 @@ def test_a_duckdb_file_source(tmp_path):
         assert data.connection.execute("SELECT typeof(amount) FROM deals LIMIT 1").fetchall() == [("DECIMAL(18,2)",)]
 
 
+def test_an_enum_column_of_a_duckdb_file_is_text(tmp_path):
+    """A CRM's stage as a DuckDB ENUM: the Python calculator refused it (exit 3) where DuckDB paid (audit)."""
+    folder = write_company(tmp_path / "csv", GOOD)
+    database = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        for table in GOOD:
+            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{folder / f'{table}.csv'}',"
+                               " all_varchar = true)")
+        connection.execute("CREATE TYPE stage_kind AS ENUM ('closed_won', 'closed_lost', 'open')")
+        connection.execute("ALTER TABLE deals ALTER stage TYPE stage_kind")
+    with open_data(database) as data:
+        assert check_data(data) == []
+        assert data.connection.execute("SELECT DISTINCT typeof(stage) FROM deals").fetchall() == [("VARCHAR",)]
+
+
 @pytest.mark.parametrize("suffix", [".duckdb", ".parquet"])
 def test_a_typed_date_of_infinity_is_a_bad_date(tmp_path, suffix):
     folder = write_company(tmp_path / "csv", GOOD)
