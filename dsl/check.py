@@ -1791,6 +1791,17 @@ def check_territory_names(ctx: Context) -> Iterator[Diagnostic]:
             defined.setdefault(territory.name, territory)
             yield from _owners_from_one_day(territory, plan)
             yield from _overlays_twice(territory)
+        moved: dict[tuple[str, dt.date], ir.Move] = {}
+        for move in plan.moves:  # two moves of an account on one day: the last would silently win (audit)
+            first = moved.setdefault((move.account, move.on), move)
+            if first is not move:
+                yield _error(
+                    "RP337",
+                    f'account "{move.account}" is moved twice on {move.on.isoformat()}: to "{first.territory}" '
+                    f'and to "{move.territory}"',
+                    move.span,
+                    "an account is in one territory at a time: keep one of the moves, or give the later its own day",
+                )
         for statement in [*plan.rules, *plan.moves]:
             if statement.territory not in defined:
                 yield _error(
@@ -1876,9 +1887,10 @@ def _rule_overlap(first: ir.AssignRule, second: ir.AssignRule) -> tuple[str, str
             )
         return None
     if first.accounts or second.accounts:
+        this, other = ("this named-account rule", "the rule") if second.accounts else ("this rule",
+                                                                                      "the named-account rule")
         return (
-            f"this rule and the named-account rule on {where} both have priority {second.priority}: "
-            "a named account could match both",
+            f"{this} and {other} on {where} both have priority {second.priority}: a named account could match both",
             f"{priorities}; named accounts usually come first (priority 1)",
         )
     if can_overlap(first.where, second.where):
