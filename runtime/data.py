@@ -138,6 +138,11 @@ class ColumnSource:
                 day = year + r"[-/][0-9]{1,2}[-/][0-9]{1,2}([T ]00:00(:00(\.0+)?)?)?"
                 return (f"CASE WHEN regexp_full_match(TRIM({raw}), '{day}')"
                         f" THEN TRY_CAST(TRIM({raw}) AS DATE) END")
+            if self.field.type in (FieldType.MONEY, FieldType.NUMBER, FieldType.PERCENT):
+                # DuckDB also reads '1_000.00' as 1000 (a typo that pays ten times over); an exponent is RD006's.
+                number = r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
+                return (f"CASE WHEN regexp_full_match(TRIM({raw}), '{number}')"
+                        f" THEN TRY_CAST(TRIM({raw}) AS {self.sql_type}) END")
             return f"TRY_CAST(NULLIF(TRIM({raw}), '') AS {self.sql_type})"
         return f"TRY_CAST({raw} AS {self.sql_type})"
 

@@ -180,6 +180,8 @@ CASES = [
      [("RD006", "reps.csv", 3, "termination_date")]),
     ("amount with a thousands separator", edit("deals", 1, amount="1,000.00"),
      [("RD006", "deals.csv", 1, "amount")]),
+    ("amount with an underscore, which DuckDB reads as a digit separator", edit("deals", 1, amount="1_000.00"),
+     [("RD006", "deals.csv", 1, "amount")]),
     ("amount with a currency sign", edit("deals", 3, amount="$300"),
      [("RD006", "deals.csv", 3, "amount")]),
     ("amount in scientific notation, as a spreadsheet rounded it", edit("deals", 1, amount="1.23457E+5"),
