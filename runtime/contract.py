@@ -68,6 +68,7 @@ each.
 | RD038 | warning  | a plan pays an MBO for a rep-period with no score in mbo_scores (0.00)  |
 | RD039 | warning  | a deal closes before its owner's hire_date or after their termination_date |
 | RD040 | error    | an fx rate's currency code in lower case or with blanks (no deal reads it) |
+| RD041 | error    | a Parquet part of a table lacks a column other parts have (read as empty) |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;

@@ -510,6 +510,30 @@ def _rejected_line(source: TableSource, row: int, error_type: str, text: str) ->
                       data=DataLocation(file=source.location, row=row), hints=(hint,))
 
 
+def _part_without_a_column(connection: duckdb.DuckDBPyConnection, file_list: str, entity: Entity
+                           ) -> Diagnostic | None:
+    """RD041: a part without a column of the table that other parts have. Read together, its rows would have
+    the column empty (an older export without cancel_date: its cancellations never clawed back, audit)."""
+    fields = [f.lower() for f in entity.field_names]
+    gap = connection.execute(
+        "WITH c AS (SELECT DISTINCT file_name, lower(name) AS name FROM parquet_schema(" + file_list + ")"
+        " WHERE list_contains(?, lower(name))),"
+        " f AS (SELECT DISTINCT file_name FROM parquet_schema(" + file_list + "))"
+        " SELECT f.file_name, n.name, min(c.file_name) FILTER (WHERE c.name = n.name) AS other"
+        " FROM f CROSS JOIN (SELECT DISTINCT name FROM c) AS n"
+        " LEFT JOIN c AS own ON own.file_name = f.file_name AND own.name = n.name"
+        " JOIN c ON c.name = n.name WHERE own.name IS NULL GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1",
+        [fields],
+    ).fetchone()
+    if gap is None:
+        return None
+    part, column, other = gap
+    return Diagnostic(code="RD041", message=f"{part} has no column {column!r}, which {other} has",
+                      data=DataLocation(file=part, column=column),
+                      hints=("write every part of a table with the same columns: read together, this part's rows "
+                             f"would have {column} empty",))
+
+
 def _attach_parquet(
     connection: duckdb.DuckDBPyConnection, entity: Entity, path: Path
 ) -> tuple[TableSource, list[Diagnostic]]:
@@ -530,6 +554,8 @@ def _attach_parquet(
         return _broken_table(connection, entity, "parquet", location, tuple(below)), [problem]
     file_list = "[" + ", ".join(literal(str(f)) for f in files) + "]"
     try:
+        if len(files) > 1 and (gap := _part_without_a_column(connection, file_list, entity)) is not None:
+            return _broken_table(connection, entity, "parquet", location, tuple(files)), [gap]
         connection.execute(
             f"CREATE VIEW {quote('_raw_' + entity.table)} AS SELECT filename AS {FILE},"
             f" file_row_number + 1 AS {ROW}, * EXCLUDE (filename, file_row_number)"

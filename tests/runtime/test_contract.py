@@ -834,6 +834,21 @@ def test_every_parquet_part_of_a_folder_is_read_or_an_error(tmp_path, part, read
     assert (problems, ids) == (([], ["D1", "D2", "D3"]) if read else ([("RD029", "part-1.parquet", None, None)], []))
 
 
+def test_a_parquet_part_without_a_column_the_others_have_is_rd041(tmp_path):
+    """Read together, the part's rows had cancel_date empty: an older export's cancellations never clawed back."""
+    folder = write_company(tmp_path, GOOD)
+    parts = folder / "deals"
+    parts.mkdir()
+    source = folder / "deals.csv"
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id <> 'D3')"
+               f" TO '{parts / 'part-0.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY (SELECT * EXCLUDE (cancel_date) FROM read_csv('{source}', all_varchar = true) WHERE id = 'D3')"
+               f" TO '{parts / 'part-1.parquet'}' (FORMAT parquet)")
+    source.unlink()
+    with open_data(folder) as data:
+        assert [summary(d) for d in data.load_diagnostics] == [("RD041", "part-1.parquet", None, "cancel_date")]
+
+
 def test_a_duckdb_file_source(tmp_path):
     folder = write_company(tmp_path / "csv", GOOD)
     database = tmp_path / "crm.duckdb"
