@@ -1166,8 +1166,11 @@ def check_plan_rates(plans: Sequence[ir.PlanBase], dataset: DataSet, base_curren
         return (f"SELECT {from_column} AS currency, min({day}) AS first_date FROM {fx.raw_view} AS t "
                 f"WHERE {into_column} = $plan AND {rate} > 0 AND {day} IS NOT NULL GROUP BY 1")
 
-    found, reported = [], set()
+    found, reported, asked = [], set(), set()
     for plan, first, last, converted_on, counted in _converted_deals(plans, close, deals):
+        if (plan.currency, first, last, converted_on, counted) in asked:  # as an earlier plan: one scan of the deals
+            continue
+        asked.add((plan.currency, first, last, converted_on, counted))
         # In the company currency, a currency without any rate either way is RD015's.
         some_rate = (" AND (f.first_date IS NOT NULL OR r.first_date IS NOT NULL)"
                      if plan.currency == base_currency else "")
