@@ -707,6 +707,17 @@ def to_parquet(folder: Path, table: str, select: str = "*") -> None:
     source.unlink()
 
 
+def duckdb_company(folder: Path) -> Path:
+    """The good company as a DuckDB file, every column text: folder/crm.duckdb."""
+    csv_folder = write_company(folder / "csv", GOOD)
+    database = folder / "crm.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        for table in GOOD:
+            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{csv_folder / f'{table}.csv'}', "
+                               "all_varchar = true)")
+    return database
+
+
 def test_a_value_that_starts_or_ends_with_an_apostrophe_is_text_not_a_quote(tmp_path):
     """DuckDB guessed ' as the quote character from such values and read the rows between two of them as one
     cell: ten deals fewer, paid nothing, with no word (audit)."""
@@ -743,12 +754,7 @@ def test_a_view_of_a_duckdb_file_that_cannot_be_read_is_rd001(tmp_path):
 def test_a_duckdb_files_fingerprint_holds_its_write_ahead_log(tmp_path):
     """Rows not yet checkpointed live in crm.duckdb.wal, and a run reads them: the manifest's fingerprint must
     change with them (it once hashed crm.duckdb alone, audit)."""
-    folder = write_company(tmp_path / "csv", GOOD)
-    database = tmp_path / "crm.duckdb"
-    with duckdb.connect(str(database)) as connection:
-        for table in GOOD:
-            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{folder / f'{table}.csv'}', "
-                               "all_varchar = true)")
+    database = duckdb_company(tmp_path)
     with open_data(database) as data:
         before = data.fingerprint
     with duckdb.connect(str(database)) as connection:  # a writer that has not checkpointed yet
@@ -850,12 +856,8 @@ def test_a_parquet_part_without_a_column_the_others_have_is_rd041(tmp_path):
 
 
 def test_a_duckdb_file_source(tmp_path):
-    folder = write_company(tmp_path / "csv", GOOD)
-    database = tmp_path / "crm.duckdb"
+    database = duckdb_company(tmp_path)
     with duckdb.connect(str(database)) as connection:
-        for table in GOOD:
-            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{folder / f'{table}.csv'}',"
-                               " all_varchar = true)")
         connection.execute("ALTER TABLE deals ALTER amount TYPE DECIMAL(18,2)")
         connection.execute("UPDATE deals SET owner_rep_id = 'R8' WHERE id = 'D3'")
     with open_data(database) as data:
@@ -866,12 +868,8 @@ def test_a_duckdb_file_source(tmp_path):
 
 def test_an_enum_column_of_a_duckdb_file_is_text(tmp_path):
     """A CRM's stage as a DuckDB ENUM: the Python calculator refused it (exit 3) where DuckDB paid (audit)."""
-    folder = write_company(tmp_path / "csv", GOOD)
-    database = tmp_path / "crm.duckdb"
+    database = duckdb_company(tmp_path)
     with duckdb.connect(str(database)) as connection:
-        for table in GOOD:
-            connection.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{folder / f'{table}.csv'}',"
-                               " all_varchar = true)")
         connection.execute("CREATE TYPE stage_kind AS ENUM ('closed_won', 'closed_lost', 'open')")
         connection.execute("ALTER TABLE deals ALTER stage TYPE stage_kind")
     with open_data(database) as data:
