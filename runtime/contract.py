@@ -1076,9 +1076,14 @@ def _tables_with(dataset: DataSet, entity: str, field: str) -> list[TableSource]
     ]
 
 
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))  # zero-width spaces and joiners
+
+
 def _loose(text: str) -> str:
-    """A text without case, and with every run of spaces, `_` and `-` as one `_`: what a near miss shares."""
-    return "_".join(part for part in text.lower().replace("-", " ").replace("_", " ").split())
+    """A text without case or invisible characters, and with every run of spaces, `_` and `-` as one `_`: what a
+    near miss shares (`closed\u200b_won`, pasted from a document, is one too, audit)."""
+    visible = text.translate(_INVISIBLE)
+    return "_".join(part for part in visible.lower().replace("-", " ").replace("_", " ").split())
 
 
 def quota_labels(dataset: DataSet) -> list[str]:

@@ -1266,6 +1266,9 @@ NEAR_MISS_PLAN = ATTAINMENT_PLAN + """  component "Logos" on bookings
     (edit("reps", 3, role="ae"), [("RD024", "reps.csv", 3, "role", "'ae' is not 'AE'")]),
     # a role on a dated assignment is compared too
     (edit("rep_assignments", 2, role="Ae "), [("RD024", "rep_assignments.csv", 2, "role", "'Ae ' is not 'AE'")]),
+    # a zero-width space, pasted from a document along with the value
+    (edit("deals", 2, stage="closed\u200b_won"),
+     [("RD024", "deals.csv", 2, "stage", "'closed\\u200b_won' is not 'closed_won'")]),
     # values no plan names are normal data: "open", a product the plan does not mention
     (edit("deals", 2, stage="open", product="renewal"), []),
     # texts that differ in more than case and spacing are not near misses
