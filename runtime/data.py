@@ -510,6 +510,22 @@ def _rejected_line(source: TableSource, row: int, error_type: str, text: str) ->
                       data=DataLocation(file=source.location, row=row), hints=(hint,))
 
 
+def _repeated_column(connection: duckdb.DuckDBPyConnection, file_list: str, entity: Entity) -> Diagnostic | None:
+    """RD005: a Parquet file with two columns of one name, in any case (`amount`, `Amount`). DuckDB would read the
+    first and rename the second; a CSV header like it is refused the same way (csv_shape)."""
+    repeated = connection.execute(
+        "SELECT file_name, lower(name) FROM parquet_schema(" + file_list + ") WHERE list_contains(?, lower(name))"
+        " GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2 LIMIT 1",
+        [[f.lower() for f in entity.field_names]],
+    ).fetchone()
+    if repeated is None:
+        return None
+    part, column = repeated
+    return Diagnostic(code="RD005", message=f"{part} has two columns named {column!r} (in any case)",
+                      data=DataLocation(file=part, column=column),
+                      hints=("keep one of them: revplan cannot tell which holds the values",))
+
+
 def _part_without_a_column(connection: duckdb.DuckDBPyConnection, file_list: str, entity: Entity
                            ) -> Diagnostic | None:
     """RD041: a part without a column of the table that other parts have. Read together, its rows would have
@@ -554,8 +570,10 @@ def _attach_parquet(
         return _broken_table(connection, entity, "parquet", location, tuple(below)), [problem]
     file_list = "[" + ", ".join(literal(str(f)) for f in files) + "]"
     try:
-        if len(files) > 1 and (gap := _part_without_a_column(connection, file_list, entity)) is not None:
-            return _broken_table(connection, entity, "parquet", location, tuple(files)), [gap]
+        problem = _repeated_column(connection, file_list, entity) or (
+            _part_without_a_column(connection, file_list, entity) if len(files) > 1 else None)
+        if problem is not None:
+            return _broken_table(connection, entity, "parquet", location, tuple(files)), [problem]
         connection.execute(
             f"CREATE VIEW {quote('_raw_' + entity.table)} AS SELECT filename AS {FILE},"
             f" file_row_number + 1 AS {ROW}, * EXCLUDE (filename, file_row_number)"

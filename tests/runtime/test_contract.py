@@ -855,6 +855,16 @@ def test_a_parquet_part_without_a_column_the_others_have_is_rd041(tmp_path):
         assert [summary(d) for d in data.load_diagnostics] == [("RD041", "part-1.parquet", None, "cancel_date")]
 
 
+def test_a_parquet_file_with_two_columns_of_one_name_is_rd005(tmp_path):
+    """`amount` and `Amount`: DuckDB read the first and renamed the second, with no word; a CSV is refused so."""
+    folder = write_company(tmp_path, GOOD)
+    deals = pacsv.read_csv(folder / "deals.csv", convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    pq.write_table(deals.append_column("Amount", pa.array(["1.00"] * deals.num_rows)), folder / "deals.parquet")
+    (folder / "deals.csv").unlink()
+    with open_data(folder) as data:
+        assert [summary(d) for d in data.load_diagnostics] == [("RD005", "deals.parquet", None, "amount")]
+
+
 def test_a_duckdb_file_source(tmp_path):
     database = duckdb_company(tmp_path)
     with duckdb.connect(str(database)) as connection:
