@@ -1373,6 +1373,19 @@ def _quota_period_problems(ctx: Context, plan: ir.CompPlan, sources: list[ir.Quo
             ctx.locate.quoted(plan.quota.span, sources[0].name),
             f"give both plans the same period (period {plan.period.value}), or read another quota plan",
         )
+    ordered = sorted(sources, key=lambda s: s.effective_from)
+    for before, after in itertools.pairwise(ordered):
+        shared = _period_of(after.effective_from, after.period)
+        if after.period == before.period and shared == _period_of(before.effective_to, before.period):
+            # Which version gives that period's quota would be undefined: the run refused it (RP401, audit).
+            yield _error(
+                "RP338",
+                f'quota from plan "{after.name}": versions {before.version} and {after.version} both give quotas '
+                f"for {shared}",
+                ctx.locate.quoted(plan.quota.span, after.name),
+                f"start version {after.version} on the first day of a {after.period.value} "
+                f"(effective {_next_period_start(after.effective_from, after.period)} to ...)",
+            )
     for currency in sorted({s.currency for s in sources} - {plan.currency}):
         # The quotas would be read as amounts in this plan's currency: 100,000 EUR as 100,000 USD (audit).
         yield _error(
@@ -1715,6 +1728,21 @@ _PERIOD_LABELS = {
     ir.Period.QUARTER: (LABEL_YEAR + r"-Q([1-4])", "{y}-Q1", 3),
     ir.Period.MONTH: (LABEL_YEAR + r"-(0[1-9]|1[0-2])", "{y}-01", 1),
 }
+
+
+def _period_of(day: dt.date, period: ir.Period) -> str:
+    """The label of the period a day is in: 2027-05-15 is in 2027-Q2."""
+    months = _PERIOD_LABELS[period][2]
+    index = (day.month - 1) // months + 1
+    return {ir.Period.YEAR: f"{day.year}", ir.Period.HALF: f"{day.year}-H{index}",
+            ir.Period.QUARTER: f"{day.year}-Q{index}", ir.Period.MONTH: f"{day.year}-{day.month:02d}"}[period]
+
+
+def _next_period_start(day: dt.date, period: ir.Period) -> dt.date:
+    """The first day of the period after the one `day` is in."""
+    months = _PERIOD_LABELS[period][2]
+    month = (day.month - 1) // months * months + months  # 0-based month of the next period's start
+    return dt.date(day.year + month // 12, month % 12 + 1, 1)
 
 
 def period_dates(period: ir.Period, label: str) -> tuple[dt.date, dt.date] | None:

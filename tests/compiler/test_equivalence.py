@@ -970,15 +970,19 @@ quota plan "Quotas" version {version}
 
 
 def split_quota_run(engine: str):
+    """Run on plans the checker refuses (RP338), as a program calling run_plans without it would."""
     rows = {"reps": [rep()], "deals": [deal("D1", "40000.00", "2027-04-20")]}
     full = {table: [dict(_defaults(table), **row) for row in rows] for table, rows in rows.items()}
     connection = connection_for(tables_of(full))
-    return run_plans(project_of(SPLIT_QUOTA_VERSIONS).files, connection, engine=engine)
+    project = load_texts([("measures.plan", MEASURES), ("plan.plan", SPLIT_QUOTA_VERSIONS)])
+    assert [d.code for d in project.diagnostics if d.is_error] == ["RP338"]
+    return run_plans(project.files, connection, engine=engine)
 
 
 @pytest.mark.parametrize("engine", ["python", "duckdb"])
 def test_every_calculator_refuses_a_period_two_quota_plan_versions_split(engine):
-    """Two versions of a quota plan both give 2027-Q2 a quota: which one applies is undefined (RP401)."""
+    """Two versions of a quota plan both give 2027-Q2 a quota: which one applies is undefined. The checker says
+    so (RP338); a calculator given the plans anyway refuses them too (RP401)."""
     with pytest.raises(RevplanError) as refused:
         split_quota_run(engine)
     assert "versions 1 and 2 both give quotas for 2027-Q2" in str(refused.value.diagnostics[0].message)
