@@ -804,17 +804,23 @@ def test_a_parquet_column_without_a_value_has_no_type_and_is_empty(tmp_path):
         assert data.connection.execute("SELECT DISTINCT cancel_date FROM deals").fetchall() == [(None,)]
 
 
-def test_parquet_rows_are_numbered_per_file_in_a_folder_of_parts(tmp_path):
-    folder = write_company(tmp_path, GOOD)
-    parts = folder / "deals"
-    parts.mkdir()
-    source = folder / "deals.csv"
+def deals_in_two_parts(folder: Path, second: str = "part-1.parquet", select: str = "*") -> Path:
+    """The good company with deals as a folder of Parquet parts: D1 and D2 in part-0.parquet, D3 in `second`
+    (a name below deals/), its columns chosen by `select`. Returns the deals folder."""
+    company = write_company(folder, GOOD)
+    parts, source = company / "deals", company / "deals.csv"
+    (parts / second).parent.mkdir(parents=True, exist_ok=True)
     duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id <> 'D3')"
                f" TO '{parts / 'part-0.parquet'}' (FORMAT parquet)")
-    duckdb.sql(f"COPY (SELECT * REPLACE ('D1' AS id) FROM read_csv('{source}', all_varchar = true) WHERE id = 'D3')"
-               f" TO '{parts / 'part-1.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY (SELECT {select} FROM read_csv('{source}', all_varchar = true) WHERE id = 'D3')"
+               f" TO '{parts / second}' (FORMAT parquet)")
     source.unlink()
-    with open_data(folder) as data:
+    return parts
+
+
+def test_parquet_rows_are_numbered_per_file_in_a_folder_of_parts(tmp_path):
+    parts = deals_in_two_parts(tmp_path, select="* REPLACE ('D1' AS id)")
+    with open_data(parts.parent) as data:
         (diagnostic,) = check_data(data)
         assert data.files()["deals"] == (parts / "part-0.parquet", parts / "part-1.parquet")
     assert summary(diagnostic) == ("RD009", "part-1.parquet", 1, "id")
@@ -825,16 +831,7 @@ def test_parquet_rows_are_numbered_per_file_in_a_folder_of_parts(tmp_path):
 def test_every_parquet_part_of_a_folder_is_read_or_an_error(tmp_path, part, read):
     """A part named in upper case was skipped, and so was a partitioned one in a subfolder: its deals were
     paid nothing, with no word (audit). Upper case is read; a subfolder is RD029, an error."""
-    folder = write_company(tmp_path, GOOD)
-    parts = folder / "deals"
-    (parts / part).parent.mkdir(parents=True)
-    source = folder / "deals.csv"
-    duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id <> 'D3')"
-               f" TO '{parts / 'part-0.parquet'}' (FORMAT parquet)")
-    duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id = 'D3')"
-               f" TO '{parts / part}' (FORMAT parquet)")
-    source.unlink()
-    with open_data(folder) as data:
+    with open_data(deals_in_two_parts(tmp_path, part).parent) as data:
         problems = [summary(d) for d in data.load_diagnostics]
         ids = [i for (i,) in data.connection.execute("SELECT id FROM deals ORDER BY id").fetchall()]
     assert (problems, ids) == (([], ["D1", "D2", "D3"]) if read else ([("RD029", "part-1.parquet", None, None)], []))
@@ -842,16 +839,7 @@ def test_every_parquet_part_of_a_folder_is_read_or_an_error(tmp_path, part, read
 
 def test_a_parquet_part_without_a_column_the_others_have_is_rd041(tmp_path):
     """Read together, the part's rows had cancel_date empty: an older export's cancellations never clawed back."""
-    folder = write_company(tmp_path, GOOD)
-    parts = folder / "deals"
-    parts.mkdir()
-    source = folder / "deals.csv"
-    duckdb.sql(f"COPY (SELECT * FROM read_csv('{source}', all_varchar = true) WHERE id <> 'D3')"
-               f" TO '{parts / 'part-0.parquet'}' (FORMAT parquet)")
-    duckdb.sql(f"COPY (SELECT * EXCLUDE (cancel_date) FROM read_csv('{source}', all_varchar = true) WHERE id = 'D3')"
-               f" TO '{parts / 'part-1.parquet'}' (FORMAT parquet)")
-    source.unlink()
-    with open_data(folder) as data:
+    with open_data(deals_in_two_parts(tmp_path, select="* EXCLUDE (cancel_date)").parent) as data:
         assert [summary(d) for d in data.load_diagnostics] == [("RD041", "part-1.parquet", None, "cancel_date")]
 
 
