@@ -57,6 +57,8 @@ class CsvShape:
     shifted_total: int = 0
     # (first data row, lines before it beyond the header): where rows stop being on line row + 1
     line_offsets: tuple[tuple[int, int], ...] = ()
+    # (first data row, blank lines above it, before the header too): where rows stop being on reject line row + 1
+    blank_offsets: tuple[tuple[int, int], ...] = ()
 
 
 def line_of(row: int, line_offsets: tuple[tuple[int, int], ...]) -> int:
@@ -67,6 +69,19 @@ def line_of(row: int, line_offsets: tuple[tuple[int, int], ...]) -> int:
     """
     at = bisect.bisect_right(line_offsets, row, key=lambda offset: offset[0]) - 1  # the last one at or before row
     return row + 1 + (line_offsets[at][1] if at >= 0 else 0)
+
+
+def row_of_reject(line: int, blank_offsets: tuple[tuple[int, int], ...]) -> int:
+    """The data row (1-based) of the line DuckDB's rejects table names: it counts blank lines, and a value
+    spanning lines as one line, so after a blank line its line is not row + 1.
+
+    >>> row_of_reject(5, ()), row_of_reject(5, ((2, 1),)), row_of_reject(2, ((2, 1),))
+    (4, 3, 1)
+    """
+    for first_row, blanks in reversed(blank_offsets):
+        if first_row + 1 + blanks <= line:
+            return line - 1 - blanks
+    return line - 1
 
 
 def read_shape(path: Path, expected: tuple[str, ...]) -> CsvShape:
@@ -85,8 +100,9 @@ def read_shape(path: Path, expected: tuple[str, ...]) -> CsvShape:
         shifted, total, records = _shifted_rows(path, delimiter, len(header), leading)
     except pa.ArrowInvalid:  # a quote pyarrow cannot pair: DuckDB reads the file its own way and reports lines
         return shape
-    offsets = _line_offsets(path, delimiter, records, leading)
-    return dataclasses.replace(shape, shifted_rows=shifted, shifted_total=total, line_offsets=offsets)
+    line_offsets, blank_offsets = _line_offsets(path, delimiter, records)
+    return dataclasses.replace(shape, shifted_rows=shifted, shifted_total=total, line_offsets=line_offsets,
+                               blank_offsets=blank_offsets)
 
 
 def header_below(path: Path, expected: tuple[str, ...], lines: int = 10) -> int | None:
@@ -173,8 +189,10 @@ def _surplus_empty(text: str, delimiter: str, width: int) -> bool:
     return all(field == "" for field in fields[width:])
 
 
-def _line_offsets(path: Path, delimiter: str, records: int, leading: int) -> tuple[tuple[int, int], ...]:
-    """Where data rows stop starting on line row + 1: only a file with blank lines or multi-line values."""
+def _line_offsets(path: Path, delimiter: str, records: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Where data rows stop starting on line row + 1, and where they stop being on DuckDB's reject line row + 1
+    (DuckDB counts blank lines but a multi-line value as one line): only a file with blank lines or multi-line
+    values has either."""
     with open(path, "rb") as handle:
         newlines = carriage_returns = 0
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -183,22 +201,32 @@ def _line_offsets(path: Path, delimiter: str, records: int, leading: int) -> tup
         ends = handle.read(1)
     lines = (newlines or carriage_returns) + (ends not in b"\r\n")  # old Mac files end lines with CR alone
     if lines <= records + 1:
-        return ()
-    offsets: list[tuple[int, int]] = []
+        return (), ()
+    line_offsets: list[tuple[int, int]] = []
+    blank_offsets: list[tuple[int, int]] = []
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
+        blanks = 0
         for fields in reader:  # the header, after any empty lines
             if fields:
                 break
+            blanks += 1
         row, before = 0, reader.line_num
         for fields in reader:
             if fields:
                 row += 1
-                offset = before + 1 - (row + 1)
-                if offset != (offsets[-1][1] if offsets else 0):
-                    offsets.append((row, offset))
+                _add_step(line_offsets, row, before + 1 - (row + 1))
+                _add_step(blank_offsets, row, blanks)
+            else:
+                blanks += 1
             before = reader.line_num
-    return tuple(offsets)
+    return tuple(line_offsets), tuple(blank_offsets)
+
+
+def _add_step(steps: list[tuple[int, int]], row: int, offset: int) -> None:
+    """Append (row, offset) when the offset differs from the last one: a step function over rows."""
+    if offset != (steps[-1][1] if steps else 0):
+        steps.append((row, offset))
 
 
 def odd_line(path: Path) -> str | None:

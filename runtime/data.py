@@ -55,7 +55,7 @@ import pyarrow as pa
 
 from dsl.diagnostics import DataLocation, Diagnostic, RevplanError, Severity
 from dsl.schema import SCHEMA, Entity, Field, FieldType, Schema
-from runtime.csv_shape import DELIMITER_NAMES, CsvShape, header_below, line_of, odd_line, read_shape
+from runtime.csv_shape import DELIMITER_NAMES, CsvShape, header_below, line_of, odd_line, read_shape, row_of_reject
 
 SQL_TYPES: dict[FieldType, str] = {
     FieldType.STRING: "VARCHAR",
@@ -408,9 +408,9 @@ def _load_csv(
         problem = Diagnostic(code="RD005", message=f"cannot read {location}: {first_line(error)}",
                              data=DataLocation(file=location), hints=(hint,) if hint else ())
         return _broken_table(connection, entity, kind, location, (path,)), [problem]
-    rejected = connection.execute(
-        f"SELECT line, min(error_type), min(csv_line) FROM {quote(rejects)} GROUP BY line ORDER BY line"
-    ).fetchall()
+    rejected = [(row_of_reject(line, shape.blank_offsets), error_type, text.lstrip("\r\n")) for line, error_type, text
+                in connection.execute(f"SELECT line, min(error_type), min(csv_line) FROM {quote(rejects)}"
+                                      f" GROUP BY line ORDER BY line").fetchall()]
     if _header_has_a_spare_delimiter(connection, loaded, shape, rejected):
         name = DELIMITER_NAMES[shape.delimiter]
         problem = Diagnostic(
@@ -424,7 +424,7 @@ def _load_csv(
         # DuckDB numbers the table's rows without the rejected lines; put them back.
         # Accepted row k (0-based) comes after the i-th rejected data row r_i
         # exactly when r_i - i <= k; an ASOF join finds the last such i.
-        after = {line - 1 - i: i for i, (line, _, _) in enumerate(rejected, start=1)}
+        after = {row - i: i for i, (row, _, _) in enumerate(rejected, start=1)}
         values = ", ".join(f"({k}, {i})" for k, i in after.items())
         row_number = "t.rowid + 1 + coalesce(s.before, 0)"
         shifted = f" ASOF LEFT JOIN (VALUES {values}) AS s(k, before) ON t.rowid >= s.k"
@@ -434,7 +434,7 @@ def _load_csv(
     )
     source = _table_source(connection, entity, kind, location, (path,), rejected=len(rejected),
                            line_offsets=shape.line_offsets)
-    problems = [_rejected_line(source, line - 1, error_type, text) for line, error_type, text in rejected]
+    problems = [_rejected_line(source, row, error_type, text) for row, error_type, text in rejected]
     return source, _shape_problems(source, shape) + problems
 
 

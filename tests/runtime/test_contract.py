@@ -511,6 +511,13 @@ SHAPE_CASES = [
      "the header names column 'amount' 2 times (column 4 'amount', column 11 'Amount')"),
     ("a blank line before a bad row", text_edit("deals", lambda t: t.replace("\nD2,", "\n\nD2,").replace(
         "2027-03-01", "2027-03-32")), [("RD006", "deals.csv", 3, "close_date")], "(line 5)"),
+    ("a blank line before a rejected line and a bad row: DuckDB counts blank lines in its line numbers",
+     text_edit("deals", lambda t: t.replace("\nD2,", "\n\nD2,").replace("2027-02-20,,", "2027-02-20,").replace(
+         "2027-03-01", "2027-03-32")),
+     [("RD005", "deals.csv", 2, None), ("RD006", "deals.csv", 3, "close_date")], "line 4 has fewer fields"),
+    ("a value spanning lines before a rejected line: DuckDB counts it as one line",
+     text_edit("accounts", lambda t: t.replace("Acme", '"Acme\nCorp"').replace("\nA2,", "\n\nA2,").replace(
+         "10000.00", "10000.00,9")), [("RD005", "accounts.csv", 2, None)], "line 5 has more fields"),
     ("a value spanning lines before a bad row", text_edit("accounts", lambda t: t.replace(
         "Acme", '"Acme\nCorp"').replace("10000.00", "ten")), [("RD006", "accounts.csv", 2, "potential")], "(line 4)"),
     ("UTF-16 text", utf16, [("RD005", "reps.csv", None, None)], "is UTF-16 text, not UTF-8"),
