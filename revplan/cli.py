@@ -407,6 +407,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
         check_plan_rates,
         check_plan_references,
         check_plans_reach_reps,
+        check_quota_bases,
         check_quota_coverage,
         check_quota_plan_reps,
         check_run_off,
@@ -457,6 +458,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
                                progress=steps.detail)
             warnings.extend(check_plans_reach_reps(comp, result.payout_lines, dataset))
             warnings.extend(check_quota_plan_reps(project.files, result.quotas, dataset))
+            warnings.extend(check_quota_bases(project.files, result.quotas))
             warnings.extend(check_mbo_coverage(comp, result.payout_lines, dataset))
             unpaid_reps = reps_in_no_plan(comp, result.payout_lines, dataset.connection)
             parts = part_periods(comp, dataset.connection)

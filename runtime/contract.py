@@ -69,6 +69,8 @@ each.
 | RD039 | warning  | a deal closes before its owner's hire_date or after their termination_date |
 | RD040 | error    | an fx rate's currency code in lower case or with blanks (no deal reads it) |
 | RD041 | error    | a Parquet part of a table lacks a column other parts have (read as empty) |
+| RD042 | warning  | a quota plan's `allocate by` basis weighs none of its reps (no prior bookings, |
+|       |          | no territory potential, every weight 0): that share is allocated equally |
 
 Codes are stable: tests and documentation name them. `runtime.data` raises
 RD001 and reports RD005 at load time; `check_data` returns those first;
@@ -908,6 +910,38 @@ def check_quota_plan_reps(files: Sequence[ir.PlanFile], quotas, dataset: DataSet
                 message=f"{plan.key}: the {what} for rep {node.rep} is ignored: the plan gives {node.rep} no quota",
                 hints=("its `applies to` does not select them: remove the line, or check the id",),
             ))
+    return diagnostics
+
+
+_WEIGHED_BY = {  # basis -> what its reps must have for it to weigh them (the quota rows' `<column>_total`)
+    "territory_potential": ("territory_potential", "accounts with potential in their territories"),
+    "prior_bookings": ("prior_bookings", "closed_won bookings in the year before"),
+    "weights": ("weight", "a weight above 0"),
+}
+
+
+def check_quota_bases(files: Sequence[ir.PlanFile], quotas) -> list[Diagnostic]:
+    """RD042 warnings, at the `allocate by` line: a basis that weighs none of the plan's reps (no prior
+    bookings, no territory potential, every weight 0). Its share of the target is allocated equally, so the
+    whole target is still allocated (compiler/quota.py), but that is not the rule the plan states.
+    `quotas` are the run's."""
+    if quotas is None:
+        return []
+    years = quotas[quotas["period_kind"] == "year"]
+    diagnostics = []
+    for plan in (p for f in files for p in f.plans if isinstance(p, ir.QuotaPlan)):
+        mine = years[(years["plan"] == plan.name) & (years["version"] == plan.version)]
+        for term in plan.allocation:
+            if term.basis not in _WEIGHED_BY or mine.empty:
+                continue
+            column, what = _WEIGHED_BY[term.basis]
+            for year in sorted(set(mine.loc[mine[f"{column}_total"] == 0, "period"])):
+                diagnostics.append(Diagnostic(
+                    code="RD042", severity=Severity.WARNING, span=term.span,
+                    message=f"{plan.key}: `allocate by {term.basis}` weighs none of the plan's reps for {year}: "
+                            f"none has {what}, so its share of the target is allocated in equal shares",
+                    hints=("check the data the basis reads, or allocate by another basis",),
+                ))
     return diagnostics
 
 

@@ -34,6 +34,7 @@ from runtime.contract import (
     check_plan_inputs,
     check_plan_references,
     check_plans_reach_reps,
+    check_quota_bases,
     check_quota_coverage,
     check_quota_plan_reps,
     check_run_off,
@@ -1078,6 +1079,37 @@ def test_plans_naming_reps_or_accounts_the_data_lacks_warn_at_their_line(tmp_pat
     # R1 is on the roster but a Manager: the plan for AEs gives R1 no quota, so the weight is ignored
     assert [(w.code, w.span.line, w.message) for w in ignored] == [
         ("RD022", 24, 'quota plan "Q" version 1: the weight for rep R1 is ignored: the plan gives R1 no quota')]
+
+
+BASES_PLAN = """revplan 1
+quota plan "Q" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  target 100,000 USD
+  allocate by {allocation}
+{weights}"""
+
+
+@pytest.mark.parametrize("allocation, weights, warned", [
+    # GOOD's deals all close in 2027: no rep has prior (2026) bookings
+    ("prior_bookings", "", ["prior_bookings"]),
+    ("prior_bookings 60%, equal 40%", "", ["prior_bookings"]),
+    ("weights", '  weight "R2" 0\n  weight "R3" 0\n  weight "R1" 0\n', ["weights"]),
+    ("weights 50%, prior_bookings 50%", '  weight "R2" 0\n  weight "R3" 1\n  weight "R1" 0\n', ["prior_bookings"]),
+    ("weights", '  weight "R2" 3\n', []),  # the others weigh 1 each
+    ("equal", "", []),
+])
+def test_an_allocation_basis_that_weighs_no_rep_warns_at_its_line(tmp_path, allocation, weights, warned):
+    """Such a basis shares its part of the target equally (so the whole target is allocated): legal, but not
+    the rule the plan states, and on payroll it must not go unnoticed."""
+    project = load_texts([("q.plan", BASES_PLAN.format(allocation=allocation, weights=weights))])
+    with open_data(write_company(tmp_path, GOOD)) as dataset:
+        quotas = run_plans(project.files, dataset.connection).quotas
+    warnings = check_quota_bases(project.files, quotas)
+    assert [(w.code, w.severity, w.span.line) for w in warnings] == [("RD042", Severity.WARNING, 8)] * len(warned)
+    assert [w.message.split("`")[1] for w in warnings] == [f"allocate by {basis}" for basis in warned]
 
 
 ATTAINMENT_PLAN = """revplan 1
