@@ -8,7 +8,7 @@ only for active-day counting, never in its label or length: a plan version
 that starts mid-quarter still pays quarter `2027-Q1`, prorated.
 
 A plan paid on payment, or with a clawback, also has a run-off: the periods
-after its own, up to two years after its last day, in which it still pays the
+after its own, up to the one two years after its last day, in which it still pays the
 deals it earned that are paid later (a Q4 deal paid in January) and takes back
 those cancelled later. Without them no plan would ever pay that commission.
 
@@ -74,12 +74,18 @@ def plan_periods(effective_from: dt.date, effective_to: dt.date, period: Period)
 RUN_OFF_YEARS = 2
 
 
-def run_off_end(effective_to: dt.date) -> dt.date:
-    """The last day a plan still pays deals paid (or takes back deals cancelled) after it ends."""
+def run_off_end(effective_to: dt.date, period: Period) -> dt.date:
+    """The last day a plan still pays deals paid (or takes back deals cancelled) after it ends: the end of the
+    period two years after its last day (its lines are whole periods, so that period pays every deal paid in it).
+
+    >>> run_off_end(dt.date(2027, 11, 15), Period.QUARTER), run_off_end(dt.date(2028, 2, 29), Period.MONTH)
+    (datetime.date(2029, 12, 31), datetime.date(2030, 2, 28))
+    """
     try:
-        return effective_to.replace(year=effective_to.year + RUN_OFF_YEARS)
+        day = effective_to.replace(year=effective_to.year + RUN_OFF_YEARS)
     except ValueError:  # 29 February
-        return effective_to.replace(year=effective_to.year + RUN_OFF_YEARS, day=28)
+        day = effective_to.replace(year=effective_to.year + RUN_OFF_YEARS, day=28)
+    return period_bounds(day, period)[1]
 
 
 def pay_periods(effective_from: dt.date, effective_to: dt.date, period: Period) -> list[PlanPeriod]:
@@ -87,7 +93,7 @@ def pay_periods(effective_from: dt.date, effective_to: dt.date, period: Period) 
     periods = plan_periods(effective_from, effective_to, period)
     if not periods:
         return periods
-    run_off = plan_periods(periods[-1].end + dt.timedelta(days=1), run_off_end(effective_to), period)
+    run_off = plan_periods(periods[-1].end + dt.timedelta(days=1), run_off_end(effective_to, period), period)
     return periods + [dataclasses.replace(p, index=len(periods) + p.index) for p in run_off]
 
 

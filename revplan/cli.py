@@ -908,7 +908,9 @@ def _explain_files(files, what: str):
 
 def _roster_entry(connection, rep: str) -> tuple[str, str] | None:
     """(name, role) of a rep in the data, or None."""
-    row = connection.execute('SELECT "name", "role" FROM "reps" WHERE "id" = ?', [rep]).fetchone()
+    from runtime.data import first_row
+
+    row = first_row(connection.execute('SELECT "name", "role" FROM "reps" WHERE "id" = ?', [rep]))
     return (str(row[0]), str(row[1])) if row else None
 
 

@@ -107,6 +107,7 @@ from runtime.data import (
     TableSource,
     decimal_scale,
     first_line,
+    first_row,
     open_data,
     quote,
 )
@@ -1069,10 +1070,10 @@ def check_near_miss_values(files: Sequence[ir.PlanFile], dataset: DataSet) -> li
                 meant = near.get(_loose(data_value))
                 if data_value in texts or meant is None:
                     continue
-                file, row = dataset.connection.execute(
+                file, row = first_row(dataset.connection.execute(
                     f"SELECT t.{FILE}, t.{ROW} FROM {source.raw_view} AS t WHERE {value} = ?"
                     f" ORDER BY t.{FILE}, t.{ROW} LIMIT 1", [data_value]
-                ).fetchone()
+                ))
                 rows = f"the {count:,} rows with it meet" if count != 1 else "the row with it meets"
                 where = texts[meant].span or "a plan"
                 found.append(Diagnostic(
@@ -1278,7 +1279,7 @@ def check_run_off(plans: Sequence[ir.CompPlan], dataset: DataSet) -> list[Diagno
             events.append(("paid_date", None, "pays its commission"))
         if plan.clawback is not None:
             events.append(("cancel_date", int(plan.clawback.within_days), "takes its commission back"))
-        end = run_off_end(plan.effective_to)
+        end = run_off_end(plan.effective_to, plan.period)
         for field, window, undone in events:
             if field not in deals.columns or not _convertible(deals.columns[field]):
                 continue
@@ -1286,11 +1287,11 @@ def check_run_off(plans: Sequence[ir.CompPlan], dataset: DataSet) -> list[Diagno
             where = f"{close} BETWEEN ? AND ? AND {day} > ?"
             if window is not None:
                 where += f" AND {day} - {close} <= {window}"
-            late = dataset.connection.execute(
+            late = first_row(dataset.connection.execute(
                 f"SELECT {deals.columns['id'].typed()}, {day}, t.{FILE}, t.{ROW}, count(*) OVER () "
                 f"FROM {deals.raw_view} AS t WHERE {where} ORDER BY t.{FILE}, t.{ROW} LIMIT 1",
                 [plan.effective_from, plan.effective_to, end],
-            ).fetchone()
+            ))
             if late is None:
                 continue
             deal, value, file, row, count = late
@@ -1299,12 +1300,12 @@ def check_run_off(plans: Sequence[ir.CompPlan], dataset: DataSet) -> list[Diagno
             found.append(Diagnostic(
                 code="RD026", severity=Severity.WARNING,
                 message=f"deal {_show(deal)}: {field} {value} is after {end}, the end of the run-off of {plan.key} "
-                        f"({RUN_OFF_YEARS} years after its last day), so if the plan credits the deal, no line "
-                        f"{undone}{others}"
+                        f"(the period {RUN_OFF_YEARS} years after its last day), so if the plan credits the deal, "
+                        f"no line {undone}{others}"
                         + _Checker.line_suffix(deals, row),
                 data=DataLocation(file=_file_of(deals, file), row=row, column=field),
                 hints=(f"check the {field}; a plan pays deals paid, and takes back deals cancelled, up to "
-                       f"{RUN_OFF_YEARS} years after it ends",),
+                       f"the end of the period {RUN_OFF_YEARS} years after it ends",),
             ))
     return found
 

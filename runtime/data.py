@@ -364,8 +364,8 @@ def _quoting(connection: duckdb.DuckDBPyConnection, path: Path, delimiter: str) 
         if b"'" not in handle.read(_SNIFFED_BYTES):
             return ""
     try:
-        (sniffed,) = connection.execute(
-            f"SELECT Quote FROM sniff_csv({literal(str(path))}, delim = {literal(delimiter)})").fetchone()
+        (sniffed,) = first_row(connection.execute(
+            f"SELECT Quote FROM sniff_csv({literal(str(path))}, delim = {literal(delimiter)})"))
     except duckdb.Error:
         return ""
     return "" if sniffed in ('"', "(empty)") else ", quote = '\"'"
@@ -444,7 +444,7 @@ def _header_has_a_spare_delimiter(connection: duckdb.DuckDBPyConnection, loaded:
     message for the header, rather than one per row."""
     return (len(shape.header) > 1 and not shape.header[-1].strip() and bool(rejected)
             and all(error_type == "MISSING COLUMNS" for _, error_type, _ in rejected)
-            and connection.execute(f"SELECT count(*) FROM {loaded}").fetchone()[0] == 0)
+            and first_row(connection.execute(f"SELECT count(*) FROM {loaded}"))[0] == 0)
 
 
 def _unreadable(path: Path, entity: Entity, location: str) -> Diagnostic | None:
@@ -518,11 +518,11 @@ def _rejected_line(source: TableSource, row: int, error_type: str, text: str) ->
 def _repeated_column(connection: duckdb.DuckDBPyConnection, file_list: str, entity: Entity) -> Diagnostic | None:
     """RD005: a Parquet file with two columns of one name, in any case (`amount`, `Amount`). DuckDB would read the
     first and rename the second; a CSV header like it is refused the same way (csv_shape)."""
-    repeated = connection.execute(
+    repeated = first_row(connection.execute(
         "SELECT file_name, lower(name) FROM parquet_schema(" + file_list + ") WHERE list_contains(?, lower(name))"
         " GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2 LIMIT 1",
         [[f.lower() for f in entity.field_names]],
-    ).fetchone()
+    ))
     if repeated is None:
         return None
     part, column = repeated
@@ -536,7 +536,7 @@ def _part_without_a_column(connection: duckdb.DuckDBPyConnection, file_list: str
     """RD041: a part without a column of the table that other parts have. Read together, its rows would have
     the column empty (an older export without cancel_date: its cancellations never clawed back, audit)."""
     fields = [f.lower() for f in entity.field_names]
-    gap = connection.execute(
+    gap = first_row(connection.execute(
         "WITH c AS (SELECT DISTINCT file_name, lower(name) AS name FROM parquet_schema(" + file_list + ")"
         " WHERE list_contains(?, lower(name))),"
         " f AS (SELECT DISTINCT file_name FROM parquet_schema(" + file_list + "))"
@@ -545,7 +545,7 @@ def _part_without_a_column(connection: duckdb.DuckDBPyConnection, file_list: str
         " LEFT JOIN c AS own ON own.file_name = f.file_name AND own.name = n.name"
         " JOIN c ON c.name = n.name WHERE own.name IS NULL GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 1",
         [fields],
-    ).fetchone()
+    ))
     if gap is None:
         return None
     part, column, other = gap
@@ -923,7 +923,7 @@ def _with_blanks(connection: duckdb.DuckDBPyConnection, entity: Entity, columns:
     if not texts:
         return columns
     blank = [f"bool_or({c.is_blank()} AND {c.raw()} IS NOT NULL)" for c in texts]
-    found = connection.execute(f"SELECT {', '.join(blank)} FROM {quote('_raw_' + entity.table)} AS t").fetchone()
+    found = first_row(connection.execute(f"SELECT {', '.join(blank)} FROM {quote('_raw_' + entity.table)} AS t"))
     marked = {c.name: dataclasses.replace(c, blanks=True) for c, has in zip(texts, found, strict=True) if has}
     return {**columns, **marked}
 
@@ -1081,6 +1081,14 @@ def connect_postgres(url: str, failure: Callable[[str], Exception], **options):
     except psycopg.Error as error:
         message = first_line(error).replace(password, "***") if password else first_line(error)
         raise failure(f"cannot connect to {shown}: {message}") from None
+
+
+def first_row(result: duckdb.DuckDBPyConnection) -> tuple | None:
+    """The first row of a DuckDB query just executed, or None, read to the end: a result read with fetchone()
+    stays open, and the connection's next `sql()` or `table()` raises ResourceInUseException (audit: RD026's
+    check made every run that warned of it exit with a traceback). For queries of one row, or LIMIT 1."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 
 def first_line(error: BaseException) -> str:

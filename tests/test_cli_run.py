@@ -466,6 +466,45 @@ def test_customer_success_pays_deals_paid_after_its_year_and_warns_of_those_past
     pd.testing.assert_frame_equal(kept, lines[lines["period"] == "2028-Q1"].reset_index(drop=True))
 
 
+RUN_OFF_MID_QUARTER = """revplan 1
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+comp plan "P" version 1
+  effective 2027-01-01 to 2027-11-15
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  paid on payment
+  component "Rate" on bookings
+    rate 10%
+"""
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "python"])
+def test_a_run_off_ends_with_its_last_period_and_the_warning_says_so(tmp_path, capsys, engine):
+    """A plan ending 2027-11-15 pays deals paid up to 2029-12-31, the end of the quarter two years on: the
+    calculators pay whole periods, so RD026 warns only of later ones (audit: it warned of deals the 2029-Q4 line
+    paid). And a run that warns RD026 finishes (audit: DuckDB 2 kept its query's result open, exit 3)."""
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "p.plan").write_text(RUN_OFF_MID_QUARTER)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "reps.csv").write_text("id,name,role,currency,hire_date,termination_date,target_incentive\n"
+                                   "A,Ann,AE,USD,2020-01-01,,72000\n")
+    paid = {"D1": "2029-11-15", "D2": "2029-11-16", "D3": "2029-12-31", "D4": "2030-01-02"}
+    (data / "deals.csv").write_text("id,owner_rep_id,amount,currency,stage,close_date,paid_date\n" + "".join(
+        f"{deal},A,1000,USD,closed_won,2027-05-10,{day}\n" for deal, day in paid.items()))
+    code, _, err = run_cli(capsys, "run", "--data", data, "--plans", tmp_path / "plans", "--out", tmp_path / "out",
+                           "--engine", engine)
+    assert code == 0, err
+    assert "warning[RD026]: deal 'D4': paid_date 2030-01-02 is after 2029-12-31, the end of the run-off" in err
+    assert "D1" not in err and "more deal" not in err
+    lines = pd.read_csv(tmp_path / "out" / "payout_lines.csv", dtype=str)
+    assert lines.loc[lines["period"] == "2029-Q4", "amount"].tolist() == ["300.00"]
+    deals = pd.read_csv(tmp_path / "out" / "payout_deals.csv", dtype=str, keep_default_na=False)
+    assert sorted(deals.loc[deals["line_period"] == "2029-Q4", "deal_id"]) == ["D1", "D2", "D3"]
+    assert deals.loc[deals["deal_id"] == "D4", "line_period"].tolist() == [""]
+
+
 def test_a_value_too_big_for_exact_arithmetic_is_a_diagnostic_not_a_traceback(sample, tmp_path, capsys):
     """A deal of 9 x 10^15 USD times a multiplier of 1,000 passes 10^18: DuckDB refuses the product (RP415)."""
     data = tmp_path / "data"

@@ -37,6 +37,16 @@ def test_imports_flow_one_way(package):
         assert not forbidden, f"{path.relative_to(ROOT)} imports {sorted(forbidden)}"
 
 
+@pytest.mark.parametrize("package", sorted(ALLOWED_IMPORTS))
+def test_duckdb_results_are_read_to_their_end(package):
+    """DuckDB 2 keeps a result read with fetchone() open, and the connection's next `sql()` raises: a run that
+    warned RD026 exited with a traceback. `runtime.data.first_row` reads one row safely (psycopg's `pg.` is fine)."""
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if ".fetchone()" in line and "pg.execute" not in line and not line.lstrip().startswith(('"""', "#")):
+                pytest.fail(f"{path.relative_to(ROOT)}:{number} reads a DuckDB result with fetchone(): use first_row")
+
+
 def test_layout_is_as_fixed():
     for name in ("dsl", "compiler", "plans", "runtime", "reports", "tests", ".github", "pyproject.toml", "README.md"):
         assert (ROOT / name).exists(), name

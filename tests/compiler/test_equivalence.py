@@ -361,7 +361,7 @@ def datasets(draw, plan: Plan) -> dict[str, list[dict]]:
         cancel = close + dt.timedelta(days=after) if draw(st.integers(0, 2)) == 0 else None
         paid = close + dt.timedelta(days=draw(st.integers(-30, 200))) if draw(st.booleans()) else None  # < 0: RD027
         if paid is not None and draw(st.integers(0, 9)) == 0:  # on the last day of the plan's run-off, or after
-            paid = run_off_end(plan.effective_to) + dt.timedelta(days=draw(st.sampled_from([0, 1])))
+            paid = run_off_end(plan.effective_to, plan.period) + dt.timedelta(days=draw(st.sampled_from([0, 1])))
         deals.append({
             "id": f"D{i}",
             "owner_rep_id": f"R{draw(st.integers(0, n_reps - 1))}",

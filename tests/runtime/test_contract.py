@@ -1410,8 +1410,8 @@ def test_a_late_payment_names_the_deal_the_plan_and_how_many_more(tmp_path):
         [warning] = check_run_off(comp_plans(project.files), dataset)
     assert warning.message == (
         "deal 'D1': paid_date 2030-01-15 is after 2029-06-30, the end of the run-off of comp plan \"CSM\" version 1 "
-        "(2 years after its last day), so if the plan credits the deal, no line pays its commission; 2 more deals "
-        "are that late (line 2)"
+        "(the period 2 years after its last day), so if the plan credits the deal, no line pays its commission; "
+        "2 more deals are that late (line 2)"
     )
 
 
