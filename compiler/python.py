@@ -904,7 +904,16 @@ class Calculator(_Expressions):
                 return self.aggregate_value(node, condition, multipliers)
             case ir.FieldRef(entity=entity, field=field):
                 raise CompileError(f"{entity}.{field} cannot be used as a value of a rep and period")
+            case ir.Compare(op=o, left=ir.NameRef(name="attainment"), right=r):
+                return self.attainment_compared(o, self.value(r, condition, multipliers))
+            case ir.Compare(op=o, left=l, right=ir.NameRef(name="attainment")):
+                return self.attainment_compared(ir.FLIPPED[o], self.value(l, condition, multipliers))
         return self.operators(node, lambda child: self.value(child, condition, multipliers))
+
+    def attainment_compared(self, o: str, other: Callable) -> Callable:
+        """`attainment >= 50%` as measure >= 50% x quota, exact (SQL: `attainment_compared`)."""
+        measure = self.attainment_measure()
+        return lambda m: compare(o, number(measure(m)), mul(number(other(m)), no_zero(m.quota)))
 
     def measure_value(self, name: str, condition: ir.Expr | None, multipliers=()) -> Callable:
         if name == "attainment":

@@ -333,8 +333,7 @@ class RowCompiler:
             case ir.Negate(operand=o):
                 return neg(inner(o))
             case ir.Compare(op=o, left=l, right=r):
-                kind = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[o]
-                return op(kind, inner(l), inner(r))
+                return op(COMPARISONS[o], inner(l), inner(r))
             case ir.Logical(op=o, operands=operands):
                 parts = [exp.paren(inner(x), copy=False) for x in operands]
                 return exp.and_(*parts, copy=False) if o == "and" else exp.or_(*parts, copy=False)
@@ -347,6 +346,9 @@ class RowCompiler:
                 test = exp.Is(this=wrap(inner(o)), expression=exp.null())
                 return exp.Not(this=test) if negated else test
         raise CompileError(f"cannot compile {type(node).__name__} here")
+
+
+COMPARISONS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
 
 def row_condition(node: ir.Expr, entity: str, alias_: str, dialect: str) -> exp.Expression:
@@ -1092,7 +1094,18 @@ class _PlanCompiler(RowCompiler):
                 return self.aggregate_column(node, condition)
             case ir.FieldRef(entity="rep", field=field):
                 return col(field, "r")
+            case ir.Compare(op=o, left=ir.NameRef(name="attainment"), right=r):
+                return self.attainment_compared(o, r, condition)
+            case ir.Compare(op=o, left=l, right=ir.NameRef(name="attainment")):
+                return self.attainment_compared(ir.FLIPPED[o], l, condition)
         return self.operators(node, lambda child: self.value(child, condition))
+
+    def attainment_compared(self, o: str, other: ir.Expr, condition: ir.Expr | None) -> exp.Expression:
+        """`attainment >= 50%` as measure >= 50% x quota, exact as tier bands are (`tier_variable`): attainment
+        itself is rounded to 10 places, so a rep 3 x 10^-11 short of a gate passed it (audit: a 30 billion IDR
+        quota). A quota of 0 or none leaves the comparison unknown, as attainment is."""
+        measure, quota = self.tier_variable("attainment")
+        return op(COMPARISONS[o], measure, mul(self.value(other, condition), quota))
 
     def aggregate_column(self, node: ir.Aggregate, condition: ir.Expr | None) -> exp.Expression:
         if node.entity not in ("deal", "activity"):

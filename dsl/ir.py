@@ -125,6 +125,9 @@ class Compare(Node):
     right: Expr
 
 
+FLIPPED = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}  # a op b is b FLIPPED[op] a
+
+
 class Logical(Node):
     kind: Literal["logical"] = "logical"
     op: Literal["and", "or"]
