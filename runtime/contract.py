@@ -66,7 +66,8 @@ each.
 | RD037 | warning  | a plan without `prorate by active_days` has reps in it for part of a     |
 |       |          | period they were employed in (a role change, a new version mid-period)  |
 | RD038 | warning  | a plan pays an MBO for a rep-period with no score in mbo_scores (0.00)  |
-| RD039 | warning  | a deal closes before its owner's hire_date or after their termination_date |
+| RD039 | warning  | a deal closes before its owner's (or a split rep's) hire_date or after their |
+|       |          | termination_date                                                        |
 | RD040 | error    | an fx rate's currency code in lower case or with blanks (no deal reads it) |
 | RD041 | error    | a Parquet part of a table lacks a column other parts have (read as empty) |
 | RD042 | warning  | a quota plan's `allocate by` basis weighs none of its reps (no prior bookings, |
@@ -209,6 +210,7 @@ class _Checker:
         self.db.execute("SET VARIABLE rp_base_currency = ?", [self.base])
         yield self.fx_lookup
         yield self.employment_lookup
+        yield self.deal_lookup
         for table in self.usable_tables():
             yield lambda table=table: self.row_rules(table)
             yield lambda table=table: self.duplicate_keys(table)
@@ -394,6 +396,23 @@ class _Checker:
                  "check the owner and the dates",),
                 joins=f" LEFT JOIN _rp_employment AS emp ON emp.id = {owner}", severity=Severity.WARNING,
             )
+        if table.table == "deal_splits" and self.usable("deal_splits", "deal_id", "rep_id", "percent"):
+            # A split rep's share is theirs whatever the date, as an owner's deal is (audit: a share of a deal
+            # closed after its split rep left was paid to nobody, with no word). The owner's row is warned of above.
+            deal, rep, share = (c[n].typed() for n in ("deal_id", "rep_id", "percent"))
+            yield _RowRule(
+                "RD039", "rep_id", f"{share} > 0 AND dc.close_date >= DATE '0001-01-01' AND {rep} <> dc.owner"
+                f" AND (dc.close_date < emp.hire_date OR dc.close_date > emp.termination_date)",
+                (deal, rep, "dc.close_date", "emp.hire_date", "emp.termination_date"),
+                lambda deal, rep, close, hire, end: f"deal {_show(deal)} closes {close}, " + (
+                    f"before its split rep {rep}'s hire_date {hire}" if close < hire
+                    else f"after its split rep {rep}'s termination_date {end}"),
+                ("plans that credit splits credit the split rep whatever the date, so pay depends on the plan: "
+                 "one paid by period pays nothing for the share in a period the rep has no day of, a "
+                 "year-to-date one counts it later; check the split and the dates",),
+                joins=f" LEFT JOIN _rp_deals AS dc ON dc.id = {deal}"
+                      f" LEFT JOIN _rp_employment AS emp ON emp.id = {rep}", severity=Severity.WARNING,
+            )
 
     def employment_lookup(self) -> list[Diagnostic]:
         """A small table: each rep's first hire_date and last termination_date (one row per id)."""
@@ -408,6 +427,18 @@ class _Checker:
             query = "SELECT CAST(NULL AS VARCHAR) AS id, CAST(NULL AS DATE) AS hire_date, " \
                     "CAST(NULL AS DATE) AS termination_date WHERE false"
         self.db.execute(f"CREATE OR REPLACE TEMP TABLE _rp_employment AS {query}")
+        return []
+
+    def deal_lookup(self) -> list[Diagnostic]:
+        """A small table: each deal's close_date and owner (one row per id; a repeated id is RD009's)."""
+        if self.usable("deals", "id", "close_date", "owner_rep_id"):
+            c = self.tables["deals"].columns
+            query = (f"SELECT {c['id'].typed()} AS id, min({c['close_date'].typed()}) AS close_date,"
+                     f" min({c['owner_rep_id'].typed()}) AS owner FROM {self.tables['deals'].raw_view} AS t GROUP BY 1")
+        else:
+            query = ("SELECT CAST(NULL AS VARCHAR) AS id, CAST(NULL AS DATE) AS close_date,"
+                     " CAST(NULL AS VARCHAR) AS owner WHERE false")
+        self.db.execute(f"CREATE OR REPLACE TEMP TABLE _rp_deals AS {query}")
         return []
 
     def fx_lookup(self) -> list[Diagnostic]:

@@ -312,6 +312,11 @@ CASES = [
      [("RD039", "deals.csv", 1, "close_date")]),
     ("closed after its owner left", edit("reps", 3, termination_date="2027-02-19"),
      [("RD039", "deals.csv", 2, "close_date")]),
+    ("closed before its split rep was hired", edit("reps", 3, hire_date="2027-01-20"),
+     [("RD039", "deal_splits.csv", 2, "rep_id")]),
+    ("a 0 % split of a rep not yet hired credits nothing", lambda t: (
+        edit("reps", 3, hire_date="2027-01-20")(t), edit("deal_splits", 1, percent="1")(t),
+        edit("deal_splits", 2, percent="0")(t)), []),
     ("closed on its owner's first and last days", lambda t: (edit("reps", 2, hire_date="2027-01-15")(t),
                                                              edit("reps", 2, termination_date="2027-03-01")(t)), []),
     ("an MBO score of 105 %", scores("1.05"), []),
