@@ -89,11 +89,14 @@ def git_commit(folder: Path, paths: Sequence[Path] = ()) -> dict[str, object] | 
     try:
         head, root = git("rev-parse", "HEAD"), Path(git("rev-parse", "--show-toplevel")).resolve()
         dirty = git("status", "--porcelain", "--", *targets)
+        committed = set(git("ls-files", "--full-name", "--", *targets).splitlines()) if paths else set()
     except (OSError, subprocess.CalledProcessError):
         return None
     files = [Path(p).resolve() for p in paths]
     in_repository = [f.relative_to(root).as_posix() if f.is_relative_to(root) else None for f in files]
-    return {"commit": head, "uncommitted_changes": bool(dirty), "paths": in_repository}
+    # A git-ignored plan file is not in `git status` at all, yet the run used it (audit).
+    outside = any(path not in committed for path in in_repository)
+    return {"commit": head, "uncommitted_changes": bool(dirty) or outside, "paths": in_repository}
 
 
 def build_manifest(

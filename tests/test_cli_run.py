@@ -214,6 +214,17 @@ def test_manifest_names_the_commit_and_paths_that_give_the_plans_back(sample, tm
     sdr.write_text(sdr.read_text() + "\n# an edit under review\n")
     assert manifest_of_run(tmp_path / "out2")["git"]["uncommitted_changes"] is True
 
+    # A plan file git ignores is in no commit, though the run reads it: flagged too (audit: it was not).
+    git("checkout", "-q", "--", ".")
+    (repository / ".gitignore").write_text("local/\n")
+    git("add", ".gitignore")
+    git("-c", "user.name=RevOps", "-c", "user.email=revops@example.com", "commit", "-q", "-m", "local plans")
+    (repository / "plans" / "local").mkdir()
+    (repository / "plans" / "local" / "extra.plan").write_text(
+        "revplan 1\nmeasure local_bookings = sum(deal.amount) where deal.stage = \"closed_won\"\n")
+    manifest = manifest_of_run(tmp_path / "out4")
+    assert "plans/local/extra.plan" in manifest["git"]["paths"] and manifest["git"]["uncommitted_changes"] is True
+
 
 def test_run_summary_lists_every_comp_plan(sample_run):
     _, printed = sample_run
