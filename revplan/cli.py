@@ -954,7 +954,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", required=True, metavar="SRC",
                      help="folder of CSV/Parquet files, a .duckdb file or a postgresql:// URL")
     run.add_argument("--plans", metavar="DIR", help="plan files or folder (default plans/)")
-    run.add_argument("--period", metavar="P", help="only payouts of this period: 2027, 2027-H1, 2027-Q1, 2027-01")
+    run.add_argument("--period", metavar="P", type=str.strip,  # " 2027-Q1" from a CI variable is 2027-Q1
+                     help="only payouts of this period: 2027, 2027-H1, 2027-Q1, 2027-01")
     run.add_argument("--out", default="out", metavar="DIR", help="output folder (default out/)")
     run.add_argument("--strict", action="store_true",
                      help="warnings (plans or data) are errors: stop with exit 1 and write nothing")
@@ -981,7 +982,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--rep", metavar="REP", help=EXPLAIN_TARGETS["rep"])
     target.add_argument("--quota", metavar="REP", help=EXPLAIN_TARGETS["quota"])
     target.add_argument("--account", metavar="ACCOUNT", help=EXPLAIN_TARGETS["account"])
-    explain.add_argument("--period", metavar="P", help="with --rep or --quota: one period (2027, 2027-Q1)")
+    explain.add_argument("--period", metavar="P", type=str.strip,
+                         help="with --rep or --quota: one period (2027, 2027-Q1)")
     explain.add_argument("--date", metavar="D", help="with --account: the assignment on this day (2027-07-01)")
     explain.add_argument("--data", required=True, metavar="SRC",
                          help="folder of CSV/Parquet files, a .duckdb file or a postgresql:// URL")
