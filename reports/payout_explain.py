@@ -215,6 +215,8 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, sources) -> LineEx
     steps: list[Step] = []
     source = _source(component.span, sources) if component is not None else None
     behind: tuple[DealShare, ...] = ()
+    paid_later = (plan is not None and component is not None and plan.paid_on == ir.PayoutTiming.PAYMENT
+                  and _traced(component) and line_type == "commission")
     if plan is not None and line_type in ("draw", "draw_recovery") and plan.draw is not None:
         source = _source(plan.draw.span, sources)
         steps.append(_draw_step(row, plan.draw, source))
@@ -222,7 +224,6 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, sources) -> LineEx
         steps.append(_clawback_step(plan.clawback, sources, _dec(row["amount"]), plan.measurement))
         behind = _behind(row, deals)
     elif component is not None:
-        paid_later = plan.paid_on == ir.PayoutTiming.PAYMENT and _traced(component) and line_type == "commission"
         if paid_later:
             steps.append(
                 Step(
@@ -244,7 +245,12 @@ def _explain_line(row: dict, plan: ir.CompPlan | None, deals, sources) -> LineEx
         else:
             behind = _behind(row, deals)
             steps.extend(_component_steps(_with_exact_base(row, behind), plan, component, sources))
-    if plan is not None and plan.measurement == ir.Measurement.YEAR_TO_DATE and line_type == "commission":
+    if paid_later and plan.measurement == ir.Measurement.YEAR_TO_DATE:
+        # Not the pay to date less earlier lines: such a line pays deals' shares as they are paid (audit).
+        steps.append(Step("measurement", "measured year to date with true-up: what a deal earned in a period is "
+                                         "the change in its part of the pay to date; this line pays those parts "
+                                         "for the deals paid in this period"))
+    elif plan is not None and plan.measurement == ir.Measurement.YEAR_TO_DATE and line_type == "commission":
         before = row.get("paid_before", Decimal("0.00"))
         to_date = _dec(row["amount"]) + before
         steps.append(
@@ -938,26 +944,27 @@ SHOWN_DEALS = 20
 
 
 def _deals_text(line: LineExplanation) -> str:
-    deals = line.deals
-    if len(deals) > SHOWN_DEALS:  # the largest shares; JSON has every deal
-        deals = sorted(deals, key=lambda d: abs(d.share), reverse=True)[: SHOWN_DEALS - 5]
+    cents = _in_cents([d.share for d in line.deals])
+    shown = range(len(line.deals))
+    if len(shown) > SHOWN_DEALS:  # the largest shares; JSON has every deal
+        shown = sorted(shown, key=lambda i: abs(line.deals[i].share), reverse=True)[: SHOWN_DEALS - 5]
     rows = [
         (
             d.deal_id,
             _money(d.credited_base) if d.credited_base is not None else "",
-            _money(d.share),
+            _money(cents[i]),
             f"earned {d.earned_period}" if d.earned_period != line.period else "",
         )
-        for d in deals
+        for i, d in ((i, line.deals[i]) for i in shown)
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     body = [
         f"{r[0]:<{widths[0]}}  base {r[1]:>{widths[1]}}  share {r[2]:>{widths[2]}}" + (f"  {r[3]}" if r[3] else "")
         for r in rows
     ]
-    if len(deals) < len(line.deals):
-        rest = sum((d.share for d in line.deals if d not in deals), Decimal(0))
-        more = len(line.deals) - len(deals)  # "smaller" read wrong when every share is the same (SDR lines)
+    if len(shown) < len(line.deals):
+        rest = sum(cents, Decimal(0)) - sum((cents[i] for i in shown), Decimal(0))
+        more = len(line.deals) - len(shown)  # "smaller" read wrong when every share is the same (SDR lines)
         body.append(f"... and {more} more deal(s), none larger, together {_money(rest)} (--format json)")
     total = line.deals_total
     count = len({d.deal_id for d in line.deals})  # year to date, a deal has a share in each period it counted in
@@ -968,6 +975,22 @@ def _deals_text(line: LineExplanation) -> str:
         body.append("a line paid or taken back over several periods is rounded to the cent on its total to date, "
                     "so a cent of its deals' shares can fall in another period")
     return "\n".join(body)
+
+
+def _in_cents(shares: Iterable[Decimal]) -> list[Decimal]:
+    """Each share in cents, rounded cumulatively so the shares shown add up to their rounded total (each rounded
+    alone, three shares of 0.333 show 0.33 each beside a total of 1.00: audit).
+
+    >>> [str(c) for c in _in_cents([Decimal("0.333"), Decimal("0.333"), Decimal("0.334")])]
+    ['0.33', '0.34', '0.33']
+    """
+    cents, exact, before = [], Decimal(0), Decimal(0)
+    for share in shares:
+        exact += share
+        rounded = exact.quantize(CENT, ROUND_HALF_UP)
+        cents.append(rounded - before)
+        before = rounded
+    return cents
 
 
 def render_text(explanation: Explanation, width: int = 110) -> str:

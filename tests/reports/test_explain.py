@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -156,6 +157,22 @@ def test_the_deals_behind_a_line_add_up_to_it(cases):
             elif line.line_type in ("commission", "clawback") and line.amount != 0 and line.base is not None:
                 # a traced rule (rate, tiers) with pay: its deals must be there
                 assert line.deal_count == 0 or line.gated, (name, line.component, line.period, "no deals")
+    assert checked >= 12
+
+
+def test_the_shares_shown_add_up_to_the_total_shown(cases):
+    """In cents, the shares a rep reads add up to the figure beside them (audit: 883.61 shown, "add up to
+    883.59"): they are rounded cumulatively, as quotas are."""
+    checked = 0
+    for name, explained in cases:
+        for line in explained.lines:
+            if not line.deals:
+                continue
+            text = payout_explain._deals_text(line)
+            shown = [Decimal(m.replace(",", "")) for m in re.findall(r"(?:share|together) +(-?[\d,]+\.\d\d)", text)]
+            (total,) = re.findall(r"add up to (-?[\d,]+\.\d\d)", text)
+            assert sum(shown, Decimal(0)) == Decimal(total.replace(",", "")), (name, line.component, text)
+            checked += 1
     assert checked >= 12
 
 
@@ -360,6 +377,14 @@ def test_a_year_to_date_line_shows_the_pay_to_date_and_what_earlier_periods_paid
     assert "the pay to date, 12,300.00 (rounded), less the 14,200.00 the year's earlier periods paid: -1,900.00" \
         in step.text
     assert line.amount == Decimal("-1900.00")
+
+
+def test_a_year_to_date_line_paid_on_payment_pays_deals_parts_not_the_pay_to_date():
+    """Paid on payment, a line pays the parts deals earned, as they are paid: "pay to date less earlier lines"
+    is not what it pays (audit: 18,000 shown as the pay to date where 30,000 was earned)."""
+    (line,) = example("paid_on_payment_combined", "A", "2027-Q2").lines
+    (step,) = [s for s in line.steps if s.kind == "measurement"]
+    assert not step.values and "pays those parts for the deals paid in this period" in step.text
 
 
 def test_a_measure_multiplier_is_applied_or_not(sample_company):
