@@ -419,7 +419,7 @@ def _run_and_write(plans: str, data: str, out_dir: Path, engine: str, url: str |
     from runtime.outputs import ParquetRows, build_manifest, check_output_folder, statements, write_run
     from runtime.run import comp_plans, deal_schema, run_plans
 
-    check_output_folder(out_dir)  # before the work, not after it
+    check_output_folder(out_dir, data)  # before the work, not after it
     warnings: list[Diagnostic] = []  # printed once the progress lines are done
     with Steps(stopped=lambda: bool(_stopped_by)) as steps:
         steps.start(f"loading plans from {plans}")

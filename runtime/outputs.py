@@ -209,9 +209,14 @@ def previous_outputs(out_dir: Path) -> list[str]:
     return [MANIFEST, *(n for n in own if (out_dir / n).is_file())]
 
 
-def check_output_folder(out_dir: Path) -> None:
-    """Fail early (RP403) if `write_run` would refuse `out_dir`."""
-    previous_outputs(Path(out_dir).resolve())
+def check_output_folder(out_dir: Path, data: str | None = None) -> None:
+    """Fail early (RP403) if `write_run` would refuse `out_dir`, or if it is the data folder `data`: the outputs
+    would be the next run's inputs (the quota plans' `quotas.csv` read as the quotas table: audit)."""
+    out_dir = Path(out_dir).resolve()
+    if data is not None and Path(data).is_dir() and Path(data).resolve() == out_dir:
+        raise _output_error(out_dir, f"--out {out_dir} is the data folder: the next run would read the outputs "
+                                     "as data (quotas.csv as the quotas table)")
+    previous_outputs(out_dir)
 
 
 def _output_error(out_dir: Path, message: str) -> RevplanError:
