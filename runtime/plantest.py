@@ -9,7 +9,7 @@ Out: one `TestResult` per test block, with a `Mismatch` per failed expectation.
 
     build_tables(test, plan)      -> {"reps": pa.Table, "deals": ...}   the given rows, typed
     connection_for(tables)        -> DuckDB connection                  every contract table
-    check_names(expect, plan, reps) -> raises PlanTestError             a name no row can hold
+    check_names(expect, plan, scope) -> raises PlanTestError            a name no row can hold
     compare(expectations, lines)  -> [Mismatch]                         exact Decimal comparison
     run_plan_tests(files, calc)   -> [TestResult]
 
@@ -23,10 +23,13 @@ What always holds:
     (`runtime.contract.check_data`: splits that do not sum to 100 %, an id
     with a blank, an unknown rep) is a `PlanTestError` at the `given` line of
     the first row refused. An optional table without given rows is absent.
-  - An expectation names only what exists: a rep the test gives, a
-    component of the plan, a line type of `compiler.sql.LINE_TYPES`, a
-    period the plan can have lines in (`check_names`). Else it would select
-    no line and `amount 0.00` would pass whatever the plan pays.
+  - An expectation names only what exists: a rep or account the test gives,
+    a component of the plan, a line type of `compiler.sql.LINE_TYPES`, a
+    period the plan can have lines in, a plan and version that run in the
+    test (`check_names`). Else it would select no line and `amount 0.00`
+    would pass whatever the plan pays.
+  - A test expecting quotas or territories no plan computes in it is an
+    error, after its payouts are compared (a failing payout is reported).
   - Expectations compare exactly: `Decimal` sums, never floats.
   - A test runs its own plan only, with what that plan depends on: every
     file's shared measures, the quota plan of `quota from plan`, the
@@ -515,31 +518,65 @@ PERIOD_WORDS = {ir.Period.MONTH: "months", ir.Period.QUARTER: "quarters", ir.Per
                 ir.Period.YEAR: "years"}
 
 
-def check_names(expectation: ir.Expectation, plan: ir.PlanBase, reps: Sequence[str]) -> None:
+@dataclasses.dataclass(frozen=True)
+class TestScope:
+    """What a test's result rows can name: the reps and accounts it gives, the plans that run in it."""
+
+    reps: Sequence[str]
+    accounts: Sequence[str]
+    plans: Sequence[ir.PlanBase]  # the tested plan and those that feed it (`plan_files_for`)
+
+
+def check_names(expectation: ir.Expectation, plan: ir.PlanBase, scope: TestScope) -> None:
     """Raise `PlanTestError` for an expectation that selects by a name no result row can have.
 
-    It would select nothing, and `amount 0.00` would pass whatever the plan
-    pays: a typo in a component or line type, a rep the test does not give, a
-    period label of another length or past the plan. A rep, period and
-    component that exist but have no line (a rep outside `applies to`) are
-    fine: nothing is paid there, and 0.00 says so.
+    It would select nothing, and `amount 0.00` (or `value null`) would pass
+    whatever the plan pays: a typo in a component, line type, plan or
+    account, a version or a rep the test does not have, a period label of
+    another length or past the plan, a payout of a quota plan. A rep, period
+    and component that exist but have no line (a rep outside `applies to`)
+    are fine: nothing is paid there, and 0.00 says so.
     """
     kind = KINDS[expectation.what]
+    if kind.frame == "payout_lines" and not isinstance(plan, ir.CompPlan):
+        raise PlanTestError(f"a {plan.key.rsplit(' plan ', 1)[0]} plan makes no payout lines", expectation.span,
+                            "expect quota rows in a quota plan's test, territory rows in a territory plan's")
     for field_value in expectation.values:
-        if isinstance(field_value.value, ir.Text):
-            problem = _unknown_name(field_value.name, field_value.value.value, kind, plan, reps)
+        value = field_value.value
+        if field_value.name in kind.keys and isinstance(value, ir.Text | ir.Number):
+            name = value.value if isinstance(value, ir.Text) else format(value.value.normalize(), "f")
+            problem = _unknown_name(field_value.name, name, kind, plan, scope)
             if problem is not None:
                 message, hint = problem
                 raise PlanTestError(message, field_value.span, hint)
 
 
-def _unknown_name(field: str, name: str, kind: ExpectationKind, plan: ir.PlanBase, reps: Sequence[str]
+def _unknown_name(field: str, name: str, kind: ExpectationKind, plan: ir.PlanBase, scope: TestScope
                   ) -> tuple[str, str] | None:
     """(message, hint) when `name` is not one the rows selected by `field` can hold; None when it is."""
+    reps = scope.reps
     if field == "rep":
         return None if name in reps else (f'the test gives no rep "{name}"', _listed(name, reps, "reps"))
+    if field == "account":
+        accounts = scope.accounts
+        return None if name in accounts else (f'the test gives no account "{name}"',
+                                              _listed(name, accounts, "accounts"))
+    producing = [p for p in scope.plans if isinstance(p, _PRODUCERS[kind.frame])]
+    if not producing:  # no plan computes these rows in this test: `run_test` says so
+        return None
+    if field == "plan":
+        names = sorted({p.name for p in producing})
+        return None if name in names else (f'no plan "{name}" runs in this test', _listed(name, names, "plans"))
+    if field == "version":
+        versions = sorted({str(p.version) for p in producing})
+        return None if name in versions else (f"no version {name} of the plans runs in this test",
+                                              _listed(name, versions, "versions"))
+    if field == "period" and kind.frame == "quotas":
+        labels = {label for p in producing for label in _quota_labels(p)}
+        return None if name in labels else (f'the quota plans give no quota for period "{name}"',
+                                            f"their periods: {', '.join(sorted(labels, key=_label_order))}")
     if kind.frame != "payout_lines" or not isinstance(plan, ir.CompPlan):
-        return None  # quotas and territories: other plans' rows, in those plans' periods
+        return None
     if field == "component":
         components = [c.name for c in plan.components] + ([DRAW_COMPONENT] if plan.draw is not None else [])
         if name not in components:
@@ -549,6 +586,19 @@ def _unknown_name(field: str, name: str, kind: ExpectationKind, plan: ir.PlanBas
     if field == "period" and name not in {p.label for p in line_periods(plan)}:
         return f'{plan.key} has no lines in period "{name}"', _periods_hint(plan)
     return None
+
+
+_PRODUCERS = {"payout_lines": ir.CompPlan, "quotas": ir.QuotaPlan, "territories": ir.TerritoryPlan}
+
+
+def _quota_labels(plan: ir.QuotaPlan) -> list[str]:
+    """The periods a quota plan's rows have: each year's, and each period's."""
+    periods = plan_periods(plan.effective_from, plan.effective_to, plan.period)
+    return sorted({str(p.start.year) for p in periods}) + [p.label for p in periods]
+
+
+def _label_order(label: str) -> tuple[int, str]:
+    return (len(label), label)
 
 
 def _listed(name: str, known: Sequence[str], what: str) -> str:
@@ -948,15 +998,20 @@ def run_test(
         if not test.expect:
             raise PlanTestError("the test expects nothing", test.span, "add expect rows")
         tables = build_tables(test, plan, schema)
-        reps = tables["reps"].column("id").to_pylist() if "reps" in tables else []
+        running = plan_files_for(plan, files, given_quotas="quotas" in tables)
+        scope = TestScope(
+            reps=tables["reps"].column("id").to_pylist() if "reps" in tables else [],
+            accounts=tables["accounts"].column("id").to_pylist() if "accounts" in tables else [],
+            plans=[p for f in running for p in f.plans],
+        )
         for expectation in test.expect:
-            check_names(expectation, plan, reps)
+            check_names(expectation, plan, scope)
     except PlanTestError as error:
         return outcome("error", message=str(error))
     connection = connection_for(tables, schema)
     try:
         try:
-            produced = calculator(plan_files_for(plan, files, given_quotas="quotas" in tables), connection)
+            produced = calculator(running, connection)
         except RevplanError as error:  # the plan or the test's data: its diagnostics, not a traceback
             return outcome("error", message="\n".join(d.message for d in error.diagnostics))
         except RecursionError:
@@ -965,16 +1020,23 @@ def run_test(
             detail = "".join(traceback.format_exception(error)).rstrip()
             return outcome("error", message=f"the calculator failed:\n{detail}")
         payout_lines, quotas, territories = unpack_results(produced)
-        missing = _missing_results(test, quotas, territories)
-        if missing:
-            return outcome("skipped", message=missing)
-        try:
-            mismatches = compare(test.expect, payout_lines, quotas=quotas, territories=territories)
+        absent = _absent_results(test, quotas, territories)
+        try:  # what can be compared is, whatever else the test expects: a wrong payout never hides
+            mismatches = compare([e for e in test.expect if KINDS[e.what].frame not in absent], payout_lines,
+                                 quotas=quotas, territories=territories)
         except PlanTestError as error:
             return outcome("error", message=str(error))
     finally:
         connection.close()
-    return outcome("failed" if mismatches else "passed", mismatches)
+    if mismatches:
+        return outcome("failed", mismatches)
+    if absent and isinstance(produced, pd.DataFrame):  # a calculator of payout lines only (a test's own)
+        return outcome("skipped", message=f"the calculator computes no {' or '.join(absent)}, which this test "
+                                          "expects")
+    if absent:
+        return outcome("error", message=f"no {' or '.join(absent)} are computed in this test: " + " ".join(
+            _WHY_ABSENT[frame] for frame in absent))
+    return outcome("passed")
 
 
 def plan_files_for(
@@ -1038,12 +1100,19 @@ def _frame(value: Any) -> pd.DataFrame | None:
     return value if isinstance(value, pd.DataFrame) else None
 
 
-def _missing_results(test: ir.PlanTest, quotas: pd.DataFrame | None, territories: pd.DataFrame | None) -> str:
+def _absent_results(test: ir.PlanTest, quotas: pd.DataFrame | None, territories: pd.DataFrame | None
+                    ) -> list[str]:
+    """The results the test expects that its run did not compute (no quota or territory plan ran)."""
     frames = {"quotas": quotas, "territories": territories, "payout_lines": pd.DataFrame()}
-    absent = sorted({KINDS[e.what].frame for e in test.expect if frames[KINDS[e.what].frame] is None})
-    if not absent:
-        return ""
-    return f"the calculator computes no {' or '.join(absent)}, which this test expects"
+    return sorted({KINDS[e.what].frame for e in test.expect if frames[KINDS[e.what].frame] is None})
+
+
+_WHY_ABSENT = {
+    "quotas": "no quota plan runs (the plan reads the quota rows the test gives, or the quotas table): "
+              "expect quotas in a test of the quota plan.",
+    "territories": "no territory plan runs (only a comp plan with overlay credit, or a quota plan allocating by "
+                   "territory_potential, runs them): expect territories in a test of the territory plan.",
+}
 
 
 def _load(

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
+import dsl.project
 from dsl import ir
 from runtime.plantest import build_tables, load_checked, run_plan_tests, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "tests" / "examples").glob("*.plan"))
 SAMPLE_PLANS = ROOT / "plans"
+GOOD_PLANS = ROOT / "tests" / "plans" / "good"
 POSTGRES_URL = os.environ.get("REVPLAN_TEST_POSTGRES_URL")
 ENGINES = [
     "duckdb",
@@ -138,6 +140,16 @@ def test_worked_example(path: Path, plan_name: str, test_name: str, engine: str,
     if engine == "spark":
         request.getfixturevalue("spark_session")  # one session for the whole test run
     run_one([path], plan_name, test_name, engine)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "python"])
+def test_the_good_corpus_plan_tests_pass(engine: str):
+    """tests/plans/good (the language's every construct, with custom fields in its revplan.toml) has test blocks
+    too: they must hold, as the examples' do (one expected a rate a paid-on-payment line does not carry)."""
+    project = dsl.project.load_paths([GOOD_PLANS])
+    assert not [d for d in project.diagnostics if d.is_error]
+    results = run_plan_tests(project.files, sql_calculator(engine), schema=project.schema)
+    assert len(results) >= 5 and all(r.passed for r in results), "\n".join(str(r) for r in results if not r.passed)
 
 
 @pytest.mark.parametrize("engine", SAMPLE_ENGINES)

@@ -28,6 +28,7 @@ from runtime.plantest import (
     plan_files_for,
     run_plan_tests,
 )
+from runtime.run import run_plans
 
 HEADER = """revplan 1
 comp plan "P" version 2
@@ -682,6 +683,13 @@ def run_named(expect: str, clawback: str = "") -> TestResult:
             'the test gives no rep "G"',
             None,
         ),
+        # a plan or version that does not run in the test selects nothing either (audit: 0.00 passed)
+        ('expect payout rep "F", period "2027-01", plan "Montly", amount 0.00 USD',
+         'no plan "Montly" runs in this test', "did you mean 'Monthly'? plans: Monthly"),
+        ('expect payout rep "F", period "2027-01", version 2, amount 0.00 USD',
+         "no version 2 of the plans runs in this test", "versions: 1"),
+        ('expect payout rep "F", period "2027-01", version "7", amount 0.00 USD', "no version 7", None),
+        ('expect attainment rep "F", period "2027-01", plan "Typo", value null', 'no plan "Typo"', None),
     ],
 )
 def test_an_expectation_naming_what_the_test_or_plan_lacks_is_an_error(expect, message, hint):
@@ -792,3 +800,85 @@ def test_a_test_with_rows_the_contract_refuses_is_an_error_result_not_a_pass():
     (result,) = run_plan_tests([suite], lambda files, connection: lines({"rep_id": "F", "amount": Decimal("7.00")}))
     assert result.status == "error"
     assert result.message.startswith("splits.plan:14:5: RD011: the splits of deal 'D1' sum to 1.4 (140 %)")
+
+
+QUOTA_AND_TERRITORY = """revplan 1
+
+measure bookings = sum(deal.amount) where deal.stage = "closed_won"
+
+comp plan "Flat" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  component "Commission" on bookings
+    rate 10%
+
+  test "t"
+    given rep id "A"
+    given deal id "D1", owner_rep_id "A", amount 1,000 USD, close_date 2027-02-01
+    given account id "acc-1", name "Acme", country "US"
+    EXPECT_COMP
+
+quota plan "Q" version 1
+  effective 2027-01-01 to 2027-12-31
+  period quarter
+  currency USD
+  owners sales "@s" finance "@f"
+  target 100,000 USD
+  allocate by equal
+
+  test "t"
+    given rep id "A"
+    EXPECT_QUOTA
+
+territory plan "T" version 1
+  effective 2027-01-01 to 2027-12-31
+  period year
+  currency USD
+  owners sales "@s" finance "@f"
+  territory "East"
+    owner "A"
+  assign accounts where account.country = "US" to "East" priority 1
+
+  test "t"
+    given rep id "A"
+    given account id "acc-1", name "Acme", country "US"
+    EXPECT_TERRITORY
+"""
+
+
+def run_runtime_test(plan: str, expect: str) -> TestResult:
+    text = QUOTA_AND_TERRITORY
+    for which in ("COMP", "QUOTA", "TERRITORY"):
+        text = text.replace(f"EXPECT_{which}", expect if which.lower() == plan else {
+            "COMP": 'expect payout rep "A", period "2027-Q1", amount 100.00 USD',
+            "QUOTA": 'expect quota rep "A", period "2027-Q1", amount 25,000.00 USD',
+            "TERRITORY": 'expect territory account "acc-1", territory "East"'}[which])
+    name = {"comp": "Flat", "quota": "Q", "territory": "T"}[plan]
+    (result,) = run_plan_tests([load(text, "qt.plan")], lambda files, connection: run_plans(files, connection),
+                               select=lambda p, test: p.name == name)
+    return result
+
+
+@pytest.mark.parametrize(("plan", "expect", "status", "message"), [
+    ("comp", 'expect payout rep "A", period "2027-Q1", amount 100.00 USD', "passed", ""),
+    ("quota", 'expect quota rep "A", period "2027-Q1", amount 25,000.00 USD', "passed", ""),
+    ("territory", 'expect territory account "acc-1", territory "East"', "passed", ""),
+    # names no row of theirs can hold (audit: each passed, whatever the plans computed)
+    ("quota", 'expect payout rep "A", amount 0.00 USD', "error", "a quota plan makes no payout lines"),
+    ("territory", 'expect payout rep "A", amount 0.00 USD', "error", "a territory plan makes no payout lines"),
+    ("quota", 'expect quota rep "A", period "2027-Q7", amount null', "error",
+     'the quota plans give no quota for period "2027-Q7"'),
+    ("quota", 'expect quota rep "A", period "2027-Q1", plan "QQ", amount null', "error", 'no plan "QQ" runs'),
+    ("territory", 'expect territory account "acc-7", territory null', "error", 'the test gives no account "acc-7"'),
+    # a comp plan's test computes no quotas or territories: an error, and never one that hides a wrong payout
+    ("comp", 'expect quota rep "A", period "2027-Q1", amount 1 USD', "error", "no quotas are computed in this test"),
+    ("comp", 'expect territory account "acc-1", territory "East"', "error", "no territories are computed"),
+    ("comp", 'expect payout rep "A", period "2027-Q1", amount 99.00 USD\n'
+             '    expect quota rep "A", period "2027-Q1", amount 1 USD', "failed", ""),
+])
+def test_quota_and_territory_expectations_select_what_their_test_computes(plan, expect, status, message):
+    result = run_runtime_test(plan, expect)
+    assert result.status == status, str(result)
+    assert message in result.message
