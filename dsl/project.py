@@ -8,6 +8,7 @@ exception; `Project.files` holds the IR of every file that resolved.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -48,9 +49,7 @@ def find_plan_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Diagn
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            # A .plan (any case, as data files) that is not a folder is a plan file, readable or not (a
-            # dangling link is read, and reported).
-            below = sorted(p for p in path.rglob("*") if p.suffix.lower() == PLAN_SUFFIX and not p.is_dir())
+            below = _plan_files_below(path)
             if not below:
                 diagnostics.append(
                     Diagnostic(
@@ -69,6 +68,21 @@ def find_plan_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Diagn
             )
     unique = list(dict.fromkeys(found))
     return unique, diagnostics
+
+
+def _plan_files_below(folder: Path) -> list[Path]:
+    """`*.plan` files (any case, as data files) below `folder`, readable or not (a dangling link is read, and
+    reported). Linked folders are followed, each once: a team's plans linked in are paid too (Path.rglob skips
+    them, and a run left them out with no word: audit)."""
+    found, seen = [], set()
+    for root, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up, or a second link to one folder
+            folders.clear()
+            continue
+        seen.add(real)
+        found += [Path(root, name) for name in files if Path(name).suffix.lower() == PLAN_SUFFIX]
+    return sorted(found)
 
 
 def find_config(paths: Sequence[str | Path]) -> Path | None:

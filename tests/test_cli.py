@@ -118,6 +118,19 @@ def test_plan_files_in_a_folder_are_found_in_any_case(tmp_path, capsys):
     assert "checked 1 file" in capsys.readouterr().err
 
 
+def test_plan_files_in_a_linked_folder_are_found_once(tmp_path, capsys):
+    """A team's folder linked into plans/ holds plans as any folder does (audit: check and run skipped it);
+    a link back up the tree is followed once, never for ever."""
+    write(tmp_path / "plans", "flat.plan", GOOD)
+    write(tmp_path / "team_plans", "bad.plan", BAD)
+    (tmp_path / "plans" / "team").symlink_to(tmp_path / "team_plans")
+    (tmp_path / "plans" / "again").symlink_to(tmp_path / "team_plans")
+    (tmp_path / "team_plans" / "up").symlink_to(tmp_path / "plans")
+    assert main(["check", str(tmp_path / "plans")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("bad.plan:11:29") == 1 and "checked 2 files" in err
+
+
 def test_fmt_check_and_rewrite(tmp_path, capsys):
     messy = GOOD.replace("  period quarter", "  period    quarter").replace("rate 10%", "rate   10%")
     path = write(tmp_path, "flat.plan", messy)
