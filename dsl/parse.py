@@ -196,6 +196,7 @@ def parse(text: str, path: str = "<text>") -> SyntaxTree:
             source = blanked
     if tree is not None:
         diagnostics.extend(_reserved_names(tree, path))
+        diagnostics.extend(_huge_numbers(tree, path))
     return SyntaxTree(path, text, None if diagnostics else tree, comments, tuple(diagnostics))
 
 
@@ -297,6 +298,22 @@ def _reserved_names(tree: Tree, path: str) -> list[Diagnostic]:
                 )
             )
     return sorted(found, key=lambda d: (d.span.line, d.span.column))
+
+
+MAX_DIGITS = 30  # far past any amount (16 digits: RP308 in check) or count; Python's int() refuses 4,300
+
+
+def _huge_numbers(tree: Tree, path: str) -> list[Diagnostic]:
+    """RP308 for a number no plan means, before any stage turns it into an int (audit: 5,000 digits crashed
+    check, fmt and test with a traceback)."""
+    found = []
+    for token in tree.scan_values(lambda v: isinstance(v, Token) and v.type in ("NUMBER", "INT", "PERCENT")):
+        digits = sum(c.isdigit() for c in token.value)
+        if digits > MAX_DIGITS:
+            found.append(Diagnostic(code="RP308", message=f"a number of {digits:,} digits is too large",
+                                    span=_token_span(path, token, ""),
+                                    hints=("amounts have at most 16 digits before the decimal point",)))
+    return found
 
 
 def _is_cascade(error: Exception) -> bool:

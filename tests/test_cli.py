@@ -106,6 +106,26 @@ def test_check_bad_inputs_get_clear_messages(tmp_path, capsys, setup, expected):
     assert "Traceback" not in err
 
 
+HUGE = "9" * 5_000  # past Python's int() limit of 4,300 digits
+
+
+@pytest.mark.parametrize("where", [
+    ("version 1", f"version {HUGE}"),
+    ("revplan 1", f"revplan {HUGE}"),
+    ("rate 10%", f"rate {HUGE}%"),
+    ("rate 10%", f"rate 10%\n    cap {HUGE} x target_incentive"),
+    ("rate 10%", "rate 10%\n  test \"t\"\n    given rep id \"A\", target_incentive " + HUGE
+     + " USD\n    expect payout rep \"A\", amount 0 USD"),
+], ids=["version", "language", "rate", "cap", "given"])
+@pytest.mark.parametrize("command", ["check", "fmt", "test"])
+def test_a_number_of_thousands_of_digits_is_refused_not_a_traceback(tmp_path, capsys, where, command):
+    path = write(tmp_path, "huge.plan", GOOD.replace(*where))
+    assert main([command, str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "error[RP308]: a number of 5,000 digits is too large" in err and "Traceback" not in err
+    assert path.read_text() == GOOD.replace(*where)  # fmt leaves it as it is
+
+
 def _linked(link: Path, target: Path) -> Path:
     link.parent.mkdir(parents=True)
     link.symlink_to(target)
