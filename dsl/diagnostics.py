@@ -166,10 +166,19 @@ def render_json(diagnostics: Sequence[Diagnostic]) -> str:
     return json.dumps([d.model_dump(mode="json") for d in diagnostics], indent=2)
 
 
-def too_deeply_nested() -> Diagnostic:
-    """RP120: an expression past Python's recursion limit (a chain of hundreds of terms): the plan's to change."""
+def too_deeply_nested(path: str | None = None, text: str | None = None) -> Diagnostic:
+    """RP120: an expression past Python's recursion limit (a chain of hundreds of terms): the plan's to change.
+    With the file's `text`, at its longest line: statements are one line each, and that one holds the chain."""
+    span = None
+    if path is not None and text is not None:
+        lines = text.split("\n")
+        number = max(range(len(lines)), key=lambda i: len(lines[i])) + 1
+        line = lines[number - 1]
+        start = len(line) - len(line.lstrip()) + 1
+        span = Span(file=path, line=number, column=start, end_line=number, end_column=len(line) + 1)
     return Diagnostic(
         code="RP120",
         message="an expression is nested too deeply for revplan (a chain of hundreds of terms or conditions)",
+        span=span, file=path if span is None else None,
         hints=("split it into named measures of a few dozen terms each, and add those up",),
     )

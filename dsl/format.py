@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from lark import Token, Tree
 
-from dsl.diagnostics import Diagnostic
+from dsl.diagnostics import Diagnostic, too_deeply_nested
 from dsl.parse import SyntaxTree, parse
 from dsl.resolve import resolve
 
@@ -52,8 +52,11 @@ def format_text(text: str, path: str = "<text>") -> Formatted:
     syntax = parse(text, path)
     if syntax.tree is None:
         return Formatted(text, list(syntax.diagnostics))
-    formatted = format_file(syntax)
-    _assert_same_meaning(syntax, formatted)
+    try:
+        formatted = format_file(syntax)
+        _assert_same_meaning(syntax, formatted)
+    except RecursionError:  # left as it is, and said where, as check says it
+        return Formatted(text, [too_deeply_nested(path, text)])
     return Formatted(formatted, [])
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from dsl import ir
-from dsl.diagnostics import Diagnostic, has_errors, sort_key
+from dsl.diagnostics import Diagnostic, has_errors, sort_key, too_deeply_nested
 from dsl.parse import parse
 from dsl.resolve import resolve
 from dsl.schema import SCHEMA, ConfigError, Schema, load_schema
@@ -127,7 +127,12 @@ def load_texts(texts: Iterable[tuple[str, str]], schema: Schema = SCHEMA) -> Pro
         sources[path] = text
         syntax = parse(text, path)
         syntax_ok &= not syntax.diagnostics
-        resolved = resolve(syntax)
+        try:
+            resolved = resolve(syntax)
+        except RecursionError:  # one file's chain of hundreds of terms: said there, the other files still checked
+            diagnostics.append(too_deeply_nested(path, text))
+            syntax_ok = False
+            continue
         diagnostics.extend(resolved.diagnostics)
         if resolved.plan_file is not None:
             files.append(resolved.plan_file)

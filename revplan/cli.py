@@ -116,10 +116,13 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside the target, then rename over it."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Write to a temporary file beside the target, then rename over it: a linked plan where it lives (the link
+    stays a link), with the file's own permissions (audit: a 0640 plan became 0644, a link a copy)."""
+    target = path.resolve()
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    shutil.copymode(target, temporary)
+    os.replace(temporary, target)
 
 
 # ---------------------------------------------------------------- loading plans

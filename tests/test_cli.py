@@ -126,6 +126,31 @@ def test_a_number_of_thousands_of_digits_is_refused_not_a_traceback(tmp_path, ca
     assert path.read_text() == GOOD.replace(*where)  # fmt leaves it as it is
 
 
+def test_an_expression_too_deep_for_python_is_an_error_at_its_line(tmp_path, capsys):
+    """A chain of 600 terms passes Python's recursion limit: RP120 at its line, in check and fmt alike, and fmt
+    still formats (and says so) the other files (audit: a bare RP120, no file, nothing on --format github)."""
+    deep = GOOD.replace("  component", "  measure m = " + " + ".join(["bookings"] * 600) + "\n  component")
+    write(tmp_path, "deep.plan", deep)
+    other = write(tmp_path, "other.plan", "revplan 1\nmeasure   x = sum(deal.amount)\n")
+    assert main(["check", "--format", "github", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.startswith(f"::error file={tmp_path / 'deep.plan'},line=11,col=3,")
+    assert main(["fmt", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'deep.plan'}:11:3: error[RP120]" in err and f"reformatted {other}" in err
+    assert (tmp_path / "deep.plan").read_text() == deep
+
+
+def test_fmt_rewrites_a_linked_plan_where_it_lives_with_its_permissions(tmp_path):
+    shared = write(tmp_path / "shared", "measures.plan", "revplan 1\nmeasure   x = sum(deal.amount)\n")
+    shared.chmod(0o640)
+    link = tmp_path / "plans" / "measures.plan"
+    link.parent.mkdir()
+    link.symlink_to(shared)
+    assert main(["fmt", str(tmp_path / "plans")]) == 0
+    assert link.is_symlink() and shared.read_text() == "revplan 1\n\nmeasure x = sum(deal.amount)\n"
+    assert shared.stat().st_mode & 0o777 == 0o640
+
+
 def _linked(link: Path, target: Path) -> Path:
     link.parent.mkdir(parents=True)
     link.symlink_to(target)
