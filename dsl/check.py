@@ -458,6 +458,10 @@ def check_literal_values(ctx: Context) -> Iterator[Diagnostic]:
                 yield _error("RP307", "the rounding step is 0", slot.expr.span, "round to a step above 0: 1,000 USD")
             for node in walk(slot.expr):
                 yield from _literal_problems(node)
+        clawback = getattr(plan, "clawback", None)
+        if clawback is not None and clawback.within_days > LONGEST_DURATION_DAYS:  # a number, not a duration node
+            yield _error("RP308", f"a clawback window of {clawback.within_days:,} days is too large", clawback.span,
+                         f"a window spans at most {LONGEST_DURATION_DAYS:,} days (about 1,100 years: the plans' dates)")
     for measure in ctx.shared_measures:  # outside any plan, the same literals (audit: they went unchecked)
         for part in (measure.expr, measure.where):
             for node in walk(part) if part is not None else ():
