@@ -464,7 +464,9 @@ class Mismatch:
     note: str | None = None
 
     def __str__(self) -> str:
-        lines = [f"{span_text(self.expectation.span)}: {expectation_text(self.expectation)}"]
+        span = self.expectation.span  # file:line:col, as a diagnostic's: an editor jumps to it
+        where = f"{span.file}:{span.line}:{span.column}" if span else "<test>"
+        lines = [f"{where}: {expectation_text(self.expectation)}"]
         if self.note:
             lines.append(f"  {self.note}")
         if self.differences:

@@ -319,11 +319,11 @@ def test_filters_by_component_line_type_plan_and_version():
     assert compare(expect, frame) == []
 
 
-def test_a_wrong_sum_renders_expected_and_actual_with_file_and_line():
+def test_a_wrong_sum_renders_expected_and_actual_with_file_line_and_column():
     expect = expectations('expect payout rep "A", period "2027-Q1", amount 10,100.00 USD', path="plans/w1.plan")
     (mismatch,) = compare(expect, lines({"amount": Decimal("10099.99")}))
     text = str(mismatch)
-    assert text.splitlines()[0] == 'plans/w1.plan:11: expect payout rep "A", period "2027-Q1", amount 10,100.00 USD'
+    assert text.splitlines()[0] == 'plans/w1.plan:11:5: expect payout rep "A", period "2027-Q1", amount 10,100.00 USD'
     assert "amount | 10,100.00 USD | 10,099.99 USD" in text
     assert "selected rows (1):" in text and "Commission" in text
 
