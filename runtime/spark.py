@@ -22,9 +22,10 @@ DECIMAL(38,10) x DECIMAL(38,10) product to 6 places, so the runs here set
 it to false: products keep all 20 places before the cast back to 10, as on
 DuckDB. ANSI mode is on, so a value that does not fit its decimal raises an
 error instead of turning into NULL. Limits that follow: a product must stay
-below 10^18 (as on DuckDB), a quotient below 10^17 and a divisor below
-5 x 10^11 (the exact division works on integers scaled by 10^10, the
-divisor's twice in a DECIMAL(22, 0)).
+below 10^18 (as on DuckDB), a quotient below 10^17, a dividend below
+5 x 10^17 and a divisor below 5 x 10^11 (the exact division works on
+integers scaled by 10^10: the dividend's twice times 10^10 in a
+DECIMAL(38, 0), the divisor's twice in a DECIMAL(22, 0)).
 """
 
 from __future__ import annotations
