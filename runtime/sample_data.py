@@ -609,7 +609,7 @@ class _Deals:
         paid = np.where(won & (draw[9] % 100 < 90), close + 10 + (draw[9] >> 10) % 80, -1)
         paid = np.where(cancelled & (paid >= cancel), -1, paid)  # paid before any cancellation
 
-        splits = self._splits_of(start, seller, draw[2])
+        splits = self._splits_of(start, seller, close, draw[2])
         columns = [
             _ids("D", np.arange(start + 1, stop + 1), self.width),
             _take_ids(roster.ids, owner),
@@ -624,14 +624,24 @@ class _Deals:
         ]
         return pa.RecordBatch.from_arrays(columns, schema=_DEAL_SCHEMA), splits
 
-    def _splits_of(self, start: int, seller: np.ndarray, draw: np.ndarray) -> tuple[np.ndarray, ...]:
-        """~5 % of deals are split with a second seller: 50/50, 60/40, 70/30 or 75/25.
+    def _splits_of(self, start: int, seller: np.ndarray, close: np.ndarray, draw: np.ndarray
+                   ) -> tuple[np.ndarray, ...]:
+        """~5 % of deals are split with a second seller employed on the close date (the next of up to 8 drawn;
+        a partner hired later or gone is RD039's warning): 50/50, 60/40, 70/30 or 75/25.
 
         Returns (deal position, owner, partner, owner's share in percent)."""
-        split = np.flatnonzero(draw % 100 < 5) if len(self.sellers) > 1 else np.zeros(0, np.int64)
-        other = (seller[split] + 1 + (draw[split] >> 10) % max(1, len(self.sellers) - 1)) % len(self.sellers)
+        count = len(self.sellers)
+        split = np.flatnonzero(draw % 100 < 5) if count > 1 else np.zeros(0, np.int64)
+        closed = close[split]
+        partner = np.full(len(split), -1)
+        for tried in range(8):
+            other = (seller[split] + 1 + ((draw[split] >> 10) + tried) % max(1, count - 1)) % count
+            hire, end = self.roster.hire[self.sellers[other]], self.roster.termination[self.sellers[other]]
+            employed = (hire <= closed) & ((end < 0) | (closed <= end))
+            partner = np.where((partner < 0) & employed, other, partner)
+        split, partner = split[partner >= 0], partner[partner >= 0]
         share = np.array([50, 60, 70, 75])[(draw[split] >> 30) % 4]
-        return start + split, self.sellers[seller[split]], self.sellers[other], share
+        return start + split, self.sellers[seller[split]], self.sellers[partner], share
 
     def splits(self) -> pa.Table:
         """deal_splits of the deals made so far: the owner's row, then the partner's."""
