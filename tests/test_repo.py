@@ -47,6 +47,19 @@ def test_duckdb_results_are_read_to_their_end(package):
                 pytest.fail(f"{path.relative_to(ROOT)}:{number} reads a DuckDB result with fetchone(): use first_row")
 
 
+def test_the_readmes_plan_passes_its_own_test(tmp_path):
+    """A newcomer copies README.md's plan first (audit: its test failed: the rep was in no plan)."""
+    from runtime.plantest import run_plan_tests
+    from runtime.run import run_plans
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (plan,) = [block.strip().removeprefix("text").strip() for block in text.split("```")[1::2]
+               if block.lstrip().startswith("revplan 1")]
+    (tmp_path / "readme.plan").write_text(plan + "\n", encoding="utf-8")
+    results = run_plan_tests([tmp_path / "readme.plan"], lambda files, connection: run_plans(files, connection))
+    assert [r.status for r in results] == ["passed"], [str(r) for r in results]
+
+
 def test_layout_is_as_fixed():
     for name in ("dsl", "compiler", "plans", "runtime", "reports", "tests", ".github", "pyproject.toml", "README.md"):
         assert (ROOT / name).exists(), name
