@@ -28,6 +28,24 @@ class OutOfRange(ArithmeticError):
     SQL engines' overflow, so that every engine refuses the same runs (RP415)."""
 
 
+def for_dialect(query: exp.Expression, dialect: str) -> exp.Expression:
+    """`query` as `dialect` must be given it. BigQuery allows no precision in a CAST, so sqlglot prints
+    `CAST(x AS DECIMAL(38, 10))` as a bare BIGNUMERIC (38 places) and the rounding to 10 places the cast does
+    everywhere else would not happen (audit: 15,005.01 where every other engine pays 15,005.02): there each
+    such cast is ROUND(CAST(x AS BIGNUMERIC), places), half away from zero as the casts round. In place."""
+    if dialect != "bigquery":
+        return query
+    for cast in list(query.find_all(exp.Cast)):
+        to = cast.to
+        if to.this == exp.DataType.Type.DECIMAL and len(to.expressions) == 2:
+            places = int(to.expressions[1].this.name)
+            cast.set("to", exp.DataType.build("BIGNUMERIC", dialect="bigquery"))
+            rounded = exp.Round(decimals=exp.Literal.number(places))
+            cast.replace(rounded)
+            rounded.set("this", cast)  # the cast itself, not a copy: the casts inside it are in the list too
+    return query
+
+
 def wrap(node: exp.Expression) -> exp.Expression:
     """Parenthesise an operator node used as an operand (sqlglot prints trees as built)."""
     return exp.paren(node, copy=False) if isinstance(node, (exp.Binary, exp.Neg)) else node

@@ -235,6 +235,7 @@ DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "databricks"
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from compiler.exact import for_dialect
     from compiler.sql import CompileError, compile_plan
     from runtime.run import comp_plans, quota_plans, territory_plans
 
@@ -257,7 +258,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             with _sqlglot_warnings() as notes:
                 query = compile_plan(plan, measures, args.dialect, territories, quota_plans=quota_plans(project.files),
                                      converted=project.schema.converted_fields())
-                sql = query.sql(dialect=args.dialect, pretty=True)
+                sql = for_dialect(query, args.dialect).sql(dialect=args.dialect, pretty=True)
         except CompileError as error:
             hint = error.hint or f"this construct cannot be compiled to {args.dialect} yet"
             problems.append(Diagnostic(code="RP401", message=f"{plan.key}: {error}", span=plan.span, hints=(hint,)))

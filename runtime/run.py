@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from compiler import territory
-from compiler.exact import OutOfRange
+from compiler.exact import OutOfRange, for_dialect
 from compiler.quota import quota_table
 from compiler.sql import (
     ASSIGNMENTS,
@@ -162,7 +162,7 @@ def _compile_or_refuse(plans: Sequence[ir.PlanBase], compile_one: Callable) -> l
 
 def sql_text(query: exp.Expression, dialect: str) -> str:
     """The SQL of a tree built for one use: printing it in place skips sqlglot's deep copy (a third of compile time)."""
-    return query.sql(dialect=dialect, copy=False)
+    return for_dialect(query, dialect).sql(dialect=dialect, copy=False)
 
 
 def run_plans(

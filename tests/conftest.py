@@ -1,6 +1,12 @@
 import os
+import sys
 
 import pytest
+
+# The tests parse printed SQL back with sqlglot, which recurses per nesting level; BigQuery's (each decimal
+# cast a ROUND of a cast: compiler/exact.py, for_dialect) nests past Python's default 1,000 frames. Python 3.11
+# runs Python-to-Python calls off the C stack, so a higher limit is safe.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 5_000))
 
 
 def pytest_addoption(parser):

@@ -7,7 +7,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from compiler.exact import div, py_div
+from compiler.exact import dec, div, mul, py_div
 from revplan.cli import DIALECTS
 
 # Near the top of what the exact division takes (a product below 10^18, compiler/exact.py),
@@ -71,7 +71,23 @@ def every_query(dialect: str) -> list[str]:
 def test_no_sample_plan_query_uses_a_float_or_the_sign_function(dialect):
     """What a payout passes through, end to end: no DOUBLE or FLOAT cast and no SIGN in any query."""
     floats = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
+    decimals = (exp.DataType.Type.BIGDECIMAL, exp.DataType.Type.DECIMAL)
     for sql in every_query(dialect):
         tree = sqlglot.parse_one(sql, read=dialect)
         assert not list(tree.find_all(exp.Sign))
         assert not [t for t in tree.find_all(exp.DataType) if t.this in floats]
+        if dialect == "bigquery":  # every decimal cast rounds (test_bigquery_rounds_where_other_dialects_cast)
+            assert all(isinstance(c.parent, exp.Round) for c in tree.find_all(exp.Cast) if c.to.this in decimals)
+
+
+def test_bigquery_rounds_where_other_dialects_cast():
+    """BigQuery takes no precision in a CAST (sqlglot prints a bare BIGNUMERIC, 38 places), so the rounding to
+    10 places and to cents the casts do elsewhere is a ROUND there (audit: 15,005.01 where others pay 15,005.02)."""
+    from compiler.exact import for_dialect
+
+    query = exp.select(mul(exp.column("amount"), exp.column("rate")), dec(exp.column("x")),
+                       exp.Cast(this=exp.column("y"), to=exp.DataType.build("DECIMAL(18, 2)")))
+    assert for_dialect(query.copy(), "duckdb").sql("duckdb") == query.sql("duckdb")
+    assert for_dialect(query, "bigquery").sql("bigquery") == (
+        "SELECT ROUND(CAST(amount * rate AS BIGNUMERIC), 10), ROUND(CAST(x AS BIGNUMERIC), 10), "
+        "ROUND(CAST(y AS BIGNUMERIC), 2)")
