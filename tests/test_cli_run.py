@@ -641,7 +641,7 @@ def _cached_loader(real):
 
 
 @pytest.mark.parametrize("paths, plan, dialect", compile_cases())
-def test_compile_output_parses_back_in_its_dialect(cached_projects, capsys, paths, plan, dialect):
+def test_compile_output_parses_back_in_its_dialect(cached_projects, capsys, deep_sql, paths, plan, dialect):
     code = main(["compile", *map(str, paths), "--plan", plan, "--dialect", dialect])
     out, err = capsys.readouterr()
     assert "Traceback" not in err, err

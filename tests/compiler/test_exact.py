@@ -68,7 +68,7 @@ def every_query(dialect: str) -> list[str]:
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_no_sample_plan_query_uses_a_float_or_the_sign_function(dialect):
+def test_no_sample_plan_query_uses_a_float_or_the_sign_function(deep_sql, dialect):
     """What a payout passes through, end to end: no DOUBLE or FLOAT cast and no SIGN in any query."""
     floats = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
     decimals = (exp.DataType.Type.BIGDECIMAL, exp.DataType.Type.DECIMAL)
