@@ -541,7 +541,8 @@ def check_names(expectation: ir.Expectation, plan: ir.PlanBase, scope: TestScope
     """
     kind = KINDS[expectation.what]
     if kind.frame == "payout_lines" and not isinstance(plan, ir.CompPlan):
-        raise PlanTestError(f"a {plan.key.rsplit(' plan ', 1)[0]} plan makes no payout lines", expectation.span,
+        kind_name = "quota" if isinstance(plan, ir.QuotaPlan) else "territory"
+        raise PlanTestError(f"a {kind_name} plan makes no payout lines", expectation.span,
                             "expect quota rows in a quota plan's test, territory rows in a territory plan's")
     for field_value in expectation.values:
         value = field_value.value
